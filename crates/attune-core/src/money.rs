@@ -1,0 +1,270 @@
+//! Money as integer minor units with an ISO 4217 currency, never floating point; parsing of decimal
+//! amounts ("12.50") and Merchant Center price strings ("12.50 GBP").
+
+use crate::error::ValidationError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Largest accepted amount in major units; prices beyond this are data errors, not merchandise.
+const MAX_MAJOR_UNITS: i64 = 1_000_000_000;
+
+/// An ISO 4217 alphabetic currency code (three uppercase ASCII letters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "GBP"))]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    pub fn parse(code: &str) -> Result<Self, ValidationError> {
+        let bytes = code.as_bytes();
+        if bytes.len() != 3 || !bytes.iter().all(u8::is_ascii_uppercase) {
+            return Err(ValidationError::new(
+                "currency",
+                "invalid_currency",
+                format!("`{code}` is not an ISO 4217 currency code (three uppercase letters)"),
+            ));
+        }
+        Ok(Self([bytes[0], bytes[1], bytes[2]]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("currency codes are ASCII")
+    }
+
+    /// Number of decimal places of the currency's minor unit (ISO 4217 exponent).
+    pub fn exponent(&self) -> u32 {
+        match self.as_str() {
+            "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "UGX" | "PYG" | "XAF" | "XOF" => 0,
+            "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
+            _ => 2,
+        }
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Currency> for String {
+    fn from(value: Currency) -> String {
+        value.as_str().to_string()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An amount of money in minor units (pence, cents) of `currency`. Written as
+/// `{"amount": "12.50", "currency": "GBP"}` so no client has to know the currency's exponent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "MoneyText", try_from = "MoneyText")]
+pub struct Money {
+    pub minor_units: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub fn new(minor_units: i64, currency: Currency) -> Self {
+        Self {
+            minor_units,
+            currency,
+        }
+    }
+
+    /// Parse a decimal amount such as `12.5`, `12.50` or `-3`; more decimals than the currency has
+    /// are rejected rather than rounded, so no money is silently created or lost.
+    pub fn parse_amount(amount: &str, currency: Currency) -> Result<Self, ValidationError> {
+        let invalid = || {
+            ValidationError::new(
+                "price",
+                "invalid_amount",
+                format!("`{amount}` is not a decimal amount of {currency}"),
+            )
+        };
+        let text = amount.trim();
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let (whole, fraction) = match digits.split_once('.') {
+            Some((w, f)) => (w, f),
+            None => (digits, ""),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(invalid());
+        }
+        if !whole.bytes().all(|b| b.is_ascii_digit())
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid());
+        }
+        let exponent = currency.exponent();
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.len() > exponent as usize {
+            return Err(ValidationError::new(
+                "price",
+                "too_many_decimals",
+                format!("`{amount}` has more decimal places than {currency} allows ({exponent})"),
+            ));
+        }
+        let whole_value: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| invalid())?
+        };
+        if whole_value > MAX_MAJOR_UNITS {
+            return Err(ValidationError::new(
+                "price",
+                "amount_out_of_range",
+                format!("`{amount}` is too large"),
+            ));
+        }
+        let mut fraction_value: i64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().map_err(|_| invalid())?
+        };
+        for _ in fraction.len()..exponent as usize {
+            fraction_value *= 10;
+        }
+        let minor = whole_value * 10_i64.pow(exponent) + fraction_value;
+        Ok(Self {
+            minor_units: if negative { -minor } else { minor },
+            currency,
+        })
+    }
+
+    /// Parse a Merchant Center price: `"12.50 GBP"` (amount, space, currency).
+    pub fn parse_with_currency(text: &str) -> Result<Self, ValidationError> {
+        let mut parts = text.split_whitespace();
+        let (Some(amount), Some(code), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(ValidationError::new(
+                "price",
+                "invalid_price",
+                format!("`{text}` is not a price like \"12.50 GBP\""),
+            ));
+        };
+        Self::parse_amount(amount, Currency::parse(code)?)
+    }
+
+    /// The amount as a decimal string with the currency's number of decimals.
+    pub fn amount_string(&self) -> String {
+        let exponent = self.currency.exponent();
+        if exponent == 0 {
+            return self.minor_units.to_string();
+        }
+        let scale = 10_i64.pow(exponent);
+        let sign = if self.minor_units < 0 { "-" } else { "" };
+        let abs = self.minor_units.unsigned_abs();
+        format!(
+            "{sign}{}.{:0width$}",
+            abs / scale as u64,
+            abs % scale as u64,
+            width = exponent as usize
+        )
+    }
+
+    /// The amount in major units as a float, for analytics only (never for accounting).
+    pub fn as_major_f64(&self) -> f64 {
+        self.minor_units as f64 / 10_f64.powi(self.currency.exponent() as i32)
+    }
+}
+
+/// The written form of [`Money`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MoneyText {
+    #[cfg_attr(feature = "openapi", schema(example = "12.50"))]
+    pub amount: String,
+    pub currency: Currency,
+}
+
+impl From<Money> for MoneyText {
+    fn from(value: Money) -> Self {
+        Self {
+            amount: value.amount_string(),
+            currency: value.currency,
+        }
+    }
+}
+
+impl TryFrom<MoneyText> for Money {
+    type Error = ValidationError;
+    fn try_from(value: MoneyText) -> Result<Self, Self::Error> {
+        Money::parse_amount(&value.amount, value.currency)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount_string(), self.currency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gbp() -> Currency {
+        Currency::parse("GBP").unwrap()
+    }
+
+    #[test]
+    fn parses_decimal_amounts_exactly() {
+        assert_eq!(
+            Money::parse_amount("12.5", gbp()).unwrap().minor_units,
+            1250
+        );
+        assert_eq!(
+            Money::parse_amount("12.50", gbp()).unwrap().minor_units,
+            1250
+        );
+        assert_eq!(Money::parse_amount("0.01", gbp()).unwrap().minor_units, 1);
+        assert_eq!(Money::parse_amount(".5", gbp()).unwrap().minor_units, 50);
+        assert_eq!(Money::parse_amount("-3", gbp()).unwrap().minor_units, -300);
+        assert_eq!(
+            Money::parse_amount("1.230", gbp()).unwrap().minor_units,
+            123
+        );
+        assert_eq!(
+            Money::parse_amount("1.234", gbp()).unwrap_err().code,
+            "too_many_decimals"
+        );
+        assert!(Money::parse_amount("abc", gbp()).is_err());
+        assert!(Money::parse_amount("", gbp()).is_err());
+        assert!(Money::parse_amount("1e5", gbp()).is_err());
+    }
+
+    #[test]
+    fn parses_merchant_center_prices() {
+        let price = Money::parse_with_currency("12.50 GBP").unwrap();
+        assert_eq!(price.to_string(), "12.50 GBP");
+        assert_eq!(
+            Money::parse_with_currency("1500 JPY").unwrap().minor_units,
+            1500
+        );
+        assert_eq!(
+            Money::parse_with_currency("12.50").unwrap_err().code,
+            "invalid_price"
+        );
+        assert_eq!(
+            Money::parse_with_currency("12.50 gbp").unwrap_err().code,
+            "invalid_currency"
+        );
+    }
+
+    #[test]
+    fn formats_with_currency_exponent() {
+        assert_eq!(Money::new(-5, gbp()).amount_string(), "-0.05");
+        assert_eq!(
+            Money::new(1234, Currency::parse("KWD").unwrap()).amount_string(),
+            "1.234"
+        );
+    }
+}

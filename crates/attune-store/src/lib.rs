@@ -1,0 +1,81 @@
+//! Attune's storage.
+//!
+//! [`Store`] is the one interface the rest of Attune uses to keep tenants, API keys, catalog items,
+//! users and events. It is synchronous on purpose: callers in async code run it on a blocking thread.
+//! [`SqliteStore`] is the embedded default. [`conformance`] holds the behavioural tests every backend
+//! must pass; each backend's test binary instantiates them with [`conformance_tests!`].
+//!
+//! Invariants every backend keeps:
+//! - every read and write is scoped by tenant; no method can reach another tenant's rows;
+//! - `append_events` returns only after the events are durable (committed and synced);
+//! - event ids are unique per tenant: appending an already-stored id is a no-op counted as a duplicate;
+//! - a batch is applied whole or not at all.
+
+pub mod conformance;
+mod error;
+mod sqlite;
+mod types;
+
+pub use error::StoreError;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+pub use types::*;
+
+use attune_core::{Event, Item, ItemId, Tenant, TenantId, User, UserId};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub trait Store: Send + Sync + 'static {
+    /// Create a tenant; [`StoreError::Conflict`] if the id is taken. `user_token_secret` signs the
+    /// user tokens that let public keys act for one user.
+    fn create_tenant(&self, tenant: &Tenant, user_token_secret: &[u8]) -> StoreResult<()>;
+    fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>>;
+    fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+    fn user_token_secret(&self, tenant: &TenantId) -> StoreResult<Option<Vec<u8>>>;
+
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// The key whose secret hashes to `secret_hash`, revoked or not, across all tenants.
+    fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    fn api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Revoke a key of `tenant`; false when it has no such (unrevoked) key.
+    fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<bool>;
+
+    /// Insert or replace items; an existing item keeps its original `created_at`.
+    fn upsert_items(&self, tenant: &TenantId, items: &[Item]) -> StoreResult<UpsertCounts>;
+    fn item(&self, tenant: &TenantId, id: &ItemId) -> StoreResult<Option<Item>>;
+    /// The items among `ids` that exist, in the order of `ids`.
+    fn items(&self, tenant: &TenantId, ids: &[ItemId]) -> StoreResult<Vec<Item>>;
+    fn list_items(&self, tenant: &TenantId, query: &ItemQuery) -> StoreResult<ItemPage>;
+    /// Every item of the tenant, for model training and indexing.
+    fn all_items(&self, tenant: &TenantId) -> StoreResult<Vec<Item>>;
+    fn delete_item(&self, tenant: &TenantId, id: &ItemId) -> StoreResult<bool>;
+
+    /// Insert or replace a user; returns it as stored (with the first `created_at`).
+    fn upsert_user(&self, tenant: &TenantId, user: &User) -> StoreResult<User>;
+    /// Insert or replace many users in one transaction.
+    fn upsert_users(&self, tenant: &TenantId, users: &[User]) -> StoreResult<UpsertCounts>;
+    fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>>;
+    fn list_users(&self, tenant: &TenantId, query: &UserQuery) -> StoreResult<UserPage>;
+    /// Delete a user's profile and every event attributed to their user id.
+    fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<DeletedUser>;
+
+    /// Durably append events; ids already stored are skipped and counted as duplicates.
+    fn append_events(&self, tenant: &TenantId, events: &[Event]) -> StoreResult<AppendOutcome>;
+    /// A user's events, newest first.
+    fn user_timeline(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        query: &TimelineQuery,
+    ) -> StoreResult<TimelinePage>;
+    /// Events in the order they were stored, after sequence number `after_seq`.
+    fn events_after(
+        &self,
+        tenant: &TenantId,
+        after_seq: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>>;
+    fn event_by_id(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>>;
+    fn stats(&self, tenant: &TenantId) -> StoreResult<TenantStats>;
+    /// Number of events per UTC day, oldest first.
+    fn events_per_day(&self, tenant: &TenantId) -> StoreResult<Vec<DayCount>>;
+}

@@ -1,0 +1,743 @@
+//! The embedded SQLite backend: one file in WAL mode, one writer connection, a small pool of readers.
+//! With `synchronous=FULL` (the default) a commit is fsynced before `append_events` returns, so an
+//! acknowledged event survives a process or machine crash.
+
+mod migrations;
+
+use crate::types::*;
+use crate::{Store, StoreError, StoreResult};
+use attune_core::{
+    ApiKeyKind, Event, EventInput, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User,
+    UserId,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// How hard SQLite syncs on commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    /// fsync on every commit: acknowledged data survives power loss. The default.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    /// Most reader connections kept open.
+    pub max_readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            max_readers: 8,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    options: SqliteOptions,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path` and bring its schema up to date.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut writer = Connection::open(&path)?;
+        configure(&writer, options.synchronous)?;
+        migrations::apply(&mut writer)?;
+        tracing::debug!(path = %path.display(), "sqlite store opened");
+        Ok(Self {
+            path,
+            options,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                connection.busy_timeout(std::time::Duration::from_secs(10))?;
+                connection.set_prepared_statement_cache_capacity(64);
+                connection
+            }
+        };
+        let result = work(&connection);
+        let mut pool = self.readers.lock().expect("reader pool poisoned");
+        if pool.len() < self.options.max_readers {
+            pool.push(connection);
+        }
+        result
+    }
+
+    fn with_writer<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut connection = self.writer.lock().expect("writer poisoned");
+        work(&mut connection)
+    }
+}
+
+fn configure(connection: &Connection, synchronous: Synchronous) -> StoreResult<()> {
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(
+        None,
+        "synchronous",
+        match synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn timestamp(millis: i64) -> StoreResult<Timestamp> {
+    Timestamp::from_millis(millis).map_err(corrupt)
+}
+
+fn read_item(doc: &str) -> StoreResult<Item> {
+    serde_json::from_str(doc).map_err(|e| corrupt(format!("item document: {e}")))
+}
+
+fn read_user(doc: &str) -> StoreResult<User> {
+    serde_json::from_str(doc).map_err(|e| corrupt(format!("user document: {e}")))
+}
+
+fn read_event(seq: i64, received_at: i64, payload: &str) -> StoreResult<StoredEvent> {
+    let input: EventInput =
+        serde_json::from_str(payload).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
+    let received_at = timestamp(received_at)?;
+    let event =
+        Event::parse(input, received_at).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
+    Ok(StoredEvent {
+        seq,
+        received_at,
+        event,
+    })
+}
+
+/// Escape `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+const DAY_MILLIS: i64 = 86_400_000;
+
+impl Store for SqliteStore {
+    fn create_tenant(&self, tenant: &Tenant, user_token_secret: &[u8]) -> StoreResult<()> {
+        self.with_writer(|c| {
+            let inserted = c.execute(
+                "INSERT INTO tenants (tenant_id, name, created_at, user_token_secret) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id) DO NOTHING",
+                params![tenant.id.as_str(), tenant.name, tenant.created_at.millis(), user_token_secret],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("tenant `{}`", tenant.id)));
+            }
+            Ok(())
+        })
+    }
+
+    fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        self.with_reader(|c| {
+            let row = c
+                .prepare_cached("SELECT name, created_at FROM tenants WHERE tenant_id = ?1")?
+                .query_row([id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            row.map(|(name, created)| {
+                Ok(Tenant {
+                    id: id.clone(),
+                    name,
+                    created_at: timestamp(created)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT tenant_id, name, created_at FROM tenants ORDER BY tenant_id",
+            )?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, name, created)| {
+                    Ok(Tenant {
+                        id: TenantId::parse(id).map_err(corrupt)?,
+                        name,
+                        created_at: timestamp(created)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn user_token_secret(&self, tenant: &TenantId) -> StoreResult<Option<Vec<u8>>> {
+        self.with_reader(|c| {
+            Ok(
+                c.prepare_cached("SELECT user_token_secret FROM tenants WHERE tenant_id = ?1")?
+                    .query_row([tenant.as_str()], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+
+    fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        self.with_writer(|c| {
+            let inserted = c.execute(
+                "INSERT INTO api_keys (key_id, tenant_id, kind, label, secret_hash, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![
+                    key.key_id,
+                    key.tenant_id.as_str(),
+                    key.kind.as_str(),
+                    key.label,
+                    key.secret_hash,
+                    key.created_at.millis(),
+                    key.revoked_at.map(|t| t.millis())
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("api key `{}`", key.key_id)));
+            }
+            Ok(())
+        })
+    }
+
+    fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT key_id, tenant_id, kind, label, secret_hash, created_at, revoked_at FROM api_keys WHERE secret_hash = ?1",
+            )?;
+            let row = statement.query_row([secret_hash], api_key_row).optional()?;
+            row.map(api_key_from_row).transpose()
+        })
+    }
+
+    fn api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT key_id, tenant_id, kind, label, secret_hash, created_at, revoked_at FROM api_keys
+                 WHERE tenant_id = ?1 ORDER BY created_at, key_id",
+            )?;
+            let rows = statement.query_map([tenant.as_str()], api_key_row)?.collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(api_key_from_row).collect()
+        })
+    }
+
+    fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<bool> {
+        self.with_writer(|c| {
+            let changed = c.execute(
+                "UPDATE api_keys SET revoked_at = ?3 WHERE tenant_id = ?1 AND key_id = ?2 AND revoked_at IS NULL",
+                params![tenant.as_str(), key_id, Timestamp::now().millis()],
+            )?;
+            Ok(changed > 0)
+        })
+    }
+
+    fn upsert_items(&self, tenant: &TenantId, items: &[Item]) -> StoreResult<UpsertCounts> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let mut counts = UpsertCounts::default();
+            {
+                let mut existing_created =
+                    tx.prepare_cached("SELECT created_at FROM items WHERE tenant_id = ?1 AND item_id = ?2")?;
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO items (tenant_id, item_id, title, category, price_minor, currency, availability,
+                                        stock_quantity, created_at, updated_at, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (tenant_id, item_id) DO UPDATE SET
+                        title = excluded.title, category = excluded.category, price_minor = excluded.price_minor,
+                        currency = excluded.currency, availability = excluded.availability,
+                        stock_quantity = excluded.stock_quantity, updated_at = excluded.updated_at, doc = excluded.doc",
+                )?;
+                for item in items {
+                    let previous: Option<i64> =
+                        existing_created.query_row(params![tenant.as_str(), item.id.as_str()], |r| r.get(0)).optional()?;
+                    let mut stored = item.clone();
+                    match previous {
+                        Some(created) => {
+                            stored.created_at = timestamp(created)?;
+                            counts.updated += 1;
+                        }
+                        None => counts.created += 1,
+                    }
+                    upsert.execute(params![
+                        tenant.as_str(),
+                        stored.id.as_str(),
+                        stored.title,
+                        stored.category_path.join(" > "),
+                        stored.price.map(|p| p.minor_units),
+                        stored.price.map(|p| p.currency.to_string()),
+                        stored.availability.as_str(),
+                        stored.stock_quantity,
+                        stored.created_at.millis(),
+                        stored.updated_at.millis(),
+                        to_json(&stored)?,
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(counts)
+        })
+    }
+
+    fn item(&self, tenant: &TenantId, id: &ItemId) -> StoreResult<Option<Item>> {
+        self.with_reader(|c| {
+            let doc: Option<String> = c
+                .prepare_cached("SELECT doc FROM items WHERE tenant_id = ?1 AND item_id = ?2")?
+                .query_row(params![tenant.as_str(), id.as_str()], |r| r.get(0))
+                .optional()?;
+            doc.as_deref().map(read_item).transpose()
+        })
+    }
+
+    fn items(&self, tenant: &TenantId, ids: &[ItemId]) -> StoreResult<Vec<Item>> {
+        self.with_reader(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT doc FROM items WHERE tenant_id = ?1 AND item_id = ?2")?;
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                let doc: Option<String> = statement
+                    .query_row(params![tenant.as_str(), id.as_str()], |r| r.get(0))
+                    .optional()?;
+                if let Some(doc) = doc {
+                    found.push(read_item(&doc)?);
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn list_items(&self, tenant: &TenantId, query: &ItemQuery) -> StoreResult<ItemPage> {
+        self.with_reader(|c| {
+            let search = query.search.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(like_pattern);
+            let category = query.category.as_deref().filter(|s| !s.is_empty()).map(like_pattern);
+            let filter = "tenant_id = ?1
+                 AND (?2 IS NULL OR item_id LIKE ?2 ESCAPE '\\' OR title LIKE ?2 ESCAPE '\\')
+                 AND (?3 IS NULL OR category LIKE ?3 ESCAPE '\\')";
+            let total: i64 = c
+                .prepare_cached(&format!("SELECT count(*) FROM items WHERE {filter}"))?
+                .query_row(params![tenant.as_str(), search, category], |r| r.get(0))?;
+            let limit = query.limit.clamp(1, 1_000);
+            let mut statement = c.prepare_cached(&format!(
+                "SELECT doc FROM items WHERE {filter} AND (?4 IS NULL OR item_id > ?4) ORDER BY item_id LIMIT ?5"
+            ))?;
+            let docs = statement
+                .query_map(params![tenant.as_str(), search, category, query.after, limit as i64 + 1], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut items = docs.iter().map(|d| read_item(d)).collect::<StoreResult<Vec<_>>>()?;
+            let next_after = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|i| i.id.to_string())
+            } else {
+                None
+            };
+            Ok(ItemPage { items, total: total as u64, next_after })
+        })
+    }
+
+    fn all_items(&self, tenant: &TenantId) -> StoreResult<Vec<Item>> {
+        self.with_reader(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT doc FROM items WHERE tenant_id = ?1 ORDER BY item_id")?;
+            let docs = statement
+                .query_map([tenant.as_str()], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter().map(|d| read_item(d)).collect()
+        })
+    }
+
+    fn delete_item(&self, tenant: &TenantId, id: &ItemId) -> StoreResult<bool> {
+        self.with_writer(|c| {
+            Ok(c.execute(
+                "DELETE FROM items WHERE tenant_id = ?1 AND item_id = ?2",
+                params![tenant.as_str(), id.as_str()],
+            )? > 0)
+        })
+    }
+
+    fn upsert_user(&self, tenant: &TenantId, user: &User) -> StoreResult<User> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let stored = upsert_user_in(&tx, tenant, user)?.0;
+            tx.commit()?;
+            Ok(stored)
+        })
+    }
+
+    fn upsert_users(&self, tenant: &TenantId, users: &[User]) -> StoreResult<UpsertCounts> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let mut counts = UpsertCounts::default();
+            for user in users {
+                if upsert_user_in(&tx, tenant, user)?.1 {
+                    counts.created += 1;
+                } else {
+                    counts.updated += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(counts)
+        })
+    }
+
+    fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>> {
+        self.with_reader(|c| {
+            let doc: Option<String> = c
+                .prepare_cached("SELECT doc FROM users WHERE tenant_id = ?1 AND user_id = ?2")?
+                .query_row(params![tenant.as_str(), id.as_str()], |r| r.get(0))
+                .optional()?;
+            doc.as_deref().map(read_user).transpose()
+        })
+    }
+
+    fn list_users(&self, tenant: &TenantId, query: &UserQuery) -> StoreResult<UserPage> {
+        self.with_reader(|c| {
+            let search = query.search.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(like_pattern);
+            let filter = "tenant_id = ?1 AND (?2 IS NULL OR user_id LIKE ?2 ESCAPE '\\')";
+            let total: i64 = c
+                .prepare_cached(&format!("SELECT count(*) FROM users WHERE {filter}"))?
+                .query_row(params![tenant.as_str(), search], |r| r.get(0))?;
+            let limit = query.limit.clamp(1, 1_000);
+            let mut statement = c.prepare_cached(&format!(
+                "SELECT doc FROM users WHERE {filter} AND (?3 IS NULL OR user_id > ?3) ORDER BY user_id LIMIT ?4"
+            ))?;
+            let docs = statement
+                .query_map(params![tenant.as_str(), search, query.after, limit as i64 + 1], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut users = docs.iter().map(|d| read_user(d)).collect::<StoreResult<Vec<_>>>()?;
+            let next_after = if users.len() > limit {
+                users.truncate(limit);
+                users.last().map(|u| u.id.to_string())
+            } else {
+                None
+            };
+            Ok(UserPage { users, total: total as u64, next_after })
+        })
+    }
+
+    fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<DeletedUser> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let profile =
+                tx.execute("DELETE FROM users WHERE tenant_id = ?1 AND user_id = ?2", params![tenant.as_str(), id.as_str()])? > 0;
+            let per_day: Vec<(i64, String, i64)> = tx
+                .prepare(
+                    "SELECT ts / ?3, event_type, count(*) FROM events WHERE tenant_id = ?1 AND user_id = ?2
+                     GROUP BY 1, 2",
+                )?
+                .query_map(params![tenant.as_str(), id.as_str(), DAY_MILLIS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            for (day, event_type, count) in &per_day {
+                tx.execute(
+                    "UPDATE event_daily_counts SET events = events - ?4 WHERE tenant_id = ?1 AND day = ?2 AND event_type = ?3",
+                    params![tenant.as_str(), day, event_type, count],
+                )?;
+            }
+            let events =
+                tx.execute("DELETE FROM events WHERE tenant_id = ?1 AND user_id = ?2", params![tenant.as_str(), id.as_str()])?;
+            tx.commit()?;
+            Ok(DeletedUser { profile, events: events as u64 })
+        })
+    }
+
+    fn append_events(&self, tenant: &TenantId, events: &[Event]) -> StoreResult<AppendOutcome> {
+        if events.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let received_at = Timestamp::now().millis();
+        // Serialize outside the write lock: the writer is the one serial resource.
+        let payloads = events
+            .iter()
+            .map(|e| to_json(&e.to_input()))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let mut outcome = AppendOutcome::default();
+            let mut daily: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (tenant_id, event_id, event_type, user_id, anonymous_id, session_id, ts, channel,
+                                         store_id, item_id, received_at, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                )?;
+                for (event, payload) in events.iter().zip(&payloads) {
+                    let event_type = event.event_type().as_str();
+                    let inserted = insert.execute(params![
+                        tenant.as_str(),
+                        event.id.as_str(),
+                        event_type,
+                        event.subject.user_id.as_ref().map(UserId::as_str),
+                        event.subject.anonymous_id.as_ref().map(|a| a.as_str()),
+                        event.session_id.as_ref().map(|s| s.as_str()),
+                        event.timestamp.millis(),
+                        event.channel.as_str(),
+                        event.store_id.as_ref().map(|s| s.as_str()),
+                        event.kind.primary_item().map(ItemId::as_str),
+                        received_at,
+                        payload,
+                    ])?;
+                    if inserted == 0 {
+                        outcome.duplicates += 1;
+                    } else {
+                        outcome.accepted += 1;
+                        *daily.entry((event.timestamp.millis().div_euclid(DAY_MILLIS), event_type)).or_default() += 1;
+                    }
+                }
+                let mut count = tx.prepare_cached(
+                    "INSERT INTO event_daily_counts (tenant_id, day, event_type, events) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant_id, day, event_type) DO UPDATE SET events = events + excluded.events",
+                )?;
+                for ((day, event_type), events) in daily {
+                    count.execute(params![tenant.as_str(), day, event_type, events])?;
+                }
+            }
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn user_timeline(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        query: &TimelineQuery,
+    ) -> StoreResult<TimelinePage> {
+        self.with_reader(|c| {
+            let limit = query.limit.clamp(1, 1_000);
+            let mut statement = c.prepare_cached(
+                "SELECT seq, received_at, payload FROM events
+                 WHERE tenant_id = ?1 AND user_id = ?2 AND (?3 IS NULL OR seq < ?3)
+                 ORDER BY seq DESC LIMIT ?4",
+            )?;
+            let rows = statement
+                .query_map(
+                    params![
+                        tenant.as_str(),
+                        user.as_str(),
+                        query.before_seq,
+                        limit as i64 + 1
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut events = rows
+                .iter()
+                .map(|(seq, received, payload)| read_event(*seq, *received, payload))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let next_before_seq = if events.len() > limit {
+                events.truncate(limit);
+                events.last().map(|e| e.seq)
+            } else {
+                None
+            };
+            Ok(TimelinePage {
+                events,
+                next_before_seq,
+            })
+        })
+    }
+
+    fn events_after(
+        &self,
+        tenant: &TenantId,
+        after_seq: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = statement
+                .query_map(params![tenant.as_str(), after_seq, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|(seq, received, payload)| read_event(*seq, *received, payload)).collect()
+        })
+    }
+
+    fn event_by_id(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>> {
+        self.with_reader(|c| {
+            let row = c
+                .prepare_cached("SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 AND event_id = ?2")?
+                .query_row(params![tenant.as_str(), event_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })
+                .optional()?;
+            row.map(|(seq, received, payload)| read_event(seq, received, &payload)).transpose()
+        })
+    }
+
+    fn stats(&self, tenant: &TenantId) -> StoreResult<TenantStats> {
+        self.with_reader(|c| {
+            let count = |sql: &str| -> StoreResult<u64> {
+                Ok(c.prepare_cached(sql)?.query_row([tenant.as_str()], |r| r.get::<_, i64>(0))? as u64)
+            };
+            let items = count("SELECT count(*) FROM items WHERE tenant_id = ?1")?;
+            let users = count("SELECT count(*) FROM users WHERE tenant_id = ?1")?;
+            let mut statement = c.prepare_cached(
+                "SELECT event_type, sum(events) FROM event_daily_counts WHERE tenant_id = ?1 GROUP BY event_type HAVING sum(events) > 0",
+            )?;
+            let by_type = statement
+                .query_map([tenant.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut events_by_type = Vec::with_capacity(by_type.len());
+            for (name, n) in by_type {
+                events_by_type.push((EventType::parse(&name).map_err(corrupt)?, n as u64));
+            }
+            events_by_type.sort();
+            let events = events_by_type.iter().map(|(_, n)| n).sum();
+            let (first, last): (Option<i64>, Option<i64>) = c
+                .prepare_cached("SELECT min(ts), max(ts) FROM events WHERE tenant_id = ?1")?
+                .query_row([tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(TenantStats {
+                items,
+                users,
+                events,
+                events_by_type,
+                first_event_at: first.map(timestamp).transpose()?,
+                last_event_at: last.map(timestamp).transpose()?,
+            })
+        })
+    }
+
+    fn events_per_day(&self, tenant: &TenantId) -> StoreResult<Vec<DayCount>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT day, sum(events) FROM event_daily_counts WHERE tenant_id = ?1 GROUP BY day HAVING sum(events) > 0 ORDER BY day",
+            )?;
+            let rows = statement
+                .query_map([tenant.as_str()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(day, events)| Ok(DayCount { day: timestamp(day * DAY_MILLIS)?.day(), events: events as u64 }))
+                .collect()
+        })
+    }
+}
+
+type ApiKeyRow = (String, String, String, String, String, i64, Option<i64>);
+
+fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn api_key_from_row(row: ApiKeyRow) -> StoreResult<ApiKeyRecord> {
+    let (key_id, tenant_id, kind, label, secret_hash, created_at, revoked_at) = row;
+    Ok(ApiKeyRecord {
+        key_id,
+        tenant_id: TenantId::parse(tenant_id).map_err(corrupt)?,
+        kind: ApiKeyKind::parse(&kind).ok_or_else(|| corrupt(format!("api key kind `{kind}`")))?,
+        label,
+        secret_hash,
+        created_at: timestamp(created_at)?,
+        revoked_at: revoked_at.map(timestamp).transpose()?,
+    })
+}
+
+/// Upsert one user inside a transaction; returns the stored user and whether it was created.
+fn upsert_user_in(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    user: &User,
+) -> StoreResult<(User, bool)> {
+    let previous: Option<i64> = tx
+        .prepare_cached("SELECT created_at FROM users WHERE tenant_id = ?1 AND user_id = ?2")?
+        .query_row(params![tenant.as_str(), user.id.as_str()], |r| r.get(0))
+        .optional()?;
+    let mut stored = user.clone();
+    if let Some(created) = previous {
+        stored.created_at = timestamp(created)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO users (tenant_id, user_id, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (tenant_id, user_id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
+    )?
+    .execute(params![
+        tenant.as_str(),
+        stored.id.as_str(),
+        stored.created_at.millis(),
+        stored.updated_at.millis(),
+        to_json(&stored)?
+    ])?;
+    Ok((stored, previous.is_none()))
+}

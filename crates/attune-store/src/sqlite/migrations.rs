@@ -1,0 +1,86 @@
+//! Schema migrations, applied in order and recorded in SQLite's `user_version`. Never edit a shipped
+//! migration; append a new one.
+
+use crate::StoreResult;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: tenants, keys, catalog, users, events.
+    "CREATE TABLE tenants (
+        tenant_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        user_token_secret BLOB NOT NULL
+    );
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants (tenant_id),
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id);
+    CREATE TABLE items (
+        tenant_id TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        category TEXT NOT NULL,
+        price_minor INTEGER,
+        currency TEXT,
+        availability TEXT NOT NULL,
+        stock_quantity INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, item_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE users (
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        user_id TEXT,
+        anonymous_id TEXT,
+        session_id TEXT,
+        ts INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        store_id TEXT,
+        item_id TEXT,
+        received_at INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        UNIQUE (tenant_id, event_id)
+    );
+    CREATE INDEX events_by_user ON events (tenant_id, user_id, seq) WHERE user_id IS NOT NULL;
+    CREATE INDEX events_by_anonymous ON events (tenant_id, anonymous_id, seq) WHERE anonymous_id IS NOT NULL;
+    CREATE INDEX events_by_time ON events (tenant_id, ts);
+    CREATE TABLE event_daily_counts (
+        tenant_id TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, day, event_type)
+    ) WITHOUT ROWID;",
+];
+
+pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
+    let current: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index as i64 + 1;
+        let tx = connection.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "applied store migration");
+    }
+    Ok(())
+}

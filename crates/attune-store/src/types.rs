@@ -1,0 +1,106 @@
+//! Values the store takes and returns besides the domain types.
+
+use attune_core::{ApiKeyKind, Event, EventType, Item, TenantId, Timestamp, User};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Short public identifier shown in listings and used to revoke.
+    pub key_id: String,
+    pub tenant_id: TenantId,
+    pub kind: ApiKeyKind,
+    pub label: String,
+    /// Hex SHA-256 of the full key; the key itself is never stored.
+    pub secret_hash: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertCounts {
+    pub created: u64,
+    pub updated: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub accepted: u64,
+    pub duplicates: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ItemQuery {
+    /// Case-insensitive substring of the item id or title.
+    pub search: Option<String>,
+    /// Only items whose category path contains this level.
+    pub category: Option<String>,
+    /// Return items whose id sorts after this (keyset paging).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemPage {
+    pub items: Vec<Item>,
+    /// Items matching the query in total.
+    pub total: u64,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub search: Option<String>,
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub total: u64,
+    pub next_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeletedUser {
+    pub profile: bool,
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TimelineQuery {
+    /// Return events stored before this sequence number (paging, newest first).
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Position in the tenant's event log; increases with every stored event.
+    pub seq: i64,
+    pub received_at: Timestamp,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelinePage {
+    pub events: Vec<StoredEvent>,
+    pub next_before_seq: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantStats {
+    pub items: u64,
+    pub users: u64,
+    pub events: u64,
+    pub events_by_type: Vec<(EventType, u64)>,
+    pub first_event_at: Option<Timestamp>,
+    pub last_event_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub events: u64,
+}
