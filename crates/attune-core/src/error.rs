@@ -13,30 +13,18 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+        Self { field: field.into(), code, message: message.into() }
     }
 
     pub fn missing(field: impl Into<String>) -> Self {
         let field = field.into();
         let message = format!("`{field}` is required");
-        Self {
-            field,
-            code: "missing_field",
-            message,
-        }
+        Self { field, code: "missing_field", message }
     }
 
     /// Prefix the field path, for errors raised inside a nested value (`lines[2]` + `quantity`).
     pub fn within(mut self, parent: &str) -> Self {
-        self.field = if self.field.is_empty() {
-            parent.to_string()
-        } else {
-            format!("{parent}.{}", self.field)
-        };
+        self.field = if self.field.is_empty() { parent.to_string() } else { format!("{parent}.{}", self.field) };
         self
     }
 }

@@ -3,9 +3,7 @@
 //! so parsing what was written gives the same event.
 
 use crate::error::ValidationError;
-use crate::ids::{
-    AnonymousId, EventId, ItemId, OrderId, RecommendationId, SessionId, StoreId, UserId,
-};
+use crate::ids::{AnonymousId, EventId, ItemId, OrderId, RecommendationId, SessionId, StoreId, UserId};
 use crate::input::{AmountInput, EventInput, OrderLineInput, ScalarValue, TimeInput};
 use crate::item::parse_time;
 use crate::money::{Currency, Money};
@@ -34,25 +32,16 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 5] = [
-        Self::Web,
-        Self::App,
-        Self::Store,
-        Self::Kiosk,
-        Self::CallCenter,
-    ];
+    pub const ALL: [Channel; 5] = [Self::Web, Self::App, Self::Store, Self::Kiosk, Self::CallCenter];
 
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == text)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "channel",
-                    "invalid_channel",
-                    format!("`{text}` is not one of web, app, store, kiosk, call_center"),
-                )
-            })
+        Self::ALL.into_iter().find(|c| c.as_str() == text).ok_or_else(|| {
+            ValidationError::new(
+                "channel",
+                "invalid_channel",
+                format!("`{text}` is not one of web, app, store, kiosk, call_center"),
+            )
+        })
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -116,20 +105,14 @@ impl EventType {
     }
 
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == text)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Self::ALL.iter().map(EventType::as_str).collect();
-                ValidationError::new(
-                    "type",
-                    "unknown_event_type",
-                    format!(
-                        "`{text}` is not an event type; known types: {}",
-                        known.join(", ")
-                    ),
-                )
-            })
+        Self::ALL.into_iter().find(|t| t.as_str() == text).ok_or_else(|| {
+            let known: Vec<&str> = Self::ALL.iter().map(EventType::as_str).collect();
+            ValidationError::new(
+                "type",
+                "unknown_event_type",
+                format!("`{text}` is not an event type; known types: {}", known.join(", ")),
+            )
+        })
     }
 
     /// The type-specific fields an event of this type may carry (the common fields are always allowed).
@@ -171,50 +154,17 @@ impl OrderLine {
 /// The type-specific part of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    View {
-        item_id: ItemId,
-        dwell_ms: Option<u32>,
-    },
-    AddToCart {
-        item_id: ItemId,
-        quantity: u32,
-    },
-    RemoveFromCart {
-        item_id: ItemId,
-        quantity: u32,
-    },
-    Purchase {
-        order_id: OrderId,
-        lines: Vec<OrderLine>,
-    },
-    Return {
-        order_id: Option<OrderId>,
-        lines: Vec<OrderLine>,
-    },
-    Search {
-        query: String,
-        result_ids: Vec<ItemId>,
-    },
-    Impression {
-        recommendation_id: RecommendationId,
-        item_ids: Vec<ItemId>,
-        positions: Vec<u32>,
-    },
-    Click {
-        item_id: ItemId,
-        recommendation_id: Option<RecommendationId>,
-        position: Option<u32>,
-    },
-    Rating {
-        item_id: ItemId,
-        rating: f32,
-    },
-    Wishlist {
-        item_id: ItemId,
-    },
-    NotInterested {
-        item_id: ItemId,
-    },
+    View { item_id: ItemId, dwell_ms: Option<u32> },
+    AddToCart { item_id: ItemId, quantity: u32 },
+    RemoveFromCart { item_id: ItemId, quantity: u32 },
+    Purchase { order_id: OrderId, lines: Vec<OrderLine> },
+    Return { order_id: Option<OrderId>, lines: Vec<OrderLine> },
+    Search { query: String, result_ids: Vec<ItemId> },
+    Impression { recommendation_id: RecommendationId, item_ids: Vec<ItemId>, positions: Vec<u32> },
+    Click { item_id: ItemId, recommendation_id: Option<RecommendationId>, position: Option<u32> },
+    Rating { item_id: ItemId, rating: f32 },
+    Wishlist { item_id: ItemId },
+    NotInterested { item_id: ItemId },
 }
 
 impl EventKind {
@@ -244,19 +194,14 @@ impl EventKind {
             | Self::Rating { item_id, .. }
             | Self::Wishlist { item_id }
             | Self::NotInterested { item_id } => Some(item_id),
-            Self::Purchase { .. }
-            | Self::Return { .. }
-            | Self::Search { .. }
-            | Self::Impression { .. } => None,
+            Self::Purchase { .. } | Self::Return { .. } | Self::Search { .. } | Self::Impression { .. } => None,
         }
     }
 
     /// Every item the event mentions.
     pub fn items(&self) -> Vec<&ItemId> {
         match self {
-            Self::Purchase { lines, .. } | Self::Return { lines, .. } => {
-                lines.iter().map(|l| &l.item_id).collect()
-            }
+            Self::Purchase { lines, .. } | Self::Return { lines, .. } => lines.iter().map(|l| &l.item_id).collect(),
             Self::Search { result_ids, .. } => result_ids.iter().collect(),
             Self::Impression { item_ids, .. } => item_ids.iter().collect(),
             other => other.primary_item().into_iter().collect(),
@@ -290,14 +235,8 @@ impl Event {
             Some(id) => EventId::parse_field("event_id", id)?,
             None => EventId::generate(),
         };
-        let user_id = input
-            .user_id
-            .map(|v| UserId::parse_field("user_id", v))
-            .transpose()?;
-        let anonymous_id = input
-            .anonymous_id
-            .map(|v| AnonymousId::parse_field("anonymous_id", v))
-            .transpose()?;
+        let user_id = input.user_id.map(|v| UserId::parse_field("user_id", v)).transpose()?;
+        let anonymous_id = input.anonymous_id.map(|v| AnonymousId::parse_field("anonymous_id", v)).transpose()?;
         if user_id.is_none() && anonymous_id.is_none() {
             return Err(ValidationError::new(
                 "user_id",
@@ -305,10 +244,7 @@ impl Event {
                 "an event needs `user_id` or `anonymous_id` (or both)",
             ));
         }
-        let session_id = input
-            .session_id
-            .map(|v| SessionId::parse_field("session_id", v))
-            .transpose()?;
+        let session_id = input.session_id.map(|v| SessionId::parse_field("session_id", v)).transpose()?;
         let timestamp = match input.timestamp {
             None => received_at,
             Some(time) => parse_time("timestamp", time)?,
@@ -317,46 +253,23 @@ impl Event {
             None => Channel::Web,
             Some(text) => Channel::parse(&text)?,
         };
-        let store_id = input
-            .store_id
-            .map(|v| StoreId::parse_field("store_id", v))
-            .transpose()?;
+        let store_id = input.store_id.map(|v| StoreId::parse_field("store_id", v)).transpose()?;
         let context = input.context.unwrap_or_default();
         validate_scalar_map("context", &context, MAX_CONTEXT_ENTRIES, 64, 2_000)?;
 
         let item_id = || -> Result<ItemId, ValidationError> {
-            ItemId::parse_field(
-                "item_id",
-                input
-                    .item_id
-                    .clone()
-                    .ok_or_else(|| ValidationError::missing("item_id"))?,
-            )
+            ItemId::parse_field("item_id", input.item_id.clone().ok_or_else(|| ValidationError::missing("item_id"))?)
         };
         let kind = match event_type {
             EventType::View => EventKind::View {
                 item_id: item_id()?,
                 dwell_ms: input
                     .dwell_ms
-                    .map(|d| {
-                        bounded(
-                            "dwell_ms",
-                            d,
-                            0,
-                            MAX_DWELL_MS,
-                            "a dwell time in milliseconds",
-                        )
-                    })
+                    .map(|d| bounded("dwell_ms", d, 0, MAX_DWELL_MS, "a dwell time in milliseconds"))
                     .transpose()?,
             },
             EventType::AddToCart | EventType::RemoveFromCart => {
-                let quantity = bounded(
-                    "quantity",
-                    input.quantity.unwrap_or(1),
-                    1,
-                    MAX_QUANTITY,
-                    "a quantity",
-                )?;
+                let quantity = bounded("quantity", input.quantity.unwrap_or(1), 1, MAX_QUANTITY, "a quantity")?;
                 let item_id = item_id()?;
                 if event_type == EventType::AddToCart {
                     EventKind::AddToCart { item_id, quantity }
@@ -365,61 +278,39 @@ impl Event {
                 }
             }
             EventType::Purchase | EventType::Return => {
-                let currency = Currency::parse(
-                    &input
-                        .currency
-                        .ok_or_else(|| ValidationError::missing("currency"))?,
-                )?;
-                let lines = input
-                    .lines
-                    .ok_or_else(|| ValidationError::missing("lines"))?;
+                let currency = Currency::parse(&input.currency.ok_or_else(|| ValidationError::missing("currency"))?)?;
+                let lines = input.lines.ok_or_else(|| ValidationError::missing("lines"))?;
                 let lines = parse_lines(lines, currency)?;
                 if event_type == EventType::Purchase {
                     let order_id = OrderId::parse_field(
                         "order_id",
-                        input
-                            .order_id
-                            .ok_or_else(|| ValidationError::missing("order_id"))?,
+                        input.order_id.ok_or_else(|| ValidationError::missing("order_id"))?,
                     )?;
                     EventKind::Purchase { order_id, lines }
                 } else {
-                    let order_id = input
-                        .order_id
-                        .map(|v| OrderId::parse_field("order_id", v))
-                        .transpose()?;
+                    let order_id = input.order_id.map(|v| OrderId::parse_field("order_id", v)).transpose()?;
                     EventKind::Return { order_id, lines }
                 }
             }
             EventType::Search => {
-                let query = input
-                    .query
-                    .ok_or_else(|| ValidationError::missing("query"))?;
+                let query = input.query.ok_or_else(|| ValidationError::missing("query"))?;
                 if query.len() > MAX_QUERY_LEN || query.chars().any(char::is_control) {
                     return Err(ValidationError::new(
                         "query",
                         "invalid_query",
-                        format!(
-                            "a query is at most {MAX_QUERY_LEN} bytes without control characters"
-                        ),
+                        format!("a query is at most {MAX_QUERY_LEN} bytes without control characters"),
                     ));
                 }
-                let result_ids =
-                    parse_item_list("result_ids", input.result_ids.unwrap_or_default())?;
+                let result_ids = parse_item_list("result_ids", input.result_ids.unwrap_or_default())?;
                 EventKind::Search { query, result_ids }
             }
             EventType::Impression => {
                 let recommendation_id = RecommendationId::parse_field(
                     "recommendation_id",
-                    input
-                        .recommendation_id
-                        .ok_or_else(|| ValidationError::missing("recommendation_id"))?,
+                    input.recommendation_id.ok_or_else(|| ValidationError::missing("recommendation_id"))?,
                 )?;
-                let item_ids = parse_item_list(
-                    "item_ids",
-                    input
-                        .item_ids
-                        .ok_or_else(|| ValidationError::missing("item_ids"))?,
-                )?;
+                let item_ids =
+                    parse_item_list("item_ids", input.item_ids.ok_or_else(|| ValidationError::missing("item_ids"))?)?;
                 let positions = match input.positions {
                     None => (0..item_ids.len() as u32).collect(),
                     Some(positions) => {
@@ -427,33 +318,19 @@ impl Event {
                             return Err(ValidationError::new(
                                 "positions",
                                 "length_mismatch",
-                                format!(
-                                    "{} positions for {} item_ids",
-                                    positions.len(),
-                                    item_ids.len()
-                                ),
+                                format!("{} positions for {} item_ids", positions.len(), item_ids.len()),
                             ));
                         }
                         positions
                             .into_iter()
                             .enumerate()
                             .map(|(i, p)| {
-                                bounded(
-                                    &format!("positions[{i}]"),
-                                    p,
-                                    0,
-                                    MAX_LIST_LEN as i64 * 100,
-                                    "a position",
-                                )
+                                bounded(&format!("positions[{i}]"), p, 0, MAX_LIST_LEN as i64 * 100, "a position")
                             })
                             .collect::<Result<_, _>>()?
                     }
                 };
-                EventKind::Impression {
-                    recommendation_id,
-                    item_ids,
-                    positions,
-                }
+                EventKind::Impression { recommendation_id, item_ids, positions }
             }
             EventType::Click => EventKind::Click {
                 item_id: item_id()?,
@@ -467,34 +344,18 @@ impl Event {
                     .transpose()?,
             },
             EventType::Rating => {
-                let rating = input
-                    .rating
-                    .ok_or_else(|| ValidationError::missing("rating"))?;
+                let rating = input.rating.ok_or_else(|| ValidationError::missing("rating"))?;
                 if !(0.0..=5.0).contains(&rating) {
-                    return Err(ValidationError::new(
-                        "rating",
-                        "out_of_range",
-                        "a rating is between 0 and 5",
-                    ));
+                    return Err(ValidationError::new("rating", "out_of_range", "a rating is between 0 and 5"));
                 }
-                EventKind::Rating {
-                    item_id: item_id()?,
-                    rating: rating as f32,
-                }
+                EventKind::Rating { item_id: item_id()?, rating: rating as f32 }
             }
-            EventType::Wishlist => EventKind::Wishlist {
-                item_id: item_id()?,
-            },
-            EventType::NotInterested => EventKind::NotInterested {
-                item_id: item_id()?,
-            },
+            EventType::Wishlist => EventKind::Wishlist { item_id: item_id()? },
+            EventType::NotInterested => EventKind::NotInterested { item_id: item_id()? },
         };
         Ok(Self {
             id,
-            subject: Subject {
-                user_id,
-                anonymous_id,
-            },
+            subject: Subject { user_id, anonymous_id },
             session_id,
             timestamp,
             channel,
@@ -515,11 +376,7 @@ impl Event {
             timestamp: Some(TimeInput::Text(self.timestamp.to_string())),
             channel: Some(self.channel.as_str().to_string()),
             store_id: self.store_id.as_ref().map(ToString::to_string),
-            context: if self.context.is_empty() {
-                None
-            } else {
-                Some(self.context.clone())
-            },
+            context: if self.context.is_empty() { None } else { Some(self.context.clone()) },
             ..Default::default()
         };
         let write_lines = |lines: &[OrderLine]| -> (Option<String>, Option<Vec<OrderLineInput>>) {
@@ -539,8 +396,7 @@ impl Event {
                 out.item_id = Some(item_id.to_string());
                 out.dwell_ms = dwell_ms.map(i64::from);
             }
-            EventKind::AddToCart { item_id, quantity }
-            | EventKind::RemoveFromCart { item_id, quantity } => {
+            EventKind::AddToCart { item_id, quantity } | EventKind::RemoveFromCart { item_id, quantity } => {
                 out.item_id = Some(item_id.to_string());
                 out.quantity = Some(i64::from(*quantity));
             }
@@ -556,20 +412,12 @@ impl Event {
                 out.query = Some(query.clone());
                 out.result_ids = Some(result_ids.iter().map(ToString::to_string).collect());
             }
-            EventKind::Impression {
-                recommendation_id,
-                item_ids,
-                positions,
-            } => {
+            EventKind::Impression { recommendation_id, item_ids, positions } => {
                 out.recommendation_id = Some(recommendation_id.to_string());
                 out.item_ids = Some(item_ids.iter().map(ToString::to_string).collect());
                 out.positions = Some(positions.iter().map(|&p| i64::from(p)).collect());
             }
-            EventKind::Click {
-                item_id,
-                recommendation_id,
-                position,
-            } => {
+            EventKind::Click { item_id, recommendation_id, position } => {
                 out.item_id = Some(item_id.to_string());
                 out.recommendation_id = recommendation_id.as_ref().map(ToString::to_string);
                 out.position = position.map(i64::from);
@@ -608,29 +456,16 @@ fn reject_foreign_fields(event_type: EventType, input: &EventInput) -> Result<()
             return Err(ValidationError::new(
                 field,
                 "field_not_allowed",
-                format!(
-                    "`{field}` is not a field of `{}` events",
-                    event_type.as_str()
-                ),
+                format!("`{field}` is not a field of `{}` events", event_type.as_str()),
             ));
         }
     }
     Ok(())
 }
 
-fn bounded(
-    field: &str,
-    value: i64,
-    min: i64,
-    max: i64,
-    what: &str,
-) -> Result<u32, ValidationError> {
+fn bounded(field: &str, value: i64, min: i64, max: i64, what: &str) -> Result<u32, ValidationError> {
     if value < min || value > max {
-        let code = if value < 0 {
-            "negative_quantity"
-        } else {
-            "out_of_range"
-        };
+        let code = if value < 0 { "negative_quantity" } else { "out_of_range" };
         return Err(ValidationError::new(
             field,
             code,
@@ -648,22 +483,12 @@ fn parse_item_list(field: &str, ids: Vec<String>) -> Result<Vec<ItemId>, Validat
             format!("`{field}` has more than {MAX_LIST_LEN} entries"),
         ));
     }
-    ids.into_iter()
-        .enumerate()
-        .map(|(i, id)| ItemId::parse_field(&format!("{field}[{i}]"), id))
-        .collect()
+    ids.into_iter().enumerate().map(|(i, id)| ItemId::parse_field(&format!("{field}[{i}]"), id)).collect()
 }
 
-fn parse_lines(
-    lines: Vec<OrderLineInput>,
-    currency: Currency,
-) -> Result<Vec<OrderLine>, ValidationError> {
+fn parse_lines(lines: Vec<OrderLineInput>, currency: Currency) -> Result<Vec<OrderLine>, ValidationError> {
     if lines.is_empty() {
-        return Err(ValidationError::new(
-            "lines",
-            "empty_order",
-            "an order needs at least one line",
-        ));
+        return Err(ValidationError::new("lines", "empty_order", "an order needs at least one line"));
     }
     if lines.len() > MAX_LIST_LEN {
         return Err(ValidationError::new(
@@ -677,16 +502,9 @@ fn parse_lines(
         .enumerate()
         .map(|(i, line)| {
             let at = format!("lines[{i}]");
-            let item_id =
-                ItemId::parse_field("item_id", line.item_id).map_err(|e| e.within(&at))?;
-            let quantity = bounded(
-                "quantity",
-                line.quantity,
-                1,
-                MAX_QUANTITY,
-                "a positive quantity",
-            )
-            .map_err(|e| e.within(&at))?;
+            let item_id = ItemId::parse_field("item_id", line.item_id).map_err(|e| e.within(&at))?;
+            let quantity = bounded("quantity", line.quantity, 1, MAX_QUANTITY, "a positive quantity")
+                .map_err(|e| e.within(&at))?;
             let unit_price = Money::parse_amount(&line.unit_price.to_decimal_string(), currency)
                 .map_err(|e| e.within(&format!("{at}.unit_price")))?;
             if unit_price.minor_units < 0 {
@@ -696,11 +514,7 @@ fn parse_lines(
                     "a unit price must not be negative",
                 ));
             }
-            Ok(OrderLine {
-                item_id,
-                quantity,
-                unit_price,
-            })
+            Ok(OrderLine { item_id, quantity, unit_price })
         })
         .collect()
 }
@@ -721,9 +535,7 @@ mod tests {
                 "timestamp":"2010-12-01T08:26:00Z","lines":[{"item_id":"85123A","quantity":6,"unit_price":"2.55"}]}"#,
         )
         .unwrap();
-        let EventKind::Purchase { lines, .. } = &event.kind else {
-            panic!("not a purchase")
-        };
+        let EventKind::Purchase { lines, .. } = &event.kind else { panic!("not a purchase") };
         assert_eq!(lines[0].total_minor_units(), 1530);
         let again = Event::parse(event.to_input(), Timestamp::now()).unwrap();
         assert_eq!(again, event);
@@ -735,19 +547,14 @@ mod tests {
         assert_eq!(err.code, "unknown_event_type");
         let err = parse_json(r#"{"type":"view","item_id":"a"}"#).unwrap_err();
         assert_eq!(err.code, "missing_subject");
-        let err = parse_json(r#"{"type":"add_to_cart","user_id":"u","item_id":"a","quantity":-2}"#)
-            .unwrap_err();
-        assert_eq!(
-            (err.code, err.field.as_str()),
-            ("negative_quantity", "quantity")
-        );
+        let err = parse_json(r#"{"type":"add_to_cart","user_id":"u","item_id":"a","quantity":-2}"#).unwrap_err();
+        assert_eq!((err.code, err.field.as_str()), ("negative_quantity", "quantity"));
         let err = parse_json(
             r#"{"type":"purchase","user_id":"u","order_id":"o","currency":"GBP","lines":[{"item_id":"a","quantity":-1,"unit_price":1}]}"#,
         )
         .unwrap_err();
         assert_eq!(err.field, "lines[0].quantity");
-        let err =
-            parse_json(r#"{"type":"view","user_id":"u","item_id":"a","lines":[]}"#).unwrap_err();
+        let err = parse_json(r#"{"type":"view","user_id":"u","item_id":"a","lines":[]}"#).unwrap_err();
         assert_eq!(err.code, "field_not_allowed");
     }
 }

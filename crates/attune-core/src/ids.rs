@@ -9,32 +9,16 @@ pub const MAX_ID_LEN: usize = 256;
 
 fn check_identifier(field: &str, value: &str) -> Result<(), ValidationError> {
     if value.is_empty() {
-        return Err(ValidationError::new(
-            field,
-            "empty_id",
-            format!("`{field}` must not be empty"),
-        ));
+        return Err(ValidationError::new(field, "empty_id", format!("`{field}` must not be empty")));
     }
     if value.len() > MAX_ID_LEN {
-        return Err(ValidationError::new(
-            field,
-            "id_too_long",
-            format!("`{field}` is longer than {MAX_ID_LEN} bytes"),
-        ));
+        return Err(ValidationError::new(field, "id_too_long", format!("`{field}` is longer than {MAX_ID_LEN} bytes")));
     }
     if value.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            field,
-            "invalid_id",
-            format!("`{field}` contains control characters"),
-        ));
+        return Err(ValidationError::new(field, "invalid_id", format!("`{field}` contains control characters")));
     }
     if value.trim() != value {
-        return Err(ValidationError::new(
-            field,
-            "invalid_id",
-            format!("`{field}` has leading or trailing whitespace"),
-        ));
+        return Err(ValidationError::new(field, "invalid_id", format!("`{field}` has leading or trailing whitespace")));
     }
     Ok(())
 }
@@ -148,9 +132,7 @@ impl TenantId {
         let value = value.into();
         let ok = !value.is_empty()
             && value.len() <= 64
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !ok {
             return Err(ValidationError::new(
                 "tenant",
@@ -169,10 +151,7 @@ mod tests {
     #[test]
     fn rejects_empty_long_and_control_ids() {
         assert_eq!(ItemId::parse("").unwrap_err().code, "empty_id");
-        assert_eq!(
-            ItemId::parse("x".repeat(257)).unwrap_err().code,
-            "id_too_long"
-        );
+        assert_eq!(ItemId::parse("x".repeat(257)).unwrap_err().code, "id_too_long");
         assert_eq!(ItemId::parse("a\nb").unwrap_err().code, "invalid_id");
         assert_eq!(ItemId::parse(" a").unwrap_err().code, "invalid_id");
         assert_eq!(ItemId::parse("85123A").unwrap().as_str(), "85123A");

@@ -80,14 +80,8 @@ pub struct Item {
 impl Item {
     /// Validate an input. `now` fills `created_at` when the input has none, and `updated_at`.
     pub fn parse(input: ItemInput, now: Timestamp) -> Result<Self, ValidationError> {
-        let id = ItemId::parse_field(
-            "id",
-            input.id.ok_or_else(|| ValidationError::missing("id"))?,
-        )?;
-        let title = input
-            .title
-            .map(|t| t.trim().to_string())
-            .unwrap_or_default();
+        let id = ItemId::parse_field("id", input.id.ok_or_else(|| ValidationError::missing("id"))?)?;
+        let title = input.title.map(|t| t.trim().to_string()).unwrap_or_default();
         if title.is_empty() {
             return Err(ValidationError::missing("title"));
         }
@@ -110,11 +104,8 @@ impl Item {
             (None, Some(text)) => split_category(&text),
             (None, None) => Vec::new(),
         };
-        let category_path: Vec<String> = category_path
-            .into_iter()
-            .map(|level| level.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
+        let category_path: Vec<String> =
+            category_path.into_iter().map(|level| level.trim().to_string()).filter(|l| !l.is_empty()).collect();
         if category_path.len() > MAX_CATEGORY_LEVELS {
             return Err(ValidationError::new(
                 "category_path",
@@ -130,14 +121,9 @@ impl Item {
             (Some(_), None) => return Err(ValidationError::missing("currency")),
             (None, Some(_)) => return Err(ValidationError::missing("price")),
             (Some(amount), Some(code)) => {
-                let money =
-                    Money::parse_amount(&amount.to_decimal_string(), Currency::parse(&code)?)?;
+                let money = Money::parse_amount(&amount.to_decimal_string(), Currency::parse(&code)?)?;
                 if money.minor_units < 0 {
-                    return Err(ValidationError::new(
-                        "price",
-                        "negative_price",
-                        "a price must not be negative",
-                    ));
+                    return Err(ValidationError::new("price", "negative_price", "a price must not be negative"));
                 }
                 Some(money)
             }
@@ -154,11 +140,7 @@ impl Item {
         if let Some(stock) = input.stock_quantity
             && stock < 0
         {
-            return Err(ValidationError::new(
-                "stock_quantity",
-                "negative_quantity",
-                "stock must not be negative",
-            ));
+            return Err(ValidationError::new("stock_quantity", "negative_quantity", "stock must not be negative"));
         }
         let availability = match input.availability {
             Some(text) => Availability::parse(&text)?,
@@ -206,18 +188,13 @@ impl Item {
     /// Whether the item can be sold now: purchasable availability and, if stock is tracked, stock left.
     pub fn is_in_stock(&self) -> bool {
         self.availability.is_purchasable()
-            && self
-                .stock_quantity
-                .is_none_or(|s| s > 0 || self.availability != Availability::InStock)
+            && self.stock_quantity.is_none_or(|s| s > 0 || self.availability != Availability::InStock)
     }
 }
 
 /// Split `"Home > Kitchen > Mugs"` into levels.
 pub fn split_category(text: &str) -> Vec<String> {
-    text.split('>')
-        .map(|level| level.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
+    text.split('>').map(|level| level.trim().to_string()).filter(|l| !l.is_empty()).collect()
 }
 
 pub(crate) fn parse_time(field: &str, time: TimeInput) -> Result<Timestamp, ValidationError> {
@@ -232,26 +209,19 @@ pub(crate) fn parse_time(field: &str, time: TimeInput) -> Result<Timestamp, Vali
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.len() > max {
-        return Err(ValidationError::new(
-            field,
-            "value_too_long",
-            format!("`{field}` is longer than {max} bytes"),
-        ));
+        return Err(ValidationError::new(field, "value_too_long", format!("`{field}` is longer than {max} bytes")));
     }
     Ok(())
 }
 
 fn check_url(field: &str, url: &str) -> Result<(), ValidationError> {
     check_len(field, url, MAX_URL_LEN)?;
-    let scheme_ok =
-        url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/');
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/');
     if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ValidationError::new(
             field,
@@ -290,16 +260,10 @@ mod tests {
     fn rejects_negative_price_and_stock() {
         let mut bad = input();
         bad.price = Some(AmountInput::Number(-1.0));
-        assert_eq!(
-            Item::parse(bad, Timestamp::now()).unwrap_err().code,
-            "negative_price"
-        );
+        assert_eq!(Item::parse(bad, Timestamp::now()).unwrap_err().code, "negative_price");
         let mut bad = input();
         bad.stock_quantity = Some(-2);
-        assert_eq!(
-            Item::parse(bad, Timestamp::now()).unwrap_err().code,
-            "negative_quantity"
-        );
+        assert_eq!(Item::parse(bad, Timestamp::now()).unwrap_err().code, "negative_quantity");
     }
 
     #[test]

@@ -19,9 +19,7 @@ pub mod user;
 
 pub use error::ValidationError;
 pub use event::{Channel, Event, EventKind, EventType, OrderLine, Subject};
-pub use ids::{
-    AnonymousId, EventId, ItemId, OrderId, RecommendationId, SessionId, StoreId, TenantId, UserId,
-};
+pub use ids::{AnonymousId, EventId, ItemId, OrderId, RecommendationId, SessionId, StoreId, TenantId, UserId};
 pub use input::{EventInput, ItemInput, OrderLineInput, UserInput};
 pub use item::{Availability, Item};
 pub use money::{Currency, Money};

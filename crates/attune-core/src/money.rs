@@ -71,21 +71,14 @@ pub struct Money {
 
 impl Money {
     pub fn new(minor_units: i64, currency: Currency) -> Self {
-        Self {
-            minor_units,
-            currency,
-        }
+        Self { minor_units, currency }
     }
 
     /// Parse a decimal amount such as `12.5`, `12.50` or `-3`; more decimals than the currency has
     /// are rejected rather than rounded, so no money is silently created or lost.
     pub fn parse_amount(amount: &str, currency: Currency) -> Result<Self, ValidationError> {
         let invalid = || {
-            ValidationError::new(
-                "price",
-                "invalid_amount",
-                format!("`{amount}` is not a decimal amount of {currency}"),
-            )
+            ValidationError::new("price", "invalid_amount", format!("`{amount}` is not a decimal amount of {currency}"))
         };
         let text = amount.trim();
         let (negative, digits) = match text.strip_prefix('-') {
@@ -99,9 +92,7 @@ impl Money {
         if whole.is_empty() && fraction.is_empty() {
             return Err(invalid());
         }
-        if !whole.bytes().all(|b| b.is_ascii_digit())
-            || !fraction.bytes().all(|b| b.is_ascii_digit())
-        {
+        if !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid());
         }
         let exponent = currency.exponent();
@@ -113,31 +104,16 @@ impl Money {
                 format!("`{amount}` has more decimal places than {currency} allows ({exponent})"),
             ));
         }
-        let whole_value: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| invalid())?
-        };
+        let whole_value: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
         if whole_value > MAX_MAJOR_UNITS {
-            return Err(ValidationError::new(
-                "price",
-                "amount_out_of_range",
-                format!("`{amount}` is too large"),
-            ));
+            return Err(ValidationError::new("price", "amount_out_of_range", format!("`{amount}` is too large")));
         }
-        let mut fraction_value: i64 = if fraction.is_empty() {
-            0
-        } else {
-            fraction.parse().map_err(|_| invalid())?
-        };
+        let mut fraction_value: i64 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| invalid())? };
         for _ in fraction.len()..exponent as usize {
             fraction_value *= 10;
         }
         let minor = whole_value * 10_i64.pow(exponent) + fraction_value;
-        Ok(Self {
-            minor_units: if negative { -minor } else { minor },
-            currency,
-        })
+        Ok(Self { minor_units: if negative { -minor } else { minor }, currency })
     }
 
     /// Parse a Merchant Center price: `"12.50 GBP"` (amount, space, currency).
@@ -162,12 +138,7 @@ impl Money {
         let scale = 10_i64.pow(exponent);
         let sign = if self.minor_units < 0 { "-" } else { "" };
         let abs = self.minor_units.unsigned_abs();
-        format!(
-            "{sign}{}.{:0width$}",
-            abs / scale as u64,
-            abs % scale as u64,
-            width = exponent as usize
-        )
+        format!("{sign}{}.{:0width$}", abs / scale as u64, abs % scale as u64, width = exponent as usize)
     }
 
     /// The amount in major units as a float, for analytics only (never for accounting).
@@ -187,10 +158,7 @@ pub struct MoneyText {
 
 impl From<Money> for MoneyText {
     fn from(value: Money) -> Self {
-        Self {
-            amount: value.amount_string(),
-            currency: value.currency,
-        }
+        Self { amount: value.amount_string(), currency: value.currency }
     }
 }
 
@@ -217,25 +185,13 @@ mod tests {
 
     #[test]
     fn parses_decimal_amounts_exactly() {
-        assert_eq!(
-            Money::parse_amount("12.5", gbp()).unwrap().minor_units,
-            1250
-        );
-        assert_eq!(
-            Money::parse_amount("12.50", gbp()).unwrap().minor_units,
-            1250
-        );
+        assert_eq!(Money::parse_amount("12.5", gbp()).unwrap().minor_units, 1250);
+        assert_eq!(Money::parse_amount("12.50", gbp()).unwrap().minor_units, 1250);
         assert_eq!(Money::parse_amount("0.01", gbp()).unwrap().minor_units, 1);
         assert_eq!(Money::parse_amount(".5", gbp()).unwrap().minor_units, 50);
         assert_eq!(Money::parse_amount("-3", gbp()).unwrap().minor_units, -300);
-        assert_eq!(
-            Money::parse_amount("1.230", gbp()).unwrap().minor_units,
-            123
-        );
-        assert_eq!(
-            Money::parse_amount("1.234", gbp()).unwrap_err().code,
-            "too_many_decimals"
-        );
+        assert_eq!(Money::parse_amount("1.230", gbp()).unwrap().minor_units, 123);
+        assert_eq!(Money::parse_amount("1.234", gbp()).unwrap_err().code, "too_many_decimals");
         assert!(Money::parse_amount("abc", gbp()).is_err());
         assert!(Money::parse_amount("", gbp()).is_err());
         assert!(Money::parse_amount("1e5", gbp()).is_err());
@@ -245,26 +201,14 @@ mod tests {
     fn parses_merchant_center_prices() {
         let price = Money::parse_with_currency("12.50 GBP").unwrap();
         assert_eq!(price.to_string(), "12.50 GBP");
-        assert_eq!(
-            Money::parse_with_currency("1500 JPY").unwrap().minor_units,
-            1500
-        );
-        assert_eq!(
-            Money::parse_with_currency("12.50").unwrap_err().code,
-            "invalid_price"
-        );
-        assert_eq!(
-            Money::parse_with_currency("12.50 gbp").unwrap_err().code,
-            "invalid_currency"
-        );
+        assert_eq!(Money::parse_with_currency("1500 JPY").unwrap().minor_units, 1500);
+        assert_eq!(Money::parse_with_currency("12.50").unwrap_err().code, "invalid_price");
+        assert_eq!(Money::parse_with_currency("12.50 gbp").unwrap_err().code, "invalid_currency");
     }
 
     #[test]
     fn formats_with_currency_exponent() {
         assert_eq!(Money::new(-5, gbp()).amount_string(), "-0.05");
-        assert_eq!(
-            Money::new(1234, Currency::parse("KWD").unwrap()).amount_string(),
-            "1.234"
-        );
+        assert_eq!(Money::new(1234, Currency::parse("KWD").unwrap()).amount_string(), "1.234");
     }
 }

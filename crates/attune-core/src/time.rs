@@ -26,9 +26,7 @@ impl Timestamp {
             return Err(ValidationError::new(
                 "timestamp",
                 "timestamp_out_of_range",
-                format!(
-                    "{millis} ms is outside 1990-01-01..2200-01-01 (is it in seconds instead of milliseconds?)"
-                ),
+                format!("{millis} ms is outside 1990-01-01..2200-01-01 (is it in seconds instead of milliseconds?)"),
             ));
         }
         Ok(Self(millis))
@@ -50,9 +48,7 @@ impl Timestamp {
     }
 
     pub fn to_datetime(&self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0)
-            .single()
-            .expect("range-checked at construction")
+        Utc.timestamp_millis_opt(self.0).single().expect("range-checked at construction")
     }
 
     /// The UTC calendar day, as `YYYY-MM-DD`.
@@ -63,9 +59,7 @@ impl Timestamp {
 
 impl From<Timestamp> for String {
     fn from(value: Timestamp) -> String {
-        value
-            .to_datetime()
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
+        value.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 }
 
@@ -95,13 +89,7 @@ mod tests {
 
     #[test]
     fn rejects_seconds_and_garbage() {
-        assert_eq!(
-            Timestamp::from_millis(1_700_000_000).unwrap_err().code,
-            "timestamp_out_of_range"
-        );
-        assert_eq!(
-            Timestamp::parse_rfc3339("yesterday").unwrap_err().code,
-            "invalid_timestamp"
-        );
+        assert_eq!(Timestamp::from_millis(1_700_000_000).unwrap_err().code, "timestamp_out_of_range");
+        assert_eq!(Timestamp::parse_rfc3339("yesterday").unwrap_err().code, "invalid_timestamp");
     }
 }

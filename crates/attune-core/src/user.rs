@@ -23,11 +23,7 @@ pub struct Consent {
 
 impl Default for Consent {
     fn default() -> Self {
-        Self {
-            personalization: true,
-            marketing: false,
-            analytics: true,
-        }
+        Self { personalization: true, marketing: false, analytics: true }
     }
 }
 
@@ -45,18 +41,9 @@ impl User {
     /// Validate an input; `now` is used for `created_at` and `updated_at` (the store keeps the first
     /// `created_at` on later upserts).
     pub fn parse(input: UserInput, now: Timestamp) -> Result<Self, ValidationError> {
-        let id = UserId::parse_field(
-            "id",
-            input.id.ok_or_else(|| ValidationError::missing("id"))?,
-        )?;
+        let id = UserId::parse_field("id", input.id.ok_or_else(|| ValidationError::missing("id"))?)?;
         let traits = input.traits.unwrap_or_default();
-        validate_scalar_map(
-            "traits",
-            &traits,
-            MAX_TRAITS,
-            MAX_TRAIT_KEY_LEN,
-            MAX_TRAIT_TEXT_LEN,
-        )?;
+        validate_scalar_map("traits", &traits, MAX_TRAITS, MAX_TRAIT_KEY_LEN, MAX_TRAIT_TEXT_LEN)?;
         let defaults = Consent::default();
         let consent = input.consent.unwrap_or_default();
         Ok(Self {
@@ -105,11 +92,7 @@ pub(crate) fn validate_scalar_map(
                 ));
             }
             ScalarValue::Number(n) if !n.is_finite() => {
-                return Err(ValidationError::new(
-                    format!("{field}.{key}"),
-                    "invalid_number",
-                    "numbers must be finite",
-                ));
+                return Err(ValidationError::new(format!("{field}.{key}"), "invalid_number", "numbers must be finite"));
             }
             _ => {}
         }

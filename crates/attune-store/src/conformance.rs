@@ -4,8 +4,8 @@
 use crate::types::*;
 use crate::{Store, StoreError};
 use attune_core::{
-    ApiKeyKind, Event, EventInput, EventType, Item, ItemId, ItemInput, Tenant, TenantId, Timestamp,
-    User, UserId, UserInput,
+    ApiKeyKind, Event, EventInput, EventType, Item, ItemId, ItemInput, Tenant, TenantId, Timestamp, User, UserId,
+    UserInput,
 };
 
 /// Instantiate every conformance check as a `#[test]` for one backend.
@@ -32,14 +32,7 @@ macro_rules! conformance_tests {
 fn tenant(store: &dyn Store, id: &str) -> TenantId {
     let id = TenantId::parse_slug(id).unwrap();
     store
-        .create_tenant(
-            &Tenant {
-                id: id.clone(),
-                name: format!("Shop {id}"),
-                created_at: Timestamp::now(),
-            },
-            b"secret",
-        )
+        .create_tenant(&Tenant { id: id.clone(), name: format!("Shop {id}"), created_at: Timestamp::now() }, b"secret")
         .unwrap();
     id
 }
@@ -67,26 +60,11 @@ fn view(event_id: &str, user: &str, item: &str, ts: &str) -> Event {
 
 pub fn tenants_are_created_once(store: &dyn Store) {
     let id = tenant(store, "alpha");
-    let again = store.create_tenant(
-        &Tenant {
-            id: id.clone(),
-            name: "dup".into(),
-            created_at: Timestamp::now(),
-        },
-        b"x",
-    );
-    assert!(
-        matches!(again, Err(StoreError::Conflict(_))),
-        "second create must conflict"
-    );
+    let again = store.create_tenant(&Tenant { id: id.clone(), name: "dup".into(), created_at: Timestamp::now() }, b"x");
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "second create must conflict");
     assert_eq!(store.tenant(&id).unwrap().unwrap().name, "Shop alpha");
     assert_eq!(store.user_token_secret(&id).unwrap().unwrap(), b"secret");
-    assert!(
-        store
-            .tenant(&TenantId::parse_slug("nobody").unwrap())
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.tenant(&TenantId::parse_slug("nobody").unwrap()).unwrap().is_none());
     assert_eq!(store.tenants().unwrap().len(), 1);
 }
 
@@ -105,23 +83,10 @@ pub fn api_keys_are_found_by_hash_and_revoked(store: &dyn Store) {
     store.insert_api_key(&record).unwrap();
     assert_eq!(store.api_key_by_hash("h1").unwrap().unwrap(), record);
     assert!(store.api_key_by_hash("h2").unwrap().is_none());
-    assert!(
-        !store.revoke_api_key(&b, "k1").unwrap(),
-        "another tenant must not revoke the key"
-    );
+    assert!(!store.revoke_api_key(&b, "k1").unwrap(), "another tenant must not revoke the key");
     assert!(store.revoke_api_key(&a, "k1").unwrap());
-    assert!(
-        store
-            .api_key_by_hash("h1")
-            .unwrap()
-            .unwrap()
-            .revoked_at
-            .is_some()
-    );
-    assert!(
-        !store.revoke_api_key(&a, "k1").unwrap(),
-        "revoking twice is a no-op"
-    );
+    assert!(store.api_key_by_hash("h1").unwrap().unwrap().revoked_at.is_some());
+    assert!(!store.revoke_api_key(&a, "k1").unwrap(), "revoking twice is a no-op");
     assert_eq!(store.api_keys(&a).unwrap().len(), 1);
     assert!(store.api_keys(&b).unwrap().is_empty());
 }
@@ -130,26 +95,11 @@ pub fn items_upsert_keep_created_at(store: &dyn Store) {
     let t = tenant(store, "alpha");
     let mut first = item("a", "Candle");
     first.created_at = Timestamp::from_millis(1_600_000_000_000).unwrap();
-    assert_eq!(
-        store.upsert_items(&t, &[first.clone()]).unwrap(),
-        UpsertCounts {
-            created: 1,
-            updated: 0
-        }
-    );
+    assert_eq!(store.upsert_items(&t, &[first.clone()]).unwrap(), UpsertCounts { created: 1, updated: 0 });
     let mut second = item("a", "Scented candle");
     second.created_at = Timestamp::from_millis(1_700_000_000_000).unwrap();
-    assert_eq!(
-        store.upsert_items(&t, &[second]).unwrap(),
-        UpsertCounts {
-            created: 0,
-            updated: 1
-        }
-    );
-    let stored = store
-        .item(&t, &ItemId::parse("a").unwrap())
-        .unwrap()
-        .unwrap();
+    assert_eq!(store.upsert_items(&t, &[second]).unwrap(), UpsertCounts { created: 0, updated: 1 });
+    let stored = store.item(&t, &ItemId::parse("a").unwrap()).unwrap().unwrap();
     assert_eq!(stored.title, "Scented candle");
     assert_eq!(stored.created_at, first.created_at);
     assert!(store.delete_item(&t, &stored.id).unwrap());
@@ -159,26 +109,13 @@ pub fn items_upsert_keep_created_at(store: &dyn Store) {
 
 pub fn item_listing_pages_and_searches(store: &dyn Store) {
     let t = tenant(store, "alpha");
-    let items: Vec<Item> = (0..25)
-        .map(|i| item(&format!("sku{i:03}"), &format!("Heart holder {i}")))
-        .collect();
+    let items: Vec<Item> = (0..25).map(|i| item(&format!("sku{i:03}"), &format!("Heart holder {i}"))).collect();
     store.upsert_items(&t, &items).unwrap();
-    store
-        .upsert_items(&t, &[item("x_1", "Blue 100% wool scarf")])
-        .unwrap();
+    store.upsert_items(&t, &[item("x_1", "Blue 100% wool scarf")]).unwrap();
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store
-            .list_items(
-                &t,
-                &ItemQuery {
-                    after: after.clone(),
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let page = store.list_items(&t, &ItemQuery { after: after.clone(), limit: 10, ..Default::default() }).unwrap();
         assert_eq!(page.total, 26);
         seen.extend(page.items.iter().map(|i| i.id.to_string()));
         match page.next_after {
@@ -187,57 +124,20 @@ pub fn item_listing_pages_and_searches(store: &dyn Store) {
         }
     }
     assert_eq!(seen.len(), 26);
-    assert!(
-        seen.windows(2).all(|w| w[0] < w[1]),
-        "pages are in id order without overlap"
-    );
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "pages are in id order without overlap");
     let found = store
-        .list_items(
-            &t,
-            &ItemQuery {
-                search: Some("HEART HOLDER 1".into()),
-                limit: 50,
-                ..Default::default()
-            },
-        )
+        .list_items(&t, &ItemQuery { search: Some("HEART HOLDER 1".into()), limit: 50, ..Default::default() })
         .unwrap();
     assert_eq!(found.total, 11, "1 and 10..=19");
-    let percent = store
-        .list_items(
-            &t,
-            &ItemQuery {
-                search: Some("100%".into()),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    assert_eq!(
-        percent.total, 1,
-        "LIKE wildcards in the search text are literal"
-    );
-    let underscore = store
-        .list_items(
-            &t,
-            &ItemQuery {
-                search: Some("x_".into()),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let percent =
+        store.list_items(&t, &ItemQuery { search: Some("100%".into()), limit: 50, ..Default::default() }).unwrap();
+    assert_eq!(percent.total, 1, "LIKE wildcards in the search text are literal");
+    let underscore =
+        store.list_items(&t, &ItemQuery { search: Some("x_".into()), limit: 50, ..Default::default() }).unwrap();
     assert_eq!(underscore.total, 1);
-    let wanted = [
-        ItemId::parse("sku002").unwrap(),
-        ItemId::parse("missing").unwrap(),
-        ItemId::parse("sku001").unwrap(),
-    ];
-    let fetched: Vec<String> = store
-        .items(&t, &wanted)
-        .unwrap()
-        .iter()
-        .map(|i| i.id.to_string())
-        .collect();
+    let wanted =
+        [ItemId::parse("sku002").unwrap(), ItemId::parse("missing").unwrap(), ItemId::parse("sku001").unwrap()];
+    let fetched: Vec<String> = store.items(&t, &wanted).unwrap().iter().map(|i| i.id.to_string()).collect();
     assert_eq!(fetched, ["sku002", "sku001"]);
     assert_eq!(store.all_items(&t).unwrap().len(), 26);
 }
@@ -245,44 +145,21 @@ pub fn item_listing_pages_and_searches(store: &dyn Store) {
 pub fn items_are_isolated_between_tenants(store: &dyn Store) {
     let a = tenant(store, "alpha");
     let b = tenant(store, "beta");
-    store
-        .upsert_items(&a, &[item("shared-id", "Alpha's candle")])
-        .unwrap();
-    store
-        .upsert_items(&b, &[item("shared-id", "Beta's mug")])
-        .unwrap();
+    store.upsert_items(&a, &[item("shared-id", "Alpha's candle")]).unwrap();
+    store.upsert_items(&b, &[item("shared-id", "Beta's mug")]).unwrap();
     let id = ItemId::parse("shared-id").unwrap();
-    assert_eq!(
-        store.item(&a, &id).unwrap().unwrap().title,
-        "Alpha's candle"
-    );
+    assert_eq!(store.item(&a, &id).unwrap().unwrap().title, "Alpha's candle");
     assert_eq!(store.item(&b, &id).unwrap().unwrap().title, "Beta's mug");
     assert!(store.delete_item(&b, &id).unwrap());
-    assert!(
-        store.item(&a, &id).unwrap().is_some(),
-        "deleting in beta leaves alpha's item"
-    );
-    assert_eq!(
-        store
-            .list_items(
-                &b,
-                &ItemQuery {
-                    limit: 10,
-                    ..Default::default()
-                }
-            )
-            .unwrap()
-            .total,
-        0
-    );
+    assert!(store.item(&a, &id).unwrap().is_some(), "deleting in beta leaves alpha's item");
+    assert_eq!(store.list_items(&b, &ItemQuery { limit: 10, ..Default::default() }).unwrap().total, 0);
 }
 
 pub fn users_round_trip_and_delete_with_events(store: &dyn Store) {
     let t = tenant(store, "alpha");
     let other = tenant(store, "beta");
     let input: UserInput =
-        serde_json::from_str(r#"{"id":"17850","traits":{"country":"United Kingdom","vip":true}}"#)
-            .unwrap();
+        serde_json::from_str(r#"{"id":"17850","traits":{"country":"United Kingdom","vip":true}}"#).unwrap();
     let user = User::parse(input, Timestamp::now()).unwrap();
     store.upsert_user(&t, &user).unwrap();
     store.upsert_user(&other, &user).unwrap();
@@ -290,82 +167,28 @@ pub fn users_round_trip_and_delete_with_events(store: &dyn Store) {
     store
         .append_events(
             &t,
-            &[
-                view("e1", "17850", "a", "2011-01-01T10:00:00Z"),
-                view("e2", "17850", "b", "2011-01-02T10:00:00Z"),
-            ],
+            &[view("e1", "17850", "a", "2011-01-01T10:00:00Z"), view("e2", "17850", "b", "2011-01-02T10:00:00Z")],
         )
         .unwrap();
-    store
-        .append_events(&other, &[view("e1", "17850", "a", "2011-01-01T10:00:00Z")])
-        .unwrap();
+    store.append_events(&other, &[view("e1", "17850", "a", "2011-01-01T10:00:00Z")]).unwrap();
     let deleted = store.delete_user(&t, &user.id).unwrap();
-    assert_eq!(
-        deleted,
-        DeletedUser {
-            profile: true,
-            events: 2
-        }
-    );
+    assert_eq!(deleted, DeletedUser { profile: true, events: 2 });
     assert!(store.user(&t, &user.id).unwrap().is_none());
-    assert_eq!(
-        store.stats(&t).unwrap().events,
-        0,
-        "daily counts follow deletion"
-    );
-    assert!(
-        store.user(&other, &user.id).unwrap().is_some(),
-        "the other tenant's user is untouched"
-    );
+    assert_eq!(store.stats(&t).unwrap().events, 0, "daily counts follow deletion");
+    assert!(store.user(&other, &user.id).unwrap().is_some(), "the other tenant's user is untouched");
     assert_eq!(store.stats(&other).unwrap().events, 1);
-    let page = store
-        .list_users(
-            &other,
-            &UserQuery {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let page = store.list_users(&other, &UserQuery { limit: 10, ..Default::default() }).unwrap();
     assert_eq!(page.total, 1);
 }
 
 pub fn events_are_idempotent_by_id(store: &dyn Store) {
     let t = tenant(store, "alpha");
-    let batch = vec![
-        view("e1", "u", "a", "2011-01-01T10:00:00Z"),
-        view("e2", "u", "b", "2011-01-01T11:00:00Z"),
-    ];
-    assert_eq!(
-        store.append_events(&t, &batch).unwrap(),
-        AppendOutcome {
-            accepted: 2,
-            duplicates: 0
-        }
-    );
-    let retry = vec![
-        batch[1].clone(),
-        view("e3", "u", "c", "2011-01-01T12:00:00Z"),
-        batch[0].clone(),
-    ];
-    assert_eq!(
-        store.append_events(&t, &retry).unwrap(),
-        AppendOutcome {
-            accepted: 1,
-            duplicates: 2
-        }
-    );
-    let within = vec![
-        view("e4", "u", "a", "2011-01-01T10:00:00Z"),
-        view("e4", "u", "a", "2011-01-01T10:00:00Z"),
-    ];
-    assert_eq!(
-        store.append_events(&t, &within).unwrap(),
-        AppendOutcome {
-            accepted: 1,
-            duplicates: 1
-        }
-    );
+    let batch = vec![view("e1", "u", "a", "2011-01-01T10:00:00Z"), view("e2", "u", "b", "2011-01-01T11:00:00Z")];
+    assert_eq!(store.append_events(&t, &batch).unwrap(), AppendOutcome { accepted: 2, duplicates: 0 });
+    let retry = vec![batch[1].clone(), view("e3", "u", "c", "2011-01-01T12:00:00Z"), batch[0].clone()];
+    assert_eq!(store.append_events(&t, &retry).unwrap(), AppendOutcome { accepted: 1, duplicates: 2 });
+    let within = vec![view("e4", "u", "a", "2011-01-01T10:00:00Z"), view("e4", "u", "a", "2011-01-01T10:00:00Z")];
+    assert_eq!(store.append_events(&t, &within).unwrap(), AppendOutcome { accepted: 1, duplicates: 1 });
     assert_eq!(store.stats(&t).unwrap().events, 4);
     assert_eq!(store.events_after(&t, 0, 100).unwrap().len(), 4);
 }
@@ -373,21 +196,11 @@ pub fn events_are_idempotent_by_id(store: &dyn Store) {
 pub fn events_are_isolated_between_tenants(store: &dyn Store) {
     let a = tenant(store, "alpha");
     let b = tenant(store, "beta");
-    store
-        .append_events(&a, &[view("same-id", "u", "a", "2011-01-01T10:00:00Z")])
-        .unwrap();
-    let outcome = store
-        .append_events(&b, &[view("same-id", "u", "b", "2011-01-01T10:00:00Z")])
-        .unwrap();
-    assert_eq!(
-        outcome.accepted, 1,
-        "event ids are unique per tenant, not globally"
-    );
+    store.append_events(&a, &[view("same-id", "u", "a", "2011-01-01T10:00:00Z")]).unwrap();
+    let outcome = store.append_events(&b, &[view("same-id", "u", "b", "2011-01-01T10:00:00Z")]).unwrap();
+    assert_eq!(outcome.accepted, 1, "event ids are unique per tenant, not globally");
     let user = UserId::parse("u").unwrap();
-    let query = TimelineQuery {
-        limit: 10,
-        ..Default::default()
-    };
+    let query = TimelineQuery { limit: 10, ..Default::default() };
     let a_items: Vec<_> = store
         .user_timeline(&a, &user, &query)
         .unwrap()
@@ -404,64 +217,25 @@ pub fn events_are_isolated_between_tenants(store: &dyn Store) {
 pub fn timeline_is_newest_first_and_pages(store: &dyn Store) {
     let t = tenant(store, "alpha");
     let events: Vec<Event> = (0..7)
-        .map(|i| {
-            view(
-                &format!("e{i}"),
-                "u",
-                &format!("item{i}"),
-                &format!("2011-01-0{}T10:00:00Z", i + 1),
-            )
-        })
+        .map(|i| view(&format!("e{i}"), "u", &format!("item{i}"), &format!("2011-01-0{}T10:00:00Z", i + 1)))
         .collect();
     store.append_events(&t, &events).unwrap();
-    store
-        .append_events(&t, &[view("other-user", "v", "zz", "2011-01-01T10:00:00Z")])
-        .unwrap();
+    store.append_events(&t, &[view("other-user", "v", "zz", "2011-01-01T10:00:00Z")]).unwrap();
     let user = UserId::parse("u").unwrap();
-    let first = store
-        .user_timeline(
-            &t,
-            &user,
-            &TimelineQuery {
-                limit: 4,
-                before_seq: None,
-            },
-        )
-        .unwrap();
-    let ids: Vec<_> = first
-        .events
-        .iter()
-        .map(|e| e.event.id.to_string())
-        .collect();
+    let first = store.user_timeline(&t, &user, &TimelineQuery { limit: 4, before_seq: None }).unwrap();
+    let ids: Vec<_> = first.events.iter().map(|e| e.event.id.to_string()).collect();
     assert_eq!(ids, ["e6", "e5", "e4", "e3"]);
-    let second = store
-        .user_timeline(
-            &t,
-            &user,
-            &TimelineQuery {
-                limit: 4,
-                before_seq: first.next_before_seq,
-            },
-        )
-        .unwrap();
-    let ids: Vec<_> = second
-        .events
-        .iter()
-        .map(|e| e.event.id.to_string())
-        .collect();
+    let second =
+        store.user_timeline(&t, &user, &TimelineQuery { limit: 4, before_seq: first.next_before_seq }).unwrap();
+    let ids: Vec<_> = second.events.iter().map(|e| e.event.id.to_string()).collect();
     assert_eq!(ids, ["e2", "e1", "e0"]);
     assert!(second.next_before_seq.is_none());
-    assert_eq!(
-        second.events[0].event, events[2],
-        "events read back equal what was written"
-    );
+    assert_eq!(second.events[0].event, events[2], "events read back equal what was written");
 }
 
 pub fn stats_and_daily_counts_follow_appends(store: &dyn Store) {
     let t = tenant(store, "alpha");
-    store
-        .upsert_items(&t, &[item("a", "A"), item("b", "B")])
-        .unwrap();
+    store.upsert_items(&t, &[item("a", "A"), item("b", "B")]).unwrap();
     store.append_events(
         &t,
         &[
@@ -473,33 +247,20 @@ pub fn stats_and_daily_counts_follow_appends(store: &dyn Store) {
     .unwrap();
     let stats = store.stats(&t).unwrap();
     assert_eq!((stats.items, stats.users, stats.events), (2, 0, 3));
-    assert_eq!(
-        stats.events_by_type,
-        vec![(EventType::View, 2), (EventType::Purchase, 1)]
-    );
+    assert_eq!(stats.events_by_type, vec![(EventType::View, 2), (EventType::Purchase, 1)]);
     assert_eq!(stats.first_event_at.unwrap().day(), "2011-01-01");
     let days = store.events_per_day(&t).unwrap();
     assert_eq!(
         days,
-        vec![
-            DayCount {
-                day: "2011-01-01".into(),
-                events: 2
-            },
-            DayCount {
-                day: "2011-01-03".into(),
-                events: 1
-            }
-        ]
+        vec![DayCount { day: "2011-01-01".into(), events: 2 }, DayCount { day: "2011-01-03".into(), events: 1 }]
     );
 }
 
 pub fn event_log_scans_in_order(store: &dyn Store) {
     let t = tenant(store, "alpha");
     for batch in 0..3 {
-        let events: Vec<Event> = (0..5)
-            .map(|i| view(&format!("b{batch}e{i}"), "u", "a", "2011-01-01T10:00:00Z"))
-            .collect();
+        let events: Vec<Event> =
+            (0..5).map(|i| view(&format!("b{batch}e{i}"), "u", "a", "2011-01-01T10:00:00Z")).collect();
         store.append_events(&t, &events).unwrap();
     }
     let mut after = 0;

@@ -61,19 +61,9 @@ pub trait Store: Send + Sync + 'static {
     /// Durably append events; ids already stored are skipped and counted as duplicates.
     fn append_events(&self, tenant: &TenantId, events: &[Event]) -> StoreResult<AppendOutcome>;
     /// A user's events, newest first.
-    fn user_timeline(
-        &self,
-        tenant: &TenantId,
-        user: &UserId,
-        query: &TimelineQuery,
-    ) -> StoreResult<TimelinePage>;
+    fn user_timeline(&self, tenant: &TenantId, user: &UserId, query: &TimelineQuery) -> StoreResult<TimelinePage>;
     /// Events in the order they were stored, after sequence number `after_seq`.
-    fn events_after(
-        &self,
-        tenant: &TenantId,
-        after_seq: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>>;
+    fn events_after(&self, tenant: &TenantId, after_seq: i64, limit: usize) -> StoreResult<Vec<StoredEvent>>;
     fn event_by_id(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>>;
     fn stats(&self, tenant: &TenantId) -> StoreResult<TenantStats>;
     /// Number of events per UTC day, oldest first.

@@ -6,10 +6,7 @@ mod migrations;
 
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
-use attune_core::{
-    ApiKeyKind, Event, EventInput, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User,
-    UserId,
-};
+use attune_core::{ApiKeyKind, Event, EventInput, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,10 +32,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self {
-            synchronous: Synchronous::Full,
-            max_readers: 8,
-        }
+        Self { synchronous: Synchronous::Full, max_readers: 8 }
     }
 }
 
@@ -62,12 +56,7 @@ impl SqliteStore {
         configure(&writer, options.synchronous)?;
         migrations::apply(&mut writer)?;
         tracing::debug!(path = %path.display(), "sqlite store opened");
-        Ok(Self {
-            path,
-            options,
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-        })
+        Ok(Self { path, options, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
     pub fn path(&self) -> &Path {
@@ -81,9 +70,7 @@ impl SqliteStore {
             None => {
                 let connection = Connection::open_with_flags(
                     &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_URI,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 connection.busy_timeout(std::time::Duration::from_secs(10))?;
                 connection.set_prepared_statement_cache_capacity(64);
@@ -98,10 +85,7 @@ impl SqliteStore {
         result
     }
 
-    fn with_writer<T>(
-        &self,
-        work: impl FnOnce(&mut Connection) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    fn with_writer<T>(&self, work: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
         let mut connection = self.writer.lock().expect("writer poisoned");
         work(&mut connection)
     }
@@ -144,16 +128,10 @@ fn read_user(doc: &str) -> StoreResult<User> {
 }
 
 fn read_event(seq: i64, received_at: i64, payload: &str) -> StoreResult<StoredEvent> {
-    let input: EventInput =
-        serde_json::from_str(payload).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
+    let input: EventInput = serde_json::from_str(payload).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
     let received_at = timestamp(received_at)?;
-    let event =
-        Event::parse(input, received_at).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
-    Ok(StoredEvent {
-        seq,
-        received_at,
-        event,
-    })
+    let event = Event::parse(input, received_at).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
+    Ok(StoredEvent { seq, received_at, event })
 }
 
 /// Escape `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
@@ -191,42 +169,22 @@ impl Store for SqliteStore {
         self.with_reader(|c| {
             let row = c
                 .prepare_cached("SELECT name, created_at FROM tenants WHERE tenant_id = ?1")?
-                .query_row([id.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })
+                .query_row([id.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                 .optional()?;
-            row.map(|(name, created)| {
-                Ok(Tenant {
-                    id: id.clone(),
-                    name,
-                    created_at: timestamp(created)?,
-                })
-            })
-            .transpose()
+            row.map(|(name, created)| Ok(Tenant { id: id.clone(), name, created_at: timestamp(created)? })).transpose()
         })
     }
 
     fn tenants(&self) -> StoreResult<Vec<Tenant>> {
         self.with_reader(|c| {
-            let mut statement = c.prepare_cached(
-                "SELECT tenant_id, name, created_at FROM tenants ORDER BY tenant_id",
-            )?;
+            let mut statement =
+                c.prepare_cached("SELECT tenant_id, name, created_at FROM tenants ORDER BY tenant_id")?;
             let rows = statement
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .map(|(id, name, created)| {
-                    Ok(Tenant {
-                        id: TenantId::parse(id).map_err(corrupt)?,
-                        name,
-                        created_at: timestamp(created)?,
-                    })
+                    Ok(Tenant { id: TenantId::parse(id).map_err(corrupt)?, name, created_at: timestamp(created)? })
                 })
                 .collect()
         })
@@ -234,11 +192,9 @@ impl Store for SqliteStore {
 
     fn user_token_secret(&self, tenant: &TenantId) -> StoreResult<Option<Vec<u8>>> {
         self.with_reader(|c| {
-            Ok(
-                c.prepare_cached("SELECT user_token_secret FROM tenants WHERE tenant_id = ?1")?
-                    .query_row([tenant.as_str()], |r| r.get(0))
-                    .optional()?,
-            )
+            Ok(c.prepare_cached("SELECT user_token_secret FROM tenants WHERE tenant_id = ?1")?
+                .query_row([tenant.as_str()], |r| r.get(0))
+                .optional()?)
         })
     }
 
@@ -312,8 +268,9 @@ impl Store for SqliteStore {
                         stock_quantity = excluded.stock_quantity, updated_at = excluded.updated_at, doc = excluded.doc",
                 )?;
                 for item in items {
-                    let previous: Option<i64> =
-                        existing_created.query_row(params![tenant.as_str(), item.id.as_str()], |r| r.get(0)).optional()?;
+                    let previous: Option<i64> = existing_created
+                        .query_row(params![tenant.as_str(), item.id.as_str()], |r| r.get(0))
+                        .optional()?;
                     let mut stored = item.clone();
                     match previous {
                         Some(created) => {
@@ -354,13 +311,11 @@ impl Store for SqliteStore {
 
     fn items(&self, tenant: &TenantId, ids: &[ItemId]) -> StoreResult<Vec<Item>> {
         self.with_reader(|c| {
-            let mut statement =
-                c.prepare_cached("SELECT doc FROM items WHERE tenant_id = ?1 AND item_id = ?2")?;
+            let mut statement = c.prepare_cached("SELECT doc FROM items WHERE tenant_id = ?1 AND item_id = ?2")?;
             let mut found = Vec::with_capacity(ids.len());
             for id in ids {
-                let doc: Option<String> = statement
-                    .query_row(params![tenant.as_str(), id.as_str()], |r| r.get(0))
-                    .optional()?;
+                let doc: Option<String> =
+                    statement.query_row(params![tenant.as_str(), id.as_str()], |r| r.get(0)).optional()?;
                 if let Some(doc) = doc {
                     found.push(read_item(&doc)?);
                 }
@@ -401,11 +356,9 @@ impl Store for SqliteStore {
 
     fn all_items(&self, tenant: &TenantId) -> StoreResult<Vec<Item>> {
         self.with_reader(|c| {
-            let mut statement =
-                c.prepare_cached("SELECT doc FROM items WHERE tenant_id = ?1 ORDER BY item_id")?;
-            let docs = statement
-                .query_map([tenant.as_str()], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut statement = c.prepare_cached("SELECT doc FROM items WHERE tenant_id = ?1 ORDER BY item_id")?;
+            let docs =
+                statement.query_map([tenant.as_str()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             docs.iter().map(|d| read_item(d)).collect()
         })
     }
@@ -510,10 +463,7 @@ impl Store for SqliteStore {
         }
         let received_at = Timestamp::now().millis();
         // Serialize outside the write lock: the writer is the one serial resource.
-        let payloads = events
-            .iter()
-            .map(|e| to_json(&e.to_input()))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let payloads = events.iter().map(|e| to_json(&e.to_input())).collect::<StoreResult<Vec<_>>>()?;
         self.with_writer(|c| {
             let tx = c.transaction()?;
             let mut outcome = AppendOutcome::default();
@@ -561,12 +511,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn user_timeline(
-        &self,
-        tenant: &TenantId,
-        user: &UserId,
-        query: &TimelineQuery,
-    ) -> StoreResult<TimelinePage> {
+    fn user_timeline(&self, tenant: &TenantId, user: &UserId, query: &TimelineQuery) -> StoreResult<TimelinePage> {
         self.with_reader(|c| {
             let limit = query.limit.clamp(1, 1_000);
             let mut statement = c.prepare_cached(
@@ -575,21 +520,9 @@ impl Store for SqliteStore {
                  ORDER BY seq DESC LIMIT ?4",
             )?;
             let rows = statement
-                .query_map(
-                    params![
-                        tenant.as_str(),
-                        user.as_str(),
-                        query.before_seq,
-                        limit as i64 + 1
-                    ],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    },
-                )?
+                .query_map(params![tenant.as_str(), user.as_str(), query.before_seq, limit as i64 + 1], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut events = rows
                 .iter()
@@ -601,19 +534,11 @@ impl Store for SqliteStore {
             } else {
                 None
             };
-            Ok(TimelinePage {
-                events,
-                next_before_seq,
-            })
+            Ok(TimelinePage { events, next_before_seq })
         })
     }
 
-    fn events_after(
-        &self,
-        tenant: &TenantId,
-        after_seq: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<StoredEvent>> {
+    fn events_after(&self, tenant: &TenantId, after_seq: i64, limit: usize) -> StoreResult<Vec<StoredEvent>> {
         self.with_reader(|c| {
             let mut statement = c.prepare_cached(
                 "SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -690,15 +615,7 @@ impl Store for SqliteStore {
 type ApiKeyRow = (String, String, String, String, String, i64, Option<i64>);
 
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
 fn api_key_from_row(row: ApiKeyRow) -> StoreResult<ApiKeyRecord> {
@@ -715,11 +632,7 @@ fn api_key_from_row(row: ApiKeyRow) -> StoreResult<ApiKeyRecord> {
 }
 
 /// Upsert one user inside a transaction; returns the stored user and whether it was created.
-fn upsert_user_in(
-    tx: &rusqlite::Transaction<'_>,
-    tenant: &TenantId,
-    user: &User,
-) -> StoreResult<(User, bool)> {
+fn upsert_user_in(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, user: &User) -> StoreResult<(User, bool)> {
     let previous: Option<i64> = tx
         .prepare_cached("SELECT created_at FROM users WHERE tenant_id = ?1 AND user_id = ?2")?
         .query_row(params![tenant.as_str(), user.id.as_str()], |r| r.get(0))

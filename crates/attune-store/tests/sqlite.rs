@@ -19,16 +19,7 @@ fn reopening_keeps_data_and_schema() {
     let id = TenantId::parse_slug("alpha").unwrap();
     {
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-        store
-            .create_tenant(
-                &Tenant {
-                    id: id.clone(),
-                    name: "A".into(),
-                    created_at: Timestamp::now(),
-                },
-                b"s",
-            )
-            .unwrap();
+        store.create_tenant(&Tenant { id: id.clone(), name: "A".into(), created_at: Timestamp::now() }, b"s").unwrap();
     }
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     assert!(store.tenant(&id).unwrap().is_some());
