@@ -1,0 +1,134 @@
+//! Event ingestion: one event, or a batch of up to 10,000 applied all-or-nothing. An event is
+//! acknowledged only after it is durably stored; retrying with the same event ids stores nothing twice.
+
+use crate::api::items::invalid_batch;
+use crate::auth::Caller;
+use crate::body::{LimitedBody, json_error, parse_json, parse_json_borrowed};
+use crate::error::{ApiError, ApiResult, ErrorDetail, ErrorKind};
+use crate::state::{AppState, blocking};
+use attune_core::{Event, EventInput, Timestamp};
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventAccepted {
+    pub event_id: String,
+    /// True when an event with this id was already stored (a retry); nothing new was stored.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAccepted {
+    /// Events newly stored.
+    pub accepted: u64,
+    /// Events skipped because their id was already stored.
+    pub duplicates: u64,
+    /// The id of every event of the batch, in order (generated where the client gave none).
+    pub event_ids: Vec<String>,
+}
+
+/// The body of `POST /v1/events/batch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = Vec<EventInput>)]
+    pub events: Vec<&'a RawValue>,
+}
+
+/// Check that a public key only sends events of its own user or of anonymous visitors.
+fn check_subject(caller: &Caller, event: &Event) -> ApiResult<()> {
+    match &event.subject.user_id {
+        Some(user) => caller.require_user(user),
+        None => Ok(()),
+    }
+}
+
+/// Send one event.
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventInput,
+    responses((status = 200, body = EventAccepted), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody)),
+    security(("secret_key" = []), ("public_key" = [])))]
+pub async fn post_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<EventAccepted>> {
+    let input: EventInput = parse_json(&body).inspect_err(|_| {
+        state.metrics.events_rejected.inc();
+    })?;
+    let event = Event::parse(input, Timestamp::now()).inspect_err(|_| {
+        state.metrics.events_rejected.inc();
+    })?;
+    check_subject(&caller, &event)?;
+    let event_id = event.id.to_string();
+    let store = state.store.clone();
+    let outcome = blocking(move || Ok(store.append_events(&caller.tenant, std::slice::from_ref(&event))?)).await?;
+    state.metrics.events_accepted.inc_by(outcome.accepted);
+    state.metrics.events_duplicate.inc_by(outcome.duplicates);
+    Ok(Json(EventAccepted { event_id, duplicate: outcome.duplicates == 1 }))
+}
+
+/// Send up to 10,000 events at once. Every event is validated first; if any is invalid the response
+/// lists them and nothing of the batch is stored.
+#[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = EventBatch,
+    responses((status = 200, body = BatchAccepted), (status = 400, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody)),
+    security(("secret_key" = []), ("public_key" = [])))]
+pub async fn post_event_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<BatchAccepted>> {
+    let store = state.store.clone();
+    let limit = state.options.max_batch_events;
+    let metrics_state = state.clone();
+    let result = blocking(move || {
+        let batch: EventBatch<'_> = parse_json_borrowed(&body)?;
+        if batch.events.len() > limit {
+            return Err(ApiError::new(
+                ErrorKind::BatchTooLarge,
+                format!("{} events in one batch; the limit is {limit}", batch.events.len()),
+            ));
+        }
+        let received_at = Timestamp::now();
+        let mut events = Vec::with_capacity(batch.events.len());
+        let mut problems = Vec::new();
+        for (index, raw) in batch.events.iter().enumerate() {
+            let parsed = serde_json::from_str::<EventInput>(raw.get())
+                .map_err(|e| {
+                    let error = json_error(e);
+                    ErrorDetail { index: Some(index), field: String::new(), code: error.body().code, message: error.message }
+                })
+                .and_then(|input| {
+                    Event::parse(input, received_at).map_err(|e| ErrorDetail {
+                        index: Some(index),
+                        field: e.field,
+                        code: e.code.to_string(),
+                        message: e.message,
+                    })
+                });
+            match parsed {
+                Ok(event) => events.push(event),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if !problems.is_empty() {
+            metrics_state.metrics.events_rejected.inc_by(problems.len() as u64);
+            return Err(invalid_batch("events", problems));
+        }
+        for event in &events {
+            check_subject(&caller, event)?;
+        }
+        let outcome = store.append_events(&caller.tenant, &events)?;
+        Ok((outcome, events.into_iter().map(|e| e.id.to_string()).collect::<Vec<_>>()))
+    })
+    .await;
+    let (outcome, event_ids) = result?;
+    state.metrics.events_accepted.inc_by(outcome.accepted);
+    state.metrics.events_duplicate.inc_by(outcome.duplicates);
+    Ok(Json(BatchAccepted { accepted: outcome.accepted, duplicates: outcome.duplicates, event_ids }))
+}

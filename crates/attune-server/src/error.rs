@@ -1,0 +1,139 @@
+//! API errors. Every error a client can see is an [`ApiError`]; [`ErrorKind::status_and_code`] is the
+//! one table that maps it to an HTTP status and a stable machine-readable code. The body is always
+//! `{"code": "...", "message": "...", "details": [...]?, "request_id": "..."?}`.
+
+use attune_core::ValidationError;
+use attune_store::StoreError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The body is not JSON, not UTF-8, or does not have the expected shape.
+    InvalidJson,
+    /// The body is JSON but has a wrong shape: unknown fields, wrong types.
+    InvalidBody,
+    /// A field failed validation; the code is the validation code (`negative_quantity`, ...).
+    Validation(&'static str),
+    /// One or more events of a batch are invalid; nothing of the batch was stored.
+    InvalidBatch,
+    /// A query-string parameter is invalid.
+    InvalidParameter,
+    PayloadTooLarge,
+    BatchTooLarge,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    Internal,
+}
+
+impl ErrorKind {
+    /// The table: HTTP status and stable code for every kind of error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json"),
+            Self::InvalidBody => (StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::Validation(code) => (StatusCode::BAD_REQUEST, code),
+            Self::InvalidBatch => (StatusCode::BAD_REQUEST, "invalid_batch"),
+            Self::InvalidParameter => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict => (StatusCode::CONFLICT, "conflict"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// One problem inside a request, e.g. one invalid event of a batch.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Position in the batch, for batch requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<ErrorDetail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub details: Vec<ErrorDetail>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), details: Vec::new() }
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(ErrorKind::NotFound, format!("{what} not found"))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameter, message)
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(ErrorKind::Internal, "internal error; see the server log")
+    }
+
+    pub fn with_details(mut self, details: Vec<ErrorDetail>) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (_, code) = self.kind.status_and_code();
+        ErrorBody { code: code.to_string(), message: self.message.clone(), details: self.details.clone() }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        let detail =
+            ErrorDetail { index: None, field: error.field.clone(), code: error.code.to_string(), message: error.message.clone() };
+        Self { kind: ErrorKind::Validation(error.code), message: error.message, details: vec![detail] }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => Self::new(ErrorKind::Conflict, format!("{what} already exists")),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.kind.status_and_code();
+        (status, axum::Json(self.body())).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

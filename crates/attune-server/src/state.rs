@@ -1,0 +1,91 @@
+//! Shared server state: the store, metrics, options and the API-key cache.
+
+use crate::metrics::Metrics;
+use attune_core::TenantId;
+use attune_store::{ApiKeyRecord, Store};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Limits and settings of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Most events in one `POST /v1/events/batch`.
+    pub max_batch_events: usize,
+    /// The tenant the storefront demo shows, if any.
+    pub storefront_tenant: Option<TenantId>,
+    /// A secret key of the storefront tenant the console signs in with in one click. Set only by
+    /// `serve --demo` on a loopback address.
+    pub demo_console_key: Option<String>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch_events: 10_000,
+            storefront_tenant: None,
+            demo_console_key: None,
+        }
+    }
+}
+
+/// How long a resolved API key is trusted before the store is asked again (bounds how long a key
+/// revoked by another replica keeps working; revocations through this server take effect at once).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct ResolvedKey {
+    pub record: ApiKeyRecord,
+    pub user_token_secret: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<AppStateInner>);
+
+pub struct AppStateInner {
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    pub options: ServerOptions,
+    key_cache: Mutex<HashMap<String, (ResolvedKey, Instant)>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, options: ServerOptions) -> Self {
+        Self(Arc::new(AppStateInner { store, metrics: Metrics::new(), options, key_cache: Mutex::new(HashMap::new()) }))
+    }
+
+    pub(crate) fn cached_key(&self, secret_hash: &str) -> Option<ResolvedKey> {
+        let cache = self.key_cache.lock().expect("key cache poisoned");
+        cache.get(secret_hash).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(key, _)| key.clone())
+    }
+
+    pub(crate) fn cache_key(&self, secret_hash: String, key: ResolvedKey) {
+        let mut cache = self.key_cache.lock().expect("key cache poisoned");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(secret_hash, (key, Instant::now()));
+    }
+
+    pub(crate) fn forget_key(&self, tenant: &TenantId, key_id: &str) {
+        let mut cache = self.key_cache.lock().expect("key cache poisoned");
+        cache.retain(|_, (key, _)| !(key.record.tenant_id == *tenant && key.record.key_id == key_id));
+    }
+}
+
+/// Run blocking work (store access, parsing big bodies) off the async worker threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::error::ApiError> + Send + 'static,
+) -> Result<T, crate::error::ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(crate::error::ApiError::internal)?
+}

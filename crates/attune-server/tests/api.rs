@@ -1,0 +1,403 @@
+//! The HTTP API against a real server on a loopback port with a temporary store: every endpoint, auth
+//! and tenant isolation, idempotent retries, and bad input that must be refused without half-writes.
+
+use attune_core::{ApiKeyKind, TenantId};
+use attune_server::keys::{create_api_key, create_tenant};
+use attune_server::{AppState, ServerOptions};
+use attune_store::{SqliteOptions, SqliteStore, Store};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct TestServer {
+    base: String,
+    client: Client,
+    store: Arc<dyn Store>,
+    /// Tenant `alpha`: secret and public keys.
+    alpha_secret: String,
+    alpha_public: String,
+    /// Tenant `beta`: a secret key.
+    beta_secret: String,
+    _directory: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestServer {
+    fn start() -> Self {
+        Self::start_with(ServerOptions { max_body_bytes: 4 * 1024 * 1024, ..Default::default() })
+    }
+
+    fn start_with(options: ServerOptions) -> Self {
+        let directory = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), SqliteOptions::default()).unwrap());
+        let alpha = TenantId::parse_slug("alpha").unwrap();
+        let beta = TenantId::parse_slug("beta").unwrap();
+        create_tenant(store.as_ref(), &alpha, "Alpha").unwrap();
+        create_tenant(store.as_ref(), &beta, "Beta").unwrap();
+        let alpha_secret = create_api_key(store.as_ref(), &alpha, ApiKeyKind::Secret, "test").unwrap().key;
+        let alpha_public = create_api_key(store.as_ref(), &alpha, ApiKeyKind::Public, "web").unwrap().key;
+        let beta_secret = create_api_key(store.as_ref(), &beta, ApiKeyKind::Secret, "test").unwrap().key;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (address_sender, address_receiver) = std::sync::mpsc::channel();
+        let state = AppState::new(store.clone(), options);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                address_sender.send(listener.local_addr().unwrap()).unwrap();
+                attune_server::serve(listener, state, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let address = address_receiver.recv().unwrap();
+        Self {
+            base: format!("http://{address}"),
+            client: Client::new(),
+            store,
+            alpha_secret,
+            alpha_public,
+            beta_secret,
+            _directory: directory,
+            _shutdown: shutdown,
+        }
+    }
+
+    fn get(&self, key: &str, path: &str) -> RequestBuilder {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(key)
+    }
+    fn post(&self, key: &str, path: &str, body: &Value) -> RequestBuilder {
+        self.client.post(format!("{}{path}", self.base)).bearer_auth(key).json(body)
+    }
+    fn put(&self, key: &str, path: &str, body: &Value) -> RequestBuilder {
+        self.client.put(format!("{}{path}", self.base)).bearer_auth(key).json(body)
+    }
+    fn delete(&self, key: &str, path: &str) -> RequestBuilder {
+        self.client.delete(format!("{}{path}", self.base)).bearer_auth(key)
+    }
+    fn raw_post(&self, key: &str, path: &str, body: Vec<u8>) -> RequestBuilder {
+        self.client.post(format!("{}{path}", self.base)).bearer_auth(key).header("content-type", "application/json").body(body)
+    }
+
+    fn alpha_events(&self) -> u64 {
+        self.store.stats(&TenantId::parse_slug("alpha").unwrap()).unwrap().events
+    }
+}
+
+/// Send, check the status, and return the JSON body.
+fn expect(request: RequestBuilder, status: StatusCode) -> Value {
+    let response: Response = request.send().expect("request sent");
+    let actual = response.status();
+    let text = response.text().unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) }
+}
+
+fn expect_error(request: RequestBuilder, status: StatusCode, code: &str) -> Value {
+    let body = expect(request, status);
+    assert_eq!(body["code"], code, "unexpected error body: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
+    body
+}
+
+fn view(event_id: &str, user: &str, item: &str) -> Value {
+    json!({"type": "view", "event_id": event_id, "user_id": user, "item_id": item, "dwell_ms": 3000,
+           "session_id": "s1", "timestamp": "2024-05-01T10:00:00Z", "channel": "web"})
+}
+
+fn purchase(event_id: &str, user: &str) -> Value {
+    json!({"type": "purchase", "event_id": event_id, "user_id": user, "order_id": format!("o-{event_id}"),
+           "currency": "GBP", "timestamp": "2024-05-02T10:00:00Z", "channel": "store", "store_id": "leeds-1",
+           "lines": [{"item_id": "85123A", "quantity": 6, "unit_price": "2.55"}, {"item_id": "71053", "quantity": 1, "unit_price": 3.39}]})
+}
+
+#[test]
+fn items_can_be_upserted_read_listed_and_deleted() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    let item = json!({"title": "White hanging heart t-light holder", "price": "2.55", "currency": "GBP",
+        "category_path": ["Home", "Candles"], "attributes": {"color": "white", "material": "metal"},
+        "stock_quantity": 12, "brand": "Alpha Home"});
+    let created = expect(server.put(key, "/v1/items/85123A", &item), StatusCode::OK);
+    assert_eq!(created["created"], true);
+    assert_eq!(created["item"]["price"], json!({"amount": "2.55", "currency": "GBP"}));
+    let updated = expect(server.put(key, "/v1/items/85123A", &json!({"title": "Heart holder", "stock_quantity": 0})), StatusCode::OK);
+    assert_eq!(updated["created"], false);
+    assert_eq!(updated["item"]["availability"], "out_of_stock");
+    assert_eq!(updated["item"]["created_at"], created["item"]["created_at"], "created_at survives an update");
+
+    let batch: Vec<Value> = (0..120).map(|i| json!({"id": format!("sku-{i:04}"), "title": format!("Mug {i}")})).collect();
+    let counts = expect(server.post(key, "/v1/items", &json!({"items": batch})), StatusCode::OK);
+    assert_eq!(counts, json!({"created": 120, "updated": 0}));
+
+    let page = expect(server.get(key, "/v1/items?limit=50"), StatusCode::OK);
+    assert_eq!(page["total"], 121);
+    assert_eq!(page["items"].as_array().unwrap().len(), 50);
+    let after = page["next_after"].as_str().unwrap().to_string();
+    let next = expect(server.get(key, &format!("/v1/items?limit=50&after={after}")), StatusCode::OK);
+    assert!(next["items"][0]["id"].as_str().unwrap() > after.as_str());
+    let search = expect(server.get(key, "/v1/items?q=mug%2011"), StatusCode::OK);
+    assert_eq!(search["total"], 11, "Mug 11 and Mug 110..=119");
+
+    assert_eq!(expect(server.get(key, "/v1/items/85123A"), StatusCode::OK)["title"], "Heart holder");
+    expect(server.delete(key, "/v1/items/85123A"), StatusCode::NO_CONTENT);
+    expect_error(server.get(key, "/v1/items/85123A"), StatusCode::NOT_FOUND, "not_found");
+    expect_error(server.delete(key, "/v1/items/85123A"), StatusCode::NOT_FOUND, "not_found");
+}
+
+#[test]
+fn users_can_be_upserted_read_listed_and_deleted_with_their_events() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    let user = expect(
+        server.put(key, "/v1/users/17850", &json!({"traits": {"country": "United Kingdom", "vip": true}, "consent": {"marketing": true}})),
+        StatusCode::OK,
+    );
+    assert_eq!(user["consent"], json!({"personalization": true, "marketing": true, "analytics": true}));
+    assert_eq!(expect(server.get(key, "/v1/users/17850"), StatusCode::OK)["traits"]["country"], "United Kingdom");
+    assert_eq!(expect(server.get(key, "/v1/users?q=178"), StatusCode::OK)["total"], 1);
+    expect(server.post(key, "/v1/events/batch", &json!({"events": [view("e1", "17850", "a"), purchase("p1", "17850")]})), StatusCode::OK);
+    let deleted = expect(server.delete(key, "/v1/users/17850"), StatusCode::OK);
+    assert_eq!(deleted, json!({"profile_deleted": true, "events_deleted": 2}));
+    expect_error(server.get(key, "/v1/users/17850"), StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(server.alpha_events(), 0);
+}
+
+#[test]
+fn events_are_accepted_and_shown_on_the_timeline_across_channels() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    let accepted = expect(server.post(key, "/v1/events", &view("e1", "17850", "85123A")), StatusCode::OK);
+    assert_eq!(accepted, json!({"event_id": "e1", "duplicate": false}));
+    let generated = expect(server.post(key, "/v1/events", &json!({"type": "wishlist", "user_id": "17850", "item_id": "x", "channel": "app"})), StatusCode::OK);
+    assert!(generated["event_id"].as_str().unwrap().len() >= 32, "an id is generated when none is given");
+    expect(server.post(key, "/v1/events", &purchase("p1", "17850")), StatusCode::OK);
+    let others = json!({"events": [
+        {"type": "search", "event_id": "s1", "anonymous_id": "anon-1", "query": "heart", "result_ids": ["85123A"]},
+        {"type": "impression", "event_id": "i1", "user_id": "17850", "recommendation_id": "r1", "item_ids": ["a", "b"]},
+        {"type": "click", "event_id": "c1", "user_id": "17850", "item_id": "a", "recommendation_id": "r1", "position": 0},
+        {"type": "add_to_cart", "event_id": "ac1", "user_id": "17850", "item_id": "a", "quantity": 2, "channel": "kiosk"},
+        {"type": "remove_from_cart", "event_id": "rc1", "user_id": "17850", "item_id": "a"},
+        {"type": "return", "event_id": "rt1", "user_id": "17850", "currency": "GBP", "channel": "call_center",
+         "lines": [{"item_id": "85123A", "quantity": 1, "unit_price": "2.55"}]},
+        {"type": "rating", "event_id": "rt2", "user_id": "17850", "item_id": "a", "rating": 4.5},
+        {"type": "not_interested", "event_id": "ni1", "user_id": "17850", "item_id": "b"}
+    ]});
+    let batch = expect(server.post(key, "/v1/events/batch", &others), StatusCode::OK);
+    assert_eq!(batch["accepted"], 8);
+    let timeline = expect(server.get(key, "/v1/users/17850/timeline?limit=5"), StatusCode::OK);
+    let events = timeline["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[0]["event"]["type"], "not_interested", "newest first");
+    let rest = expect(server.get(key, &format!("/v1/users/17850/timeline?before={}", timeline["next_before"])), StatusCode::OK);
+    let channels: std::collections::BTreeSet<String> = events
+        .iter()
+        .chain(rest["events"].as_array().unwrap())
+        .map(|e| e["event"]["channel"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(channels.into_iter().collect::<Vec<_>>(), ["app", "call_center", "kiosk", "store", "web"]);
+    let purchase = rest["events"].as_array().unwrap().iter().find(|e| e["event"]["type"] == "purchase").unwrap();
+    assert_eq!(purchase["event"]["store_id"], "leeds-1");
+    assert_eq!(purchase["event"]["lines"][1]["unit_price"], "3.39");
+    let stats = expect(server.get(key, "/v1/stats"), StatusCode::OK);
+    assert_eq!(stats["events"], 11);
+    assert_eq!(stats["events_per_day"].as_array().unwrap().len() >= 2, true);
+}
+
+#[test]
+fn retried_events_and_batches_are_stored_once() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    let batch = json!({"events": (0..50).map(|i| view(&format!("e{i}"), "u1", "a")).collect::<Vec<_>>()});
+    assert_eq!(expect(server.post(key, "/v1/events/batch", &batch), StatusCode::OK)["accepted"], 50);
+    let retry = expect(server.post(key, "/v1/events/batch", &batch), StatusCode::OK);
+    assert_eq!((retry["accepted"].clone(), retry["duplicates"].clone()), (json!(0), json!(50)));
+    let single = expect(server.post(key, "/v1/events", &view("e7", "u1", "a")), StatusCode::OK);
+    assert_eq!(single["duplicate"], true);
+    assert_eq!(server.alpha_events(), 50);
+}
+
+#[test]
+fn requests_without_a_valid_key_are_refused() {
+    let server = TestServer::start();
+    expect_error(server.client.get(format!("{}/v1/stats", server.base)), StatusCode::UNAUTHORIZED, "unauthenticated");
+    expect_error(server.get("sk_nope_0000", "/v1/stats"), StatusCode::UNAUTHORIZED, "unauthenticated");
+    expect_error(
+        server.client.get(format!("{}/v1/stats", server.base)).header("authorization", "Basic abc"),
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    // A key revoked through the API stops working at once.
+    let created = expect(server.post(&server.alpha_secret, "/v1/keys", &json!({"kind": "secret", "label": "temp"})), StatusCode::CREATED);
+    let temp = created["key"].as_str().unwrap();
+    expect(server.get(temp, "/v1/stats"), StatusCode::OK);
+    let keys = expect(server.get(&server.alpha_secret, "/v1/keys"), StatusCode::OK);
+    assert_eq!(keys.as_array().unwrap().len(), 3);
+    assert!(keys.as_array().unwrap().iter().all(|k| k.get("key").is_none()), "listings never show keys");
+    expect(server.delete(&server.alpha_secret, &format!("/v1/keys/{}", created["key_id"].as_str().unwrap())), StatusCode::NO_CONTENT);
+    expect_error(server.get(temp, "/v1/stats"), StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[test]
+fn public_keys_only_send_events_and_read_their_own_user() {
+    let server = TestServer::start();
+    let public = &server.alpha_public;
+    // Catalog, users, stats and key management need a secret key.
+    expect_error(server.put(public, "/v1/items/a", &json!({"title": "A"})), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.post(public, "/v1/items", &json!({"items": []})), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.get(public, "/v1/items/a"), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.get(public, "/v1/stats"), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.put(public, "/v1/users/u1", &json!({})), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.post(public, "/v1/keys", &json!({"kind": "secret"})), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.post(public, "/v1/user-tokens", &json!({"user_id": "u1"})), StatusCode::FORBIDDEN, "forbidden");
+    // Anonymous events are fine without a token; a user's events need that user's token.
+    let anonymous = json!({"type": "view", "anonymous_id": "cookie-1", "item_id": "a"});
+    expect(server.post(public, "/v1/events", &anonymous), StatusCode::OK);
+    expect_error(server.post(public, "/v1/events", &view("v1", "u1", "a")), StatusCode::FORBIDDEN, "forbidden");
+    let token = expect(server.post(&server.alpha_secret, "/v1/user-tokens", &json!({"user_id": "u1", "ttl_seconds": 600})), StatusCode::OK);
+    let token = token["token"].as_str().unwrap().to_string();
+    let with_token = |request: RequestBuilder| request.header("x-attune-user-token", token.clone());
+    expect(with_token(server.post(public, "/v1/events", &view("v1", "u1", "a"))), StatusCode::OK);
+    expect_error(with_token(server.post(public, "/v1/events", &view("v2", "u2", "a"))), StatusCode::FORBIDDEN, "forbidden");
+    let mixed = json!({"events": [view("v3", "u1", "a"), view("v4", "u2", "a")]});
+    expect_error(with_token(server.post(public, "/v1/events/batch", &mixed)), StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(server.alpha_events(), 2, "the refused batch stored nothing");
+    // Timelines: own user only.
+    expect(server.post(&server.alpha_secret, "/v1/events", &view("v5", "u2", "secret-item")), StatusCode::OK);
+    let own = expect(with_token(server.get(public, "/v1/users/u1/timeline")), StatusCode::OK);
+    assert_eq!(own["events"].as_array().unwrap().len(), 1);
+    expect_error(with_token(server.get(public, "/v1/users/u2/timeline")), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.get(public, "/v1/users/u1/timeline"), StatusCode::FORBIDDEN, "forbidden");
+    // A forged token is refused.
+    let forged = token.replacen(&hex_of("u1"), &hex_of("u2"), 1);
+    expect_error(
+        server.get(public, "/v1/users/u2/timeline").header("x-attune-user-token", forged),
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_tenant_never_sees_or_changes_another_tenants_data() {
+    let server = TestServer::start();
+    let (alpha, beta) = (&server.alpha_secret, &server.beta_secret);
+    expect(server.put(alpha, "/v1/items/secret-sku", &json!({"title": "Alpha only"})), StatusCode::OK);
+    expect(server.put(alpha, "/v1/users/u1", &json!({"traits": {"name": "Ada"}})), StatusCode::OK);
+    expect(server.post(alpha, "/v1/events", &view("e1", "u1", "secret-sku")), StatusCode::OK);
+    expect_error(server.get(beta, "/v1/items/secret-sku"), StatusCode::NOT_FOUND, "not_found");
+    expect_error(server.delete(beta, "/v1/items/secret-sku"), StatusCode::NOT_FOUND, "not_found");
+    expect_error(server.get(beta, "/v1/users/u1"), StatusCode::NOT_FOUND, "not_found");
+    expect_error(server.delete(beta, "/v1/users/u1"), StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(expect(server.get(beta, "/v1/items"), StatusCode::OK)["total"], 0);
+    assert_eq!(expect(server.get(beta, "/v1/users/u1/timeline"), StatusCode::OK)["events"], json!([]));
+    assert_eq!(expect(server.get(beta, "/v1/stats"), StatusCode::OK)["events"], 0);
+    // Beta writing the same ids creates beta's own rows, leaving alpha's untouched.
+    expect(server.put(beta, "/v1/items/secret-sku", &json!({"title": "Beta's"})), StatusCode::OK);
+    assert_eq!(expect(server.post(beta, "/v1/events", &view("e1", "u1", "x")), StatusCode::OK)["duplicate"], false);
+    assert_eq!(expect(server.get(alpha, "/v1/items/secret-sku"), StatusCode::OK)["title"], "Alpha only");
+    let alpha_keys = expect(server.get(alpha, "/v1/keys"), StatusCode::OK);
+    let alpha_key_id = alpha_keys[0]["key_id"].as_str().unwrap();
+    expect_error(server.delete(beta, &format!("/v1/keys/{alpha_key_id}")), StatusCode::NOT_FOUND, "not_found");
+    expect(server.get(alpha, "/v1/stats"), StatusCode::OK);
+}
+
+#[test]
+fn bad_input_gets_a_json_error_and_writes_nothing() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    expect(server.post(key, "/v1/events", &view("kept", "u1", "a")), StatusCode::OK);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"{\"type\": \"view\",".to_vec(), "invalid_json"),
+        (b"".to_vec(), "invalid_json"),
+        (b"[1, 2]".to_vec(), "invalid_body"),
+        (br#"{"type":"teleport","user_id":"u1"}"#.to_vec(), "unknown_event_type"),
+        (br#"{"type":"view","user_id":"u1","item_id":42}"#.to_vec(), "invalid_body"),
+        (br#"{"type":"view","user_id":"u1","item_id":"a","colour":"red"}"#.to_vec(), "invalid_body"),
+        (br#"{"type":"add_to_cart","user_id":"u1","item_id":"a","quantity":-3}"#.to_vec(), "negative_quantity"),
+        (
+            br#"{"type":"purchase","user_id":"u1","order_id":"o","currency":"GBP","lines":[{"item_id":"a","quantity":-1,"unit_price":"1"}]}"#
+                .to_vec(),
+            "negative_quantity",
+        ),
+        (br#"{"type":"view","item_id":"a"}"#.to_vec(), "missing_subject"),
+        (br#"{"type":"view","user_id":"u1","item_id":"a","timestamp":"last tuesday"}"#.to_vec(), "invalid_timestamp"),
+        (b"{\"type\":\"view\",\"user_id\":\"u\xff\xfe\",\"item_id\":\"a\"}".to_vec(), "invalid_json"),
+    ];
+    for (body, code) in cases {
+        let shown = String::from_utf8_lossy(&body).to_string();
+        let response = server.raw_post(key, "/v1/events", body).send().unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "body {shown}");
+        let error: Value = response.json().unwrap();
+        assert_eq!(error["code"], code, "body {shown}: {error}");
+    }
+    let negative_item = json!({"title": "x", "price": "-1.00", "currency": "GBP"});
+    expect_error(server.put(key, "/v1/items/a", &negative_item), StatusCode::BAD_REQUEST, "negative_price");
+    expect_error(server.put(key, "/v1/items/a", &json!({"title": "x", "stock_quantity": -1})), StatusCode::BAD_REQUEST, "negative_quantity");
+    expect_error(server.put(key, "/v1/items/a", &json!({"id": "b", "title": "x"})), StatusCode::BAD_REQUEST, "id_mismatch");
+    expect_error(server.get(key, "/v1/items?limit=0"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    expect_error(server.get(key, "/v1/nothing-here"), StatusCode::NOT_FOUND, "not_found");
+    expect_error(server.client.patch(format!("{}/v1/stats", server.base)).bearer_auth(key), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+
+    // One bad event spoils the whole batch, and the error says which.
+    let mut events: Vec<Value> = (0..20).map(|i| view(&format!("b{i}"), "u1", "a")).collect();
+    events[13] = json!({"type": "add_to_cart", "event_id": "b13", "user_id": "u1", "item_id": "a", "quantity": -1});
+    events[17] = json!({"type": "dance", "user_id": "u1"});
+    let error = expect_error(server.post(key, "/v1/events/batch", &json!({"events": events})), StatusCode::BAD_REQUEST, "invalid_batch");
+    assert_eq!(error["details"][0]["index"], 13);
+    assert_eq!(error["details"][0]["field"], "quantity");
+    assert_eq!(error["details"][1]["index"], 17);
+    assert_eq!(error["details"][1]["code"], "unknown_event_type");
+    let bad_items = json!({"items": [{"id": "ok", "title": "fine"}, {"id": "bad", "title": "x", "price": "abc", "currency": "GBP"}]});
+    expect_error(server.post(key, "/v1/items", &bad_items), StatusCode::BAD_REQUEST, "invalid_batch");
+    expect_error(server.get(key, "/v1/items/ok"), StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(server.alpha_events(), 1, "only the first valid event was stored");
+}
+
+#[test]
+fn oversized_bodies_and_batches_are_refused() {
+    let server = TestServer::start_with(ServerOptions { max_body_bytes: 64 * 1024, max_batch_events: 100, ..Default::default() });
+    let key = &server.alpha_secret;
+    let huge = vec![b' '; 200 * 1024];
+    expect_error(server.raw_post(key, "/v1/events", huge), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let events: Vec<Value> = (0..101).map(|i| view(&format!("e{i}"), "u1", "a")).collect();
+    expect_error(server.post(key, "/v1/events/batch", &json!({"events": events})), StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large");
+    assert_eq!(server.alpha_events(), 0);
+}
+
+#[test]
+fn health_metrics_and_openapi_are_served() {
+    let server = TestServer::start();
+    let health = expect(server.client.get(format!("{}/healthz", server.base)), StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    expect(server.post(&server.alpha_secret, "/v1/events", &view("e1", "u", "a")), StatusCode::OK);
+    let response = server.client.get(format!("{}/metrics", server.base)).send().unwrap();
+    assert!(response.headers().get("x-request-id").is_some(), "every response has a request id");
+    let metrics = response.text().unwrap();
+    assert!(metrics.contains(r#"attune_http_requests_total{method="POST",route="/v1/events",status="200"} 1"#), "{metrics}");
+    assert!(metrics.contains("attune_events_accepted_total 1"), "{metrics}");
+    let openapi = expect(server.client.get(format!("{}/v1/openapi.json", server.base)), StatusCode::OK);
+    let paths: Vec<&String> = openapi["paths"].as_object().unwrap().keys().collect();
+    for expected in ["/v1/items", "/v1/items/{id}", "/v1/users/{id}", "/v1/users/{id}/timeline", "/v1/events", "/v1/events/batch", "/v1/stats"] {
+        assert!(paths.iter().any(|p| p.as_str() == expected), "openapi lacks {expected}: {paths:?}");
+    }
+    assert!(openapi["components"]["schemas"]["EventInput"].is_object());
+}
+
+#[test]
+fn error_and_stats_bodies_keep_their_shape() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    let error = expect(server.post(key, "/v1/events", &json!({"type": "add_to_cart", "user_id": "u", "item_id": "a", "quantity": -2})), StatusCode::BAD_REQUEST);
+    insta::assert_json_snapshot!("negative_quantity_error", error);
+    expect(server.post(key, "/v1/events/batch", &json!({"events": [view("e1", "u", "a"), purchase("p1", "u")]})), StatusCode::OK);
+    let stats = expect(server.get(key, "/v1/stats"), StatusCode::OK);
+    insta::assert_json_snapshot!("stats_after_two_events", stats);
+}

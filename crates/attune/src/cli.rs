@@ -1,0 +1,299 @@
+//! The command line: parsing with clap and running each command.
+
+use crate::config::{OptionArgs, Options};
+use crate::{bench, demo, import};
+use anyhow::{Context, bail};
+use attune_core::{ApiKeyKind, TenantId};
+use attune_server::keys::{create_api_key, ensure_tenant};
+use attune_server::{AppState, ServerOptions};
+use attune_store::{SqliteOptions, SqliteStore, Store};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "attune", version, about = "Self-hosted AI personalization engine for retailers")]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: OptionArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API, console and storefront.
+    Serve {
+        /// Load the bundled demo store (UCI Online Retail I) into tenant `demo` and show it in the storefront.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Import a product feed or an event file into a tenant.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Load the bundled demo data into tenant `demo` without serving.
+    Demo,
+    /// Measure performance.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Items from a Merchant Center feed (CSV, TSV or JSONL).
+    Items {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// Override the format otherwise chosen by file extension.
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+    },
+    /// Events in the API wire format (JSONL or CSV).
+    Events {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FileFormat {
+    Csv,
+    Tsv,
+    Jsonl,
+}
+
+impl From<FileFormat> for import::Format {
+    fn from(value: FileFormat) -> Self {
+        match value {
+            FileFormat::Csv => import::Format::Csv,
+            FileFormat::Tsv => import::Format::Tsv,
+            FileFormat::Jsonl => import::Format::Jsonl,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key (and the tenant, if it does not exist); prints the key on standard output.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum, default_value = "secret")]
+        kind: KeyKindArg,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List a tenant's keys.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyKindArg {
+    Secret,
+    Public,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Events per second through `POST /v1/events` and `POST /v1/events/batch`, durability on.
+    Ingest(bench::IngestBenchArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let options = Options::resolve(&cli.options)?;
+    init_logging(&options.log);
+    match cli.command {
+        Command::Serve { demo } => serve(&options, demo),
+        Command::Import { what } => run_import(&options, what),
+        Command::Keys { action } => run_keys(&options, action),
+        Command::Demo => {
+            let store = open_store(&options)?;
+            let summary = seed_demo_tenant(&store)?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Ingest(args) } => bench::ingest(&options, &args),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn open_store(options: &Options) -> anyhow::Result<SqliteStore> {
+    let path = options.database_path();
+    SqliteStore::open(&path, SqliteOptions { synchronous: options.synchronous, ..Default::default() })
+        .with_context(|| format!("cannot open the store at {}", path.display()))
+}
+
+fn parse_tenant(text: &str) -> anyhow::Result<TenantId> {
+    TenantId::parse_slug(text).map_err(|e| anyhow::anyhow!("{}", e.message))
+}
+
+/// Load the bundled demo data into tenant `demo` (idempotent: items and users are upserted, events are
+/// keyed by invoice number). Returns a one-line summary.
+pub fn seed_demo_tenant(store: &dyn Store) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
+    let tenant = demo::demo_tenant_id();
+    ensure_tenant(store, &tenant, "Demo gift shop (UCI Online Retail I)")?;
+    let dataset = demo::load_demo_dataset()?;
+    let existing = store.stats(&tenant)?;
+    if existing.events >= dataset.events.len() as u64 && existing.items >= dataset.items.len() as u64 {
+        return Ok(format!("demo tenant already loaded: {} items, {} customers, {} events", existing.items, existing.users, existing.events));
+    }
+    store.upsert_items(&tenant, &dataset.items)?;
+    store.upsert_users(&tenant, &dataset.users)?;
+    let mut accepted = 0;
+    for chunk in dataset.events.chunks(5_000) {
+        accepted += store.append_events(&tenant, chunk)?.accepted;
+    }
+    Ok(format!(
+        "demo tenant loaded in {:.1}s: {} items, {} customers, {} events ({} new)",
+        started.elapsed().as_secs_f64(),
+        dataset.items.len(),
+        dataset.users.len(),
+        dataset.events.len(),
+        accepted
+    ))
+}
+
+fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
+    let store: Arc<dyn Store> = Arc::new(open_store(options)?);
+    let mut server_options = ServerOptions { max_body_bytes: options.max_body_bytes, ..Default::default() };
+    if demo {
+        let summary = seed_demo_tenant(store.as_ref())?;
+        tracing::info!(%summary, "demo data ready");
+        let tenant = demo::demo_tenant_id();
+        server_options.storefront_tenant = Some(tenant.clone());
+        if options.listen.ip().is_loopback() {
+            // The console offers one-click sign-in to the demo tenant, only when reachable from this machine.
+            for key in store.api_keys(&tenant)? {
+                if key.label == DEMO_CONSOLE_KEY_LABEL && key.revoked_at.is_none() {
+                    store.revoke_api_key(&tenant, &key.key_id)?;
+                }
+            }
+            let created = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, DEMO_CONSOLE_KEY_LABEL)?;
+            server_options.demo_console_key = Some(created.key);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.listen))?;
+        let address = listener.local_addr()?;
+        // The first line on standard output is the address, for scripts and tests.
+        println!("listening on http://{address}");
+        tracing::info!(%address, console = %format!("http://{address}/console"), "attune is serving");
+        let state = AppState::new(store, server_options);
+        attune_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+const DEMO_CONSOLE_KEY_LABEL: &str = "console sign-in (serve --demo)";
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}
+
+fn run_keys(options: &Options, action: KeysCommand) -> anyhow::Result<()> {
+    let store = open_store(options)?;
+    match action {
+        KeysCommand::Create { tenant, kind, label } => {
+            let tenant = parse_tenant(&tenant)?;
+            ensure_tenant(&store, &tenant, tenant.as_str())?;
+            let kind = match kind {
+                KeyKindArg::Secret => ApiKeyKind::Secret,
+                KeyKindArg::Public => ApiKeyKind::Public,
+            };
+            let created = create_api_key(&store, &tenant, kind, &label)?;
+            eprintln!(
+                "created {} key {} for tenant {tenant}; store it now, it is not shown again",
+                kind.as_str(),
+                created.record.key_id
+            );
+            println!("{}", created.key);
+        }
+        KeysCommand::List { tenant } => {
+            let tenant = parse_tenant(&tenant)?;
+            if store.tenant(&tenant)?.is_none() {
+                bail!("no tenant `{tenant}`");
+            }
+            println!("{:<10} {:<7} {:<25} {:<25} label", "key id", "kind", "created", "revoked");
+            for key in store.api_keys(&tenant)? {
+                println!(
+                    "{:<10} {:<7} {:<25} {:<25} {}",
+                    key.key_id,
+                    key.kind.as_str(),
+                    key.created_at.to_string(),
+                    key.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                    key.label
+                );
+            }
+        }
+        KeysCommand::Revoke { tenant, key_id } => {
+            let tenant = parse_tenant(&tenant)?;
+            if !store.revoke_api_key(&tenant, &key_id)? {
+                bail!("tenant `{tenant}` has no active key `{key_id}`");
+            }
+            eprintln!("revoked key {key_id}");
+        }
+    }
+    Ok(())
+}
+
+fn run_import(options: &Options, what: ImportCommand) -> anyhow::Result<()> {
+    let store = open_store(options)?;
+    let (file, tenant, format, items) = match what {
+        ImportCommand::Items { file, tenant, format } => (file, tenant, format, true),
+        ImportCommand::Events { file, tenant, format } => (file, tenant, format, false),
+    };
+    let tenant = parse_tenant(&tenant)?;
+    ensure_tenant(&store, &tenant, tenant.as_str())?;
+    let progress = import::ProgressBarReporter::new();
+    let format = format.map(import::Format::from);
+    let summary = if items {
+        import::import_items(&store, &tenant, &file, format, &progress)?
+    } else {
+        import::import_events(&store, &tenant, &file, format, &progress)?
+    };
+    progress.finish();
+    println!("{}", summary.render());
+    Ok(())
+}

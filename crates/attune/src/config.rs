@@ -1,0 +1,109 @@
+//! Configuration: one [`Options`] struct filled from command-line flags, then `ATTUNE_*` environment
+//! variables (clap reads both), then an optional TOML file, then defaults. Unknown TOML keys are an error.
+
+use anyhow::{Context, bail};
+use attune_store::Synchronous;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Settings shared by every command; each can be given as a flag, an environment variable or in the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OptionArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "ATTUNE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "ATTUNE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "ATTUNE_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// `full` (fsync every commit, default) or `normal`.
+    #[arg(long, env = "ATTUNE_SYNCHRONOUS", global = true, value_parser = parse_synchronous)]
+    pub synchronous: Option<Synchronous>,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "ATTUNE_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// Log filter, e.g. `info` or `attune_server=debug`.
+    #[arg(long, env = "ATTUNE_LOG", global = true)]
+    pub log: Option<String>,
+}
+
+fn parse_synchronous(text: &str) -> Result<Synchronous, String> {
+    match text {
+        "full" => Ok(Synchronous::Full),
+        "normal" => Ok(Synchronous::Normal),
+        _ => Err(format!("`{text}` is not `full` or `normal`")),
+    }
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOptions {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    synchronous: Option<Synchronous>,
+    max_body_bytes: Option<usize>,
+    log: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub synchronous: Synchronous,
+    pub max_body_bytes: usize,
+    pub log: String,
+}
+
+impl Options {
+    pub fn resolve(args: &OptionArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileOptions::default(),
+        };
+        let max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        Ok(Self {
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("attune-data")),
+            listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878))),
+            synchronous: args.synchronous.or(file.synchronous).unwrap_or_default(),
+            max_body_bytes,
+            log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("attune.sqlite3")
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileOptions> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attune.toml");
+        std::fs::write(&path, "data_dir = \"/srv/attune\"\nlisten = \"0.0.0.0:9000\"\nsynchronous = \"normal\"\n").unwrap();
+        let args = OptionArgs { config: Some(path.clone()), listen: Some("127.0.0.1:1".parse().unwrap()), ..Default::default() };
+        let options = Options::resolve(&args).unwrap();
+        assert_eq!(options.data_dir, PathBuf::from("/srv/attune"));
+        assert_eq!(options.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(options.synchronous, Synchronous::Normal);
+        std::fs::write(&path, "data_dirr = \"x\"\n").unwrap();
+        let error = Options::resolve(&args).unwrap_err();
+        assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+}
