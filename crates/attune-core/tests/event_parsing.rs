@@ -6,8 +6,20 @@ use attune_core::{Currency, Event, EventInput, EventKind, Money, OrderLineInput,
 use proptest::prelude::*;
 
 const TYPES: &[&str] = &[
-    "view", "add_to_cart", "remove_from_cart", "purchase", "return", "search", "impression", "click", "rating",
-    "wishlist", "not_interested", "teleport", "", "VIEW",
+    "view",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "return",
+    "search",
+    "impression",
+    "click",
+    "rating",
+    "wishlist",
+    "not_interested",
+    "teleport",
+    "",
+    "VIEW",
 ];
 
 fn identifier() -> impl Strategy<Value = String> {
@@ -29,7 +41,11 @@ fn amount() -> impl Strategy<Value = AmountInput> {
 }
 
 fn line() -> impl Strategy<Value = OrderLineInput> {
-    (identifier(), -5_i64..50, amount()).prop_map(|(item_id, quantity, unit_price)| OrderLineInput { item_id, quantity, unit_price })
+    (identifier(), -5_i64..50, amount()).prop_map(|(item_id, quantity, unit_price)| OrderLineInput {
+        item_id,
+        quantity,
+        unit_price,
+    })
 }
 
 fn timestamp() -> impl Strategy<Value = Option<TimeInput>> {

@@ -16,7 +16,7 @@ macro_rules! conformance_tests {
             tenants_are_created_once, api_keys_are_found_by_hash_and_revoked, items_upsert_keep_created_at,
             item_listing_pages_and_searches, items_are_isolated_between_tenants, users_round_trip_and_delete_with_events,
             events_are_idempotent_by_id, events_are_isolated_between_tenants, timeline_is_newest_first_and_pages,
-            stats_and_daily_counts_follow_appends, event_log_scans_in_order);
+            stats_and_daily_counts_follow_appends, event_log_scans_in_order, concurrent_appends_store_each_event_once);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -276,4 +276,36 @@ pub fn event_log_scans_in_order(store: &dyn Store) {
     assert_eq!(seen.len(), 15);
     assert_eq!(seen[0], "b0e0");
     assert_eq!(seen[14], "b2e4");
+}
+
+pub fn concurrent_appends_store_each_event_once(store: &dyn Store) {
+    let t = tenant(store, "alpha");
+    let threads = 8;
+    let per_thread = 150;
+    // Every event id is sent by two threads, so half of all appends are duplicates.
+    let outcomes: Vec<AppendOutcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                let t = t.clone();
+                scope.spawn(move || {
+                    let mut total = AppendOutcome::default();
+                    for i in 0..per_thread {
+                        let id = format!("e{}-{i}", thread / 2);
+                        let outcome = store.append_events(&t, &[view(&id, "u", "a", "2011-01-01T10:00:00Z")]).unwrap();
+                        total.accepted += outcome.accepted;
+                        total.duplicates += outcome.duplicates;
+                    }
+                    total
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted: u64 = outcomes.iter().map(|o| o.accepted).sum();
+    let duplicates: u64 = outcomes.iter().map(|o| o.duplicates).sum();
+    let distinct = (threads / 2 * per_thread) as u64;
+    assert_eq!(accepted, distinct);
+    assert_eq!(duplicates, distinct);
+    assert_eq!(store.stats(&t).unwrap().events, distinct);
+    assert_eq!(store.events_after(&t, 0, 10_000).unwrap().len() as u64, distinct);
 }

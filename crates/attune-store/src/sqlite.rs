@@ -10,7 +10,7 @@ use attune_core::{ApiKeyKind, Event, EventInput, EventType, Item, ItemId, Tenant
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How hard SQLite syncs on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -41,6 +41,113 @@ pub struct SqliteStore {
     options: SqliteOptions,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    pending_appends: Mutex<Vec<PendingAppend>>,
+}
+
+/// An event prepared for insertion: indexed columns plus the wire-form JSON payload.
+struct EventRow {
+    event_id: String,
+    event_type: &'static str,
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    session_id: Option<String>,
+    timestamp: i64,
+    channel: &'static str,
+    store_id: Option<String>,
+    item_id: Option<String>,
+    payload: String,
+}
+
+impl EventRow {
+    fn new(event: &Event) -> StoreResult<Self> {
+        Ok(Self {
+            event_id: event.id.to_string(),
+            event_type: event.event_type().as_str(),
+            user_id: event.subject.user_id.as_ref().map(ToString::to_string),
+            anonymous_id: event.subject.anonymous_id.as_ref().map(ToString::to_string),
+            session_id: event.session_id.as_ref().map(ToString::to_string),
+            timestamp: event.timestamp.millis(),
+            channel: event.channel.as_str(),
+            store_id: event.store_id.as_ref().map(ToString::to_string),
+            item_id: event.kind.primary_item().map(ToString::to_string),
+            payload: to_json(&event.to_input())?,
+        })
+    }
+}
+
+/// One caller's events waiting for the next group commit.
+struct PendingAppend {
+    tenant: TenantId,
+    rows: Vec<EventRow>,
+    slot: Arc<AppendSlot>,
+}
+
+/// Where the committing thread leaves a waiting caller's outcome.
+#[derive(Default)]
+struct AppendSlot(Mutex<Option<StoreResult<AppendOutcome>>>);
+
+impl AppendSlot {
+    fn fill(&self, outcome: StoreResult<AppendOutcome>) {
+        *self.0.lock().expect("append slot poisoned") = Some(outcome);
+    }
+
+    fn take(&self) -> Option<StoreResult<AppendOutcome>> {
+        self.0.lock().expect("append slot poisoned").take()
+    }
+}
+
+/// Insert every queued append in one transaction; the outcome of each, in order.
+fn commit_appends(
+    connection: &mut Connection,
+    group: &[PendingAppend],
+    received_at: i64,
+) -> StoreResult<Vec<AppendOutcome>> {
+    let tx = connection.transaction()?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (tenant_id, event_id, event_type, user_id, anonymous_id, session_id, ts, channel,
+                                 store_id, item_id, received_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (tenant_id, event_id) DO NOTHING",
+        )?;
+        let mut count = tx.prepare_cached(
+            "INSERT INTO event_daily_counts (tenant_id, day, event_type, events) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (tenant_id, day, event_type) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for pending in group {
+            let mut outcome = AppendOutcome::default();
+            let mut daily: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
+            for row in &pending.rows {
+                let inserted = insert.execute(params![
+                    pending.tenant.as_str(),
+                    row.event_id,
+                    row.event_type,
+                    row.user_id,
+                    row.anonymous_id,
+                    row.session_id,
+                    row.timestamp,
+                    row.channel,
+                    row.store_id,
+                    row.item_id,
+                    received_at,
+                    row.payload,
+                ])?;
+                if inserted == 0 {
+                    outcome.duplicates += 1;
+                } else {
+                    outcome.accepted += 1;
+                    *daily.entry((row.timestamp.div_euclid(DAY_MILLIS), row.event_type)).or_default() += 1;
+                }
+            }
+            for ((day, event_type), events) in daily {
+                count.execute(params![pending.tenant.as_str(), day, event_type, events])?;
+            }
+            outcomes.push(outcome);
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 impl SqliteStore {
@@ -56,7 +163,13 @@ impl SqliteStore {
         configure(&writer, options.synchronous)?;
         migrations::apply(&mut writer)?;
         tracing::debug!(path = %path.display(), "sqlite store opened");
-        Ok(Self { path, options, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(Self {
+            path,
+            options,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            pending_appends: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -461,54 +574,39 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        let received_at = Timestamp::now().millis();
         // Serialize outside the write lock: the writer is the one serial resource.
-        let payloads = events.iter().map(|e| to_json(&e.to_input())).collect::<StoreResult<Vec<_>>>()?;
-        self.with_writer(|c| {
-            let tx = c.transaction()?;
-            let mut outcome = AppendOutcome::default();
-            let mut daily: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO events (tenant_id, event_id, event_type, user_id, anonymous_id, session_id, ts, channel,
-                                         store_id, item_id, received_at, payload)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (tenant_id, event_id) DO NOTHING",
-                )?;
-                for (event, payload) in events.iter().zip(&payloads) {
-                    let event_type = event.event_type().as_str();
-                    let inserted = insert.execute(params![
-                        tenant.as_str(),
-                        event.id.as_str(),
-                        event_type,
-                        event.subject.user_id.as_ref().map(UserId::as_str),
-                        event.subject.anonymous_id.as_ref().map(|a| a.as_str()),
-                        event.session_id.as_ref().map(|s| s.as_str()),
-                        event.timestamp.millis(),
-                        event.channel.as_str(),
-                        event.store_id.as_ref().map(|s| s.as_str()),
-                        event.kind.primary_item().map(ItemId::as_str),
-                        received_at,
-                        payload,
-                    ])?;
-                    if inserted == 0 {
-                        outcome.duplicates += 1;
-                    } else {
-                        outcome.accepted += 1;
-                        *daily.entry((event.timestamp.millis().div_euclid(DAY_MILLIS), event_type)).or_default() += 1;
-                    }
-                }
-                let mut count = tx.prepare_cached(
-                    "INSERT INTO event_daily_counts (tenant_id, day, event_type, events) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (tenant_id, day, event_type) DO UPDATE SET events = events + excluded.events",
-                )?;
-                for ((day, event_type), events) in daily {
-                    count.execute(params![tenant.as_str(), day, event_type, events])?;
+        let rows = events.iter().map(EventRow::new).collect::<StoreResult<Vec<_>>>()?;
+        let slot = Arc::new(AppendSlot::default());
+        self.pending_appends.lock().expect("append queue poisoned").push(PendingAppend {
+            tenant: tenant.clone(),
+            rows,
+            slot: slot.clone(),
+        });
+        // Group commit: whoever holds the writer commits every append queued so far in one transaction
+        // (one fsync), then hands each caller its own outcome.
+        let mut writer = self.writer.lock().expect("writer poisoned");
+        if let Some(outcome) = slot.take() {
+            return outcome;
+        }
+        let group: Vec<PendingAppend> =
+            std::mem::take(&mut *self.pending_appends.lock().expect("append queue poisoned"));
+        let received_at = Timestamp::now().millis();
+        match commit_appends(&mut writer, &group, received_at) {
+            Ok(outcomes) => {
+                for (pending, outcome) in group.iter().zip(outcomes) {
+                    pending.slot.fill(Ok(outcome));
                 }
             }
-            tx.commit()?;
-            Ok(outcome)
-        })
+            Err(error) => {
+                let message = error.to_string();
+                for pending in &group {
+                    pending.slot.fill(Err(StoreError::Corrupt(format!("group commit failed: {message}"))));
+                }
+                tracing::error!(%message, appends = group.len(), "event group commit failed");
+            }
+        }
+        drop(writer);
+        slot.take().expect("the leader filled every slot of its group, its own included")
     }
 
     fn user_timeline(&self, tenant: &TenantId, user: &UserId, query: &TimelineQuery) -> StoreResult<TimelinePage> {
