@@ -83,7 +83,9 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "the Authorization header must be `Bearer <api key>`"))?;
+            .ok_or_else(|| {
+                ApiError::new(ErrorKind::Unauthenticated, "the Authorization header must be `Bearer <api key>`")
+            })?;
         let resolved = resolve_key(state, key).await?;
         let acting_user = match parts.headers.get(USER_TOKEN_HEADER) {
             None => None,

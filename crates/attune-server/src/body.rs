@@ -14,8 +14,12 @@ impl FromRequest<AppState> for LimitedBody {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.options.max_body_bytes;
-        let too_large =
-            || ApiError::new(ErrorKind::PayloadTooLarge, format!("the request body is larger than the limit of {limit} bytes"));
+        let too_large = || {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )
+        };
         let declared = request
             .headers()
             .get(axum::http::header::CONTENT_LENGTH)

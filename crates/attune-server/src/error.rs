@@ -114,8 +114,12 @@ impl ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
-        let detail =
-            ErrorDetail { index: None, field: error.field.clone(), code: error.code.to_string(), message: error.message.clone() };
+        let detail = ErrorDetail {
+            index: None,
+            field: error.field.clone(),
+            code: error.code.to_string(),
+            message: error.message.clone(),
+        };
         Self { kind: ErrorKind::Validation(error.code), message: error.message, details: vec![detail] }
     }
 }

@@ -105,7 +105,8 @@ pub enum UserTokenError {
 /// Check a token's signature and expiry; the user it speaks for.
 pub fn verify_user_token(secret: &[u8], token: &str, now: Timestamp) -> Result<UserId, UserTokenError> {
     let mut parts = token.split('.');
-    let (Some(user_hex), Some(expires), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(user_hex), Some(expires), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(UserTokenError::Malformed);
     };

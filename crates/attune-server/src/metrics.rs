@@ -48,7 +48,11 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("http_request_seconds", "HTTP request latency by route", http_request_seconds.clone());
         registry.register("events_accepted", "Events stored", events_accepted.clone());
-        registry.register("events_duplicate", "Events skipped because their id was already stored", events_duplicate.clone());
+        registry.register(
+            "events_duplicate",
+            "Events skipped because their id was already stored",
+            events_duplicate.clone(),
+        );
         registry.register("events_rejected", "Events rejected by validation", events_rejected.clone());
         Self { registry, http_requests, http_request_seconds, events_accepted, events_duplicate, events_rejected }
     }
@@ -71,7 +75,8 @@ impl Default for Metrics {
 pub async fn track_requests(State(state): State<crate::AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     state.metrics.http_requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();

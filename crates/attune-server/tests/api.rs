@@ -80,7 +80,11 @@ impl TestServer {
         self.client.delete(format!("{}{path}", self.base)).bearer_auth(key)
     }
     fn raw_post(&self, key: &str, path: &str, body: Vec<u8>) -> RequestBuilder {
-        self.client.post(format!("{}{path}", self.base)).bearer_auth(key).header("content-type", "application/json").body(body)
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
     }
 
     fn alpha_events(&self) -> u64 {
@@ -94,7 +98,11 @@ fn expect(request: RequestBuilder, status: StatusCode) -> Value {
     let actual = response.status();
     let text = response.text().unwrap();
     assert_eq!(actual, status, "unexpected status; body: {text}");
-    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) }
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    }
 }
 
 fn expect_error(request: RequestBuilder, status: StatusCode, code: &str) -> Value {
@@ -125,12 +133,16 @@ fn items_can_be_upserted_read_listed_and_deleted() {
     let created = expect(server.put(key, "/v1/items/85123A", &item), StatusCode::OK);
     assert_eq!(created["created"], true);
     assert_eq!(created["item"]["price"], json!({"amount": "2.55", "currency": "GBP"}));
-    let updated = expect(server.put(key, "/v1/items/85123A", &json!({"title": "Heart holder", "stock_quantity": 0})), StatusCode::OK);
+    let updated = expect(
+        server.put(key, "/v1/items/85123A", &json!({"title": "Heart holder", "stock_quantity": 0})),
+        StatusCode::OK,
+    );
     assert_eq!(updated["created"], false);
     assert_eq!(updated["item"]["availability"], "out_of_stock");
     assert_eq!(updated["item"]["created_at"], created["item"]["created_at"], "created_at survives an update");
 
-    let batch: Vec<Value> = (0..120).map(|i| json!({"id": format!("sku-{i:04}"), "title": format!("Mug {i}")})).collect();
+    let batch: Vec<Value> =
+        (0..120).map(|i| json!({"id": format!("sku-{i:04}"), "title": format!("Mug {i}")})).collect();
     let counts = expect(server.post(key, "/v1/items", &json!({"items": batch})), StatusCode::OK);
     assert_eq!(counts, json!({"created": 120, "updated": 0}));
 
@@ -154,13 +166,20 @@ fn users_can_be_upserted_read_listed_and_deleted_with_their_events() {
     let server = TestServer::start();
     let key = &server.alpha_secret;
     let user = expect(
-        server.put(key, "/v1/users/17850", &json!({"traits": {"country": "United Kingdom", "vip": true}, "consent": {"marketing": true}})),
+        server.put(
+            key,
+            "/v1/users/17850",
+            &json!({"traits": {"country": "United Kingdom", "vip": true}, "consent": {"marketing": true}}),
+        ),
         StatusCode::OK,
     );
     assert_eq!(user["consent"], json!({"personalization": true, "marketing": true, "analytics": true}));
     assert_eq!(expect(server.get(key, "/v1/users/17850"), StatusCode::OK)["traits"]["country"], "United Kingdom");
     assert_eq!(expect(server.get(key, "/v1/users?q=178"), StatusCode::OK)["total"], 1);
-    expect(server.post(key, "/v1/events/batch", &json!({"events": [view("e1", "17850", "a"), purchase("p1", "17850")]})), StatusCode::OK);
+    expect(
+        server.post(key, "/v1/events/batch", &json!({"events": [view("e1", "17850", "a"), purchase("p1", "17850")]})),
+        StatusCode::OK,
+    );
     let deleted = expect(server.delete(key, "/v1/users/17850"), StatusCode::OK);
     assert_eq!(deleted, json!({"profile_deleted": true, "events_deleted": 2}));
     expect_error(server.get(key, "/v1/users/17850"), StatusCode::NOT_FOUND, "not_found");
@@ -173,7 +192,14 @@ fn events_are_accepted_and_shown_on_the_timeline_across_channels() {
     let key = &server.alpha_secret;
     let accepted = expect(server.post(key, "/v1/events", &view("e1", "17850", "85123A")), StatusCode::OK);
     assert_eq!(accepted, json!({"event_id": "e1", "duplicate": false}));
-    let generated = expect(server.post(key, "/v1/events", &json!({"type": "wishlist", "user_id": "17850", "item_id": "x", "channel": "app"})), StatusCode::OK);
+    let generated = expect(
+        server.post(
+            key,
+            "/v1/events",
+            &json!({"type": "wishlist", "user_id": "17850", "item_id": "x", "channel": "app"}),
+        ),
+        StatusCode::OK,
+    );
     assert!(generated["event_id"].as_str().unwrap().len() >= 32, "an id is generated when none is given");
     expect(server.post(key, "/v1/events", &purchase("p1", "17850")), StatusCode::OK);
     let others = json!({"events": [
@@ -193,7 +219,10 @@ fn events_are_accepted_and_shown_on_the_timeline_across_channels() {
     let events = timeline["events"].as_array().unwrap();
     assert_eq!(events.len(), 5);
     assert_eq!(events[0]["event"]["type"], "not_interested", "newest first");
-    let rest = expect(server.get(key, &format!("/v1/users/17850/timeline?before={}", timeline["next_before"])), StatusCode::OK);
+    let rest = expect(
+        server.get(key, &format!("/v1/users/17850/timeline?before={}", timeline["next_before"])),
+        StatusCode::OK,
+    );
     let channels: std::collections::BTreeSet<String> = events
         .iter()
         .chain(rest["events"].as_array().unwrap())
@@ -232,13 +261,19 @@ fn requests_without_a_valid_key_are_refused() {
         "unauthenticated",
     );
     // A key revoked through the API stops working at once.
-    let created = expect(server.post(&server.alpha_secret, "/v1/keys", &json!({"kind": "secret", "label": "temp"})), StatusCode::CREATED);
+    let created = expect(
+        server.post(&server.alpha_secret, "/v1/keys", &json!({"kind": "secret", "label": "temp"})),
+        StatusCode::CREATED,
+    );
     let temp = created["key"].as_str().unwrap();
     expect(server.get(temp, "/v1/stats"), StatusCode::OK);
     let keys = expect(server.get(&server.alpha_secret, "/v1/keys"), StatusCode::OK);
     assert_eq!(keys.as_array().unwrap().len(), 3);
     assert!(keys.as_array().unwrap().iter().all(|k| k.get("key").is_none()), "listings never show keys");
-    expect(server.delete(&server.alpha_secret, &format!("/v1/keys/{}", created["key_id"].as_str().unwrap())), StatusCode::NO_CONTENT);
+    expect(
+        server.delete(&server.alpha_secret, &format!("/v1/keys/{}", created["key_id"].as_str().unwrap())),
+        StatusCode::NO_CONTENT,
+    );
     expect_error(server.get(temp, "/v1/stats"), StatusCode::UNAUTHORIZED, "unauthenticated");
 }
 
@@ -258,11 +293,18 @@ fn public_keys_only_send_events_and_read_their_own_user() {
     let anonymous = json!({"type": "view", "anonymous_id": "cookie-1", "item_id": "a"});
     expect(server.post(public, "/v1/events", &anonymous), StatusCode::OK);
     expect_error(server.post(public, "/v1/events", &view("v1", "u1", "a")), StatusCode::FORBIDDEN, "forbidden");
-    let token = expect(server.post(&server.alpha_secret, "/v1/user-tokens", &json!({"user_id": "u1", "ttl_seconds": 600})), StatusCode::OK);
+    let token = expect(
+        server.post(&server.alpha_secret, "/v1/user-tokens", &json!({"user_id": "u1", "ttl_seconds": 600})),
+        StatusCode::OK,
+    );
     let token = token["token"].as_str().unwrap().to_string();
     let with_token = |request: RequestBuilder| request.header("x-attune-user-token", token.clone());
     expect(with_token(server.post(public, "/v1/events", &view("v1", "u1", "a"))), StatusCode::OK);
-    expect_error(with_token(server.post(public, "/v1/events", &view("v2", "u2", "a"))), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(
+        with_token(server.post(public, "/v1/events", &view("v2", "u2", "a"))),
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
     let mixed = json!({"events": [view("v3", "u1", "a"), view("v4", "u2", "a")]});
     expect_error(with_token(server.post(public, "/v1/events/batch", &mixed)), StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(server.alpha_events(), 2, "the refused batch stored nothing");
@@ -340,17 +382,33 @@ fn bad_input_gets_a_json_error_and_writes_nothing() {
     }
     let negative_item = json!({"title": "x", "price": "-1.00", "currency": "GBP"});
     expect_error(server.put(key, "/v1/items/a", &negative_item), StatusCode::BAD_REQUEST, "negative_price");
-    expect_error(server.put(key, "/v1/items/a", &json!({"title": "x", "stock_quantity": -1})), StatusCode::BAD_REQUEST, "negative_quantity");
-    expect_error(server.put(key, "/v1/items/a", &json!({"id": "b", "title": "x"})), StatusCode::BAD_REQUEST, "id_mismatch");
+    expect_error(
+        server.put(key, "/v1/items/a", &json!({"title": "x", "stock_quantity": -1})),
+        StatusCode::BAD_REQUEST,
+        "negative_quantity",
+    );
+    expect_error(
+        server.put(key, "/v1/items/a", &json!({"id": "b", "title": "x"})),
+        StatusCode::BAD_REQUEST,
+        "id_mismatch",
+    );
     expect_error(server.get(key, "/v1/items?limit=0"), StatusCode::BAD_REQUEST, "invalid_parameter");
     expect_error(server.get(key, "/v1/nothing-here"), StatusCode::NOT_FOUND, "not_found");
-    expect_error(server.client.patch(format!("{}/v1/stats", server.base)).bearer_auth(key), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    expect_error(
+        server.client.patch(format!("{}/v1/stats", server.base)).bearer_auth(key),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
 
     // One bad event spoils the whole batch, and the error says which.
     let mut events: Vec<Value> = (0..20).map(|i| view(&format!("b{i}"), "u1", "a")).collect();
     events[13] = json!({"type": "add_to_cart", "event_id": "b13", "user_id": "u1", "item_id": "a", "quantity": -1});
     events[17] = json!({"type": "dance", "user_id": "u1"});
-    let error = expect_error(server.post(key, "/v1/events/batch", &json!({"events": events})), StatusCode::BAD_REQUEST, "invalid_batch");
+    let error = expect_error(
+        server.post(key, "/v1/events/batch", &json!({"events": events})),
+        StatusCode::BAD_REQUEST,
+        "invalid_batch",
+    );
     assert_eq!(error["details"][0]["index"], 13);
     assert_eq!(error["details"][0]["field"], "quantity");
     assert_eq!(error["details"][1]["index"], 17);
@@ -363,12 +421,20 @@ fn bad_input_gets_a_json_error_and_writes_nothing() {
 
 #[test]
 fn oversized_bodies_and_batches_are_refused() {
-    let server = TestServer::start_with(ServerOptions { max_body_bytes: 64 * 1024, max_batch_events: 100, ..Default::default() });
+    let server = TestServer::start_with(ServerOptions {
+        max_body_bytes: 64 * 1024,
+        max_batch_events: 100,
+        ..Default::default()
+    });
     let key = &server.alpha_secret;
     let huge = vec![b' '; 200 * 1024];
     expect_error(server.raw_post(key, "/v1/events", huge), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let events: Vec<Value> = (0..101).map(|i| view(&format!("e{i}"), "u1", "a")).collect();
-    expect_error(server.post(key, "/v1/events/batch", &json!({"events": events})), StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large");
+    expect_error(
+        server.post(key, "/v1/events/batch", &json!({"events": events})),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch_too_large",
+    );
     assert_eq!(server.alpha_events(), 0);
 }
 
@@ -381,11 +447,22 @@ fn health_metrics_and_openapi_are_served() {
     let response = server.client.get(format!("{}/metrics", server.base)).send().unwrap();
     assert!(response.headers().get("x-request-id").is_some(), "every response has a request id");
     let metrics = response.text().unwrap();
-    assert!(metrics.contains(r#"attune_http_requests_total{method="POST",route="/v1/events",status="200"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"attune_http_requests_total{method="POST",route="/v1/events",status="200"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("attune_events_accepted_total 1"), "{metrics}");
     let openapi = expect(server.client.get(format!("{}/v1/openapi.json", server.base)), StatusCode::OK);
     let paths: Vec<&String> = openapi["paths"].as_object().unwrap().keys().collect();
-    for expected in ["/v1/items", "/v1/items/{id}", "/v1/users/{id}", "/v1/users/{id}/timeline", "/v1/events", "/v1/events/batch", "/v1/stats"] {
+    for expected in [
+        "/v1/items",
+        "/v1/items/{id}",
+        "/v1/users/{id}",
+        "/v1/users/{id}/timeline",
+        "/v1/events",
+        "/v1/events/batch",
+        "/v1/stats",
+    ] {
         assert!(paths.iter().any(|p| p.as_str() == expected), "openapi lacks {expected}: {paths:?}");
     }
     assert!(openapi["components"]["schemas"]["EventInput"].is_object());
@@ -395,9 +472,15 @@ fn health_metrics_and_openapi_are_served() {
 fn error_and_stats_bodies_keep_their_shape() {
     let server = TestServer::start();
     let key = &server.alpha_secret;
-    let error = expect(server.post(key, "/v1/events", &json!({"type": "add_to_cart", "user_id": "u", "item_id": "a", "quantity": -2})), StatusCode::BAD_REQUEST);
+    let error = expect(
+        server.post(key, "/v1/events", &json!({"type": "add_to_cart", "user_id": "u", "item_id": "a", "quantity": -2})),
+        StatusCode::BAD_REQUEST,
+    );
     insta::assert_json_snapshot!("negative_quantity_error", error);
-    expect(server.post(key, "/v1/events/batch", &json!({"events": [view("e1", "u", "a"), purchase("p1", "u")]})), StatusCode::OK);
+    expect(
+        server.post(key, "/v1/events/batch", &json!({"events": [view("e1", "u", "a"), purchase("p1", "u")]})),
+        StatusCode::OK,
+    );
     let stats = expect(server.get(key, "/v1/stats"), StatusCode::OK);
     insta::assert_json_snapshot!("stats_after_two_events", stats);
 }

@@ -73,14 +73,22 @@ pub fn ingest(options: &Options, args: &IngestBenchArgs) -> anyhow::Result<()> {
             let _ = stopped.await;
         }));
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-        println!("attune bench ingest (synchronous={:?}, {} cores)", options.synchronous, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        println!(
+            "attune bench ingest (synchronous={:?}, {} cores)",
+            options.synchronous,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        );
 
         // Single events, many concurrent clients.
         let single_url = format!("http://{address}/v1/events");
         let started = Instant::now();
         let statuses: Vec<anyhow::Result<reqwest::StatusCode>> = futures::stream::iter(0..args.single_events)
             .map(|i| {
-                let request = client.post(&single_url).bearer_auth(&key).header("content-type", "application/json").body(event_json(i));
+                let request = client
+                    .post(&single_url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body(event_json(i));
                 async move { Ok(request.send().await?.status()) }
             })
             .buffer_unordered(args.single_concurrency)
@@ -105,7 +113,8 @@ pub fn ingest(options: &Options, args: &IngestBenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let results: Vec<anyhow::Result<serde_json::Value>> = futures::stream::iter(bodies)
             .map(|body| {
-                let request = client.post(&batch_url).bearer_auth(&key).header("content-type", "application/json").body(body);
+                let request =
+                    client.post(&batch_url).bearer_auth(&key).header("content-type", "application/json").body(body);
                 async move {
                     let response = request.send().await?;
                     let status = response.status();
@@ -123,7 +132,12 @@ pub fn ingest(options: &Options, args: &IngestBenchArgs) -> anyhow::Result<()> {
             accepted += result?["accepted"].as_u64().unwrap_or(0);
         }
         ensure!(accepted == args.batch_events as u64, "only {accepted} of {} batch events accepted", args.batch_events);
-        report(&format!("batch of {:<5} POST /v1/events/batch", args.batch_size), args.batch_events, batch_elapsed, args.batch_concurrency);
+        report(
+            &format!("batch of {:<5} POST /v1/events/batch", args.batch_size),
+            args.batch_events,
+            batch_elapsed,
+            args.batch_concurrency,
+        );
 
         let stored = store.stats(&tenant)?.events;
         ensure!(stored == (args.single_events + args.batch_events) as u64, "store holds {stored} events");

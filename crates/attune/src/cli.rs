@@ -139,7 +139,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -162,7 +163,10 @@ pub fn seed_demo_tenant(store: &dyn Store) -> anyhow::Result<String> {
     let dataset = demo::load_demo_dataset()?;
     let existing = store.stats(&tenant)?;
     if existing.events >= dataset.events.len() as u64 && existing.items >= dataset.items.len() as u64 {
-        return Ok(format!("demo tenant already loaded: {} items, {} customers, {} events", existing.items, existing.users, existing.events));
+        return Ok(format!(
+            "demo tenant already loaded: {} items, {} customers, {} events",
+            existing.items, existing.users, existing.events
+        ));
     }
     store.upsert_items(&tenant, &dataset.items)?;
     store.upsert_users(&tenant, &dataset.users)?;
@@ -221,7 +225,8 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -96,8 +96,13 @@ mod tests {
     fn flags_override_file_and_unknown_keys_fail() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("attune.toml");
-        std::fs::write(&path, "data_dir = \"/srv/attune\"\nlisten = \"0.0.0.0:9000\"\nsynchronous = \"normal\"\n").unwrap();
-        let args = OptionArgs { config: Some(path.clone()), listen: Some("127.0.0.1:1".parse().unwrap()), ..Default::default() };
+        std::fs::write(&path, "data_dir = \"/srv/attune\"\nlisten = \"0.0.0.0:9000\"\nsynchronous = \"normal\"\n")
+            .unwrap();
+        let args = OptionArgs {
+            config: Some(path.clone()),
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        };
         let options = Options::resolve(&args).unwrap();
         assert_eq!(options.data_dir, PathBuf::from("/srv/attune"));
         assert_eq!(options.listen, "127.0.0.1:1".parse().unwrap());

@@ -35,7 +35,11 @@ fn start_server(data_dir: &Path) -> Server {
         .expect("start attune serve");
     let mut first_line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
-    let base = first_line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {first_line:?}")).to_string();
+    let base = first_line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first_line:?}"))
+        .to_string();
     Server { child, base }
 }
 
@@ -141,7 +145,12 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     };
     let stored = count_stored();
     let missing: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} acknowledged events lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert!(stored.values().all(|&n| n == 1), "an event is stored twice");
     eprintln!("acknowledged {} events before SIGKILL; {} stored after restart", acknowledged.len(), stored.len());
 

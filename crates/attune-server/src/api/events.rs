@@ -101,7 +101,12 @@ pub async fn post_event_batch(
             let parsed = serde_json::from_str::<EventInput>(raw.get())
                 .map_err(|e| {
                     let error = json_error(e);
-                    ErrorDetail { index: Some(index), field: String::new(), code: error.body().code, message: error.message }
+                    ErrorDetail {
+                        index: Some(index),
+                        field: String::new(),
+                        code: error.body().code,
+                        message: error.message,
+                    }
                 })
                 .and_then(|input| {
                     Event::parse(input, received_at).map_err(|e| ErrorDetail {

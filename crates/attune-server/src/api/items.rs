@@ -180,7 +180,11 @@ pub async fn list_items(
 /// Delete one item.
 #[utoipa::path(delete, path = "/v1/items/{id}", tag = "catalog", params(("id" = String, Path, description = "Item id")),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("secret_key" = [])))]
-pub async fn delete_item(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     caller.require_secret()?;
     let id = parse_path_item(id)?;
     let store = state.store.clone();

@@ -1,8 +1,116 @@
-//! Server-rendered pages: the operator console and the storefront demo.
+//! Server-rendered pages: the operator console (`/console`) and the storefront demo (`/shop`).
+//!
+//! Pages are rendered with maud (which escapes every interpolated value) around one shared layout and
+//! one stylesheet embedded in the binary; no JavaScript is needed. Store access runs on blocking threads
+//! like the API's. The console signs in with a tenant's secret API key held in an HttpOnly,
+//! SameSite=Strict cookie; the storefront is public and records what its visitors do as real events.
 
+mod chart;
+mod console;
+mod cookies;
+mod format;
+mod layout;
+mod shop;
+
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/assets/attune.css", get(stylesheet))
+        .route("/assets/favicon.svg", get(favicon))
+        .merge(console::router())
+        .merge(shop::router())
+        .layer(axum::middleware::from_fn(refuse_cross_site_posts))
+        .layer(axum::middleware::map_response(security_headers))
 }
+
+/// Forms are only accepted from the pages themselves: SameSite cookies already keep other sites from
+/// acting with a signed-in console, and this also stops them from signing a browser in with their own
+/// key or filling a visitor's basket.
+async fn refuse_cross_site_posts(request: Request, next: Next) -> Response {
+    if request.method() == Method::POST && is_cross_site(request.headers()) {
+        return PageError { status: StatusCode::FORBIDDEN, message: "Forms are only accepted from this site.".into() }
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// What the browser says about where a request comes from (`Sec-Fetch-Site`, sent by every current
+/// browser). The `Origin` is not compared with `Host`: behind a reverse proxy they legitimately differ.
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    headers.get("sec-fetch-site").is_some_and(|site| site == "cross-site")
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", layout::STYLESHEET)
+}
+
+async fn favicon() -> impl IntoResponse {
+    asset("image/svg+xml", layout::FAVICON)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    // URLs carry a content hash (`?v=`), so a day of caching never serves a stale stylesheet for long.
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body)
+}
+
+/// Pages run no scripts and embed no foreign frames; images may come from the catalog's own hosts.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src * data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in set {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A failure while rendering a page, shown as an HTML error page rather than the API's JSON.
+#[derive(Debug)]
+pub(crate) struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> Self {
+        let (status, _) = error.kind.status_and_code();
+        Self { status, message: error.message }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let heading = match self.status {
+            StatusCode::NOT_FOUND => "Page not found",
+            StatusCode::BAD_REQUEST => "That request was not understood",
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => "Not allowed",
+            _ => "Something went wrong",
+        };
+        (self.status, layout::error_page(self.status.as_u16(), heading, &self.message)).into_response()
+    }
+}
+
+type PageResult<T> = Result<T, PageError>;

@@ -1,0 +1,749 @@
+//! The storefront demo: a small public shop over the storefront tenant's catalog. It keeps the basket in
+//! a cookie and records what visitors do (product views, searches, basket changes) as real events under
+//! an anonymous visitor id and a session id, so Attune sees the demo like any shop's traffic.
+//!
+//! Recommendation slots are empty `<section>`s with stable ids (`recommendations-similar`,
+//! `recommendations-bought-together`, `recommendations-complete-your-basket`) and `data-` attributes
+//! naming the items they are about, for the recommendation work to fill.
+
+use super::cookies::{self, Cart, Visitor};
+use super::format::{count, display_title, encode, money, plural, short_name, with_query};
+use super::layout::{ShopShell, icon, product_image, shop_page};
+use super::{PageError, PageResult};
+use crate::state::{AppState, blocking};
+use attune_core::input::ScalarValue;
+use attune_core::{Event, EventInput, EventKind, Item, ItemId, Money, TenantId, Timestamp};
+use attune_store::{ItemQuery, Store, StoreResult};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{Markup, html};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+const GRID_PAGE: usize = 24;
+const POPULAR_SHOWN: usize = 12;
+/// How many of the most recent events (by log position) popularity is computed from.
+const POPULAR_WINDOW: i64 = 25_000;
+/// How long computed popularity is reused before it is computed again.
+const POPULAR_TTL: Duration = Duration::from_secs(600);
+const MAX_ADD_QUANTITY: u32 = 99;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/shop", get(home))
+        .route("/shop/", get(|| async { Redirect::to("/shop") }))
+        .route("/shop/browse", get(browse))
+        .route("/shop/category/{name}", get(category))
+        .route("/shop/products/{id}", get(product))
+        .route("/shop/cart", get(cart_page))
+        .route("/shop/cart/add", post(cart_add))
+        .route("/shop/cart/update", post(cart_update))
+        .route("/shop/cart/remove", post(cart_remove))
+        .route("/shop/{*rest}", get(unknown_page))
+}
+
+/// The storefront tenant and its display name.
+struct Shop {
+    tenant: TenantId,
+    name: String,
+}
+
+async fn storefront(state: &AppState) -> PageResult<Shop> {
+    let missing = || {
+        PageError::not_found(
+            "This server has no storefront. Run `attune serve --demo` to serve the demo shop, or configure a storefront tenant.",
+        )
+    };
+    let tenant = state.options.storefront_tenant.clone().ok_or_else(missing)?;
+    let store = state.store.clone();
+    let lookup = tenant.clone();
+    let found = blocking(move || Ok(store.tenant(&lookup)?)).await?.ok_or_else(missing)?;
+    let name = if found.name.trim().is_empty() { tenant.to_string() } else { found.name };
+    Ok(Shop { tenant, name })
+}
+
+/// Everything a storefront request knows about the visitor.
+struct Request {
+    shop: Shop,
+    visitor: Visitor,
+    cart: Cart,
+}
+
+impl Request {
+    async fn new(state: &AppState, headers: &HeaderMap) -> PageResult<Self> {
+        Ok(Self {
+            shop: storefront(state).await?,
+            visitor: Visitor::from_headers(headers),
+            cart: Cart::from_headers(headers),
+        })
+    }
+
+    fn shell<'a>(&'a self, query: &'a str) -> ShopShell<'a> {
+        ShopShell { shop_name: &self.shop.name, basket_units: self.cart.units(), query }
+    }
+
+    /// The ids events are recorded under.
+    fn subject(&self) -> (String, String) {
+        (self.visitor.anonymous_id.clone(), self.visitor.session_id.clone())
+    }
+
+    /// A page response that also sets the visitor cookies (when new) and any `extra` cookies.
+    fn respond(self, status: StatusCode, markup: Markup, extra: Vec<HeaderValue>) -> Response {
+        let mut response = (status, markup).into_response();
+        cookies::append_all(response.headers_mut(), self.visitor.new_cookies);
+        cookies::append_all(response.headers_mut(), extra);
+        response
+    }
+
+    fn redirect(self, to: &str, extra: Vec<HeaderValue>) -> Response {
+        let mut response = Redirect::to(to).into_response();
+        cookies::append_all(response.headers_mut(), self.visitor.new_cookies);
+        cookies::append_all(response.headers_mut(), extra);
+        response
+    }
+
+    fn not_found(self, message: &str) -> Response {
+        let body = html! {
+            div.shop-container {
+                div.empty-state.shop-empty {
+                    p.error-code { "404" }
+                    h1 { "We couldn't find that" }
+                    p.muted { (message) }
+                    div.button-row {
+                        a.button.primary href="/shop" { "Back to the shop" }
+                        a.button href="/shop/browse" { "Browse all products" }
+                    }
+                }
+            }
+        };
+        let markup = shop_page(&self.shell(""), "Not found", body);
+        self.respond(StatusCode::NOT_FOUND, markup, Vec::new())
+    }
+}
+
+/// Record one storefront event; a failure is logged and never breaks the page.
+fn record(store: &dyn Store, tenant: &TenantId, subject: &(String, String), mut input: EventInput) {
+    input.anonymous_id = Some(subject.0.clone());
+    input.session_id = Some(subject.1.clone());
+    input.channel = Some("web".to_string());
+    input.context = Some(BTreeMap::from([("source".to_string(), ScalarValue::Text("storefront-demo".to_string()))]));
+    let event_type = input.event_type.clone();
+    let outcome = Event::parse(input, Timestamp::now())
+        .map_err(|e| e.message)
+        .and_then(|event| store.append_events(tenant, &[event]).map_err(|e| e.to_string()));
+    if let Err(error) = outcome {
+        tracing::warn!(%error, event_type, "the storefront could not record an event");
+    }
+}
+
+fn item_event(event_type: &str, item_id: &ItemId, quantity: Option<u32>) -> EventInput {
+    EventInput {
+        event_type: event_type.to_string(),
+        item_id: Some(item_id.to_string()),
+        quantity: quantity.map(i64::from),
+        ..Default::default()
+    }
+}
+
+fn product_href(id: &str) -> String {
+    format!("/shop/products/{}", encode(id))
+}
+
+fn category_href(name: &str) -> String {
+    format!("/shop/category/{}", encode(name))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Popularity
+
+/// The most ordered items among the tenant's latest events.
+#[derive(Debug, Default)]
+struct Popularity {
+    /// Item and the number of recent orders containing it, most first.
+    items: Vec<(ItemId, u64)>,
+    /// Orders looked at.
+    orders: u64,
+}
+
+type PopularityCache = Mutex<HashMap<(usize, TenantId), (Instant, Arc<Popularity>)>>;
+static POPULARITY: LazyLock<PopularityCache> = LazyLock::new(Default::default);
+
+fn popularity(store: &Arc<dyn Store>, tenant: &TenantId) -> StoreResult<Arc<Popularity>> {
+    // Keyed by the store too, so servers sharing a process (tests) never see each other's numbers.
+    let key = (Arc::as_ptr(store) as *const () as usize, tenant.clone());
+    if let Some((at, cached)) = POPULARITY.lock().expect("popularity cache poisoned").get(&key)
+        && at.elapsed() < POPULAR_TTL
+    {
+        return Ok(cached.clone());
+    }
+    let computed = Arc::new(compute_popularity(store.as_ref(), tenant)?);
+    POPULARITY.lock().expect("popularity cache poisoned").insert(key, (Instant::now(), computed.clone()));
+    Ok(computed)
+}
+
+/// The largest event log position of the tenant, found with a galloping then binary search over
+/// `events_after` (each probe reads at most one event).
+fn last_seq(store: &dyn Store, tenant: &TenantId) -> StoreResult<Option<i64>> {
+    let has_after = |seq: i64| -> StoreResult<bool> { Ok(!store.events_after(tenant, seq, 1)?.is_empty()) };
+    let mut low = -1;
+    if !has_after(low)? {
+        return Ok(None);
+    }
+    let mut high = 1_i64;
+    while has_after(high)? {
+        low = high;
+        high = high.saturating_mul(2);
+        if high == i64::MAX {
+            break;
+        }
+    }
+    // Invariant: an event exists after `low`, none after `high`.
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if has_after(middle)? {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(Some(high))
+}
+
+fn compute_popularity(store: &dyn Store, tenant: &TenantId) -> StoreResult<Popularity> {
+    let Some(last) = last_seq(store, tenant)? else { return Ok(Popularity::default()) };
+    let events = store.events_after(tenant, last.saturating_sub(POPULAR_WINDOW), POPULAR_WINDOW as usize)?;
+    let mut ordered: HashMap<&ItemId, u64> = HashMap::new();
+    let mut browsed: HashMap<&ItemId, u64> = HashMap::new();
+    let mut orders = 0;
+    for stored in &events {
+        match &stored.event.kind {
+            EventKind::Purchase { lines, .. } => {
+                orders += 1;
+                let distinct: HashSet<&ItemId> = lines.iter().map(|l| &l.item_id).collect();
+                for id in distinct {
+                    *ordered.entry(id).or_default() += 1;
+                }
+            }
+            EventKind::View { item_id, .. } | EventKind::AddToCart { item_id, .. } => {
+                *browsed.entry(item_id).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    // Without recent orders, fall back to what visitors looked at and put in baskets.
+    let counts = if ordered.is_empty() { browsed } else { ordered };
+    let mut items: Vec<(ItemId, u64)> = counts.into_iter().map(|(id, n)| (id.clone(), n)).collect();
+    items.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    items.truncate(POPULAR_SHOWN * 4);
+    Ok(Popularity { items, orders })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Pages
+
+fn product_card(item: &Item, note: Option<String>) -> Markup {
+    html! {
+        a.product-card href=(product_href(item.id.as_str())) data-item-id=(item.id) {
+            div.product-media { (product_image(item)) }
+            div.product-info {
+                h3.product-title { (display_title(&item.title)) }
+                div.product-meta {
+                    span.price { @if let Some(price) = &item.price { (money(price)) } }
+                    @if !item.is_in_stock() { span.stock-out { "Out of stock" } }
+                }
+                @if let Some(note) = note { p.product-note { (note) } }
+            }
+        }
+    }
+}
+
+struct HomeData {
+    popular: Vec<(Item, Option<u64>)>,
+    orders: u64,
+    total: u64,
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> PageResult<Response> {
+    let request = Request::new(&state, &headers).await?;
+    let store = state.store.clone();
+    let tenant = request.shop.tenant.clone();
+    let data = blocking(move || {
+        let popularity = popularity(&store, &tenant)?;
+        let ids: Vec<ItemId> = popularity.items.iter().map(|(id, _)| id.clone()).collect();
+        let counts: HashMap<&ItemId, u64> = popularity.items.iter().map(|(id, n)| (id, *n)).collect();
+        let mut popular: Vec<(Item, Option<u64>)> = store
+            .items(&tenant, &ids)?
+            .into_iter()
+            .filter(Item::is_in_stock)
+            .take(POPULAR_SHOWN)
+            .map(|item| {
+                let n = counts.get(&item.id).copied();
+                (item, n)
+            })
+            .collect();
+        let first = store.list_items(&tenant, &ItemQuery { limit: POPULAR_SHOWN * 2, ..Default::default() })?;
+        for item in first.items {
+            if popular.len() >= POPULAR_SHOWN {
+                break;
+            }
+            if item.is_in_stock() && !popular.iter().any(|(p, _)| p.id == item.id) {
+                popular.push((item, None));
+            }
+        }
+        Ok(HomeData { popular, orders: popularity.orders, total: first.total })
+    })
+    .await?;
+    let from_orders = data.orders > 0 && data.popular.iter().any(|(_, n)| n.is_some());
+    let body = html! {
+        section.hero {
+            div.hero-inner {
+                div.hero-copy {
+                    span.eyebrow { "Welcome to " (short_name(&request.shop.name)) }
+                    h1 { "Find something they'll love" }
+                    p.lead {
+                        "Browse " (plural(data.total, "product", "products")) " picked from our catalogue. "
+                        "Everything you look at here teaches the shop what you like."
+                    }
+                    div.button-row {
+                        a.button.primary.large href="/shop/browse" { "Browse all products" (icon("arrow-right")) }
+                        a.button.large href="#popular" { "Popular now" }
+                    }
+                }
+                div.hero-collage aria-hidden="true" {
+                    @for (item, _) in data.popular.iter().take(4) {
+                        div.collage-tile { (product_image(item)) }
+                    }
+                }
+            }
+        }
+        div.shop-container {
+            section.shop-section id="popular" {
+                div.section-header {
+                    div {
+                        h2 { "Popular now" }
+                        p.muted {
+                            @if from_orders { "The most ordered products across the shop's latest " (count(data.orders)) " orders." }
+                            @else { "A selection from the catalogue." }
+                        }
+                    }
+                    a.link-arrow href="/shop/browse" { "See everything" (icon("arrow-right")) }
+                }
+                @if data.popular.is_empty() {
+                    div.empty-state { p.empty-title { "The catalogue is empty" } }
+                } @else {
+                    div.product-grid id="popular-grid" {
+                        @for (item, orders) in &data.popular {
+                            (product_card(item, orders.filter(|_| from_orders).map(|n| format!("In {} recent orders", count(n)))))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let markup = shop_page(&request.shell(""), "Home", body);
+    Ok(request.respond(StatusCode::OK, markup, Vec::new()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BrowseParams {
+    q: Option<String>,
+    after: Option<String>,
+}
+
+async fn browse(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<BrowseParams>,
+) -> PageResult<Response> {
+    listing(state, headers, params, None).await
+}
+
+async fn category(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(params): Query<BrowseParams>,
+) -> PageResult<Response> {
+    listing(state, headers, params, Some(name)).await
+}
+
+async fn listing(
+    state: AppState,
+    headers: HeaderMap,
+    params: BrowseParams,
+    category: Option<String>,
+) -> PageResult<Response> {
+    let request = Request::new(&state, &headers).await?;
+    let q = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_string);
+    let after = params.after.filter(|a| !a.is_empty());
+    let store = state.store.clone();
+    let tenant = request.shop.tenant.clone();
+    let subject = request.subject();
+    let query = ItemQuery { search: q.clone(), category: category.clone(), after: after.clone(), limit: GRID_PAGE };
+    let page = blocking(move || {
+        let page = store.list_items(&tenant, &query)?;
+        // A search from the search box (first page only) is an event too.
+        if let (Some(text), None) = (&query.search, &query.after) {
+            let input = EventInput {
+                event_type: "search".to_string(),
+                query: Some(text.chars().take(500).collect()),
+                result_ids: Some(page.items.iter().map(|i| i.id.to_string()).collect()),
+                ..Default::default()
+            };
+            record(store.as_ref(), &tenant, &subject, input);
+        }
+        Ok(page)
+    })
+    .await?;
+    let path = match &category {
+        Some(name) => category_href(name),
+        None => "/shop/browse".to_string(),
+    };
+    let heading = match (&category, &q) {
+        (Some(name), _) => name.clone(),
+        (None, Some(q)) => format!("Results for “{q}”"),
+        (None, None) => "All products".to_string(),
+    };
+    let body = html! {
+        div.shop-container {
+            nav.shop-breadcrumb aria-label="Breadcrumb" {
+                a href="/shop" { "Home" } span { "/" }
+                @if category.is_some() { a href="/shop/browse" { "All products" } span { "/" } }
+                span.current { (heading) }
+            }
+            div.section-header {
+                div {
+                    h1 { (heading) }
+                    p.muted id="result-count" { (plural(page.total, "product", "products")) }
+                }
+                @if q.is_some() { a.link-arrow href=(path.clone()) { "Clear search" } }
+            }
+            @if page.items.is_empty() {
+                div.empty-state.shop-empty {
+                    p.empty-title { "No products found" }
+                    p.muted { "Try a different word, or browse everything." }
+                    a.button.primary href="/shop/browse" { "Browse all products" }
+                }
+            } @else {
+                div.product-grid id="browse-grid" {
+                    @for item in &page.items { (product_card(item, None)) }
+                }
+                @if after.is_some() || page.next_after.is_some() {
+                    nav.pager.shop-pager {
+                        @if after.is_some() {
+                            a.button href=(with_query(&path, &[("q", q.as_deref())])) { (icon("arrow-left")) "First page" }
+                        } @else { span {} }
+                        @if let Some(next) = &page.next_after {
+                            a.button.primary id="next-page" href=(with_query(&path, &[("q", q.as_deref()), ("after", Some(next))])) {
+                                "Next page" (icon("arrow-right"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let title = heading.clone();
+    let markup = shop_page(&request.shell(q.as_deref().unwrap_or("")), &title, body);
+    Ok(request.respond(StatusCode::OK, markup, Vec::new()))
+}
+
+async fn product(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> PageResult<Response> {
+    let request = Request::new(&state, &headers).await?;
+    let Ok(item_id) = ItemId::parse(id) else { return Ok(request.not_found("That is not a product of this shop.")) };
+    let store = state.store.clone();
+    let tenant = request.shop.tenant.clone();
+    let subject = request.subject();
+    let found = blocking(move || {
+        let item = store.item(&tenant, &item_id)?;
+        if let Some(item) = &item {
+            record(store.as_ref(), &tenant, &subject, item_event("view", &item.id, None));
+        }
+        Ok(item)
+    })
+    .await?;
+    let Some(item) = found else {
+        return Ok(request.not_found("This product is not (or no longer) in the catalogue."));
+    };
+    let title = display_title(&item.title);
+    let in_basket = request.cart.quantity(item.id.as_str());
+    let body = html! {
+        div.shop-container {
+            nav.shop-breadcrumb aria-label="Breadcrumb" {
+                a href="/shop" { "Home" } span { "/" }
+                a href="/shop/browse" { "All products" } span { "/" }
+                @for level in &item.category_path { a href=(category_href(level)) { (level) } span { "/" } }
+                span.current { (title) }
+            }
+            article.product-page data-item-id=(item.id) {
+                div.product-gallery { div.product-hero-image { (product_image(&item)) } }
+                div.product-summary {
+                    @if let Some(brand) = &item.brand { p.eyebrow { (brand) } }
+                    h1 id="product-title" { (title) }
+                    p.sku { "Item " span.mono { (item.id) } }
+                    p.product-price id="product-price" {
+                        @if let Some(price) = &item.price { (money(price)) } @else { "Price on request" }
+                    }
+                    p.availability {
+                        @if item.is_in_stock() {
+                            span.stock-in { (icon("check")) "In stock" }
+                            @if let Some(stock) = item.stock_quantity { span.muted { " · " (count(stock.max(0) as u64)) " available" } }
+                        } @else { span.stock-out { "Out of stock" } }
+                    }
+                    @if item.is_in_stock() {
+                        form.add-form method="post" action="/shop/cart/add" {
+                            input type="hidden" name="item_id" value=(item.id);
+                            label.qty-field {
+                                span { "Quantity" }
+                                input.input type="number" name="quantity" value="1" min="1" max=(MAX_ADD_QUANTITY) inputmode="numeric";
+                            }
+                            button.button.primary.large type="submit" id="add-to-basket" { (icon("store")) "Add to basket" }
+                        }
+                    } @else {
+                        button.button.large type="button" disabled { "Currently unavailable" }
+                    }
+                    @if in_basket > 0 {
+                        p.in-basket { (icon("check")) (plural(u64::from(in_basket), "unit", "units")) " in your basket · "
+                            a href="/shop/cart" { "View basket" } }
+                    }
+                    @if !item.description.trim().is_empty() {
+                        div.description { h2 { "Description" } p { (item.description) } }
+                    }
+                    dl.product-facts {
+                        dt { "Item number" } dd.mono { (item.id) }
+                        @if !item.category_path.is_empty() { dt { "Category" } dd { (item.category_path.join(" › ")) } }
+                        @for (name, value) in item.attributes.iter().take(8) { dt { (name) } dd { (value.to_text()) } }
+                    }
+                }
+            }
+            // Filled by recommendation work: items similar to this one.
+            section.rec-slot id="recommendations-similar" data-placement="similar" data-item-id=(item.id)
+                aria-label="Similar products" {}
+            // Filled by recommendation work: items often bought together with this one.
+            section.rec-slot id="recommendations-bought-together" data-placement="bought-together"
+                data-item-id=(item.id) aria-label="Frequently bought together" {}
+        }
+    };
+    let markup = shop_page(&request.shell(""), &title, body);
+    Ok(request.respond(StatusCode::OK, markup, Vec::new()))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Basket
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CartParams {
+    added: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CartForm {
+    #[serde(default)]
+    item_id: String,
+    quantity: Option<String>,
+}
+
+impl CartForm {
+    fn quantity(&self, default: u32) -> u32 {
+        self.quantity.as_deref().and_then(|q| q.trim().parse::<u32>().ok()).unwrap_or(default)
+    }
+}
+
+async fn cart_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<CartParams>,
+) -> PageResult<Response> {
+    let request = Request::new(&state, &headers).await?;
+    let ids: Vec<ItemId> = request.cart.lines.iter().filter_map(|(id, _)| ItemId::parse(id.clone()).ok()).collect();
+    let store = state.store.clone();
+    let tenant = request.shop.tenant.clone();
+    let items = blocking(move || Ok(store.items(&tenant, &ids)?)).await?;
+    let lines: Vec<(&Item, u32)> =
+        items.iter().map(|item| (item, request.cart.quantity(item.id.as_str()))).filter(|(_, q)| *q > 0).collect();
+    let mut totals: BTreeMap<attune_core::Currency, i64> = BTreeMap::new();
+    for (item, quantity) in &lines {
+        if let Some(price) = &item.price {
+            *totals.entry(price.currency).or_default() += price.minor_units * i64::from(*quantity);
+        }
+    }
+    let units: u64 = lines.iter().map(|(_, q)| u64::from(*q)).sum();
+    let added = params.added.as_deref().and_then(|id| lines.iter().find(|(item, _)| item.id.as_str() == id));
+    let total_text = if totals.is_empty() {
+        "—".to_string()
+    } else {
+        totals.iter().map(|(c, m)| money(&Money::new(*m, *c))).collect::<Vec<_>>().join(" + ")
+    };
+    let item_ids = lines.iter().map(|(item, _)| item.id.as_str()).collect::<Vec<_>>().join(",");
+    let body = html! {
+        div.shop-container {
+            nav.shop-breadcrumb aria-label="Breadcrumb" { a href="/shop" { "Home" } span { "/" } span.current { "Basket" } }
+            h1.page-title { "Your basket" }
+            @if let Some((item, _)) = added {
+                div.alert.alert-success role="status" id="added-notice" {
+                    (icon("check")) span { "Added " strong { (display_title(&item.title)) } " to your basket." }
+                }
+            }
+            @if lines.is_empty() {
+                div.empty-state.shop-empty id="cart-empty" {
+                    p.empty-title { "Your basket is empty" }
+                    p.muted { "Find something you like and add it here." }
+                    a.button.primary href="/shop/browse" { "Browse products" }
+                }
+            } @else {
+                div.cart-layout {
+                    div.card.cart-lines {
+                        table.cart-table id="cart" {
+                            thead { tr { th { "Product" } th.num { "Price" } th { "Quantity" } th.num { "Total" } th { span.sr-only { "Remove" } } } }
+                            tbody {
+                                @for (item, quantity) in &lines {
+                                    tr.cart-line data-item-id=(item.id) {
+                                        td {
+                                            a.cart-product href=(product_href(item.id.as_str())) {
+                                                span.cart-thumb { (product_image(item)) }
+                                                span {
+                                                    span.cart-title { (display_title(&item.title)) }
+                                                    span.muted.mono.small { (item.id) }
+                                                }
+                                            }
+                                        }
+                                        td.num { @if let Some(p) = &item.price { (money(p)) } @else { "—" } }
+                                        td {
+                                            form.qty-form method="post" action="/shop/cart/update" {
+                                                input type="hidden" name="item_id" value=(item.id);
+                                                input.input.qty-input type="number" name="quantity" value=(quantity) min="0"
+                                                    max=(cookies::MAX_LINE_QUANTITY) aria-label="Quantity";
+                                                button.button.small type="submit" { "Update" }
+                                            }
+                                        }
+                                        td.num.strong.line-total {
+                                            @if let Some(p) = &item.price { (money(&Money::new(p.minor_units * i64::from(*quantity), p.currency))) }
+                                            @else { "—" }
+                                        }
+                                        td {
+                                            form method="post" action="/shop/cart/remove" {
+                                                input type="hidden" name="item_id" value=(item.id);
+                                                button.icon-button type="submit" title="Remove from basket" aria-label=(format!("Remove {}", display_title(&item.title))) {
+                                                    (icon("trash"))
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    aside.card.cart-summary {
+                        h2 { "Summary" }
+                        dl.summary-rows {
+                            dt { "Items" } dd { (count(units)) }
+                            dt { "Delivery" } dd { "Calculated at checkout" }
+                            dt.total { "Total" } dd.total id="cart-total" { (total_text) }
+                        }
+                        button.button.primary.block.large type="button" disabled { "Checkout" }
+                        p.hint.center { "Checkout is switched off in this demo." }
+                    }
+                }
+            }
+            // Filled by recommendation work: items that complete this basket.
+            section.rec-slot id="recommendations-complete-your-basket" data-placement="complete-your-basket"
+                data-item-ids=(item_ids) aria-label="Complete your basket" {}
+        }
+    };
+    let markup = shop_page(&request.shell(""), "Basket", body);
+    Ok(request.respond(StatusCode::OK, markup, Vec::new()))
+}
+
+async fn cart_add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CartForm>,
+) -> PageResult<Response> {
+    let mut request = Request::new(&state, &headers).await?;
+    let Ok(item_id) = ItemId::parse(form.item_id.trim().to_string()) else {
+        return Ok(request.not_found("That is not a product of this shop."));
+    };
+    let store = state.store.clone();
+    let tenant = request.shop.tenant.clone();
+    let lookup = item_id.clone();
+    let Some(item) = blocking(move || Ok(store.item(&tenant, &lookup)?)).await? else {
+        return Ok(request.not_found("This product is not (or no longer) in the catalogue."));
+    };
+    if !item.is_in_stock() {
+        return Ok(request.redirect(&product_href(item.id.as_str()), Vec::new()));
+    }
+    let added = request.cart.add(item.id.as_str(), form.quantity(1).clamp(1, MAX_ADD_QUANTITY));
+    if added > 0 {
+        let (store, tenant, subject) = (state.store.clone(), request.shop.tenant.clone(), request.subject());
+        blocking(move || {
+            record(store.as_ref(), &tenant, &subject, item_event("add_to_cart", &item_id, Some(added)));
+            Ok(())
+        })
+        .await?;
+    }
+    let cookie = request.cart.cookie();
+    let to = with_query("/shop/cart", &[("added", Some(item.id.as_str()))]);
+    Ok(request.redirect(&to, vec![cookie]))
+}
+
+async fn cart_update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CartForm>,
+) -> PageResult<Response> {
+    let mut request = Request::new(&state, &headers).await?;
+    let id = form.item_id.trim().to_string();
+    let before = request.cart.quantity(&id);
+    let wanted = form.quantity(before).min(cookies::MAX_LINE_QUANTITY);
+    if before > 0 && wanted != before {
+        request.cart.set(&id, wanted);
+        if let Ok(item_id) = ItemId::parse(id) {
+            let event = if wanted > before {
+                item_event("add_to_cart", &item_id, Some(wanted - before))
+            } else {
+                item_event("remove_from_cart", &item_id, Some(before - wanted))
+            };
+            let (store, tenant, subject) = (state.store.clone(), request.shop.tenant.clone(), request.subject());
+            blocking(move || {
+                record(store.as_ref(), &tenant, &subject, event);
+                Ok(())
+            })
+            .await?;
+        }
+    }
+    let cookie = request.cart.cookie();
+    Ok(request.redirect("/shop/cart", vec![cookie]))
+}
+
+async fn cart_remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CartForm>,
+) -> PageResult<Response> {
+    let mut request = Request::new(&state, &headers).await?;
+    let id = form.item_id.trim().to_string();
+    let before = request.cart.quantity(&id);
+    if before > 0 {
+        request.cart.set(&id, 0);
+        if let Ok(item_id) = ItemId::parse(id) {
+            let (store, tenant, subject) = (state.store.clone(), request.shop.tenant.clone(), request.subject());
+            blocking(move || {
+                record(store.as_ref(), &tenant, &subject, item_event("remove_from_cart", &item_id, Some(before)));
+                Ok(())
+            })
+            .await?;
+        }
+    }
+    let cookie = request.cart.cookie();
+    Ok(request.redirect("/shop/cart", vec![cookie]))
+}
+
+async fn unknown_page(State(state): State<AppState>, headers: HeaderMap) -> PageResult<Response> {
+    let request = Request::new(&state, &headers).await?;
+    Ok(request.not_found("There is no page at this address."))
+}

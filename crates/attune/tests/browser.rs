@@ -1,0 +1,322 @@
+//! The console and the storefront in a real browser: `attune serve --demo` runs as a child process and
+//! headless Chromium, driven through chromedriver, signs in with one click, reads the overview, a
+//! customer's timeline and a product page, and puts the product in the basket. Expected values come
+//! from the bundled demo data itself. Screenshots of every page land in `target/screenshots/`.
+//!
+//! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`); without
+//! them the test fails, unless `ATTUNE_SKIP_BROWSER_TESTS=1` is set. `CHROMEDRIVER` and `CHROMIUM`
+//! override the binaries' paths.
+
+use attune_core::{EventKind, Item};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_attune");
+
+/// A child process killed when the test ends, passing or failing.
+struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Err(error) = self.child.kill() {
+            eprintln!("could not stop {}: {error}", self.name);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn binary(variable: &str, default: &str) -> PathBuf {
+    std::env::var_os(variable).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+/// Start `attune serve --demo` on a free loopback port and wait for its address line.
+fn start_server(data_dir: &Path) -> (Process, String) {
+    let mut child = Command::new(BINARY)
+        .args(["--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--log", "warn", "serve", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start attune serve --demo");
+    let stdout = child.stdout.take().unwrap();
+    let process = Process { name: "attune", child };
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = sender.send(lines.next());
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let first_line = match receiver.recv_timeout(Duration::from_secs(120)) {
+        Ok(Some(Ok(line))) => line,
+        Ok(other) => panic!("attune serve --demo exited before printing its address: {other:?}"),
+        Err(_) => panic!("attune serve --demo printed no address within 120 s"),
+    };
+    let base = first_line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first_line:?}"))
+        .to_string();
+    (process, base)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Start chromedriver on a free port and wait until it answers.
+fn start_chromedriver(chromedriver: &Path) -> (Process, String) {
+    let port = free_port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
+    let process = Process { name: "chromedriver", child };
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && reqwest::blocking::get(format!("{url}/status")).is_ok_and(|r| r.status().is_success())
+        {
+            return (process, url);
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "chromedriver did not answer on port {port} within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn capabilities(chromium: &Path, profile: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let args = [
+        "--headless=new".to_string(),
+        "--no-sandbox".to_string(),
+        "--disable-gpu".to_string(),
+        "--disable-dev-shm-usage".to_string(),
+        "--disable-quic".to_string(),
+        "--no-first-run".to_string(),
+        "--disable-background-networking".to_string(),
+        "--disable-component-update".to_string(),
+        "--disable-sync".to_string(),
+        "--hide-scrollbars".to_string(),
+        format!("--user-data-dir={}", profile.display()),
+        "--window-size=1280,900".to_string(),
+    ];
+    let value = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {"binary": chromium.to_str().unwrap(), "args": args},
+    });
+    value.as_object().unwrap().clone()
+}
+
+/// What the pages must show, from the bundled demo data.
+struct Expected {
+    items: usize,
+    customer: String,
+    /// Titles of items on the customer's newest order.
+    customer_titles: Vec<String>,
+    product: Item,
+}
+
+fn expected() -> Expected {
+    let dataset = attune::demo::load_demo_dataset().expect("the bundled demo data loads");
+    let customer = "17850".to_string();
+    let newest_order = dataset
+        .events
+        .iter()
+        .filter(|e| e.subject.user_id.as_ref().is_some_and(|u| u.as_str() == customer))
+        .filter_map(|e| match &e.kind {
+            EventKind::Purchase { lines, .. } => Some((e.timestamp, lines)),
+            _ => None,
+        })
+        .max_by_key(|(timestamp, _)| *timestamp)
+        .expect("customer 17850 has orders in the demo data")
+        .1;
+    let customer_titles = newest_order
+        .iter()
+        .take(3)
+        .map(|line| dataset.items.iter().find(|i| i.id == line.item_id).expect("ordered items exist").title.clone())
+        .collect();
+    let product = dataset.items.iter().find(|i| i.id.as_str() == "85123A").expect("85123A is in the demo").clone();
+    Expected { items: dataset.items.len(), customer, customer_titles, product }
+}
+
+/// The price as the storefront writes it (`£2.95`).
+fn pounds(item: &Item) -> String {
+    let price = item.price.expect("85123A has a price");
+    assert_eq!(price.currency.as_str(), "GBP");
+    format!("£{}", price.amount_string())
+}
+
+/// Save what the window shows as `<name>.png`, and the whole page as `<name>-full.png` when it is taller.
+async fn save_screenshot(client: &Client, name: &str) {
+    let dir = screenshot_dir();
+    let png = client.screenshot().await.expect("take a screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
+    eprintln!("screenshot: {}", dir.join(format!("{name}.png")).display());
+    let height = client
+        .execute("return Math.ceil(document.documentElement.scrollHeight);", Vec::new())
+        .await
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let (width, window_height) = client.get_window_size().await.expect("the window size");
+    if height > 900 {
+        // Grow the window to the page's height (within reason) for one whole-page picture.
+        let height = height.min(5_000) as u32;
+        client.set_window_size(width as u32, height + 160).await.ok();
+        let png = client.screenshot().await.expect("take a whole-page screenshot");
+        client.set_window_size(width as u32, window_height as u32).await.ok();
+        std::fs::write(dir.join(format!("{name}-full.png")), png).expect("write the screenshot");
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no element `{css}`: {e}")).text().await.unwrap()
+}
+
+async fn run(client: &Client, base: &str, expected: &Expected) {
+    // Sign in with one click.
+    client.goto(&format!("{base}/console/login")).await.unwrap();
+    save_screenshot(client, "console-login").await;
+    client.find(Locator::Css("#demo-sign-in")).await.expect("the one-click demo sign-in").click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#stat-items"))
+        .await
+        .expect("the overview after sign-in");
+    assert_eq!(client.current_url().await.unwrap().path(), "/console");
+
+    // The overview shows the real counts and a bar per day.
+    let items: usize = text_of(client, "#stat-items").await.replace(',', "").parse().expect("a number of items");
+    assert_eq!(items, expected.items, "the items count matches the demo data");
+    assert!(items > 3_000);
+    let bars = client.find_all(Locator::Css("svg#events-chart rect.bar")).await.unwrap().len();
+    assert!(bars > 300, "the chart has a bar per day with events, got {bars}");
+    let tooltip = client.find(Locator::Css("svg#events-chart g.col title")).await.unwrap().html(true).await.unwrap();
+    assert!(tooltip.contains("2010"), "bars have tooltips with their day: {tooltip}");
+    save_screenshot(client, "console-overview").await;
+
+    // The catalog finds the product by title.
+    client.goto(&format!("{base}/console/catalog?q=hanging+heart")).await.unwrap();
+    let table = text_of(client, "#catalog-table").await;
+    assert!(table.contains("85123A"), "catalog search finds 85123A: {table}");
+    save_screenshot(client, "console-catalog").await;
+
+    client.goto(&format!("{base}/console/catalog/85123A")).await.unwrap();
+    assert!(text_of(client, "h1").await.to_lowercase().contains("hanging heart"));
+    save_screenshot(client, "console-item").await;
+
+    client.goto(&format!("{base}/console/customers")).await.unwrap();
+    assert!(!client.find_all(Locator::Css("#customers-table tbody tr")).await.unwrap().is_empty());
+    save_screenshot(client, "console-customers").await;
+
+    // A customer's timeline shows real product titles.
+    client.goto(&format!("{base}/console/customers/{}", expected.customer)).await.unwrap();
+    let timeline = text_of(client, "#timeline").await;
+    for title in &expected.customer_titles {
+        assert!(timeline.contains(title.as_str()), "the timeline shows `{title}`");
+    }
+    assert!(
+        timeline.to_lowercase().contains("white hanging heart t-light holder"),
+        "customer 17850's timeline shows the white hanging heart t-light holder"
+    );
+    let summary = text_of(client, "#customer-summary").await;
+    assert!(summary.contains("Orders") && summary.contains('£'), "the summary has orders and revenue: {summary}");
+    save_screenshot(client, "console-customer").await;
+
+    // The storefront's product page, and the basket.
+    client.goto(&format!("{base}/shop")).await.unwrap();
+    assert!(!client.find_all(Locator::Css("#popular-grid .product-card")).await.unwrap().is_empty());
+    save_screenshot(client, "shop-home").await;
+
+    client.goto(&format!("{base}/shop/browse?q=heart")).await.unwrap();
+    assert!(text_of(client, "#result-count").await.ends_with("products"));
+    save_screenshot(client, "shop-browse").await;
+
+    client.goto(&format!("{base}/shop/products/85123A")).await.unwrap();
+    let title = text_of(client, "#product-title").await;
+    assert_eq!(title.to_lowercase(), expected.product.title.to_lowercase());
+    let price = pounds(&expected.product);
+    assert_eq!(text_of(client, "#product-price").await, price);
+    save_screenshot(client, "shop-product").await;
+
+    client.find(Locator::Css("#add-to-basket")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#cart"))
+        .await
+        .expect("the basket after adding");
+    assert_eq!(client.current_url().await.unwrap().path(), "/shop/cart");
+    let cart = text_of(client, "#cart").await;
+    assert!(
+        cart.to_lowercase().contains(&expected.product.title.to_lowercase()),
+        "the basket lists the product: {cart}"
+    );
+    assert_eq!(text_of(client, "#cart-total").await, price);
+    assert_eq!(text_of(client, "#basket-count").await, "1");
+    save_screenshot(client, "shop-basket").await;
+
+    // The visit was recorded: the console's event count went up by a view and an add to cart.
+    client.goto(&format!("{base}/console")).await.unwrap();
+    let types = text_of(client, "#event-types").await;
+    assert!(types.contains("View") && types.contains("Add to cart"), "storefront events are recorded: {types}");
+    save_screenshot(client, "console-overview-after-visit").await;
+}
+
+#[test]
+fn console_and_storefront_work_in_a_browser() {
+    if std::env::var("ATTUNE_SKIP_BROWSER_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("skipped: ATTUNE_SKIP_BROWSER_TESTS=1");
+        return;
+    }
+    let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let chromium = binary("CHROMIUM", "/usr/bin/chromium");
+    for (path, package) in [(&chromedriver, "chromium-driver"), (&chromium, "chromium")] {
+        assert!(
+            path.exists(),
+            "{} is missing: install it (`apt-get install -y chromium chromium-driver`, package {package}) \
+             or set ATTUNE_SKIP_BROWSER_TESTS=1 to skip the browser test",
+            path.display()
+        );
+    }
+    let expected = expected();
+    let directory = tempfile::tempdir().unwrap();
+    let (_server, base) = start_server(&directory.path().join("data"));
+    let (_chromedriver, webdriver) = start_chromedriver(&chromedriver);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities(&chromium, &directory.path().join("chrome-profile")))
+            .connect(&webdriver)
+            .await
+            .expect("start a Chromium session through chromedriver");
+        // Run the flow in a task so a failed assertion still closes the browser session.
+        let outcome = tokio::spawn({
+            let client = client.clone();
+            let base = base.clone();
+            async move { run(&client, &base, &expected).await }
+        })
+        .await;
+        client.close().await.ok();
+        if let Err(error) = outcome {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    });
+}
