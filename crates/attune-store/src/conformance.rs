@@ -276,6 +276,10 @@ pub fn event_log_scans_in_order(store: &dyn Store) {
     assert_eq!(seen.len(), 15);
     assert_eq!(seen[0], "b0e0");
     assert_eq!(seen[14], "b2e4");
+    let other = tenant(store, "beta");
+    store.append_events(&other, &[view("beta-1", "u", "a", "2011-01-01T10:00:00Z")]).unwrap();
+    let recent: Vec<String> = store.recent_events(&t, 3).unwrap().into_iter().map(|e| e.event.id.to_string()).collect();
+    assert_eq!(recent, ["b2e4", "b2e3", "b2e2"], "newest first, own tenant only");
 }
 
 pub fn concurrent_appends_store_each_event_once(store: &dyn Store) {

@@ -64,6 +64,8 @@ pub trait Store: Send + Sync + 'static {
     fn user_timeline(&self, tenant: &TenantId, user: &UserId, query: &TimelineQuery) -> StoreResult<TimelinePage>;
     /// Events in the order they were stored, after sequence number `after_seq`.
     fn events_after(&self, tenant: &TenantId, after_seq: i64, limit: usize) -> StoreResult<Vec<StoredEvent>>;
+    /// The tenant's newest `limit` events, newest first.
+    fn recent_events(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<StoredEvent>>;
     fn event_by_id(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>>;
     fn stats(&self, tenant: &TenantId) -> StoreResult<TenantStats>;
     /// Number of events per UTC day, oldest first.

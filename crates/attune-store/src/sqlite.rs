@@ -650,6 +650,20 @@ impl Store for SqliteStore {
         })
     }
 
+    fn recent_events(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows = statement
+                .query_map(params![tenant.as_str(), limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|(seq, received, payload)| read_event(*seq, *received, payload)).collect()
+        })
+    }
+
     fn event_by_id(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>> {
         self.with_reader(|c| {
             let row = c

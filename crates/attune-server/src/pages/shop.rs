@@ -186,37 +186,8 @@ fn popularity(store: &Arc<dyn Store>, tenant: &TenantId) -> StoreResult<Arc<Popu
     Ok(computed)
 }
 
-/// The largest event log position of the tenant, found with a galloping then binary search over
-/// `events_after` (each probe reads at most one event).
-fn last_seq(store: &dyn Store, tenant: &TenantId) -> StoreResult<Option<i64>> {
-    let has_after = |seq: i64| -> StoreResult<bool> { Ok(!store.events_after(tenant, seq, 1)?.is_empty()) };
-    let mut low = -1;
-    if !has_after(low)? {
-        return Ok(None);
-    }
-    let mut high = 1_i64;
-    while has_after(high)? {
-        low = high;
-        high = high.saturating_mul(2);
-        if high == i64::MAX {
-            break;
-        }
-    }
-    // Invariant: an event exists after `low`, none after `high`.
-    while high - low > 1 {
-        let middle = low + (high - low) / 2;
-        if has_after(middle)? {
-            low = middle;
-        } else {
-            high = middle;
-        }
-    }
-    Ok(Some(high))
-}
-
 fn compute_popularity(store: &dyn Store, tenant: &TenantId) -> StoreResult<Popularity> {
-    let Some(last) = last_seq(store, tenant)? else { return Ok(Popularity::default()) };
-    let events = store.events_after(tenant, last.saturating_sub(POPULAR_WINDOW), POPULAR_WINDOW as usize)?;
+    let events = store.recent_events(tenant, POPULAR_WINDOW as usize)?;
     let mut ordered: HashMap<&ItemId, u64> = HashMap::new();
     let mut browsed: HashMap<&ItemId, u64> = HashMap::new();
     let mut orders = 0;
