@@ -1,7 +1,7 @@
 //! The command line: parsing with clap and running each command.
 
 use crate::config::{OptionArgs, Options};
-use crate::{bench, demo, import};
+use crate::{bench, demo, eval, import};
 use anyhow::{Context, bail};
 use attune_core::{ApiKeyKind, TenantId};
 use attune_server::keys::{create_api_key, ensure_tenant};
@@ -40,6 +40,17 @@ pub enum Command {
     },
     /// Load the bundled demo data into tenant `demo` without serving.
     Demo,
+    /// Evaluate models on public data sets and print their figures beside published or peer figures.
+    Eval {
+        #[command(subcommand)]
+        what: EvalCommand,
+        /// Directory of the data sets (see ../shared/data/README.md).
+        #[arg(long, global = true, default_value = "../shared/data", env = "ATTUNE_DATASETS")]
+        datasets: PathBuf,
+        /// Also run the peer library (Python, installed with pip into target/bench-venv) on the same split.
+        #[arg(long, global = true)]
+        peer: bool,
+    },
     /// Measure performance.
     Bench {
         #[command(subcommand)]
@@ -116,6 +127,14 @@ pub enum KeyKindArg {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// BG/NBD and Gamma-Gamma on the CDNOW cohort (39-week calibration) beside Fader, Hardie & Lee.
+    Clv,
+    /// Automatic forecasting on aus_retail (152 monthly series, last 24 months held out).
+    Forecast,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Events per second through `POST /v1/events` and `POST /v1/events/batch`, durability on.
     Ingest(bench::IngestBenchArgs),
@@ -135,6 +154,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { what: BenchCommand::Ingest(args) } => bench::ingest(&options, &args),
+        Command::Eval { what, datasets, peer } => {
+            anyhow::ensure!(datasets.is_dir(), "no data sets at {} (use --datasets DIR)", datasets.display());
+            let report = match what {
+                EvalCommand::Clv => eval::run_clv_eval(&datasets, peer)?,
+                EvalCommand::Forecast => eval::run_forecast_eval(&datasets, peer)?,
+            };
+            println!("{report}");
+            Ok(())
+        }
     }
 }
 

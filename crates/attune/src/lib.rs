@@ -4,4 +4,5 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod eval;
 pub mod import;
