@@ -132,6 +132,8 @@ pub enum EvalCommand {
     Clv,
     /// Automatic forecasting on aus_retail (152 monthly series, last 24 months held out).
     Forecast,
+    /// Recommenders on Amazon Beauty (leave-one-out) and Online Retail I (last invoice held out).
+    Recs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let report = match what {
                 EvalCommand::Clv => eval::run_clv_eval(&datasets, peer)?,
                 EvalCommand::Forecast => eval::run_forecast_eval(&datasets, peer)?,
+                EvalCommand::Recs => eval::run_recs_eval(&datasets, peer)?,
             };
             println!("{report}");
             Ok(())

@@ -1,0 +1,316 @@
+//! Implicit-feedback ALS (Hu, Koren & Volinsky 2008): minimise
+//! Σ_u Σ_i c_ui (p_ui − x_uᵀy_i)² + λ(Σ‖x_u‖² + Σ‖y_i‖²) with p_ui = [r_ui > 0] and confidence
+//! c_ui = 1 + α·r_ui, alternating user and item solves. Each solve takes `cg_steps` conjugate-gradient
+//! steps warm-started from the previous factors (Takács, Pilászy & Tikk 2011), using
+//! YᵀY + Σ_{i∈u}(c_ui − 1) y_i y_iᵀ without ever forming it. f32, parallel over users/items with rayon,
+//! AVX2+FMA kernels when the CPU has them, deterministic for a seed (each row is solved independently and
+//! YᵀY is summed in a fixed order).
+
+use rayon::prelude::*;
+
+use crate::error::{RecsError, invalid};
+use crate::kernels::{axpy, dot, has_fma, matvec, score_rows};
+use crate::recommender::{Recommender, check_scores_len};
+use crate::sparse::{CsrMatrix, Row};
+
+/// ALS hyper-parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlsConfig {
+    pub factors: usize,
+    /// λ, added to YᵀY's diagonal in every solve.
+    pub regularization: f32,
+    /// α in c = 1 + α·r.
+    pub alpha: f32,
+    pub iterations: usize,
+    pub cg_steps: usize,
+    pub seed: u64,
+}
+
+impl Default for AlsConfig {
+    fn default() -> Self {
+        Self { factors: 64, regularization: 0.01, alpha: 1.0, iterations: 15, cg_steps: 3, seed: 42 }
+    }
+}
+
+/// A fitted (or not yet fitted) ALS model: row-major user and item factor matrices.
+#[derive(Debug, Clone)]
+pub struct Als {
+    config: AlsConfig,
+    n_users: usize,
+    n_items: usize,
+    user_factors: Vec<f32>,
+    item_factors: Vec<f32>,
+    /// YᵀY + λI of the final item factors, for folding in unseen users.
+    item_gram: Vec<f32>,
+}
+
+impl Als {
+    pub fn new(config: AlsConfig) -> Result<Self, RecsError> {
+        if config.factors == 0 || config.cg_steps == 0 {
+            return Err(invalid("factors", "factors and cg_steps must be at least 1"));
+        }
+        if !(config.regularization.is_finite() && config.regularization >= 0.0) {
+            return Err(invalid("regularization", "must be finite and non-negative"));
+        }
+        if !(config.alpha.is_finite() && config.alpha > 0.0) {
+            return Err(invalid("alpha", "must be positive and finite"));
+        }
+        Ok(Self {
+            config,
+            n_users: 0,
+            n_items: 0,
+            user_factors: Vec::new(),
+            item_factors: Vec::new(),
+            item_gram: Vec::new(),
+        })
+    }
+
+    pub fn config(&self) -> &AlsConfig {
+        &self.config
+    }
+
+    /// Row-major `n_users × factors`.
+    pub fn user_factors(&self) -> &[f32] {
+        &self.user_factors
+    }
+
+    /// Row-major `n_items × factors`.
+    pub fn item_factors(&self) -> &[f32] {
+        &self.item_factors
+    }
+
+    /// Fits and returns the training loss after each iteration (for monitoring and tests).
+    pub fn fit_with_losses(&mut self, train: &CsrMatrix) -> Result<Vec<f64>, RecsError> {
+        self.fit_inner(train, true)
+    }
+
+    /// The objective on `train` at the current factors.
+    pub fn loss(&self, train: &CsrMatrix) -> f64 {
+        let f = self.config.factors;
+        let gram = gram(&self.item_factors, f, 0.0);
+        let lam = f64::from(self.config.regularization);
+        let mut tmp = vec![0f32; f];
+        let mut total = 0f64;
+        for u in 0..train.n_rows() {
+            let x = &self.user_factors[u * f..(u + 1) * f];
+            matvec::<false>(&gram, x, &mut tmp);
+            total += f64::from(dot::<false>(x, &tmp));
+            for (i, r) in train.row(u).iter() {
+                let s = f64::from(dot::<false>(x, &self.item_factors[i as usize * f..(i as usize + 1) * f]));
+                let c = 1.0 + f64::from(self.config.alpha) * f64::from(r);
+                total += c * (1.0 - s) * (1.0 - s) - s * s;
+            }
+        }
+        let norms = |v: &[f32]| v.iter().map(|&a| f64::from(a) * f64::from(a)).sum::<f64>();
+        total + lam * (norms(&self.user_factors) + norms(&self.item_factors))
+    }
+
+    fn fit_inner(&mut self, train: &CsrMatrix, track_loss: bool) -> Result<Vec<f64>, RecsError> {
+        if train.nnz() == 0 {
+            return Err(RecsError::EmptyData("no interactions".into()));
+        }
+        let f = self.config.factors;
+        let (n_users, n_items) = (train.n_rows(), train.n_cols());
+        let mut rng = SplitMix64(self.config.seed);
+        // Small uniform start, items first (the first half-step solves users from them).
+        self.item_factors = (0..n_items * f).map(|_| rng.next_f32() * 0.01).collect();
+        self.user_factors = (0..n_users * f).map(|_| rng.next_f32() * 0.01).collect();
+        self.n_users = n_users;
+        self.n_items = n_items;
+        let by_item = train.transpose();
+        let mut losses = Vec::new();
+        for _ in 0..self.config.iterations {
+            let g = gram(&self.item_factors, f, self.config.regularization);
+            solve_all(&mut self.user_factors, train, &self.item_factors, &g, &self.config);
+            let g = gram(&self.user_factors, f, self.config.regularization);
+            solve_all(&mut self.item_factors, &by_item, &self.user_factors, &g, &self.config);
+            if track_loss {
+                losses.push(self.loss(train));
+            }
+        }
+        self.item_gram = gram(&self.item_factors, f, self.config.regularization);
+        Ok(losses)
+    }
+}
+
+impl Recommender for Als {
+    fn name(&self) -> String {
+        let c = &self.config;
+        format!("ALS(f={}, λ={}, α={}, it={})", c.factors, c.regularization, c.alpha, c.iterations)
+    }
+
+    fn fit(&mut self, train: &CsrMatrix) -> Result<(), RecsError> {
+        self.fit_inner(train, false).map(|_| ())
+    }
+
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    /// Known users use their learned vector; others are folded in from `history` (a least-squares solve
+    /// against the fixed item factors).
+    fn score_into(&self, user: u32, history: Row<'_>, scores: &mut [f32]) -> Result<(), RecsError> {
+        check_scores_len(scores, self.n_items)?;
+        if self.item_factors.is_empty() {
+            return Err(RecsError::NotFitted("als"));
+        }
+        let f = self.config.factors;
+        let u = user as usize;
+        if u < self.n_users {
+            score_rows(&self.user_factors[u * f..(u + 1) * f], &self.item_factors, scores);
+        } else {
+            let mut x = vec![0f32; f];
+            let mut cfg = self.config.clone();
+            cfg.cg_steps = f.max(cfg.cg_steps);
+            let mut scratch = Scratch::new(f);
+            cg_solve::<false>(&mut x, history, &self.item_factors, &self.item_gram, &cfg, &mut scratch);
+            score_rows(&x, &self.item_factors, scores);
+        }
+        Ok(())
+    }
+}
+
+/// YᵀY + λI (row-major f × f), summed over fixed chunks of rows in a fixed order (deterministic).
+fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
+    const CHUNK: usize = 2048;
+    let partials: Vec<Vec<f32>> = y
+        .par_chunks(CHUNK * f)
+        .map(|rows| {
+            let mut g = vec![0f32; f * f];
+            for row in rows.chunks_exact(f) {
+                for (a, &ra) in row.iter().enumerate() {
+                    axpy::<false>(ra, row, &mut g[a * f..(a + 1) * f]);
+                }
+            }
+            g
+        })
+        .collect();
+    let mut g = vec![0f32; f * f];
+    for p in &partials {
+        for (a, b) in g.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    for d in 0..f {
+        g[d * f + d] += reg;
+    }
+    g
+}
+
+struct Scratch {
+    r: Vec<f32>,
+    p: Vec<f32>,
+    ap: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(f: usize) -> Self {
+        Self { r: vec![0.0; f], p: vec![0.0; f], ap: vec![0.0; f] }
+    }
+}
+
+/// Solves every row of `x` (rows of `matrix`) against the fixed `y`, in parallel chunks.
+fn solve_all(x: &mut [f32], matrix: &CsrMatrix, y: &[f32], gram: &[f32], cfg: &AlsConfig) {
+    const ROWS: usize = 64;
+    let f = cfg.factors;
+    let fma = has_fma();
+    x.par_chunks_mut(ROWS * f).enumerate().for_each(|(chunk, xs)| {
+        let first = chunk * ROWS;
+        solve_chunk(fma, xs, first, matrix, y, gram, cfg);
+    });
+}
+
+fn solve_chunk(fma: bool, xs: &mut [f32], first: usize, matrix: &CsrMatrix, y: &[f32], gram: &[f32], cfg: &AlsConfig) {
+    #[inline(always)]
+    fn run<const FMA: bool>(
+        xs: &mut [f32],
+        first: usize,
+        matrix: &CsrMatrix,
+        y: &[f32],
+        gram: &[f32],
+        cfg: &AlsConfig,
+    ) {
+        let f = cfg.factors;
+        let mut scratch = Scratch::new(f);
+        for (k, x) in xs.chunks_exact_mut(f).enumerate() {
+            cg_solve::<FMA>(x, matrix.row(first + k), y, gram, cfg, &mut scratch);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn run_fma(xs: &mut [f32], first: usize, matrix: &CsrMatrix, y: &[f32], gram: &[f32], cfg: &AlsConfig) {
+            run::<true>(xs, first, matrix, y, gram, cfg)
+        }
+        if fma {
+            // SAFETY: `fma` is true only when the CPU has AVX2 and FMA.
+            unsafe { run_fma(xs, first, matrix, y, gram, cfg) };
+            return;
+        }
+    }
+    let _ = fma;
+    run::<false>(xs, first, matrix, y, gram, cfg)
+}
+
+/// `cg_steps` conjugate-gradient steps on (YᵀY + λI + Σ_i (c_i − 1) y_i y_iᵀ) x = Σ_i c_i y_i, from `x`.
+#[inline(always)]
+fn cg_solve<const FMA: bool>(x: &mut [f32], row: Row<'_>, y: &[f32], gram: &[f32], cfg: &AlsConfig, s: &mut Scratch) {
+    let f = x.len();
+    let alpha = cfg.alpha;
+    let item = |i: u32| &y[i as usize * f..(i as usize + 1) * f];
+    // r = b − A x
+    matvec::<FMA>(gram, x, &mut s.r);
+    s.r.iter_mut().for_each(|v| *v = -*v);
+    for (i, v) in row.iter() {
+        let yi = item(i);
+        let cm1 = alpha * v;
+        let coef = (1.0 + cm1) - cm1 * dot::<FMA>(yi, x);
+        axpy::<FMA>(coef, yi, &mut s.r);
+    }
+    s.p.copy_from_slice(&s.r);
+    let mut rs_old = dot::<FMA>(&s.r, &s.r);
+    if rs_old < 1e-20 {
+        return;
+    }
+    for _ in 0..cfg.cg_steps {
+        matvec::<FMA>(gram, &s.p, &mut s.ap);
+        for (i, v) in row.iter() {
+            let yi = item(i);
+            let coef = alpha * v * dot::<FMA>(yi, &s.p);
+            axpy::<FMA>(coef, yi, &mut s.ap);
+        }
+        let pap = dot::<FMA>(&s.p, &s.ap);
+        if pap <= 0.0 || !pap.is_finite() {
+            break;
+        }
+        let step = rs_old / pap;
+        axpy::<FMA>(step, &s.p, x);
+        axpy::<FMA>(-step, &s.ap, &mut s.r);
+        let rs_new = dot::<FMA>(&s.r, &s.r);
+        if rs_new < 1e-20 {
+            break;
+        }
+        let beta = rs_new / rs_old;
+        for (p, r) in s.p.iter_mut().zip(&s.r) {
+            *p = r + beta * *p;
+        }
+        rs_old = rs_new;
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed generator for the initial factors.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}

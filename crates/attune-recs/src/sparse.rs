@@ -1,0 +1,217 @@
+//! A compressed-sparse-row matrix of `f32` on dense `u32` indices: the user × item interaction matrix
+//! every model trains on, and its transpose (item × user).
+
+use crate::error::RecsError;
+
+/// One row of a [`CsrMatrix`]: sorted column indices and their values.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub indices: &'a [u32],
+    pub values: &'a [f32],
+}
+
+impl<'a> Row<'a> {
+    /// A row with no entries (a user with no history).
+    pub const EMPTY: Row<'static> = Row { indices: &[], values: &[] };
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// `(column, value)` pairs in column order.
+    pub fn iter(self) -> impl Iterator<Item = (u32, f32)> + 'a {
+        self.indices.iter().copied().zip(self.values.iter().copied())
+    }
+}
+
+/// Compressed sparse rows: row `r` holds `indices[indptr[r]..indptr[r + 1]]` (strictly increasing) and
+/// the matching `values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrMatrix {
+    n_rows: usize,
+    n_cols: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl CsrMatrix {
+    /// An `n_rows × n_cols` matrix without entries.
+    pub fn empty(n_rows: usize, n_cols: usize) -> Self {
+        Self { n_rows, n_cols, indptr: vec![0; n_rows + 1], indices: Vec::new(), values: Vec::new() }
+    }
+
+    /// Builds a matrix from `(row, col, value)` triplets; duplicates are summed, and entries whose sum is
+    /// not strictly positive are dropped (a negative signal cancels a positive one; the matrix holds
+    /// only what a shopper is believed to like).
+    pub fn from_triplets(n_rows: usize, n_cols: usize, triplets: &[(u32, u32, f32)]) -> Result<Self, RecsError> {
+        let mut counts = vec![0usize; n_rows + 1];
+        for &(r, c, v) in triplets {
+            check(r as usize, n_rows, "row")?;
+            check(c as usize, n_cols, "column")?;
+            if !v.is_finite() {
+                return Err(RecsError::Numerical(format!("non-finite value at ({r}, {c})")));
+            }
+            counts[r as usize + 1] += 1;
+        }
+        for i in 0..n_rows {
+            counts[i + 1] += counts[i];
+        }
+        let mut next = counts.clone();
+        let mut cols = vec![0u32; triplets.len()];
+        let mut vals = vec![0f32; triplets.len()];
+        for &(r, c, v) in triplets {
+            let slot = &mut next[r as usize];
+            cols[*slot] = c;
+            vals[*slot] = v;
+            *slot += 1;
+        }
+        let mut indptr = Vec::with_capacity(n_rows + 1);
+        indptr.push(0);
+        let mut indices = Vec::with_capacity(triplets.len());
+        let mut values = Vec::with_capacity(triplets.len());
+        let mut pairs: Vec<(u32, f32)> = Vec::new();
+        for r in 0..n_rows {
+            pairs.clear();
+            pairs.extend((counts[r]..counts[r + 1]).map(|k| (cols[k], vals[k])));
+            pairs.sort_by_key(|p| p.0);
+            let mut k = 0;
+            while k < pairs.len() {
+                let col = pairs[k].0;
+                let mut sum = 0f32;
+                while k < pairs.len() && pairs[k].0 == col {
+                    sum += pairs[k].1;
+                    k += 1;
+                }
+                if sum > 0.0 {
+                    indices.push(col);
+                    values.push(sum);
+                }
+            }
+            indptr.push(indices.len());
+        }
+        Ok(Self { n_rows, n_cols, indptr, indices, values })
+    }
+
+    /// A binary matrix from per-row column lists (duplicates collapse to one entry of value 1).
+    pub fn from_rows_binary(n_cols: usize, rows: &[Vec<u32>]) -> Result<Self, RecsError> {
+        let triplets: Vec<(u32, u32, f32)> =
+            rows.iter().enumerate().flat_map(|(r, cols)| cols.iter().map(move |&c| (r as u32, c, 1.0))).collect();
+        let mut m = Self::from_triplets(rows.len(), n_cols, &triplets)?;
+        m.values.iter_mut().for_each(|v| *v = 1.0);
+        Ok(m)
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Row `r`, or an empty row past the end (a user the matrix has never seen).
+    pub fn row(&self, r: usize) -> Row<'_> {
+        if r >= self.n_rows {
+            return Row::EMPTY;
+        }
+        let (a, b) = (self.indptr[r], self.indptr[r + 1]);
+        Row { indices: &self.indices[a..b], values: &self.values[a..b] }
+    }
+
+    /// The stored value at `(r, c)`, zero when absent.
+    pub fn get(&self, r: usize, c: u32) -> f32 {
+        let row = self.row(r);
+        row.indices.binary_search(&c).map(|k| row.values[k]).unwrap_or(0.0)
+    }
+
+    /// The transpose (item × user from user × item).
+    pub fn transpose(&self) -> Self {
+        let mut counts = vec![0usize; self.n_cols + 1];
+        for &c in &self.indices {
+            counts[c as usize + 1] += 1;
+        }
+        for i in 0..self.n_cols {
+            counts[i + 1] += counts[i];
+        }
+        let mut next = counts.clone();
+        let mut indices = vec![0u32; self.nnz()];
+        let mut values = vec![0f32; self.nnz()];
+        for r in 0..self.n_rows {
+            for (c, v) in self.row(r).iter() {
+                let slot = &mut next[c as usize];
+                indices[*slot] = r as u32;
+                values[*slot] = v;
+                *slot += 1;
+            }
+        }
+        Self { n_rows: self.n_cols, n_cols: self.n_rows, indptr: counts, indices, values }
+    }
+
+    /// The same pattern with every value replaced by `f(value)`; non-positive results are kept as given.
+    pub fn map_values(&self, f: impl Fn(f32) -> f32) -> Self {
+        let mut m = self.clone();
+        m.values.iter_mut().for_each(|v| *v = f(*v));
+        m
+    }
+
+    /// Number of stored entries per column (e.g. how many users interacted with each item).
+    pub fn column_counts(&self) -> Vec<u32> {
+        let mut counts = vec![0u32; self.n_cols];
+        for &c in &self.indices {
+            counts[c as usize] += 1;
+        }
+        counts
+    }
+
+    /// Sum of values per column.
+    pub fn column_sums(&self) -> Vec<f32> {
+        let mut sums = vec![0f32; self.n_cols];
+        for (&c, &v) in self.indices.iter().zip(&self.values) {
+            sums[c as usize] += v;
+        }
+        sums
+    }
+
+    /// Every entry as `(row, col, value)`.
+    pub fn triplets(&self) -> impl Iterator<Item = (u32, u32, f32)> + '_ {
+        (0..self.n_rows).flat_map(move |r| self.row(r).iter().map(move |(c, v)| (r as u32, c, v)))
+    }
+}
+
+fn check(index: usize, size: usize, what: &'static str) -> Result<(), RecsError> {
+    if index >= size { Err(RecsError::OutOfRange { what, index, size }) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triplets_sum_duplicates_and_drop_non_positive() {
+        let m = CsrMatrix::from_triplets(2, 3, &[(0, 2, 1.0), (0, 0, 2.0), (0, 2, 0.5), (1, 1, 1.0), (1, 1, -1.0)])
+            .unwrap();
+        assert_eq!(m.row(0).indices, &[0, 2]);
+        assert_eq!(m.row(0).values, &[2.0, 1.5]);
+        assert!(m.row(1).is_empty());
+        assert_eq!(m.get(0, 2), 1.5);
+        let t = m.transpose();
+        assert_eq!(t.n_rows(), 3);
+        assert_eq!(t.row(2).indices, &[0]);
+        assert_eq!(t.transpose(), m);
+    }
+
+    #[test]
+    fn out_of_range_is_an_error() {
+        assert!(matches!(CsrMatrix::from_triplets(1, 1, &[(0, 1, 1.0)]), Err(RecsError::OutOfRange { .. })));
+    }
+}
