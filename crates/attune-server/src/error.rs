@@ -28,6 +28,8 @@ pub enum ErrorKind {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    /// The tenant's data is too thin for the requested model (too few customers or periods).
+    NotEnoughData,
     Internal,
 }
 
@@ -47,6 +49,7 @@ impl ErrorKind {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict => (StatusCode::CONFLICT, "conflict"),
+            Self::NotEnoughData => (StatusCode::UNPROCESSABLE_ENTITY, "not_enough_data"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -9,6 +9,7 @@ pub mod api;
 mod auth;
 mod body;
 pub mod error;
+mod insights;
 pub mod keys;
 pub mod metrics;
 pub mod pages;

@@ -1,5 +1,6 @@
-//! Shared server state: the store, metrics, options and the API-key cache.
+//! Shared server state: the store, metrics, options, the API-key cache and the per-tenant analytics.
 
+use crate::insights::TenantAnalytics;
 use crate::metrics::Metrics;
 use attune_core::TenantId;
 use attune_store::{ApiKeyRecord, Store};
@@ -50,6 +51,10 @@ pub struct AppStateInner {
     pub metrics: Metrics,
     pub options: ServerOptions,
     key_cache: Mutex<HashMap<String, (ResolvedKey, Instant)>>,
+    /// Per-tenant analytics (customer model, demand history), see [`crate::insights`].
+    analytics: Mutex<HashMap<TenantId, Arc<TenantAnalytics>>>,
+    /// Held while analytics are built, so concurrent requests share one build.
+    pub(crate) analytics_build: Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,7 +66,14 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, options: ServerOptions) -> Self {
-        Self(Arc::new(AppStateInner { store, metrics: Metrics::new(), options, key_cache: Mutex::new(HashMap::new()) }))
+        Self(Arc::new(AppStateInner {
+            store,
+            metrics: Metrics::new(),
+            options,
+            key_cache: Mutex::new(HashMap::new()),
+            analytics: Mutex::new(HashMap::new()),
+            analytics_build: Mutex::new(()),
+        }))
     }
 
     pub(crate) fn cached_key(&self, secret_hash: &str) -> Option<ResolvedKey> {
@@ -75,6 +87,14 @@ impl AppState {
             cache.clear();
         }
         cache.insert(secret_hash, (key, Instant::now()));
+    }
+
+    pub(crate) fn cached_analytics(&self, tenant: &TenantId) -> Option<Arc<TenantAnalytics>> {
+        self.analytics.lock().expect("analytics cache poisoned").get(tenant).cloned()
+    }
+
+    pub(crate) fn cache_analytics(&self, tenant: TenantId, analytics: Arc<TenantAnalytics>) {
+        self.analytics.lock().expect("analytics cache poisoned").insert(tenant, analytics);
     }
 
     pub(crate) fn forget_key(&self, tenant: &TenantId, key_id: &str) {

@@ -1,6 +1,7 @@
 //! The versioned JSON API under `/v1`, its router and its OpenAPI document.
 
 pub mod events;
+pub mod insights;
 pub mod items;
 pub mod tenant;
 pub mod users;
@@ -14,16 +15,17 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Attune API", description = "Self-hosted personalization engine for retailers: catalog, customers, events."),
+    info(title = "Attune API", description = "Self-hosted personalization engine for retailers: catalog, customers, events, predictive insights."),
     paths(
         items::put_item, items::post_items, items::get_item, items::list_items, items::delete_item,
         users::put_user, users::get_user, users::list_users, users::delete_user, users::timeline,
         events::post_event, events::post_event_batch,
         tenant::stats, tenant::create_user_token, tenant::list_keys, tenant::create_key, tenant::revoke_key,
+        insights::customer, insights::segments, insights::at_risk, insights::forecast, insights::reorder,
     ),
     components(schemas(ErrorBody, attune_core::EventInput, attune_core::OrderLineInput)),
     modifiers(&SecuritySchemes),
-    tags((name = "catalog"), (name = "users"), (name = "events"), (name = "tenant"))
+    tags((name = "catalog"), (name = "users"), (name = "events"), (name = "tenant"), (name = "insights"))
 )]
 pub struct ApiDoc;
 
@@ -51,6 +53,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/users/{id}/timeline", get(users::timeline))
         .route("/v1/events", post(events::post_event))
         .route("/v1/events/batch", post(events::post_event_batch))
+        .route("/v1/customers/segments", get(insights::segments))
+        .route("/v1/customers/at-risk", get(insights::at_risk))
+        .route("/v1/customers/{id}/insights", get(insights::customer))
+        .route("/v1/forecast", get(insights::forecast))
+        .route("/v1/inventory/reorder", get(insights::reorder))
         .route("/v1/stats", get(tenant::stats))
         .route("/v1/user-tokens", post(tenant::create_user_token))
         .route("/v1/keys", get(tenant::list_keys).post(tenant::create_key))

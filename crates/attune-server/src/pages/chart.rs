@@ -326,6 +326,75 @@ pub fn events_chart(days: &[DayCount]) -> Markup {
     }
 }
 
+/// A demand history and its forecast as inline SVG: the history as a line, the forecast mean dashed, and
+/// the prediction interval as a shaded band.
+pub fn forecast_chart(forecast: &crate::api::insights::DemandForecast) -> Markup {
+    let history: Vec<f64> = forecast.history.iter().map(|p| p.quantity).collect();
+    let periods: Vec<&str> = forecast
+        .history
+        .iter()
+        .map(|p| p.period.as_str())
+        .chain(forecast.forecast.iter().map(|p| p.period.as_str()))
+        .collect();
+    let n = periods.len().max(2);
+    let top = history.iter().chain(forecast.forecast.iter().map(|p| &p.upper)).fold(0.0_f64, |m, v| m.max(*v));
+    let (axis_max, step) = nice_axis(top.ceil() as u64);
+    let plot_width = WIDTH - LEFT - RIGHT;
+    let plot_height = HEIGHT - TOP - BOTTOM;
+    let x_of = |i: usize| LEFT + plot_width * i as f64 / (n - 1) as f64;
+    let y_of = |v: f64| TOP + plot_height * (1.0 - v.max(0.0) / axis_max as f64);
+    let path = |points: &[(usize, f64)]| {
+        points
+            .iter()
+            .enumerate()
+            .map(|(k, (i, v))| format!("{}{} {}", if k == 0 { "M" } else { "L" }, fmt(x_of(*i)), fmt(y_of(*v))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let start = history.len();
+    let last = history.last().map(|v| (start.saturating_sub(1), *v));
+    let history_points: Vec<(usize, f64)> = history.iter().copied().enumerate().collect();
+    let mean_points: Vec<(usize, f64)> =
+        last.into_iter().chain(forecast.forecast.iter().enumerate().map(|(h, p)| (start + h, p.mean))).collect();
+    let upper: Vec<(usize, f64)> = forecast.forecast.iter().enumerate().map(|(h, p)| (start + h, p.upper)).collect();
+    let lower: Vec<(usize, f64)> =
+        forecast.forecast.iter().enumerate().rev().map(|(h, p)| (start + h, p.lower)).collect();
+    let band = if upper.is_empty() {
+        String::new()
+    } else {
+        format!("{} {} Z", path(&upper), path(&lower).replacen('M', "L", 1))
+    };
+    let ticks: Vec<u64> = (0..=axis_max / step).map(|i| i * step).collect();
+    let label_every = periods.len().div_ceil(8).max(1);
+    let title = format!("Units per {}: history and {}-period forecast", forecast.granularity, forecast.forecast.len());
+    html! {
+        svg.chart id="forecast-chart" viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title)
+            xmlns="http://www.w3.org/2000/svg" {
+            title { (title) }
+            g.grid {
+                @for tick in &ticks {
+                    @let y = y_of(*tick as f64);
+                    line.baseline[*tick == 0] x1=(LEFT) x2=(WIDTH - RIGHT) y1=(fmt(y)) y2=(fmt(y)) {}
+                    text.y-label x=(LEFT - 8.0) y=(fmt(y + 4.0)) text-anchor="end" { (compact(*tick)) }
+                }
+            }
+            g.x-axis {
+                @for (i, period) in periods.iter().enumerate().step_by(label_every) {
+                    text.x-label x=(fmt(x_of(i))) y=(HEIGHT - 8.0) text-anchor="middle" { (period) }
+                }
+            }
+            @if !band.is_empty() {
+                path.forecast-band d=(band) fill="#818cf8" fill-opacity="0.18" stroke="none" {
+                    title { (format!("{:.0} % prediction interval", forecast.level * 100.0)) }
+                }
+            }
+            path.history-line d=(path(&history_points)) fill="none" stroke="#4f46e5" stroke-width="1.6" {}
+            path.forecast-line d=(path(&mean_points)) fill="none" stroke="#4f46e5" stroke-width="1.8"
+                stroke-dasharray="5 4" {}
+        }
+    }
+}
+
 fn fmt(value: f64) -> String {
     let text = format!("{value:.2}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -44,18 +44,20 @@ pub fn router() -> Router<AppState> {
         .route("/console/catalog/{id}", get(item_page))
         .route("/console/customers", get(customers))
         .route("/console/customers/{id}", get(customer_page))
+        .route("/console/insights", get(super::insights::insights_page))
+        .route("/console/forecast", get(super::insights::forecast_page))
         .route("/console/{*rest}", get(unknown_page))
 }
 
 /// A signed-in console visitor: the tenant of the secret key in the `attune_console` cookie.
 pub struct Session {
-    tenant: TenantId,
+    pub(super) tenant: TenantId,
     tenant_name: String,
     has_storefront: bool,
 }
 
 impl Session {
-    fn shell(&self, section: ConsoleSection) -> ConsoleShell<'_> {
+    pub(super) fn shell(&self, section: ConsoleSection) -> ConsoleShell<'_> {
         ConsoleShell {
             tenant_id: self.tenant.as_str(),
             tenant_name: &self.tenant_name,
@@ -383,7 +385,7 @@ fn item_href(id: &str) -> String {
     format!("/console/catalog/{}", encode(id))
 }
 
-fn customer_href(id: &str) -> String {
+pub(super) fn customer_href(id: &str) -> String {
     format!("/console/customers/{}", encode(id))
 }
 
@@ -759,6 +761,7 @@ async fn customer_page(
         } @else { "No events recorded" }
     };
     let self_href = customer_href(user_id.as_str());
+    let predicted = super::insights::predicted_value_card(&state, &session, &user_id).await;
     let body = html! {
         (page_header(&crumbs, &title, Some(subtitle), None))
         section.stat-grid.stat-grid-5 id="customer-summary" {
@@ -773,6 +776,7 @@ async fn customer_page(
         div.profile-grid {
             div.stack-lg {
                 (profile_card(data.user.as_ref()))
+                (predicted)
                 section.card {
                     div.card-header { h2 { "Activity" } }
                     dl.kv {

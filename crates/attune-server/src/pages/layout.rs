@@ -43,6 +43,7 @@ pub fn icon(name: &str) -> Markup {
         "customers" => {
             r#"<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20c.8-3.6 3.4-5.5 6.5-5.5s5.7 1.9 6.5 5.5"/><path d="M16 4.8a3.5 3.5 0 010 6.4M18.5 14.8c1.6.8 2.6 2.5 3 5.2"/>"#
         }
+        "insights" => r#"<path d="M4 20V10M10 20V4M16 20v-7M22 20H2"/>"#,
         "store" => r#"<path d="M5 8h14l-1 12H6L5 8z"/><path d="M9 8V6.5a3 3 0 016 0V8"/>"#,
         "api" => r#"<path d="M8 7l-5 5 5 5M16 7l5 5-5 5M13.5 4l-3 16"/>"#,
         "logout" => r#"<path d="M15 4h3a2 2 0 012 2v12a2 2 0 01-2 2h-3"/><path d="M10 16l-4-4 4-4M6 12h10"/>"#,
@@ -83,6 +84,7 @@ pub enum ConsoleSection {
     Overview,
     Catalog,
     Customers,
+    Insights,
 }
 
 /// What the console shell shows around every page.
@@ -100,6 +102,7 @@ pub fn console_page(shell: &ConsoleShell, title: &str, content: Markup) -> Marku
         (ConsoleSection::Overview, "/console", "Overview", "overview"),
         (ConsoleSection::Catalog, "/console/catalog", "Catalog", "catalog"),
         (ConsoleSection::Customers, "/console/customers", "Customers", "customers"),
+        (ConsoleSection::Insights, "/console/insights", "Insights", "insights"),
     ];
     html! {
         (DOCTYPE)

@@ -9,6 +9,7 @@ mod chart;
 mod console;
 mod cookies;
 mod format;
+mod insights;
 mod layout;
 mod shop;
 

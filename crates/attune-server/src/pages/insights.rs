@@ -1,0 +1,279 @@
+//! Console pages for predictive analytics: the "Predicted value" card of a customer, the insights page
+//! (segments and customers at risk) and the demand forecast with its chart.
+
+use super::chart::forecast_chart;
+use super::console::{Session, customer_href};
+use super::format::{count, encode, money};
+use super::layout::{ConsoleSection, console_page, icon, page_header};
+use super::{PageError, PageResult};
+use crate::api::insights::{
+    DemandForecast, ForecastParams, at_risk_customers, churn_risk, day_text, forecast_demand, forecast_params, overdue,
+    segment_summaries,
+};
+use crate::error::ApiError;
+use crate::insights::{CustomerModel, TenantAnalytics, customer_model, tenant_analytics};
+use crate::state::{AppState, blocking};
+use attune_core::money::MoneyText;
+use attune_core::{Money, UserId};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+
+/// Customers listed on the insights page as at risk.
+const AT_RISK_SHOWN: usize = 25;
+
+fn percent(p: f64) -> String {
+    format!("{:.0} %", p * 100.0)
+}
+
+fn p_alive_badge(p: f64) -> Markup {
+    let class = if p >= 0.7 {
+        "badge badge-green"
+    } else if p >= 0.4 {
+        "badge badge-amber"
+    } else {
+        "badge badge-red"
+    };
+    html! { span class=(class) { (percent(p)) } }
+}
+
+fn amount(value: Money) -> String {
+    money(&value)
+}
+
+fn money_text(value: &MoneyText) -> String {
+    Money::try_from(value.clone()).map(amount).unwrap_or_else(|_| format!("{} {}", value.amount, value.currency))
+}
+
+/// The "Predicted value" card of a customer page; explains itself when there is nothing to predict.
+pub(super) async fn predicted_value_card(state: &AppState, session: &Session, user: &UserId) -> Markup {
+    let analytics = match tenant_analytics(state, &session.tenant).await {
+        Ok(analytics) => analytics,
+        Err(error) => return predicted_value_message(&error.message),
+    };
+    let model = match customer_model(&analytics) {
+        Ok(model) => model,
+        Err(error) => return predicted_value_message(&error.message),
+    };
+    let Some(c) = model.customer(user) else {
+        return predicted_value_message("This customer has no purchases to predict from.");
+    };
+    html! {
+        section.card id="predicted-value" {
+            div.card-header {
+                div {
+                    h2 { "Predicted value" }
+                    p.muted { "BG/NBD and Gamma-Gamma, as of " (day_text(analytics.end_day)) ". " a href="/console/insights" { "All segments" } }
+                }
+            }
+            dl.kv {
+                dt { "P(alive)" } dd id="p-alive" data-value=(format!("{:.4}", c.p_alive)) { (p_alive_badge(c.p_alive)) }
+                dt { "Purchases, next 90 days" } dd id="expected-purchases" { (format!("{:.1}", c.expected_purchases_90d)) }
+                dt { "Value, next 12 months" } dd id="expected-value" { (amount(model.money(c.expected_value_12m))) }
+                dt { "Segment" } dd id="segment" {
+                    span.chip { (c.segment.name()) }
+                    " " span.muted { "R" (c.rfm.recency) " F" (c.rfm.frequency) " M" (c.rfm.monetary) }
+                }
+                dt { "Suggested" } dd.muted { (c.segment.suggested_action()) }
+                dt { "Purchase days" } dd { (count(u64::from(c.transactions))) " · " (amount(model.money(c.total_spend))) }
+                dt { "Last purchase" } dd {
+                    (day_text(c.last_day))
+                    @if c.purchases.frequency > 0 {
+                        " " span.muted { (format!("{:.1}× the usual gap ago", overdue(analytics.end_day, c))) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn predicted_value_message(message: &str) -> Markup {
+    html! {
+        section.card id="predicted-value" {
+            div.card-header { h2 { "Predicted value" } }
+            p.muted { (message) }
+        }
+    }
+}
+
+fn segments_table(model: &CustomerModel) -> Markup {
+    html! {
+        table.data-table id="segments-table" {
+            thead { tr {
+                th { "Segment" } th.num { "Customers" } th.num { "Mean P(alive)" }
+                th.num { "Expected value, 12 months" } th.num { "Revenue so far" } th { "Suggested action" }
+            } }
+            tbody {
+                @for s in segment_summaries(model) {
+                    tr {
+                        td { span.chip { (s.segment) } }
+                        td.num { (count(s.customers as u64)) }
+                        td.num { (percent(s.mean_p_alive)) }
+                        td.num { (money_text(&s.expected_value_12m)) }
+                        td.num { (money_text(&s.historical_value)) }
+                        td.muted { (s.suggested_action) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn at_risk_table(model: &CustomerModel, end_day: i64) -> Markup {
+    let list = at_risk_customers(model, end_day, 0.5, 3.0);
+    html! {
+        @if list.is_empty() {
+            div.empty-state { p.empty-title { "No repeat customers appear to be leaving" } }
+        } @else {
+            table.data-table id="at-risk-table" {
+                thead { tr {
+                    th { "Customer" } th.num { "P(alive)" } th.num { "Overdue" } th.num { "Revenue so far" } th.num { "Value at risk" }
+                    th { "Segment" } th { "Last purchase" }
+                } }
+                tbody {
+                    @for c in list.iter().take(AT_RISK_SHOWN) {
+                        tr {
+                            td.mono { a href=(customer_href(c.user_id.as_str())) { (c.user_id) } }
+                            td.num { (p_alive_badge(c.p_alive)) }
+                            td.num { (format!("{:.0}×", overdue(end_day, c))) }
+                            td.num { (amount(model.money(c.total_spend))) }
+                            td.num { (amount(model.money(c.total_spend * churn_risk(end_day, c)))) }
+                            td { (c.segment.name()) }
+                            td.nowrap { (day_text(c.last_day)) }
+                        }
+                    }
+                }
+            }
+            @if list.len() > AT_RISK_SHOWN {
+                p.muted { (count(list.len() as u64)) " customers at risk in all; " a href="/v1/customers/at-risk?limit=1000" { "the API lists them all" } "." }
+            }
+        }
+    }
+}
+
+/// `/console/insights`: segments and customers at risk.
+pub(super) async fn insights_page(State(state): State<AppState>, session: Session) -> PageResult<Markup> {
+    let analytics = tenant_analytics(&state, &session.tenant).await?;
+    let body = match customer_model(&analytics) {
+        Err(error) => html! {
+            (page_header(&[], "Insights", None, None))
+            section.card { div.empty-state { p.empty-title { "No customer model yet" } p.muted { (error.message) } } }
+        },
+        Ok(model) => insights_body(&analytics, model),
+    };
+    Ok(console_page(&session.shell(ConsoleSection::Insights), "Insights", body))
+}
+
+fn insights_body(analytics: &TenantAnalytics, model: &CustomerModel) -> Markup {
+    let expected: f64 = model.customers.iter().map(|c| c.expected_value_12m).sum();
+    let active: f64 = model.customers.iter().map(|c| c.p_alive).sum();
+    let subtitle = html! {
+        "Customer model fitted on " (count(model.customers.len() as u64)) " customers as of "
+        (day_text(analytics.end_day)) " (the last event). "
+        a href="/console/forecast" { "Demand forecast" }
+    };
+    html! {
+        (page_header(&[], "Insights", Some(subtitle), None))
+        section.stat-grid {
+            div.card.stat-card { span.stat-label { "Customers with purchases" } span.stat-value id="insights-customers" { (count(model.customers.len() as u64)) } }
+            div.card.stat-card { span.stat-label { "Expected active" } span.stat-value { (count(active.round() as u64)) } span.stat-note { "Sum of P(alive)" } }
+            div.card.stat-card { span.stat-label { "Expected value, 12 months" } span.stat-value { (amount(model.money(expected))) } span.stat-note { "Discounted 1 % a month" } }
+            div.card.stat-card { span.stat-label { "Model" } span.stat-value { "BG/NBD" } span.stat-note {
+                "r " (format!("{:.3}", model.bg_nbd.r)) " · α " (format!("{:.2}", model.bg_nbd.alpha))
+                " · a " (format!("{:.3}", model.bg_nbd.a)) " · b " (format!("{:.3}", model.bg_nbd.b))
+            } }
+        }
+        section.card id="segments" {
+            div.card-header { div { h2 { "Segments" } p.muted { "RFM quintile scores named by recency and frequency × spend." } } }
+            (segments_table(model))
+        }
+        section.card id="at-risk" {
+            div.card-header { div { h2 { "At risk" } p.muted { "Repeat customers with P(alive) below 50 % or silent for over 3 times their usual gap between purchases; most value at risk first (revenue so far × max(1 − P(alive), 1 − 1/overdue))." } } }
+            (at_risk_table(model, analytics.end_day))
+        }
+    }
+}
+
+/// `/console/forecast?item=&granularity=`: demand history and forecast.
+pub(super) async fn forecast_page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(params): Query<ForecastPageParams>,
+) -> PageResult<Response> {
+    let api_params = ForecastParams {
+        item_id: params.item.clone().filter(|i| !i.is_empty()),
+        granularity: params.granularity.clone().filter(|g| !g.is_empty()),
+        horizon: None,
+    };
+    let (item, granularity, _) = forecast_params(&api_params)?;
+    let horizon = match granularity.name() {
+        "day" => 28,
+        "week" => 12,
+        _ => 6,
+    };
+    let title = match &item {
+        Some(item) => format!("Forecast for {item}"),
+        None => "Demand forecast".to_string(),
+    };
+    let analytics = tenant_analytics(&state, &session.tenant).await?;
+    let store = state.store.clone();
+    let tenant = session.tenant.clone();
+    let result = blocking(move || {
+        if let Some(id) = &item
+            && store.item(&tenant, id)?.is_none()
+        {
+            return Err(ApiError::not_found("item"));
+        }
+        Ok(forecast_demand(&analytics, item.as_ref(), granularity, horizon))
+    })
+    .await
+    .map_err(PageError::from)?;
+    let item_query = params.item.as_deref().unwrap_or("");
+    let tabs = html! {
+        @for g in ["day", "week", "month"] {
+            a.button.small.ghost[g != granularity.name()] href=(format!("/console/forecast?item={}&granularity={g}", encode(item_query))) { (g) }
+        }
+    };
+    let crumbs = [("/console/insights", "Insights")];
+    let body = html! {
+        (page_header(&crumbs, &title, Some(html! { "Units sold per " (granularity.name()) " from purchase lines, with a 95 % interval." }), Some(tabs)))
+        form.toolbar method="get" action="/console/forecast" role="search" {
+            div.search-input {
+                (icon("search"))
+                input.input type="search" name="item" value=(item_query) placeholder="Item id (empty: all items)"
+                    aria-label="Item id";
+            }
+            input type="hidden" name="granularity" value=(granularity.name());
+            button.button type="submit" { "Forecast" }
+        }
+        section.card id="forecast" {
+            @match &result {
+                Ok(forecast) => { (forecast_card(forecast)) }
+                Err(error) => { div.empty-state { p.empty-title { "No forecast" } p.muted { (error.message) } } }
+            }
+        }
+    };
+    Ok(console_page(&session.shell(ConsoleSection::Insights), &title, body).into_response())
+}
+
+fn forecast_card(forecast: &DemandForecast) -> Markup {
+    let total: f64 = forecast.forecast.iter().map(|p| p.mean).sum();
+    html! {
+        div.card-header {
+            div {
+                h2 { "Model: " (forecast.model) }
+                p.muted { (count(forecast.history.len() as u64)) " periods of history; season length " (forecast.season) "." }
+            }
+            div.card-header-stats {
+                div { span.mini-label { "Next " (forecast.forecast.len()) " " (forecast.granularity) "s" } span.mini-value { (count(total.round() as u64)) " units" } }
+            }
+        }
+        div.chart-wrap { (forecast_chart(forecast)) }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ForecastPageParams {
+    item: Option<String>,
+    granularity: Option<String>,
+}

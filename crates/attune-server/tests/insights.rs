@@ -1,0 +1,294 @@
+//! Predictive analytics against a real server on a loopback port with a temporary store: a year of
+//! simulated purchases by 200 customers, the customer model's predictions, segments, customers at risk,
+//! demand forecasts, reorder suggestions and the console pages that show them.
+
+use attune_core::input::{AmountInput, TimeInput};
+use attune_core::{ApiKeyKind, Event, EventInput, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
+use attune_server::keys::{create_api_key, create_tenant};
+use attune_server::{AppState, ServerOptions};
+use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::Value;
+use std::sync::Arc;
+
+const CUSTOMERS: u32 = 200;
+const DAYS: u32 = 365;
+const ITEMS: [(&str, &str); 5] =
+    [("85123A", "2.55"), ("71053", "3.39"), ("22423", "12.75"), ("47566", "4.95"), ("20725", "1.65")];
+
+struct TestServer {
+    base: String,
+    client: Client,
+    secret: String,
+    public: String,
+    _directory: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A small deterministic generator (SplitMix64), so the simulated shop is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn order(id: String, user: &str, day: u32, lines: Vec<(&str, i64, &str)>) -> Event {
+    let date = chrono::NaiveDate::from_ymd_opt(2011, 1, 1).unwrap() + chrono::Duration::days(i64::from(day));
+    Event::parse(
+        EventInput {
+            event_type: "purchase".into(),
+            event_id: Some(format!("order-{id}")),
+            user_id: Some(user.into()),
+            order_id: Some(id),
+            currency: Some("GBP".into()),
+            channel: Some("web".into()),
+            timestamp: Some(TimeInput::Text(format!("{date}T10:00:00Z"))),
+            lines: Some(
+                lines
+                    .into_iter()
+                    .map(|(item, quantity, price)| OrderLineInput {
+                        item_id: item.to_string(),
+                        quantity,
+                        unit_price: AmountInput::Text(price.to_string()),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        Timestamp::now(),
+    )
+    .unwrap()
+}
+
+/// 200 customers over a year: each arrives on some day, buys at their own rate and may drop out. Two
+/// customers are fixed: `loyal` buys every week all year, `lapsed` bought weekly for two months and stopped.
+fn seed(store: &dyn Store, tenant: &TenantId) {
+    let items: Vec<Item> = ITEMS
+        .iter()
+        .map(|(id, price)| {
+            let input = ItemInput {
+                id: Some(id.to_string()),
+                title: Some(format!("Item {id}")),
+                price: Some(AmountInput::Text(price.to_string())),
+                currency: Some("GBP".into()),
+                stock_quantity: (*id == "85123A").then_some(5),
+                ..Default::default()
+            };
+            Item::parse(input, Timestamp::now()).unwrap()
+        })
+        .collect();
+    store.upsert_items(tenant, &items).unwrap();
+    let mut rng = Rng(42);
+    let mut events = Vec::new();
+    for c in 0..CUSTOMERS {
+        let user = format!("c{c:03}");
+        let arrival = (rng.next() * 300.0) as u32;
+        let gap = 5.0 + rng.next() * 60.0;
+        let dropout_day = if rng.next() < 0.4 { arrival + (rng.next() * 120.0) as u32 } else { DAYS };
+        let mut day = arrival;
+        let mut n = 0;
+        while day < DAYS.min(dropout_day + 1) {
+            let (item, price) = ITEMS[(rng.next() * ITEMS.len() as f64) as usize % ITEMS.len()];
+            let quantity = 1 + (rng.next() * 6.0) as i64;
+            events.push(order(format!("{user}-{n}"), &user, day, vec![(item, quantity, price), ("85123A", 2, "2.55")]));
+            n += 1;
+            day += 1 + (gap * (0.5 + rng.next())) as u32;
+        }
+    }
+    for week in 0..52 {
+        events.push(order(format!("loyal-{week}"), "loyal", week * 7, vec![("22423", 3, "12.75")]));
+    }
+    for week in 0..9 {
+        events.push(order(format!("lapsed-{week}"), "lapsed", week * 7, vec![("22423", 3, "12.75")]));
+    }
+    events.sort_by_key(|e| e.timestamp.millis());
+    for chunk in events.chunks(2_000) {
+        store.append_events(tenant, chunk).unwrap();
+    }
+}
+
+impl TestServer {
+    fn start() -> Self {
+        let directory = tempfile::tempdir().unwrap();
+        let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
+        let shop = TenantId::parse_slug("shop").unwrap();
+        create_tenant(store.as_ref(), &shop, "Gift Shop").unwrap();
+        let secret = create_api_key(store.as_ref(), &shop, ApiKeyKind::Secret, "test").unwrap().key;
+        let public = create_api_key(store.as_ref(), &shop, ApiKeyKind::Public, "web").unwrap().key;
+        seed(store.as_ref(), &shop);
+        let state = AppState::new(store, ServerOptions::default());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (address_sender, address_receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                address_sender.send(listener.local_addr().unwrap()).unwrap();
+                attune_server::serve(listener, state, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let address = address_receiver.recv().unwrap();
+        Self {
+            base: format!("http://{address}"),
+            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            secret,
+            public,
+            _directory: directory,
+            _shutdown: shutdown,
+        }
+    }
+
+    fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.secret)
+    }
+
+    fn console(&self, path: &str) -> (StatusCode, String) {
+        let response =
+            self.client.get(format!("{}{path}", self.base)).header("cookie", format!("attune_console={}", self.secret));
+        let response = response.send().unwrap();
+        (response.status(), response.text().unwrap())
+    }
+}
+
+fn expect(request: RequestBuilder, status: StatusCode) -> Value {
+    let response = request.send().expect("request sent");
+    let actual = response.status();
+    let text = response.text().unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+fn expect_error(request: RequestBuilder, status: StatusCode, code: &str) {
+    let body = expect(request, status);
+    assert_eq!(body["code"], code, "unexpected error body: {body}");
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+fn amount(value: &Value) -> f64 {
+    assert_eq!(value["currency"], "GBP");
+    value["amount"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn customer_insights_segments_and_customers_at_risk() {
+    let server = TestServer::start();
+    let loyal = expect(server.get("/v1/customers/loyal/insights"), StatusCode::OK);
+    let lapsed = expect(server.get("/v1/customers/lapsed/insights"), StatusCode::OK);
+    for c in [&loyal, &lapsed] {
+        let p = number(&c["p_alive"]);
+        assert!((0.0..=1.0).contains(&p), "P(alive) out of range: {c}");
+        assert!(number(&c["expected_purchases_90d"]) >= 0.0);
+        assert!(amount(&c["expected_value_12m"]) >= 0.0);
+        assert!(c["segment"].as_str().is_some_and(|s| !s.is_empty()));
+        for score in ["recency", "frequency", "monetary"] {
+            assert!((1..=5).contains(&c["rfm"][score].as_u64().unwrap()), "{c}");
+        }
+        let model = &c["model"];
+        for parameter in ["r", "alpha", "a", "b", "p", "q", "gamma"] {
+            assert!(number(&model[parameter]) > 0.0, "{model}");
+        }
+        assert_eq!(model["customers"], u64::from(CUSTOMERS) + 2);
+    }
+    assert_eq!(loyal["frequency"], 51);
+    assert_eq!(loyal["recency_days"], 357);
+    assert_eq!(lapsed["frequency"], 8);
+    assert!(number(&loyal["p_alive"]) > 0.9, "{loyal}");
+    assert!(number(&loyal["p_alive"]) > number(&lapsed["p_alive"]) + 0.5, "loyal {loyal} lapsed {lapsed}");
+    assert!(number(&loyal["expected_purchases_90d"]) > number(&lapsed["expected_purchases_90d"]));
+    assert!(amount(&loyal["expected_value_12m"]) > amount(&lapsed["expected_value_12m"]));
+
+    expect_error(server.get("/v1/customers/nobody/insights"), StatusCode::NOT_FOUND, "not_found");
+    let public = server.client.get(format!("{}/v1/customers/loyal/insights", server.base)).bearer_auth(&server.public);
+    expect_error(public, StatusCode::FORBIDDEN, "forbidden");
+
+    let segments = expect(server.get("/v1/customers/segments"), StatusCode::OK);
+    let list = segments["segments"].as_array().unwrap();
+    assert!(list.len() >= 3, "{segments}");
+    let total: u64 = list.iter().map(|s| s["customers"].as_u64().unwrap()).sum();
+    assert_eq!(total, u64::from(CUSTOMERS) + 2);
+    assert_eq!(segments["customers"], total);
+    for s in list {
+        assert!((0.0..=1.0).contains(&number(&s["mean_p_alive"])), "{s}");
+    }
+
+    let at_risk = expect(server.get("/v1/customers/at-risk?limit=10"), StatusCode::OK);
+    let customers = at_risk["customers"].as_array().unwrap();
+    assert!(!customers.is_empty() && customers.len() <= 10, "{at_risk}");
+    let risks: Vec<f64> = customers.iter().map(|c| amount(&c["value_at_risk"])).collect();
+    assert!(risks.windows(2).all(|w| w[0] >= w[1]), "not sorted by value at risk: {risks:?}");
+    assert!(customers.iter().all(|c| number(&c["p_alive"]) < 0.5 || number(&c["overdue"]) >= 3.0));
+    assert!(customers.iter().all(|c| (0.0..=1.0).contains(&number(&c["churn_risk"]))));
+    assert!(customers.iter().any(|c| c["user_id"] == "lapsed"), "{at_risk}");
+    expect_error(server.get("/v1/customers/at-risk?limit=0"), StatusCode::BAD_REQUEST, "invalid_parameter");
+}
+
+#[test]
+fn forecasts_and_reorder_suggestions() {
+    let server = TestServer::start();
+    let total = expect(server.get("/v1/forecast?granularity=week&horizon=8"), StatusCode::OK);
+    assert_eq!(total["forecast"].as_array().unwrap().len(), 8);
+    assert!(total["history"].as_array().unwrap().len() >= 52, "{total}");
+    assert!(total["model"].as_str().is_some_and(|m| !m.is_empty()));
+    for point in total["forecast"].as_array().unwrap() {
+        let (lower, mean, upper) = (number(&point["lower"]), number(&point["mean"]), number(&point["upper"]));
+        assert!(lower <= mean && mean <= upper && lower >= 0.0, "{point}");
+    }
+    let item = expect(server.get("/v1/forecast?item_id=22423&granularity=month&horizon=3"), StatusCode::OK);
+    assert_eq!(item["item_id"], "22423");
+    let last_month = item["history"].as_array().unwrap().last().unwrap()["period"].as_str().unwrap().to_string();
+    let next_month = item["forecast"][0]["period"].as_str().unwrap();
+    assert!(next_month > last_month.as_str() && next_month.ends_with("-01"), "{last_month} then {next_month}");
+
+    expect_error(server.get("/v1/forecast?horizon=0"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    expect_error(server.get("/v1/forecast?horizon=366"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    expect_error(server.get("/v1/forecast?granularity=hour"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    expect_error(server.get("/v1/forecast?item_id=no-such-item"), StatusCode::NOT_FOUND, "not_found");
+
+    let reorder = expect(server.get("/v1/inventory/reorder?lead_time_days=7&service_level=0.9"), StatusCode::OK);
+    let items = reorder["items"].as_array().unwrap();
+    let heart = items.iter().find(|i| i["item_id"] == "85123A").expect("the low-stock best seller is due");
+    assert_eq!(heart["stock"], 5);
+    assert_eq!(heart["reorder"], true);
+    assert!(number(&heart["suggested_order"]) > 0.0);
+    let unknown_stock = items.iter().find(|i| i["item_id"] == "22423").expect("items without stock are listed");
+    assert!(unknown_stock["stock"].is_null() && unknown_stock["reorder"].is_null());
+    assert!(number(&unknown_stock["reorder_point"]) >= number(&unknown_stock["safety_stock"]));
+    expect_error(server.get("/v1/inventory/reorder?service_level=1"), StatusCode::BAD_REQUEST, "invalid_parameter");
+}
+
+#[test]
+fn console_shows_predicted_value_insights_and_forecast() {
+    let server = TestServer::start();
+    let (status, page) = server.console("/console/customers/loyal");
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="predicted-value""#), "{page}");
+    assert!(page.contains(r#"id="p-alive""#) && page.contains("Value, next 12 months"), "{page}");
+    assert!(page.contains(r#"href="/console/insights""#));
+
+    let (status, page) = server.console("/console/insights");
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="segments-table""#) && page.contains(r#"id="at-risk-table""#), "{page}");
+    assert!(page.contains("/console/customers/lapsed"));
+
+    let (status, page) = server.console("/console/forecast?item=22423&granularity=week");
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="forecast-chart""#) && page.contains("forecast-band"), "{page}");
+    let (status, _) = server.console("/console/forecast?item=no-such-item");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
