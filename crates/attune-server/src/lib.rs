@@ -32,7 +32,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
-        .merge(pages::router())
+        .merge(pages::router(&state))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)

@@ -20,6 +20,8 @@ pub struct ServerOptions {
     /// A secret key of the storefront tenant the console signs in with in one click. Set only by
     /// `serve --demo` on a loopback address.
     pub demo_console_key: Option<String>,
+    /// Mark the console's and storefront's cookies `Secure` (serve over HTTPS, e.g. behind a TLS proxy).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerOptions {
@@ -29,6 +31,7 @@ impl Default for ServerOptions {
             max_batch_events: 10_000,
             storefront_tenant: None,
             demo_console_key: None,
+            secure_cookies: false,
         }
     }
 }

@@ -279,6 +279,7 @@ fn signing_in_sets_a_strict_http_only_cookie() {
     assert_eq!(location(&response), "/console/catalog");
     let cookie = set_cookie(&response, "attune_console").unwrap();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain-HTTP deployments get no Secure flag by default: {cookie}");
     assert!(page(server.get("/console", &cookie_pair(&cookie)), StatusCode::OK).contains("Corner Gift Shop"));
 
     // `next` never leads off the console.
@@ -295,6 +296,23 @@ fn signing_in_sets_a_strict_http_only_cookie() {
     let logout = server.post("/console/logout", &cookie_pair(&cookie), &[]);
     assert_eq!(location(&logout), "/console/login");
     assert!(set_cookie(&logout, "attune_console").unwrap().contains("Max-Age=0"));
+}
+
+#[test]
+fn cookies_are_marked_secure_when_configured() {
+    let server = TestServer::start_with(|shop, demo_key| ServerOptions {
+        storefront_tenant: Some(shop.clone()),
+        demo_console_key: Some(demo_key.to_string()),
+        secure_cookies: true,
+        ..Default::default()
+    });
+    let response = server.post("/console/login", "", &[("key", &server.shop_secret)]);
+    let cookie = set_cookie(&response, "attune_console").unwrap();
+    assert!(cookie.ends_with("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    let shop = server.get("/shop", "");
+    let visitor = set_cookie(&shop, "attune_visitor").unwrap();
+    let session = set_cookie(&shop, "attune_session").unwrap();
+    assert!(visitor.ends_with("; Secure") && session.ends_with("; Secure"), "{visitor} / {session}");
 }
 
 #[test]

@@ -217,7 +217,11 @@ pub fn seed_demo_tenant(store: &dyn Store) -> anyhow::Result<String> {
 
 fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(open_store(options)?);
-    let mut server_options = ServerOptions { max_body_bytes: options.max_body_bytes, ..Default::default() };
+    let mut server_options = ServerOptions {
+        max_body_bytes: options.max_body_bytes,
+        secure_cookies: options.secure_cookies,
+        ..Default::default()
+    };
     if demo {
         let summary = seed_demo_tenant(store.as_ref())?;
         tracing::info!(%summary, "demo data ready");

@@ -28,6 +28,9 @@ pub struct OptionArgs {
     /// Log filter, e.g. `info` or `attune_server=debug`.
     #[arg(long, env = "ATTUNE_LOG", global = true)]
     pub log: Option<String>,
+    /// Mark page cookies `Secure` (when users reach Attune over HTTPS).
+    #[arg(long, env = "ATTUNE_SECURE_COOKIES", global = true)]
+    pub secure_cookies: Option<bool>,
 }
 
 fn parse_synchronous(text: &str) -> Result<Synchronous, String> {
@@ -47,6 +50,7 @@ struct FileOptions {
     synchronous: Option<Synchronous>,
     max_body_bytes: Option<usize>,
     log: Option<String>,
+    secure_cookies: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -57,6 +61,7 @@ pub struct Options {
     pub synchronous: Synchronous,
     pub max_body_bytes: usize,
     pub log: String,
+    pub secure_cookies: bool,
 }
 
 impl Options {
@@ -75,6 +80,7 @@ impl Options {
             synchronous: args.synchronous.or(file.synchronous).unwrap_or_default(),
             max_body_bytes,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
         })
     }
 

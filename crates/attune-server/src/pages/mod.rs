@@ -22,15 +22,38 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Router<AppState> {
+    let router = Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
         .route("/assets/attune.css", get(stylesheet))
         .route("/assets/favicon.svg", get(favicon))
         .merge(console::router())
         .merge(shop::router())
         .layer(axum::middleware::from_fn(refuse_cross_site_posts))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(security_headers));
+    if state.options.secure_cookies {
+        router.layer(axum::middleware::map_response(mark_cookies_secure))
+    } else {
+        router
+    }
+}
+
+/// Add `Secure` to every cookie the pages set, for deployments served over HTTPS.
+async fn mark_cookies_secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let secured: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|cookie| {
+            let text = cookie.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or_else(|_| cookie.clone())
+        })
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for cookie in secured {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// Forms are only accepted from the pages themselves: SameSite cookies already keep other sites from
