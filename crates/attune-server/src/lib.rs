@@ -13,6 +13,7 @@ mod insights;
 pub mod keys;
 pub mod metrics;
 pub mod pages;
+mod recommendations;
 mod state;
 
 pub use state::{AppState, ServerOptions};

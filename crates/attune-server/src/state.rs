@@ -2,6 +2,7 @@
 
 use crate::insights::TenantAnalytics;
 use crate::metrics::Metrics;
+use crate::recommendations::RecsModel;
 use attune_core::TenantId;
 use attune_store::{ApiKeyRecord, Store};
 use std::collections::HashMap;
@@ -58,6 +59,10 @@ pub struct AppStateInner {
     analytics: Mutex<HashMap<TenantId, Arc<TenantAnalytics>>>,
     /// Held while analytics are built, so concurrent requests share one build.
     pub(crate) analytics_build: Mutex<()>,
+    /// Per-tenant recommendation models, see [`crate::recommendations`].
+    recs: Mutex<HashMap<TenantId, Arc<RecsModel>>>,
+    /// Held while a recommendation model is built, so concurrent requests share one build.
+    pub(crate) recs_build: Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -76,6 +81,8 @@ impl AppState {
             key_cache: Mutex::new(HashMap::new()),
             analytics: Mutex::new(HashMap::new()),
             analytics_build: Mutex::new(()),
+            recs: Mutex::new(HashMap::new()),
+            recs_build: Mutex::new(()),
         }))
     }
 
@@ -98,6 +105,14 @@ impl AppState {
 
     pub(crate) fn cache_analytics(&self, tenant: TenantId, analytics: Arc<TenantAnalytics>) {
         self.analytics.lock().expect("analytics cache poisoned").insert(tenant, analytics);
+    }
+
+    pub(crate) fn cached_recs(&self, tenant: &TenantId) -> Option<Arc<RecsModel>> {
+        self.recs.lock().expect("recommendation cache poisoned").get(tenant).cloned()
+    }
+
+    pub(crate) fn cache_recs(&self, tenant: TenantId, model: Arc<RecsModel>) {
+        self.recs.lock().expect("recommendation cache poisoned").insert(tenant, model);
     }
 
     pub(crate) fn forget_key(&self, tenant: &TenantId, key_id: &str) {

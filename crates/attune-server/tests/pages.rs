@@ -422,6 +422,10 @@ fn the_storefront_shows_products_and_records_what_visitors_do() {
             && product.contains("id=\"recommendations-bought-together\"")
     );
     assert_eq!(server.events_of_type(EventType::View), views + 1, "the view is recorded");
+    let similar = product.split("id=\"recommendations-similar\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(similar.contains("class=\"product-card\"") && similar.contains("/shop/products/20001"), "{similar}");
+    assert!(!similar.contains("/shop/products/85123A\""), "the product itself is not recommended");
+    assert_eq!(server.events_of_type(EventType::Impression), 1, "the shown recommendations are an impression");
     let stats = server.store.stats(&server.shop).unwrap();
     assert!(stats.users == 76, "visitors are anonymous, not customers");
 
@@ -434,6 +438,10 @@ fn the_storefront_shows_products_and_records_what_visitors_do() {
     assert!(cart.contains("id=\"added-notice\""));
     assert!(cart.contains("White Hanging Heart T-Light Holder") && cart.contains("£7.65"), "line total");
     assert!(cart.contains("id=\"recommendations-complete-your-basket\""));
+    let complete =
+        cart.split("id=\"recommendations-complete-your-basket\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(complete.contains("/shop/products/20001"), "{complete}");
+    assert!(!complete.contains("/shop/products/85123A\""), "basket items are not recommended");
     assert!(cart.contains("<span class=\"basket-count\" id=\"basket-count\">3</span>"));
 
     let updated = server.post("/shop/cart/update", &cookies, &[("item_id", "85123A"), ("quantity", "1")]);
@@ -449,7 +457,8 @@ fn the_storefront_shows_products_and_records_what_visitors_do() {
     let events = server.store.events_after(&server.shop, 0, 1_000).unwrap();
     let anonymous_id = visitor.split_once('=').unwrap().1;
     let recorded: Vec<_> = events.iter().filter(|e| e.event.subject.anonymous_id.is_some()).collect();
-    assert_eq!(recorded.len(), 4);
+    let impressions = recorded.iter().filter(|e| e.event.event_type() == EventType::Impression).count();
+    assert_eq!((recorded.len() - impressions, impressions), (4, 3), "4 actions, 3 pages with recommendations");
     assert!(recorded.iter().all(|e| e.event.subject.anonymous_id.as_ref().unwrap().as_str() == anonymous_id));
     assert!(recorded.iter().all(|e| e.event.session_id.is_some() && e.event.channel == attune_core::Channel::Web));
 }

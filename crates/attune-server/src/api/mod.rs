@@ -3,6 +3,7 @@
 pub mod events;
 pub mod insights;
 pub mod items;
+pub mod recommendations;
 pub mod tenant;
 pub mod users;
 
@@ -15,17 +16,19 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Attune API", description = "Self-hosted personalization engine for retailers: catalog, customers, events, predictive insights."),
+    info(title = "Attune API", description = "Self-hosted personalization engine for retailers: catalog, customers, events, predictive insights, recommendations."),
     paths(
         items::put_item, items::post_items, items::get_item, items::list_items, items::delete_item,
         users::put_user, users::get_user, users::list_users, users::delete_user, users::timeline,
         events::post_event, events::post_event_batch,
         tenant::stats, tenant::create_user_token, tenant::list_keys, tenant::create_key, tenant::revoke_key,
         insights::customer, insights::segments, insights::at_risk, insights::forecast, insights::reorder,
+        recommendations::post_recommendations,
     ),
     components(schemas(ErrorBody, attune_core::EventInput, attune_core::OrderLineInput)),
     modifiers(&SecuritySchemes),
-    tags((name = "catalog"), (name = "users"), (name = "events"), (name = "tenant"), (name = "insights"))
+    tags((name = "catalog"), (name = "users"), (name = "events"), (name = "tenant"), (name = "insights"),
+        (name = "recommendations"))
 )]
 pub struct ApiDoc;
 
@@ -58,6 +61,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/customers/{id}/insights", get(insights::customer))
         .route("/v1/forecast", get(insights::forecast))
         .route("/v1/inventory/reorder", get(insights::reorder))
+        .route("/v1/recommendations", post(recommendations::post_recommendations))
         .route("/v1/stats", get(tenant::stats))
         .route("/v1/user-tokens", post(tenant::create_user_token))
         .route("/v1/keys", get(tenant::list_keys).post(tenant::create_key))

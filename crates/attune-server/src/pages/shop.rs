@@ -2,14 +2,17 @@
 //! a cookie and records what visitors do (product views, searches, basket changes) as real events under
 //! an anonymous visitor id and a session id, so Attune sees the demo like any shop's traffic.
 //!
-//! Recommendation slots are empty `<section>`s with stable ids (`recommendations-similar`,
+//! Recommendation slots are `<section>`s with stable ids (`recommendations-similar`,
 //! `recommendations-bought-together`, `recommendations-complete-your-basket`) and `data-` attributes
-//! naming the items they are about, for the recommendation work to fill.
+//! naming the items they are about. The product page's similar items and the basket's "complete your
+//! basket" are filled from the same code path as `POST /v1/recommendations` (and logged as impressions);
+//! a page never waits long for a model build: without a model yet, the slot stays empty (and hidden).
 
 use super::cookies::{self, Cart, Visitor};
 use super::format::{count, display_title, encode, money, plural, short_name, with_query};
 use super::layout::{ShopShell, icon, product_image, shop_page};
 use super::{PageError, PageResult};
+use crate::recommendations::{self, Basis, ListRequest, Recommended};
 use crate::state::{AppState, blocking};
 use attune_core::input::ScalarValue;
 use attune_core::{Event, EventInput, EventKind, Item, ItemId, Money, TenantId, Timestamp};
@@ -32,6 +35,10 @@ const POPULAR_WINDOW: i64 = 25_000;
 /// How long computed popularity is reused before it is computed again.
 const POPULAR_TTL: Duration = Duration::from_secs(600);
 const MAX_ADD_QUANTITY: u32 = 99;
+/// Items shown in a recommendation slot.
+const RECOMMENDATIONS_SHOWN: usize = 8;
+/// How long a page waits for a first recommendation model before it is shown without recommendations.
+const RECOMMENDATIONS_WAIT: Duration = Duration::from_millis(1_500);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -231,6 +238,62 @@ fn product_card(item: &Item, note: Option<String>) -> Markup {
             }
         }
     }
+}
+
+/// A recommendation slot's content: a heading and a grid of product cards with their explanations
+/// (nothing at all when there are no recommendations, so the empty slot stays hidden).
+fn recommendation_grid(heading: &str, lead: &str, recommended: &[Recommended]) -> Markup {
+    html! {
+        @if !recommended.is_empty() {
+            div.section-header { div { h2 { (heading) } p.muted { (lead) } } }
+            div.product-grid {
+                @for r in recommended { (product_card(&r.item, Some(r.explanation.text.clone()))) }
+            }
+        }
+    }
+}
+
+/// Recommendations for a storefront slot, logged as an impression of the visitor. Any failure is logged
+/// and gives an empty slot: recommendations never break a page.
+async fn storefront_recommendations(
+    state: &AppState,
+    request: &Request,
+    basis: Basis,
+    exclude: HashSet<ItemId>,
+) -> Vec<Recommended> {
+    let tenant = request.shop.tenant.clone();
+    let model = match recommendations::cached_or_warm_up(state, &tenant) {
+        Some(model) => model,
+        None => match tokio::time::timeout(RECOMMENDATIONS_WAIT, recommendations::tenant_recs(state, &tenant)).await {
+            Ok(Ok(model)) => model,
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error.message, "the storefront could not load recommendations");
+                return Vec::new();
+            }
+            Err(_) => return Vec::new(),
+        },
+    };
+    let store = state.store.clone();
+    let subject = request.subject();
+    let list = ListRequest { basis, count: RECOMMENDATIONS_SHOWN, exclude, in_stock_only: true };
+    let outcome = blocking(move || {
+        let picked = recommendations::recommend(store.as_ref(), &tenant, &model, &list)?;
+        if !picked.is_empty() {
+            let impression = EventInput {
+                event_type: "impression".to_string(),
+                recommendation_id: Some(attune_core::RecommendationId::generate().to_string()),
+                item_ids: Some(picked.iter().map(|r| r.item.id.to_string()).collect()),
+                ..Default::default()
+            };
+            record(store.as_ref(), &tenant, &subject, impression);
+        }
+        Ok(picked)
+    })
+    .await;
+    outcome.unwrap_or_else(|error| {
+        tracing::warn!(error = %error.message, "the storefront could not compute recommendations");
+        Vec::new()
+    })
 }
 
 struct HomeData {
@@ -441,6 +504,8 @@ async fn product(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
     let Some(item) = found else {
         return Ok(request.not_found("This product is not (or no longer) in the catalogue."));
     };
+    let similar =
+        storefront_recommendations(&state, &request, Basis::Similar(vec![item.id.clone()]), HashSet::new()).await;
     let title = display_title(&item.title);
     let in_basket = request.cart.quantity(item.id.as_str());
     let body = html! {
@@ -494,7 +559,9 @@ async fn product(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
             }
             // Filled by recommendation work: items similar to this one.
             section.rec-slot id="recommendations-similar" data-placement="similar" data-item-id=(item.id)
-                aria-label="Similar products" {}
+                aria-label="Similar products" {
+                (recommendation_grid("You may also like", "Products that shoppers who liked this one also liked.", &similar))
+            }
             // Filled by recommendation work: items often bought together with this one.
             section.rec-slot id="recommendations-bought-together" data-placement="bought-together"
                 data-item-id=(item.id) aria-label="Frequently bought together" {}
@@ -551,6 +618,13 @@ async fn cart_page(
         totals.iter().map(|(c, m)| money(&Money::new(*m, *c))).collect::<Vec<_>>().join(" + ")
     };
     let item_ids = lines.iter().map(|(item, _)| item.id.as_str()).collect::<Vec<_>>().join(",");
+    let basket: Vec<ItemId> = lines.iter().map(|(item, _)| item.id.clone()).collect();
+    let complete = if basket.is_empty() {
+        Vec::new()
+    } else {
+        let exclude = basket.iter().cloned().collect();
+        storefront_recommendations(&state, &request, Basis::Similar(basket), exclude).await
+    };
     let body = html! {
         div.shop-container {
             nav.shop-breadcrumb aria-label="Breadcrumb" { a href="/shop" { "Home" } span { "/" } span.current { "Basket" } }
@@ -623,7 +697,9 @@ async fn cart_page(
             }
             // Filled by recommendation work: items that complete this basket.
             section.rec-slot id="recommendations-complete-your-basket" data-placement="complete-your-basket"
-                data-item-ids=(item_ids) aria-label="Complete your basket" {}
+                data-item-ids=(item_ids) aria-label="Complete your basket" {
+                (recommendation_grid("Complete your basket", "Products often chosen together with what is in your basket.", &complete))
+            }
         }
     };
     let markup = shop_page(&request.shell(""), "Basket", body);
