@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod ids;
 pub mod input;
 pub mod item;
@@ -19,6 +20,7 @@ pub mod user;
 
 pub use error::ValidationError;
 pub use event::{Channel, Event, EventKind, EventType, OrderLine, Subject};
+pub use filter::{Expr as FilterExpr, FilterError};
 pub use ids::{AnonymousId, EventId, ItemId, OrderId, RecommendationId, SessionId, StoreId, TenantId, UserId};
 pub use input::{EventInput, ItemInput, OrderLineInput, UserInput};
 pub use item::{Availability, Item};
