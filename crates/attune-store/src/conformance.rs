@@ -16,7 +16,8 @@ macro_rules! conformance_tests {
             tenants_are_created_once, api_keys_are_found_by_hash_and_revoked, items_upsert_keep_created_at,
             item_listing_pages_and_searches, items_are_isolated_between_tenants, users_round_trip_and_delete_with_events,
             events_are_idempotent_by_id, events_are_isolated_between_tenants, timeline_is_newest_first_and_pages,
-            stats_and_daily_counts_follow_appends, event_log_scans_in_order, concurrent_appends_store_each_event_once);
+            stats_and_daily_counts_follow_appends, event_log_scans_in_order, concurrent_appends_store_each_event_once,
+            item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -312,4 +313,50 @@ pub fn concurrent_appends_store_each_event_once(store: &dyn Store) {
     assert_eq!(duplicates, distinct);
     assert_eq!(store.stats(&t).unwrap().events, distinct);
     assert_eq!(store.events_after(&t, 0, 10_000).unwrap().len() as u64, distinct);
+}
+
+pub fn item_embeddings_round_trip_and_go_with_their_item(store: &dyn Store) {
+    let shop = tenant(store, "shop");
+    let other = tenant(store, "other");
+    store.upsert_items(&shop, &[item("a", "Candle"), item("b", "Lamp")]).unwrap();
+    let embedding = |id: &str, hash: u64, x: f32| ItemEmbedding {
+        item_id: ItemId::parse(id).unwrap(),
+        content_hash: hash,
+        vector: vec![x, -x, 0.5, f32::MIN_POSITIVE],
+    };
+    store.upsert_item_embeddings(&shop, "minilm", &[embedding("a", u64::MAX, 0.25), embedding("b", 7, 1.0)]).unwrap();
+    store.upsert_item_embeddings(&shop, "other-model", &[embedding("a", 1, 3.0)]).unwrap();
+    let stored = store.item_embeddings(&shop, "minilm").unwrap();
+    assert_eq!(stored, vec![embedding("a", u64::MAX, 0.25), embedding("b", 7, 1.0)]);
+    // Replacing keeps one row per item; other tenants and models see nothing of it.
+    store.upsert_item_embeddings(&shop, "minilm", &[embedding("b", 8, 2.0)]).unwrap();
+    assert_eq!(store.item_embeddings(&shop, "minilm").unwrap()[1], embedding("b", 8, 2.0));
+    assert!(store.item_embeddings(&other, "minilm").unwrap().is_empty());
+    assert!(store.delete_item(&shop, &ItemId::parse("a").unwrap()).unwrap());
+    let left: Vec<String> =
+        store.item_embeddings(&shop, "minilm").unwrap().into_iter().map(|e| e.item_id.to_string()).collect();
+    assert_eq!(left, ["b"]);
+    assert!(store.item_embeddings(&shop, "other-model").unwrap().is_empty());
+}
+
+pub fn model_snapshots_are_versioned_and_pruned(store: &dyn Store) {
+    let shop = tenant(store, "shop");
+    let other = tenant(store, "other");
+    for n in 0..crate::MODEL_VERSIONS_KEPT as i64 + 2 {
+        let info = store.save_model_snapshot(&shop, "recs", 100 + n, &format!("{{\"n\":{n}}}"), &[n as u8; 3]).unwrap();
+        assert_eq!(info.version, n + 1);
+        assert_eq!(info.payload_bytes, 3);
+    }
+    let other_info = store.save_model_snapshot(&other, "recs", 1, "{}", b"x").unwrap();
+    assert_eq!(other_info.version, 1);
+    let versions = store.model_snapshots(&shop, "recs").unwrap();
+    assert_eq!(versions.len(), crate::MODEL_VERSIONS_KEPT);
+    let newest = crate::MODEL_VERSIONS_KEPT as i64 + 2;
+    assert_eq!(versions[0].version, newest);
+    assert_eq!(versions[0].events_through_seq, 100 + newest - 1);
+    assert_eq!(versions[0].metrics, format!("{{\"n\":{}}}", newest - 1));
+    assert_eq!(versions.last().unwrap().version, 3);
+    assert_eq!(store.model_snapshot_payload(&shop, "recs", newest).unwrap(), Some(vec![(newest - 1) as u8; 3]));
+    assert_eq!(store.model_snapshot_payload(&shop, "recs", 1).unwrap(), None);
+    assert!(store.model_snapshots(&shop, "search").unwrap().is_empty());
 }

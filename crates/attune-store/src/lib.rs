@@ -70,4 +70,28 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self, tenant: &TenantId) -> StoreResult<TenantStats>;
     /// Number of events per UTC day, oldest first.
     fn events_per_day(&self, tenant: &TenantId) -> StoreResult<Vec<DayCount>>;
+
+    /// Insert or replace item embeddings of `model` in one transaction (deleting an item deletes its
+    /// embeddings).
+    fn upsert_item_embeddings(&self, tenant: &TenantId, model: &str, embeddings: &[ItemEmbedding]) -> StoreResult<()>;
+    /// Every stored embedding of `model`, by item id.
+    fn item_embeddings(&self, tenant: &TenantId, model: &str) -> StoreResult<Vec<ItemEmbedding>>;
+
+    /// Store a new version of a model; returns its version number (one more than the newest). Keeps the
+    /// newest [`MODEL_VERSIONS_KEPT`] versions of the kind.
+    fn save_model_snapshot(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        events_through_seq: i64,
+        metrics: &str,
+        payload: &[u8],
+    ) -> StoreResult<ModelSnapshotInfo>;
+    /// The stored versions of a model kind, newest first.
+    fn model_snapshots(&self, tenant: &TenantId, kind: &str) -> StoreResult<Vec<ModelSnapshotInfo>>;
+    /// The payload of one version.
+    fn model_snapshot_payload(&self, tenant: &TenantId, kind: &str, version: i64) -> StoreResult<Option<Vec<u8>>>;
 }
+
+/// Model versions kept per tenant and kind; older ones are deleted when a new one is saved.
+pub const MODEL_VERSIONS_KEPT: usize = 10;

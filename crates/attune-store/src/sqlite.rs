@@ -478,10 +478,17 @@ impl Store for SqliteStore {
 
     fn delete_item(&self, tenant: &TenantId, id: &ItemId) -> StoreResult<bool> {
         self.with_writer(|c| {
-            Ok(c.execute(
+            let tx = c.transaction()?;
+            let deleted = tx.execute(
                 "DELETE FROM items WHERE tenant_id = ?1 AND item_id = ?2",
                 params![tenant.as_str(), id.as_str()],
-            )? > 0)
+            )? > 0;
+            tx.execute(
+                "DELETE FROM item_embeddings WHERE tenant_id = ?1 AND item_id = ?2",
+                params![tenant.as_str(), id.as_str()],
+            )?;
+            tx.commit()?;
+            Ok(deleted)
         })
     }
 
@@ -720,6 +727,138 @@ impl Store for SqliteStore {
             rows.into_iter()
                 .map(|(day, events)| Ok(DayCount { day: timestamp(day * DAY_MILLIS)?.day(), events: events as u64 }))
                 .collect()
+        })
+    }
+
+    fn upsert_item_embeddings(&self, tenant: &TenantId, model: &str, embeddings: &[ItemEmbedding]) -> StoreResult<()> {
+        let rows: Vec<(&str, i64, Vec<u8>)> = embeddings
+            .iter()
+            .map(|e| {
+                (e.item_id.as_str(), e.content_hash as i64, e.vector.iter().flat_map(|x| x.to_le_bytes()).collect())
+            })
+            .collect();
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut statement = tx.prepare_cached(
+                    "INSERT INTO item_embeddings (tenant_id, model, item_id, content_hash, vector)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant_id, model, item_id)
+                     DO UPDATE SET content_hash = excluded.content_hash, vector = excluded.vector",
+                )?;
+                for (item, hash, vector) in &rows {
+                    statement.execute(params![tenant.as_str(), model, item, hash, vector])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn item_embeddings(&self, tenant: &TenantId, model: &str) -> StoreResult<Vec<ItemEmbedding>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT item_id, content_hash, vector FROM item_embeddings
+                 WHERE tenant_id = ?1 AND model = ?2 ORDER BY item_id",
+            )?;
+            let rows = statement
+                .query_map(params![tenant.as_str(), model], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(item, hash, bytes)| {
+                    if bytes.len() % 4 != 0 {
+                        return Err(corrupt(format!("embedding of item {item} has {} bytes", bytes.len())));
+                    }
+                    Ok(ItemEmbedding {
+                        item_id: ItemId::parse(item).map_err(corrupt)?,
+                        content_hash: hash as u64,
+                        vector: bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn save_model_snapshot(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        events_through_seq: i64,
+        metrics: &str,
+        payload: &[u8],
+    ) -> StoreResult<ModelSnapshotInfo> {
+        let created_at = Timestamp::now();
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let version: i64 = tx.query_row(
+                "SELECT coalesce(max(version), 0) + 1 FROM model_snapshots WHERE tenant_id = ?1 AND kind = ?2",
+                params![tenant.as_str(), kind],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO model_snapshots
+                 (tenant_id, kind, version, created_at, events_through_seq, metrics, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![tenant.as_str(), kind, version, created_at.millis(), events_through_seq, metrics, payload],
+            )?;
+            tx.execute(
+                "DELETE FROM model_snapshots WHERE tenant_id = ?1 AND kind = ?2 AND version <= ?3",
+                params![tenant.as_str(), kind, version - crate::MODEL_VERSIONS_KEPT as i64],
+            )?;
+            tx.commit()?;
+            Ok(ModelSnapshotInfo {
+                kind: kind.to_string(),
+                version,
+                created_at,
+                events_through_seq,
+                metrics: metrics.to_string(),
+                payload_bytes: payload.len() as u64,
+            })
+        })
+    }
+
+    fn model_snapshots(&self, tenant: &TenantId, kind: &str) -> StoreResult<Vec<ModelSnapshotInfo>> {
+        self.with_reader(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT version, created_at, events_through_seq, metrics, length(payload) FROM model_snapshots
+                 WHERE tenant_id = ?1 AND kind = ?2 ORDER BY version DESC",
+            )?;
+            let rows = statement
+                .query_map(params![tenant.as_str(), kind], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(version, created, seq, metrics, bytes)| {
+                    Ok(ModelSnapshotInfo {
+                        kind: kind.to_string(),
+                        version,
+                        created_at: timestamp(created)?,
+                        events_through_seq: seq,
+                        metrics,
+                        payload_bytes: bytes as u64,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn model_snapshot_payload(&self, tenant: &TenantId, kind: &str, version: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.with_reader(|c| {
+            Ok(c.query_row(
+                "SELECT payload FROM model_snapshots WHERE tenant_id = ?1 AND kind = ?2 AND version = ?3",
+                params![tenant.as_str(), kind, version],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?)
         })
     }
 }

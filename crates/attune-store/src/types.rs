@@ -104,3 +104,26 @@ pub struct DayCount {
     pub day: String,
     pub events: u64,
 }
+
+/// An item's text embedded by a model, with the hash of the text it was computed from (so a changed item is
+/// embedded again and an unchanged one is not).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemEmbedding {
+    pub item_id: attune_core::ItemId,
+    pub content_hash: u64,
+    pub vector: Vec<f32>,
+}
+
+/// A stored model version, without its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSnapshotInfo {
+    pub kind: String,
+    /// 1, 2, 3, ... per tenant and kind.
+    pub version: i64,
+    pub created_at: Timestamp,
+    /// The last event sequence number the model was trained on.
+    pub events_through_seq: i64,
+    /// Offline metrics and settings, as JSON text chosen by the trainer.
+    pub metrics: String,
+    pub payload_bytes: u64,
+}

@@ -70,6 +70,25 @@ const MIGRATIONS: &[&str] = &[
         events INTEGER NOT NULL,
         PRIMARY KEY (tenant_id, day, event_type)
     ) WITHOUT ROWID;",
+    // 2: item embeddings (semantic search, content-based recommendations) and model snapshots.
+    "CREATE TABLE item_embeddings (
+        tenant_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        content_hash INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (tenant_id, model, item_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE model_snapshots (
+        tenant_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        events_through_seq INTEGER NOT NULL,
+        metrics TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (tenant_id, kind, version)
+    );",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
