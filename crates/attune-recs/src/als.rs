@@ -162,8 +162,7 @@ impl Recommender for Als {
             let mut x = vec![0f32; f];
             let mut cfg = self.config.clone();
             cfg.cg_steps = f.max(cfg.cg_steps);
-            let mut scratch = Scratch::new(f);
-            cg_solve::<false>(&mut x, history, &self.item_factors, &self.item_gram, &cfg, &mut scratch);
+            cg_block::<false>(&mut x, |_| history, &self.item_factors, &self.item_gram, &cfg);
             score_rows(&x, &self.item_factors, scores);
         }
         Ok(())
@@ -197,50 +196,77 @@ fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
     g
 }
 
-struct Scratch {
-    r: Vec<f32>,
-    p: Vec<f32>,
-    ap: Vec<f32>,
-}
-
-impl Scratch {
-    fn new(f: usize) -> Self {
-        Self { r: vec![0.0; f], p: vec![0.0; f], ap: vec![0.0; f] }
+/// `out = rows · gram` for `n` row-major rows of length `f` (gram is symmetric, so row k of the result is
+/// `gram · row_k`): one small matrix product instead of `n` matrix-vector products.
+fn rows_times_gram(rows: &[f32], gram: &[f32], out: &mut [f32], n: usize, f: usize) {
+    debug_assert!(rows.len() >= n * f && out.len() >= n * f && gram.len() == f * f);
+    // SAFETY: `rows` and `out` hold at least n × f row-major values and `gram` f × f (asserted above in
+    // debug builds, guaranteed by the callers); `out` does not overlap the inputs.
+    unsafe {
+        gemm::gemm(
+            n,
+            f,
+            f,
+            out.as_mut_ptr(),
+            1,
+            f as isize,
+            false,
+            rows.as_ptr(),
+            1,
+            f as isize,
+            gram.as_ptr(),
+            1,
+            f as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 
-/// Solves every row of `x` (rows of `matrix`) against the fixed `y`, in parallel chunks.
+/// Per-chunk conjugate-gradient state: residuals, directions and A·p for every row of the chunk.
+struct BlockScratch {
+    r: Vec<f32>,
+    p: Vec<f32>,
+    ap: Vec<f32>,
+    rs_old: Vec<f32>,
+    active: Vec<bool>,
+}
+
+impl BlockScratch {
+    fn new(rows: usize, f: usize) -> Self {
+        Self {
+            r: vec![0.0; rows * f],
+            p: vec![0.0; rows * f],
+            ap: vec![0.0; rows * f],
+            rs_old: vec![0.0; rows],
+            active: vec![false; rows],
+        }
+    }
+}
+
+/// Rows solved together: the YᵀY products of a block are one matrix product.
+const BLOCK_ROWS: usize = 64;
+
+/// Solves every row of `x` (rows of `matrix`) against the fixed `y`, in parallel blocks of rows.
 fn solve_all(x: &mut [f32], matrix: &CsrMatrix, y: &[f32], gram: &[f32], cfg: &AlsConfig) {
-    const ROWS: usize = 64;
     let f = cfg.factors;
     let fma = has_fma();
-    x.par_chunks_mut(ROWS * f).enumerate().for_each(|(chunk, xs)| {
-        let first = chunk * ROWS;
+    x.par_chunks_mut(BLOCK_ROWS * f).enumerate().for_each(|(chunk, xs)| {
+        let first = chunk * BLOCK_ROWS;
         solve_chunk(fma, xs, first, matrix, y, gram, cfg);
     });
 }
 
 fn solve_chunk(fma: bool, xs: &mut [f32], first: usize, matrix: &CsrMatrix, y: &[f32], gram: &[f32], cfg: &AlsConfig) {
-    #[inline(always)]
-    fn run<const FMA: bool>(
-        xs: &mut [f32],
-        first: usize,
-        matrix: &CsrMatrix,
-        y: &[f32],
-        gram: &[f32],
-        cfg: &AlsConfig,
-    ) {
-        let f = cfg.factors;
-        let mut scratch = Scratch::new(f);
-        for (k, x) in xs.chunks_exact_mut(f).enumerate() {
-            cg_solve::<FMA>(x, matrix.row(first + k), y, gram, cfg, &mut scratch);
-        }
-    }
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]
         fn run_fma(xs: &mut [f32], first: usize, matrix: &CsrMatrix, y: &[f32], gram: &[f32], cfg: &AlsConfig) {
-            run::<true>(xs, first, matrix, y, gram, cfg)
+            cg_block::<true>(xs, |k| matrix.row(first + k), y, gram, cfg)
         }
         if fma {
             // SAFETY: `fma` is true only when the CPU has AVX2 and FMA.
@@ -249,52 +275,78 @@ fn solve_chunk(fma: bool, xs: &mut [f32], first: usize, matrix: &CsrMatrix, y: &
         }
     }
     let _ = fma;
-    run::<false>(xs, first, matrix, y, gram, cfg)
+    cg_block::<false>(xs, |k| matrix.row(first + k), y, gram, cfg)
 }
 
-/// `cg_steps` conjugate-gradient steps on (YᵀY + λI + Σ_i (c_i − 1) y_i y_iᵀ) x = Σ_i c_i y_i, from `x`.
+/// `cg_steps` conjugate-gradient steps, for every row `k` of the block `xs` (interactions `row_of(k)`), on
+/// (YᵀY + λI + Σ_i (c_ki − 1) y_i y_iᵀ) x_k = Σ_i c_ki y_i, warm-started from `xs`. The rows advance in
+/// lockstep so each step's YᵀY products are one matrix product; a row that has converged stops changing.
 #[inline(always)]
-fn cg_solve<const FMA: bool>(x: &mut [f32], row: Row<'_>, y: &[f32], gram: &[f32], cfg: &AlsConfig, s: &mut Scratch) {
-    let f = x.len();
+fn cg_block<'m, const FMA: bool>(
+    xs: &mut [f32],
+    row_of: impl Fn(usize) -> Row<'m>,
+    y: &[f32],
+    gram: &[f32],
+    cfg: &AlsConfig,
+) {
+    let f = cfg.factors;
+    let n = xs.len() / f;
     let alpha = cfg.alpha;
     let item = |i: u32| &y[i as usize * f..(i as usize + 1) * f];
+    let mut s = BlockScratch::new(n, f);
     // r = b − A x
-    matvec::<FMA>(gram, x, &mut s.r);
-    s.r.iter_mut().for_each(|v| *v = -*v);
-    for (i, v) in row.iter() {
-        let yi = item(i);
-        let cm1 = alpha * v;
-        let coef = (1.0 + cm1) - cm1 * dot::<FMA>(yi, x);
-        axpy::<FMA>(coef, yi, &mut s.r);
+    rows_times_gram(xs, gram, &mut s.r, n, f);
+    for k in 0..n {
+        let x = &xs[k * f..(k + 1) * f];
+        let r = &mut s.r[k * f..(k + 1) * f];
+        r.iter_mut().for_each(|v| *v = -*v);
+        for (i, v) in row_of(k).iter() {
+            let yi = item(i);
+            let cm1 = alpha * v;
+            let coef = (1.0 + cm1) - cm1 * dot::<FMA>(yi, x);
+            axpy::<FMA>(coef, yi, r);
+        }
+        s.rs_old[k] = dot::<FMA>(r, r);
+        s.active[k] = s.rs_old[k] >= 1e-20;
     }
     s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot::<FMA>(&s.r, &s.r);
-    if rs_old < 1e-20 {
-        return;
-    }
     for _ in 0..cfg.cg_steps {
-        matvec::<FMA>(gram, &s.p, &mut s.ap);
-        for (i, v) in row.iter() {
-            let yi = item(i);
-            let coef = alpha * v * dot::<FMA>(yi, &s.p);
-            axpy::<FMA>(coef, yi, &mut s.ap);
-        }
-        let pap = dot::<FMA>(&s.p, &s.ap);
-        if pap <= 0.0 || !pap.is_finite() {
+        if !s.active.iter().any(|a| *a) {
             break;
         }
-        let step = rs_old / pap;
-        axpy::<FMA>(step, &s.p, x);
-        axpy::<FMA>(-step, &s.ap, &mut s.r);
-        let rs_new = dot::<FMA>(&s.r, &s.r);
-        if rs_new < 1e-20 {
-            break;
+        rows_times_gram(&s.p, gram, &mut s.ap, n, f);
+        for k in 0..n {
+            if !s.active[k] {
+                continue;
+            }
+            let range = k * f..(k + 1) * f;
+            let p = &mut s.p[range.clone()];
+            let ap = &mut s.ap[range.clone()];
+            for (i, v) in row_of(k).iter() {
+                let yi = item(i);
+                let coef = alpha * v * dot::<FMA>(yi, p);
+                axpy::<FMA>(coef, yi, ap);
+            }
+            let pap = dot::<FMA>(p, ap);
+            if pap <= 0.0 || !pap.is_finite() {
+                s.active[k] = false;
+                continue;
+            }
+            let step = s.rs_old[k] / pap;
+            axpy::<FMA>(step, p, &mut xs[range.clone()]);
+            let r = &mut s.r[range];
+            axpy::<FMA>(-step, ap, r);
+            let rs_new = dot::<FMA>(r, r);
+            if rs_new < 1e-20 {
+                s.active[k] = false;
+                continue;
+            }
+            let beta = rs_new / s.rs_old[k];
+            for (p, r) in p.iter_mut().zip(r.iter()) {
+                *p = r + beta * *p;
+            }
+            s.rs_old[k] = rs_new;
         }
-        let beta = rs_new / rs_old;
-        for (p, r) in s.p.iter_mut().zip(&s.r) {
-            *p = r + beta * *p;
-        }
-        rs_old = rs_new;
     }
 }
 

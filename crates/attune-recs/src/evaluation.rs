@@ -71,14 +71,33 @@ pub fn evaluate(
     if n_items != train.n_cols() {
         return Err(RecsError::DimensionMismatch(format!("model has {n_items} items, train {}", train.n_cols())));
     }
+    evaluate_scored(n_items, train, targets, k, |user, scores| model.score_into(user, train.row(user as usize), scores))
+}
+
+/// Like [`evaluate`] for any scorer: `score(user, scores)` fills every item's score (length `n_items`)
+/// — e.g. a sequential model reading the user's ordered history. The top `k` excludes the user's row of
+/// `train`; users are processed in parallel and the result does not depend on the thread count.
+pub fn evaluate_scored<F>(
+    n_items: usize,
+    train: &CsrMatrix,
+    targets: &[(u32, Vec<u32>)],
+    k: usize,
+    score: F,
+) -> Result<EvalReport, RecsError>
+where
+    F: Fn(u32, &mut [f32]) -> Result<(), RecsError> + Sync,
+{
+    if n_items != train.n_cols() {
+        return Err(RecsError::DimensionMismatch(format!("scorer has {n_items} items, train {}", train.n_cols())));
+    }
     let lists: Vec<Vec<u32>> = targets
         .par_iter()
         .map_init(
             || vec![0f32; n_items],
             |scores, (user, _)| -> Result<Vec<u32>, RecsError> {
-                let history = train.row(*user as usize);
-                model.score_into(*user, history, scores)?;
-                Ok(top_n_excluding(scores, history.indices, k).into_iter().map(|(i, _)| i).collect())
+                score(*user, scores)?;
+                let seen = train.row(*user as usize).indices;
+                Ok(top_n_excluding(scores, seen, k).into_iter().map(|(i, _)| i).collect())
             },
         )
         .collect::<Result<_, _>>()?;

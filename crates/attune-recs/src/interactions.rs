@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use attune_core::{Event, EventKind};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{RecsError, invalid};
 use crate::sparse::CsrMatrix;
@@ -120,11 +121,34 @@ pub fn interactions_from_events<'a>(
     out
 }
 
-/// A dense id map: external string id ↔ `u32` in first-seen order.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A dense id map: external string id ↔ `u32` in first-seen order. It serializes as the id list alone
+/// (so the bytes do not depend on hash order) and is rebuilt from it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(try_from = "Vec<String>")]
 pub struct IdMap {
     to_index: HashMap<String, u32>,
     ids: Vec<String>,
+}
+
+impl Serialize for IdMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.ids.serialize(serializer)
+    }
+}
+
+impl TryFrom<Vec<String>> for IdMap {
+    type Error = RecsError;
+
+    fn try_from(ids: Vec<String>) -> Result<Self, RecsError> {
+        let mut map = Self::new();
+        for id in &ids {
+            if map.index(id).is_some() {
+                return Err(RecsError::DimensionMismatch(format!("serialized id map: `{id}` appears twice")));
+            }
+            map.intern(id);
+        }
+        Ok(map)
+    }
 }
 
 impl IdMap {

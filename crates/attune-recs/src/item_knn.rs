@@ -5,12 +5,14 @@
 
 use rayon::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{RecsError, invalid};
 use crate::recommender::{Recommender, check_scores_len};
 use crate::sparse::{CsrMatrix, Row};
 
 /// Item-kNN hyper-parameters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemKnnConfig {
     /// Neighbours kept per item.
     pub k: usize,
@@ -27,7 +29,7 @@ impl Default for ItemKnnConfig {
 }
 
 /// A fitted (or not yet fitted) cosine item-kNN model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemKnn {
     config: ItemKnnConfig,
     /// Row i: item i's neighbours j with sim(i, j), sorted by j.

@@ -1,12 +1,14 @@
 //! Non-personalized baselines: all-time [`Popularity`] (how many users interacted with each item) and
 //! time-decayed [`Trending`] (each interaction's weight halves every `half_life_ms`).
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{RecsError, invalid};
 use crate::recommender::{Recommender, check_scores_len};
 use crate::sparse::{CsrMatrix, Row};
 
 /// Most-popular items: score = number of users with a positive interaction (ties broken by index).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Popularity {
     scores: Vec<f32>,
 }
@@ -54,7 +56,7 @@ pub struct TimedInteraction {
 /// Trending items: score = Σ weight · 2^(−age / half_life), age measured from `now_ms` (interactions
 /// stamped after `now_ms` count as age 0). It needs timestamps, so it is fitted with
 /// [`Trending::fit_timed`]; [`Recommender::fit`] on a bare matrix is an error.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trending {
     half_life_ms: f64,
     scores: Vec<f32>,

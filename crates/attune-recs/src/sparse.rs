@@ -1,6 +1,8 @@
 //! A compressed-sparse-row matrix of `f32` on dense `u32` indices: the user × item interaction matrix
 //! every model trains on, and its transpose (item × user).
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::RecsError;
 
 /// One row of a [`CsrMatrix`]: sorted column indices and their values.
@@ -30,13 +32,54 @@ impl<'a> Row<'a> {
 
 /// Compressed sparse rows: row `r` holds `indices[indptr[r]..indptr[r + 1]]` (strictly increasing) and
 /// the matching `values`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "CsrParts")]
 pub struct CsrMatrix {
     n_rows: usize,
     n_cols: usize,
     indptr: Vec<usize>,
     indices: Vec<u32>,
     values: Vec<f32>,
+}
+
+/// A [`CsrMatrix`] as read from a serialized model, before its structure is checked.
+#[derive(Deserialize)]
+struct CsrParts {
+    n_rows: usize,
+    n_cols: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl TryFrom<CsrParts> for CsrMatrix {
+    type Error = RecsError;
+
+    /// Accepts only a well-formed matrix, so a damaged snapshot cannot index out of bounds later.
+    fn try_from(parts: CsrParts) -> Result<Self, RecsError> {
+        let CsrParts { n_rows, n_cols, indptr, indices, values } = parts;
+        let broken = |what: &str| RecsError::DimensionMismatch(format!("serialized matrix: {what}"));
+        if indptr.len() != n_rows + 1 || indptr.first() != Some(&0) {
+            return Err(broken("row pointers do not match the row count"));
+        }
+        if indptr.last() != Some(&indices.len()) || indices.len() != values.len() {
+            return Err(broken("row pointers, indices and values disagree in length"));
+        }
+        for r in 0..n_rows {
+            let (start, end) = (indptr[r], indptr[r + 1]);
+            if start > end {
+                return Err(broken("row pointers decrease"));
+            }
+            let row = &indices[start..end];
+            if row.iter().any(|&c| c as usize >= n_cols) || row.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(broken("column indices out of range or not increasing"));
+            }
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(broken("non-finite value"));
+        }
+        Ok(Self { n_rows, n_cols, indptr, indices, values })
+    }
 }
 
 impl CsrMatrix {

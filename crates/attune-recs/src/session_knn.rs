@@ -1,0 +1,233 @@
+//! Session-based real-time recommendations: session kNN in the V-SKNN / STAN family.
+//!
+//! Built once from past sessions (each an ordered list of items with a time); an inverted index maps each
+//! item to the sessions that hold it, most recent first. Recommending for the current session is a pure
+//! function of its item list, so every new event changes the very next answer without retraining:
+//!
+//! 1. each item of the current session gets a position weight w(p) = exp(−(L − 1 − p) / λ₁) (the last item
+//!    weighs 1; a repeated item keeps its latest position);
+//! 2. the candidate neighbours are the `sample` most recent past sessions holding any current item;
+//! 3. a neighbour n's similarity is Σ_{i ∈ n ∩ s} w(i) / √(|s| · |n|) (distinct items), and the `k` most
+//!    similar neighbours are kept;
+//! 4. an item j of neighbour n scores sim(s, n) · exp(−|pos_n(j) − pos_n(a)| / λ₃), with a the shared item
+//!    of highest weight: items clicked near the shared one in the neighbour count more (λ₃ = 0 turns this
+//!    off).
+//!
+//! Each suggestion names the session items that contributed most to its score (each neighbour's share is
+//! split over the shared items in proportion to their weights).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RecsError, invalid};
+
+/// Hyper-parameters of [`SessionKnn`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionKnnConfig {
+    /// Neighbour sessions kept.
+    pub k: usize,
+    /// Most recent candidate sessions considered.
+    pub sample: usize,
+    /// λ₁: position decay inside the current session (in clicks).
+    pub position_decay: f64,
+    /// λ₃: decay of neighbour items with their distance to the shared item (0 = off).
+    pub neighbour_decay: f64,
+    /// Only the last this many clicks of the current session are used.
+    pub max_session_items: usize,
+}
+
+/// Defaults: the setting `attune eval recs --only sessions` selects on YOOCHOOSE validation.
+impl Default for SessionKnnConfig {
+    fn default() -> Self {
+        Self { k: 100, sample: 1000, position_decay: 1.0, neighbour_decay: 4.0, max_session_items: 20 }
+    }
+}
+
+/// A past session: when it happened and the items in click order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastSession {
+    pub time_ms: i64,
+    pub items: Vec<u32>,
+}
+
+/// One suggestion for the current session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSuggestion {
+    pub item: u32,
+    pub score: f64,
+    /// Current-session items that contributed most, strongest first (at most 3, never empty).
+    pub anchors: Vec<u32>,
+}
+
+/// A fitted session-kNN index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionKnn {
+    config: SessionKnnConfig,
+    /// Sessions in time order (index = recency rank, higher is newer).
+    sessions: Vec<Vec<u32>>,
+    distinct_len: Vec<u32>,
+    /// Per item, the sessions holding it, newest first.
+    postings: Vec<Vec<u32>>,
+}
+
+impl SessionKnn {
+    /// Builds the index from `sessions` (items `< n_items`); empty sessions are skipped.
+    pub fn fit(sessions: &[PastSession], n_items: usize, config: SessionKnnConfig) -> Result<Self, RecsError> {
+        if config.k == 0 || config.sample == 0 || config.max_session_items == 0 {
+            return Err(invalid("k/sample/max_session_items", "must be at least 1"));
+        }
+        for (name, v) in [("position_decay", config.position_decay), ("neighbour_decay", config.neighbour_decay)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid(name, "must be finite and non-negative"));
+            }
+        }
+        let mut order: Vec<usize> = (0..sessions.len()).filter(|&s| !sessions[s].items.is_empty()).collect();
+        order.sort_by_key(|&s| (sessions[s].time_ms, s));
+        let mut postings: Vec<Vec<u32>> = vec![Vec::new(); n_items];
+        let mut kept = Vec::with_capacity(order.len());
+        let mut distinct_len = Vec::with_capacity(order.len());
+        for (rank, &s) in order.iter().enumerate() {
+            let items = &sessions[s].items;
+            let mut distinct = items.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for &i in &distinct {
+                postings
+                    .get_mut(i as usize)
+                    .ok_or(RecsError::OutOfRange { what: "item", index: i as usize, size: n_items })?
+                    .push(rank as u32);
+            }
+            distinct_len.push(distinct.len() as u32);
+            kept.push(items.clone());
+        }
+        for p in &mut postings {
+            p.reverse();
+        }
+        Ok(Self { config, sessions: kept, distinct_len, postings })
+    }
+
+    pub fn config(&self) -> &SessionKnnConfig {
+        &self.config
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.postings.len()
+    }
+
+    pub fn n_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The `n` best next items for a session whose clicks so far are `session` (oldest first), never an
+    /// item of `exclude`; best first, ties by item index. Unknown items are ignored.
+    pub fn recommend(&self, session: &[u32], n: usize, exclude: &[u32]) -> Vec<SessionSuggestion> {
+        let cfg = &self.config;
+        let known: Vec<u32> = session.iter().copied().filter(|&i| (i as usize) < self.postings.len()).collect();
+        let recent = &known[known.len().saturating_sub(cfg.max_session_items)..];
+        // Distinct known current items with their weight (latest position wins).
+        let mut current: Vec<(u32, f64)> = Vec::new();
+        let len = recent.len();
+        for (p, &item) in recent.iter().enumerate() {
+            let w = if cfg.position_decay > 0.0 { (-((len - 1 - p) as f64) / cfg.position_decay).exp() } else { 1.0 };
+            match current.iter_mut().find(|(i, _)| *i == item) {
+                Some(slot) => slot.1 = w,
+                None => current.push((item, w)),
+            }
+        }
+        if current.is_empty() || n == 0 {
+            return Vec::new();
+        }
+        // The `sample` most recent sessions holding any current item.
+        let mut candidates: Vec<u32> = Vec::new();
+        for &(item, _) in &current {
+            candidates.extend(self.postings[item as usize].iter().take(cfg.sample));
+        }
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        candidates.dedup();
+        candidates.truncate(cfg.sample);
+        // Similarities; per neighbour the shared items' weights and the anchor position.
+        let norm_s = (current.len() as f64).sqrt();
+        let mut neighbours: Vec<(u32, f64, usize)> = candidates
+            .iter()
+            .map(|&sid| {
+                let items = &self.sessions[sid as usize];
+                let mut dot = 0.0;
+                let mut anchor = (f64::NEG_INFINITY, 0usize);
+                // Each distinct shared item counts once; its last position in the neighbour anchors.
+                for &(ci, w) in &current {
+                    if let Some(pos) = items.iter().rposition(|&x| x == ci) {
+                        dot += w;
+                        if w > anchor.0 {
+                            anchor = (w, pos);
+                        }
+                    }
+                }
+                let sim = dot / (norm_s * f64::from(self.distinct_len[sid as usize]).sqrt());
+                (sid, sim, anchor.1)
+            })
+            .filter(|&(_, sim, _)| sim > 0.0)
+            .collect();
+        let by_sim = |a: &(u32, f64, usize), b: &(u32, f64, usize)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+        if neighbours.len() > cfg.k {
+            neighbours.select_nth_unstable_by(cfg.k - 1, by_sim);
+            neighbours.truncate(cfg.k);
+        }
+        neighbours.sort_by(by_sim);
+        // Scores and per-anchor contributions (flat: candidate slot × current item).
+        let d = current.len();
+        let mut slot_of: HashMap<u32, usize> = HashMap::new();
+        let mut items_out: Vec<u32> = Vec::new();
+        let mut scores: Vec<f64> = Vec::new();
+        let mut contrib: Vec<f64> = Vec::new();
+        let mut shares = vec![0f64; d];
+        for &(sid, sim, anchor_pos) in &neighbours {
+            let items = &self.sessions[sid as usize];
+            let mut total = 0.0;
+            for (c, &(ci, w)) in current.iter().enumerate() {
+                shares[c] = if items.contains(&ci) { w } else { 0.0 };
+                total += shares[c];
+            }
+            let mut seen_in_session: Vec<u32> = Vec::with_capacity(items.len());
+            // Walk from the anchor outwards so each item takes its closest occurrence.
+            let mut by_distance: Vec<(usize, u32)> =
+                items.iter().enumerate().map(|(q, &j)| (q.abs_diff(anchor_pos), j)).collect();
+            by_distance.sort_by_key(|&(dist, _)| dist);
+            for (dist, j) in by_distance {
+                if seen_in_session.contains(&j) || exclude.contains(&j) {
+                    continue;
+                }
+                seen_in_session.push(j);
+                let decay = if cfg.neighbour_decay > 0.0 { (-(dist as f64) / cfg.neighbour_decay).exp() } else { 1.0 };
+                let gain = sim * decay;
+                let slot = *slot_of.entry(j).or_insert_with(|| {
+                    items_out.push(j);
+                    scores.push(0.0);
+                    contrib.extend(std::iter::repeat_n(0.0, d));
+                    items_out.len() - 1
+                });
+                scores[slot] += gain;
+                for c in 0..d {
+                    contrib[slot * d + c] += gain * shares[c] / total;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..items_out.len()).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(items_out[a].cmp(&items_out[b])));
+        order.truncate(n);
+        order
+            .into_iter()
+            .map(|slot| {
+                let mut anchors: Vec<(u32, f64)> =
+                    (0..d).map(|c| (current[c].0, contrib[slot * d + c])).filter(|&(_, v)| v > 0.0).collect();
+                anchors.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                anchors.truncate(3);
+                SessionSuggestion {
+                    item: items_out[slot],
+                    score: scores[slot],
+                    anchors: anchors.into_iter().map(|a| a.0).collect(),
+                }
+            })
+            .collect()
+    }
+}
