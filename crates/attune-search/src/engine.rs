@@ -1,0 +1,619 @@
+//! The search engine: query understanding, lexical and semantic retrieval, fusion, personal rerank, filters,
+//! facets, sorting and paging over one in-memory catalog.
+//!
+//! One call of [`SearchEngine::search`]:
+//! 1. understands the query ([`crate::query`]): price phrases become a price filter; colour/size/gender words
+//!    become attribute filters ([`AttributeMode::Filter`]) or a ranking boost ([`AttributeMode::Boost`]);
+//! 2. computes the allowed set from the structured filters, the understood ones and the caller's predicate;
+//! 3. retrieves lexical candidates (BM25, typo tolerant) and, when a query vector is given and the engine has
+//!    item vectors, semantic candidates (cosine), both restricted to the allowed set;
+//! 4. fuses the two lists (min-max-normalised weighted scores, lexical 0.7, by default — chosen by
+//!    `attune eval search` over reciprocal rank fusion; every candidate gets its cosine in hybrid mode);
+//!    if lexical retrieval found nothing allowed, the semantic list is used alone and the response says so;
+//! 5. adds the shopper's personal score (brand/category/attribute affinities and similarity to the session's
+//!    items) — an anonymous shopper gets no personal term and exactly the fused order;
+//! 6. counts facets over the whole result set, sorts (relevance, price, newest) and cuts the requested page.
+//!
+//! Every hit carries its score breakdown (lexical, semantic, fused, personal, total).
+
+use std::collections::HashMap;
+
+use attune_core::{Availability, Item, ItemId};
+
+use crate::error::SearchError;
+use crate::facets::{Facets, count_facets};
+use crate::lexical::{FieldBoosts, LexicalIndex};
+use crate::profile::ShopperProfile;
+use crate::query::{AttributeKind, ParsedQuery, QueryVocabulary, item_attribute, parse_query};
+use crate::vector::{AnnConfig, VectorIndex, dot};
+
+/// How lexical and semantic lists are combined.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fusion {
+    /// Reciprocal rank fusion: 1 / (k + lexical rank) + semantic · 1 / (k + semantic rank), ranks from 1.
+    Rrf { k: f32, semantic: f32 },
+    /// `lexical · norm(bm25) + (1 − lexical) · norm(cosine)`, each min-max normalised over its list.
+    Weighted { lexical: f32 },
+}
+
+/// What understood colour/size/gender words do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeMode {
+    /// Only items with the named value are returned (the words leave the text query).
+    Filter,
+    /// Items with the named value rank higher (the words stay in the text query).
+    Boost,
+}
+
+/// Engine settings; the defaults are the ones chosen by `attune eval search`.
+#[derive(Debug, Clone)]
+pub struct SearchConfig {
+    pub boosts: FieldBoosts,
+    pub fusion: Fusion,
+    pub attribute_mode: AttributeMode,
+    /// Factor per matched understood attribute in boost mode: fused × (1 + boost · matched share).
+    pub attribute_boost: f32,
+    /// Lexical hits taken when no filter is active (with filters, every match is considered).
+    pub lexical_candidates: usize,
+    /// Semantic hits taken (nearest neighbours among the allowed items).
+    pub semantic_candidates: usize,
+    /// Weight of the personal score against the fused score scaled to [0, 1].
+    pub personal_weight: f32,
+    /// Weight of the similarity to the session's items inside the personal score.
+    pub session_weight: f32,
+    /// How many of the most relevant candidates get the personal term.
+    pub rerank_depth: usize,
+    /// Values kept per facet.
+    pub facet_limit: usize,
+    /// When semantic retrieval uses an approximate (HNSW) graph; fixed at build time.
+    pub ann: AnnConfig,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            boosts: FieldBoosts::default(),
+            fusion: Fusion::Weighted { lexical: 0.7 },
+            attribute_mode: AttributeMode::Filter,
+            attribute_boost: 0.5,
+            lexical_candidates: 1000,
+            semantic_candidates: 200,
+            personal_weight: 0.2,
+            session_weight: 0.5,
+            rerank_depth: 200,
+            facet_limit: 20,
+            ann: AnnConfig::default(),
+        }
+    }
+}
+
+/// Structured filters; all given conditions must hold. String comparisons ignore case.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    /// The item's category path must start with these levels.
+    pub category_prefix: Vec<String>,
+    /// Any of these brands.
+    pub brands: Vec<String>,
+    /// Any of these colours.
+    pub colours: Vec<String>,
+    /// Any of these sizes.
+    pub sizes: Vec<String>,
+    /// Price bounds in major units, inclusive. Items without a price fail a price bound.
+    pub price_min: Option<f64>,
+    pub price_max: Option<f64>,
+    pub in_stock_only: bool,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether `item` passes every condition.
+    pub fn accepts(&self, item: &Item) -> bool {
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase();
+        if !self.category_prefix.is_empty()
+            && (item.category_path.len() < self.category_prefix.len()
+                || !self.category_prefix.iter().zip(&item.category_path).all(|(want, have)| same(want, have)))
+        {
+            return false;
+        }
+        if !self.brands.is_empty() && !item.brand.as_ref().is_some_and(|b| self.brands.iter().any(|w| same(w, b))) {
+            return false;
+        }
+        let attribute_ok = |wanted: &[String], kind: AttributeKind| {
+            wanted.is_empty() || item_attribute(item, kind).is_some_and(|v| wanted.iter().any(|w| same(w, &v)))
+        };
+        if !attribute_ok(&self.colours, AttributeKind::Colour) || !attribute_ok(&self.sizes, AttributeKind::Size) {
+            return false;
+        }
+        if self.price_min.is_some() || self.price_max.is_some() {
+            let Some(price) = item.price.as_ref().map(|p| p.as_major_f64()) else { return false };
+            if self.price_min.is_some_and(|min| price < min) || self.price_max.is_some_and(|max| price > max) {
+                return false;
+            }
+        }
+        if self.in_stock_only && !is_in_stock(item) {
+            return false;
+        }
+        true
+    }
+}
+
+/// In stock: availability says so and the stock count, when known, is positive.
+pub fn is_in_stock(item: &Item) -> bool {
+    item.availability == Availability::InStock && item.stock_quantity.is_none_or(|q| q > 0)
+}
+
+/// Result order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    #[default]
+    Relevance,
+    PriceAscending,
+    PriceDescending,
+    Newest,
+}
+
+/// Which retrieval paths to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retrieval {
+    /// Lexical and semantic when a query vector and item vectors exist, else lexical only.
+    #[default]
+    Hybrid,
+    LexicalOnly,
+    SemanticOnly,
+}
+
+/// How the response was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    Hybrid,
+    /// No vectors (no model, or no query vector): lexical only.
+    LexicalOnly,
+    SemanticOnly,
+    /// Lexical retrieval found nothing that passes the filters; semantic results are shown instead.
+    SemanticFallback,
+    /// The query had no text left (e.g. only a price or a colour): the allowed items in catalog order.
+    Browse,
+}
+
+/// One search.
+#[derive(Clone, Copy)]
+pub struct SearchRequest<'a> {
+    pub query: &'a str,
+    /// The query's embedding (same model as the item vectors).
+    pub query_vector: Option<&'a [f32]>,
+    pub filters: &'a Filters,
+    /// An extra condition from the caller (e.g. a compiled filter expression).
+    pub predicate: Option<&'a dyn Fn(&Item) -> bool>,
+    pub profile: Option<&'a ShopperProfile>,
+    pub sort: SortOrder,
+    pub offset: usize,
+    pub limit: usize,
+    pub retrieval: Retrieval,
+    /// Parse prices and attribute words out of the query (on by default).
+    pub understand: bool,
+    pub facets: bool,
+}
+
+impl<'a> SearchRequest<'a> {
+    /// A relevance-sorted first page of 20 with facets, no filters, no personalisation.
+    pub fn new(query: &'a str) -> Self {
+        static NO_FILTERS: Filters = Filters {
+            category_prefix: Vec::new(),
+            brands: Vec::new(),
+            colours: Vec::new(),
+            sizes: Vec::new(),
+            price_min: None,
+            price_max: None,
+            in_stock_only: false,
+        };
+        Self {
+            query,
+            query_vector: None,
+            filters: &NO_FILTERS,
+            predicate: None,
+            profile: None,
+            sort: SortOrder::Relevance,
+            offset: 0,
+            limit: 20,
+            retrieval: Retrieval::Hybrid,
+            understand: true,
+            facets: true,
+        }
+    }
+}
+
+/// Why a hit scored what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ScoreBreakdown {
+    /// BM25-based score and 1-based rank in the lexical list, if the item was in it.
+    pub lexical: Option<f32>,
+    pub lexical_rank: Option<usize>,
+    /// Cosine similarity (for every candidate in hybrid mode) and 1-based rank in the semantic list, if the
+    /// item was in it.
+    pub semantic: Option<f32>,
+    pub semantic_rank: Option<usize>,
+    /// Fused relevance scaled so the best candidate has 1 (attribute boost included).
+    pub relevance: f32,
+    /// Personal score in [0, 1 + session weight] (0 for an anonymous shopper).
+    pub personal: f32,
+    /// relevance + personal weight · personal.
+    pub total: f32,
+}
+
+/// One result.
+#[derive(Debug, Clone)]
+pub struct SearchHit<'a> {
+    /// Position of the item in the engine's catalog.
+    pub position: usize,
+    pub item: &'a Item,
+    pub score: ScoreBreakdown,
+}
+
+/// The answer to one search.
+#[derive(Debug, Clone)]
+pub struct SearchResponse<'a> {
+    pub mode: SearchMode,
+    pub warnings: Vec<String>,
+    /// What query understanding found.
+    pub parsed: ParsedQuery,
+    /// The text sent to lexical retrieval.
+    pub lexical_text: String,
+    /// Size of the whole (filtered) result set.
+    pub total: usize,
+    pub hits: Vec<SearchHit<'a>>,
+    pub facets: Option<Facets>,
+}
+
+/// A catalog ready to search.
+pub struct SearchEngine {
+    items: Vec<Item>,
+    positions: HashMap<ItemId, usize>,
+    lexical: LexicalIndex,
+    vectors: Option<VectorIndex>,
+    vocabulary: QueryVocabulary,
+    /// Per item, its colour, size and gender lower-cased (indexed by `kind_slot`), for fast filtering.
+    kind_values: Vec<[Option<String>; 3]>,
+    config: SearchConfig,
+}
+
+fn kind_slot(kind: AttributeKind) -> usize {
+    match kind {
+        AttributeKind::Colour => 0,
+        AttributeKind::Size => 1,
+        AttributeKind::Gender => 2,
+    }
+}
+
+impl SearchEngine {
+    /// Indexes `items`; `vectors`, when given, holds one embedding per item in the same order.
+    pub fn build(items: Vec<Item>, vectors: Option<&[Vec<f32>]>, config: SearchConfig) -> Result<Self, SearchError> {
+        let vectors = match vectors {
+            Some(vectors) if vectors.len() != items.len() => {
+                return Err(SearchError::VectorCount { items: items.len(), vectors: vectors.len() });
+            }
+            Some(vectors) => Some(VectorIndex::with_ann(vectors, config.ann)?),
+            None => None,
+        };
+        let lexical = LexicalIndex::build(&items, config.boosts)?;
+        let vocabulary = QueryVocabulary::from_items(&items);
+        let positions = items.iter().enumerate().map(|(i, item)| (item.id.clone(), i)).collect();
+        let kind_values = items
+            .iter()
+            .map(|item| {
+                [AttributeKind::Colour, AttributeKind::Size, AttributeKind::Gender]
+                    .map(|kind| item_attribute(item, kind))
+            })
+            .collect();
+        Ok(Self { items, positions, lexical, vectors, vocabulary, kind_values, config })
+    }
+
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    pub fn config(&self) -> &SearchConfig {
+        &self.config
+    }
+
+    /// Changes settings that need no re-indexing (fusion, attribute mode, weights, candidate counts).
+    pub fn set_config(&mut self, config: SearchConfig) {
+        self.config = SearchConfig { boosts: self.config.boosts, ann: self.config.ann, ..config };
+    }
+
+    pub fn has_vectors(&self) -> bool {
+        self.vectors.is_some()
+    }
+
+    pub fn position_of(&self, id: &ItemId) -> Option<usize> {
+        self.positions.get(id).copied()
+    }
+
+    fn kind_value(&self, position: usize, kind: AttributeKind) -> Option<&str> {
+        self.kind_values[position][kind_slot(kind)].as_deref()
+    }
+
+    pub fn vocabulary(&self) -> &QueryVocabulary {
+        &self.vocabulary
+    }
+
+    /// Runs one search.
+    pub fn search<'s>(&'s self, request: &SearchRequest<'_>) -> Result<SearchResponse<'s>, SearchError> {
+        let config = &self.config;
+        let mut warnings = Vec::new();
+        let parsed = if request.understand {
+            parse_query(request.query, &self.vocabulary)
+        } else {
+            ParsedQuery {
+                text: request.query.to_string(),
+                text_without_attributes: request.query.to_string(),
+                ..ParsedQuery::default()
+            }
+        };
+
+        let mut filters = request.filters.clone();
+        filters.price_min = max_option(filters.price_min, parsed.price_min);
+        filters.price_max = min_option(filters.price_max, parsed.price_max);
+        let attribute_filter: Vec<(AttributeKind, Vec<String>)> = match config.attribute_mode {
+            AttributeMode::Filter => group_by_kind(&parsed.attributes),
+            AttributeMode::Boost => Vec::new(),
+        };
+        let lexical_text = match config.attribute_mode {
+            AttributeMode::Filter => parsed.text_without_attributes.clone(),
+            AttributeMode::Boost => parsed.text.clone(),
+        };
+        let restricted = !filters.is_empty() || request.predicate.is_some() || !attribute_filter.is_empty();
+        let allowed: Option<Vec<bool>> = restricted.then(|| {
+            self.items
+                .iter()
+                .enumerate()
+                .map(|(position, item)| {
+                    attribute_filter.iter().all(|(kind, values)| {
+                        self.kind_value(position, *kind).is_some_and(|v| values.iter().any(|w| w == v))
+                    }) && filters.accepts(item)
+                        && request.predicate.is_none_or(|predicate| predicate(item))
+                })
+                .collect()
+        });
+        let is_allowed = |position: usize| allowed.as_ref().is_none_or(|a| a[position]);
+
+        let vector_query = match (request.query_vector, &self.vectors) {
+            (Some(query), Some(index)) => Some((query, index)),
+            _ => None,
+        };
+        let want_lexical = request.retrieval != Retrieval::SemanticOnly;
+        let want_semantic = request.retrieval != Retrieval::LexicalOnly;
+        if want_semantic && vector_query.is_none() {
+            warnings.push(if self.vectors.is_none() {
+                "no item vectors (no embedding model): lexical retrieval only".to_string()
+            } else {
+                "no query vector: lexical retrieval only".to_string()
+            });
+        }
+
+        let text_is_empty = self.lexical.analyze(&lexical_text).is_empty() && lexical_text.trim().is_empty();
+        let lexical: Vec<(usize, f32)> = if want_lexical && !text_is_empty {
+            let limit = if restricted { self.items.len() } else { config.lexical_candidates };
+            let mut hits = self.lexical.search(&lexical_text, limit)?;
+            hits.retain(|(position, _)| is_allowed(*position));
+            hits.truncate(config.lexical_candidates.max(1));
+            hits
+        } else {
+            Vec::new()
+        };
+        let semantic: Vec<(usize, f32)> = match vector_query {
+            Some((query, index)) if want_semantic => {
+                index.search(query, config.semantic_candidates, allowed.as_deref())?
+            }
+            _ => Vec::new(),
+        };
+
+        let (mode, lexical_used, semantic_used) = if !want_lexical {
+            (SearchMode::SemanticOnly, false, true)
+        } else if text_is_empty && semantic.is_empty() {
+            (SearchMode::Browse, false, false)
+        } else if lexical.is_empty() && !semantic.is_empty() {
+            if !text_is_empty {
+                warnings.push("no lexical match passes the filters: showing semantic matches".to_string());
+            }
+            (SearchMode::SemanticFallback, false, true)
+        } else if semantic.is_empty() {
+            (SearchMode::LexicalOnly, true, false)
+        } else {
+            (SearchMode::Hybrid, true, true)
+        };
+
+        let mut candidates: HashMap<usize, ScoreBreakdown> = HashMap::new();
+        if mode == SearchMode::Browse {
+            for position in (0..self.items.len()).filter(|p| is_allowed(*p)) {
+                candidates.insert(position, ScoreBreakdown { relevance: 1.0, ..Default::default() });
+            }
+        }
+        if lexical_used {
+            for (rank, (position, score)) in lexical.iter().enumerate() {
+                let entry = candidates.entry(*position).or_default();
+                entry.lexical = Some(*score);
+                entry.lexical_rank = Some(rank + 1);
+            }
+        }
+        if semantic_used {
+            for (rank, (position, score)) in semantic.iter().enumerate() {
+                let entry = candidates.entry(*position).or_default();
+                entry.semantic = Some(*score);
+                entry.semantic_rank = Some(rank + 1);
+            }
+        }
+        // Lexical candidates outside the semantic top list still get their cosine, so weighted fusion can
+        // order lexical ties by meaning (exact vectors make this one dot product per candidate).
+        if let (SearchMode::Hybrid, Some((query, index))) = (mode, vector_query) {
+            let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+            for (position, score) in candidates.iter_mut() {
+                if score.semantic.is_none() {
+                    score.semantic = Some(dot(index.vector(*position), query) / norm);
+                }
+            }
+        }
+        if mode != SearchMode::Browse {
+            let lexical_range = score_range(if lexical_used { &lexical[..] } else { &[] });
+            let semantic_range = if semantic_used {
+                candidates
+                    .values()
+                    .filter_map(|s| s.semantic)
+                    .fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)))
+            } else {
+                (0.0, 0.0)
+            };
+            for score in candidates.values_mut() {
+                score.relevance =
+                    fuse(config.fusion, score, lexical_range, semantic_range, lexical_used, semantic_used);
+            }
+        }
+        if config.attribute_mode == AttributeMode::Boost && !parsed.attributes.is_empty() {
+            let wanted = group_by_kind(&parsed.attributes);
+            for (position, score) in candidates.iter_mut() {
+                let matched = wanted
+                    .iter()
+                    .filter(|(kind, values)| {
+                        self.kind_value(*position, *kind).is_some_and(|v| values.iter().any(|w| w == v))
+                    })
+                    .count();
+                score.relevance *= 1.0 + config.attribute_boost * matched as f32 / wanted.len() as f32;
+            }
+        }
+        let best = candidates.values().map(|s| s.relevance).fold(0.0f32, f32::max);
+        let profile = request.profile.filter(|p| !p.is_empty());
+        let session_vectors: Vec<&[f32]> = match (profile, &self.vectors) {
+            (Some(profile), Some(index)) => profile
+                .session_items
+                .iter()
+                .filter_map(|id| self.positions.get(id))
+                .map(|position| index.vector(*position))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut ranked: Vec<(usize, ScoreBreakdown)> = candidates.into_iter().collect();
+        for (_, score) in ranked.iter_mut() {
+            if best > 0.0 {
+                score.relevance /= best;
+            }
+            score.total = score.relevance;
+        }
+        if let Some(profile) = profile {
+            // Only the best `rerank_depth` by relevance get a personal term: they stay above the rest, whose
+            // relevance is no higher, and the cost is bounded on broad queries.
+            let by_relevance = |a: &(usize, ScoreBreakdown), b: &(usize, ScoreBreakdown)| {
+                b.1.relevance.total_cmp(&a.1.relevance).then(a.0.cmp(&b.0))
+            };
+            if ranked.len() > config.rerank_depth {
+                ranked.select_nth_unstable_by(config.rerank_depth, by_relevance);
+            }
+            for (position, score) in ranked.iter_mut().take(config.rerank_depth) {
+                let mut personal = profile.personal_score(&self.items[*position]);
+                if let (false, Some(index)) = (session_vectors.is_empty(), &self.vectors) {
+                    let own = index.vector(*position);
+                    let similarity = session_vectors.iter().map(|s| dot(own, s)).fold(f32::MIN, f32::max);
+                    personal += config.session_weight * similarity.max(0.0);
+                }
+                score.personal = personal;
+                score.total = score.relevance + config.personal_weight * personal;
+            }
+        }
+        let price = |position: usize| self.items[position].price.as_ref().map(|p| p.as_major_f64());
+        ranked.sort_by(|a, b| {
+            let by_relevance = b.1.total.total_cmp(&a.1.total);
+            let primary = match request.sort {
+                SortOrder::Relevance => by_relevance,
+                SortOrder::PriceAscending => compare_prices(price(a.0), price(b.0)).then(by_relevance),
+                SortOrder::PriceDescending => compare_prices(price(b.0), price(a.0))
+                    .then_with(|| price(a.0).is_none().cmp(&price(b.0).is_none()))
+                    .then(by_relevance),
+                SortOrder::Newest => self.items[b.0].created_at.cmp(&self.items[a.0].created_at).then(by_relevance),
+            };
+            primary.then(a.0.cmp(&b.0))
+        });
+        let facets =
+            request.facets.then(|| count_facets(ranked.iter().map(|(p, _)| &self.items[*p]), config.facet_limit));
+        let total = ranked.len();
+        let hits = ranked
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit)
+            .map(|(position, score)| SearchHit { position, item: &self.items[position], score })
+            .collect();
+        Ok(SearchResponse { mode, warnings, parsed, lexical_text, total, hits, facets })
+    }
+}
+
+/// Prices ascending with unpriced items last.
+fn compare_prices(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.total_cmp(&b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+fn max_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn min_option(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn group_by_kind(attributes: &[(AttributeKind, String)]) -> Vec<(AttributeKind, Vec<String>)> {
+    let mut grouped: Vec<(AttributeKind, Vec<String>)> = Vec::new();
+    for (kind, value) in attributes {
+        match grouped.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, values)) => values.push(value.clone()),
+            None => grouped.push((*kind, vec![value.clone()])),
+        }
+    }
+    grouped
+}
+
+/// (min, max) of a list's scores.
+fn score_range(list: &[(usize, f32)]) -> (f32, f32) {
+    list.iter().fold((f32::MAX, f32::MIN), |(lo, hi), (_, s)| (lo.min(*s), hi.max(*s)))
+}
+
+fn fuse(
+    fusion: Fusion,
+    score: &ScoreBreakdown,
+    lexical_range: (f32, f32),
+    semantic_range: (f32, f32),
+    lexical_used: bool,
+    semantic_used: bool,
+) -> f32 {
+    match fusion {
+        Fusion::Rrf { k, semantic } => {
+            let part = |rank: Option<usize>| rank.map_or(0.0, |r| 1.0 / (k + r as f32));
+            part(score.lexical_rank) + semantic * part(score.semantic_rank)
+        }
+        Fusion::Weighted { lexical } => {
+            let normalise = |value: Option<f32>, (lo, hi): (f32, f32)| match value {
+                Some(v) if hi > lo => (v - lo) / (hi - lo),
+                Some(_) => 1.0,
+                None => 0.0,
+            };
+            let (w_lexical, w_semantic) = match (lexical_used, semantic_used) {
+                (true, true) => (lexical, 1.0 - lexical),
+                (true, false) => (1.0, 0.0),
+                _ => (0.0, 1.0),
+            };
+            // A small floor keeps items found by one list above nothing.
+            w_lexical * normalise(score.lexical, lexical_range)
+                + w_semantic * normalise(score.semantic, semantic_range)
+                + 1e-3 * f32::from(u8::from(score.lexical.is_some() || score.semantic.is_some()))
+        }
+    }
+}

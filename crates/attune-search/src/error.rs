@@ -1,0 +1,17 @@
+//! The search crate's error type.
+
+use thiserror::Error;
+
+/// Why building or querying a search engine failed.
+#[derive(Debug, Error)]
+pub enum SearchError {
+    /// The lexical index (tantivy) reported an error.
+    #[error("lexical index: {0}")]
+    Lexical(#[from] tantivy::TantivyError),
+    /// Item vectors were given, but not one per item.
+    #[error("{vectors} item vectors for {items} items")]
+    VectorCount { items: usize, vectors: usize },
+    /// A vector does not have the index's dimension.
+    #[error("vector of dimension {got}, expected {expected}")]
+    VectorDimension { expected: usize, got: usize },
+}

@@ -1,0 +1,34 @@
+//! Attune's hybrid product search core: shoppers type what they mean ("warm jumper for winter under 40
+//! pounds"); the engine finds it, ranks it for that shopper and says why.
+//!
+//! - [`query`]: query understanding (price phrases, colour/size/gender words learned from the catalog);
+//! - [`lexical`]: BM25 over title, brand, category, attributes and description (tantivy, in RAM) with field
+//!   boosts, typo tolerance and search-as-you-type;
+//! - [`vector`]: cosine nearest neighbours over item vectors the caller computed (e.g. with `attune-text`);
+//! - [`engine`]: fusion, personal rerank ([`profile`]), filters, facets ([`facets`]), sorting, paging and
+//!   per-hit score breakdowns; lexical-only when there are no vectors, semantic fallback on zero results;
+//! - [`autocomplete`]: suggestions from past queries and titles, by popularity, typo tolerant.
+//!
+//! Pure: no HTTP, async, SQL or file I/O. The caller owns the model and the catalog's source.
+
+pub mod autocomplete;
+pub mod engine;
+pub mod error;
+pub mod facets;
+pub mod lexical;
+pub mod profile;
+pub mod query;
+pub mod text;
+pub mod vector;
+
+pub use autocomplete::{Autocomplete, Suggestion, SuggestionSource};
+pub use engine::{
+    AttributeMode, Filters, Fusion, Retrieval, ScoreBreakdown, SearchConfig, SearchEngine, SearchHit, SearchMode,
+    SearchRequest, SearchResponse, SortOrder, is_in_stock,
+};
+pub use error::SearchError;
+pub use facets::{FacetCount, Facets, PriceRangeCount};
+pub use lexical::FieldBoosts;
+pub use profile::ShopperProfile;
+pub use query::{AttributeKind, ParsedQuery, QueryVocabulary, Understood, parse_query};
+pub use vector::{AnnConfig, VectorIndex};
