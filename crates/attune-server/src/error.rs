@@ -21,6 +21,8 @@ pub enum ErrorKind {
     InvalidBatch,
     /// A query-string parameter is invalid.
     InvalidParameter,
+    /// A filter expression does not parse or type-check; the body says where (`position`, `column`).
+    InvalidFilter,
     PayloadTooLarge,
     BatchTooLarge,
     Unauthenticated,
@@ -42,6 +44,7 @@ impl ErrorKind {
             Self::Validation(code) => (StatusCode::BAD_REQUEST, code),
             Self::InvalidBatch => (StatusCode::BAD_REQUEST, "invalid_batch"),
             Self::InvalidParameter => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            Self::InvalidFilter => (StatusCode::BAD_REQUEST, "invalid_filter"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
@@ -73,6 +76,12 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<ErrorDetail>,
+    /// For `invalid_filter`: the byte offset of the problem in the filter text (0-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    /// For `invalid_filter`: the same place as a 1-based character column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,11 +89,30 @@ pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
     pub details: Vec<ErrorDetail>,
+    /// Where in a filter text the problem is: (byte position, character column).
+    pub location: Option<(usize, usize)>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), details: Vec::new() }
+        Self { kind, message: message.into(), details: Vec::new(), location: None }
+    }
+
+    /// A filter expression in request field `field` (`filter`, `boosts[0].filter`) was rejected.
+    pub fn invalid_filter(field: &str, error: &attune_core::FilterError) -> Self {
+        let message = format!("`{field}`: {} at position {} (column {})", error.message, error.position, error.column);
+        let detail = ErrorDetail {
+            index: None,
+            field: field.to_string(),
+            code: "invalid_filter".to_string(),
+            message: message.clone(),
+        };
+        Self {
+            kind: ErrorKind::InvalidFilter,
+            message,
+            details: vec![detail],
+            location: Some((error.position, error.column)),
+        }
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> Self {
@@ -111,7 +139,13 @@ impl ApiError {
 
     pub fn body(&self) -> ErrorBody {
         let (_, code) = self.kind.status_and_code();
-        ErrorBody { code: code.to_string(), message: self.message.clone(), details: self.details.clone() }
+        ErrorBody {
+            code: code.to_string(),
+            message: self.message.clone(),
+            details: self.details.clone(),
+            position: self.location.map(|(position, _)| position),
+            column: self.location.map(|(_, column)| column),
+        }
     }
 }
 
@@ -123,7 +157,7 @@ impl From<ValidationError> for ApiError {
             code: error.code.to_string(),
             message: error.message.clone(),
         };
-        Self { kind: ErrorKind::Validation(error.code), message: error.message, details: vec![detail] }
+        Self { kind: ErrorKind::Validation(error.code), message: error.message, details: vec![detail], location: None }
     }
 }
 

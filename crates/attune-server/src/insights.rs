@@ -15,8 +15,10 @@
 //!   set from the past is valued as of its own end, not as of today;
 //! * model time is measured in weeks.
 
+use crate::api::insights::{Reorder, compute_reorder};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::{AppState, blocking};
+use crate::tasks::TaskProgress;
 use attune_core::{Currency, EventKind, ItemId, Money, TenantId, Timestamp, UserId};
 use attune_insights::InsightsError;
 use attune_insights::clv::{
@@ -120,7 +122,7 @@ pub async fn tenant_analytics(state: &AppState, tenant: &TenantId) -> ApiResult<
         {
             return Ok(cached);
         }
-        let built = Arc::new(build(state.store.as_ref(), &tenant, events)?);
+        let built = Arc::new(build(state.store.as_ref(), &tenant, events, &mut |_| {})?);
         state.cache_analytics(tenant, built.clone());
         Ok(built)
     })
@@ -140,8 +142,71 @@ pub fn insights_error(error: InsightsError) -> ApiError {
     }
 }
 
-/// Scans the event log once and fits the models. Runs on a blocking thread.
-fn build(store: &dyn Store, tenant: &TenantId, events: u64) -> ApiResult<TenantAnalytics> {
+/// What the latest `forecast` task computed for a tenant, served while the analytics it came from are current.
+pub struct ForecastSnapshot {
+    /// `events` and `fitted_at` of the analytics it was computed from.
+    pub analytics_events: u64,
+    pub analytics_fitted_at: Timestamp,
+    /// The reorder list with the default policy.
+    pub reorder: Reorder,
+}
+
+/// The `forecast` task: rescans the event log and refits the customer model (replacing the cached analytics),
+/// then forecasts daily demand for the best sellers and computes the reorder list with the default policy,
+/// kept as the tenant's [`ForecastSnapshot`]. Runs on a blocking thread; returns a one-line summary.
+pub fn run_forecast_task(state: &AppState, tenant: &TenantId, progress: &TaskProgress<'_>) -> ApiResult<String> {
+    let analytics = {
+        let _building = state.analytics_build.lock().map_err(ApiError::internal)?;
+        let events = state.store.stats(tenant)?.events;
+        progress.report("scanning events", 0.0);
+        let total = events.max(1) as f64;
+        let built = build(state.store.as_ref(), tenant, events, &mut |scanned| {
+            progress.report("scanning events", 0.5 * scanned as f64 / total)
+        })?;
+        progress.report("fitting customer model", 0.5);
+        let built = Arc::new(built);
+        state.cache_analytics(tenant.clone(), built.clone());
+        built
+    };
+    progress.report("forecasting demand", 0.6);
+    let reorder = compute_reorder(
+        state.store.as_ref(),
+        tenant,
+        &analytics,
+        crate::api::insights::DEFAULT_LEAD_TIME_DAYS,
+        crate::api::insights::DEFAULT_SERVICE_LEVEL,
+    )?;
+    let summary = format!(
+        "{} events scanned; {}; {} items forecast, {} with stock figures, {} to reorder now",
+        analytics.events,
+        match &analytics.customers {
+            Ok(model) => format!("{} customers valued", model.customers.len()),
+            Err(why) => format!("no customer model ({why})"),
+        },
+        reorder.items_considered,
+        reorder.items_with_stock,
+        reorder.reorder_now,
+    );
+    state.cache_forecasts(
+        tenant.clone(),
+        Arc::new(ForecastSnapshot {
+            analytics_events: analytics.events,
+            analytics_fitted_at: analytics.fitted_at,
+            reorder,
+        }),
+    );
+    Ok(summary)
+}
+
+/// Scans the event log once and fits the models, calling `scanned` with the events read so far after each
+/// chunk. Runs on a blocking thread.
+fn build(
+    store: &dyn Store,
+    tenant: &TenantId,
+    events: u64,
+    scanned: &mut dyn FnMut(u64),
+) -> ApiResult<TenantAnalytics> {
+    let mut read: u64 = 0;
     let mut after = 0;
     let mut last_millis: Option<i64> = None;
     // (customer, day, currency, minor units)
@@ -153,6 +218,8 @@ fn build(store: &dyn Store, tenant: &TenantId, events: u64) -> ApiResult<TenantA
         let Some(last) = chunk.last() else { break };
         after = last.seq;
         let full = chunk.len() == SCAN_CHUNK;
+        read += chunk.len() as u64;
+        scanned(read);
         for stored in chunk {
             let event = stored.event;
             let millis = event.timestamp.millis();

@@ -8,13 +8,18 @@
 pub mod api;
 mod auth;
 mod body;
+pub mod catalog;
 pub mod error;
+pub mod impressions;
 mod insights;
 pub mod keys;
 pub mod metrics;
 pub mod pages;
 mod recommendations;
+pub mod search;
 mod state;
+pub mod tasks;
+pub mod training;
 
 pub use state::{AppState, ServerOptions};
 
@@ -54,6 +59,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(interval) = state.options.forecast_interval {
+        // The first round soon after start-up, so a restarted server has fresh forecasts without waiting.
+        let first = interval.min(std::time::Duration::from_secs(10));
+        tasks::spawn_scheduler(state.clone(), tasks::TaskKind::Forecast, first, interval);
+    }
+    if let Some(interval) = state.options.train_interval {
+        tasks::spawn_scheduler(state.clone(), tasks::TaskKind::TrainRecs, interval, interval);
+    }
+    tokio::spawn(training::load_at_startup(state.clone()));
+    let starting = state.clone();
+    tokio::spawn(async move { search::start(starting).await });
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
 

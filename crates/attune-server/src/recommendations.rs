@@ -1,53 +1,76 @@
 //! Per-tenant recommendation serving state kept in memory, and the one code path that turns it into
 //! recommendation lists for the API (`POST /v1/recommendations`) and the storefront's slots.
 //!
-//! One scan of the tenant's event log (`Store::events_after`, in chunks) builds a [`RecsModel`] on a
-//! blocking thread: the weighted user × item matrix (`attune-recs` default [`InteractionWeights`]), a cosine
-//! item-kNN fitted on it, all-time popularity and trending (half-life 7 days, measured from the tenant's last
-//! event time, so a historical data set trends as of its own end). The model is cached in [`AppState`] with
-//! the event count it was built from and rebuilt when that count changed and it is older than
-//! [`REBUILD_AFTER`], like the analytics in [`crate::insights`].
+//! The served [`RecsModel`] of a tenant (the weighted user × item matrix's item-kNN, popularity, trending
+//! with a 7-day half-life measured from the tenant's last event, frequently-bought-together pairs, buy-it-again
+//! intervals, the session-kNN index and the sequential next-item model) is trained, stored, loaded and swapped
+//! in by [`crate::training`]; this module only reads it. A request takes the tenant's current model (an `Arc`)
+//! and keeps it to the end, so a swap never disturbs it.
 //!
-//! Selection rules every list obeys: no duplicates, never an excluded id (the anchors of `similar`, the
-//! shopper's history for `for_you`, the caller's `exclude_item_ids`), only items still in the catalog, and
-//! only items in stock when asked. Every item carries an explanation that names the signal it came from and,
-//! for personalised signals, the items that caused it.
+//! The shopper's own events are read from the store at request time (a user's timeline; for an anonymous
+//! visitor, their events among the tenant's newest [`ANONYMOUS_SCAN`] events), so `recently_viewed`, `next`,
+//! `for_you` and the exclusions see an event accepted a moment ago without waiting for a rebuild.
+//!
+//! Every scenario goes through one selection path ([`recommend_with_rules`]): candidate tiers (the scenario's
+//! own signal, then its fallbacks) → hard rules (never a duplicate, an anchor, an excluded id, an item the
+//! shopper marked `not_interested`, an already purchased item when asked, an item gone from the catalog, an
+//! out-of-stock item when asked, an item failing the filter expression) → boosts (re-rank within a tier) →
+//! diversity (at most N per category, maximal marginal relevance with item-kNN similarity) → explanations
+//! naming the signal and the shopper's or request's items that caused each pick.
 
-use crate::error::{ApiError, ApiResult};
+use crate::catalog::CatalogSnapshot;
+use crate::error::ApiResult;
 use crate::state::{AppState, blocking};
-use attune_core::{EventKind, Item, ItemId, TenantId, UserId};
-use attune_recs::{
-    IdMap, InteractionMatrix, InteractionWeights, ItemKnn, ItemKnnConfig, Popularity, Recommender, TimedInteraction,
-    Trending, interactions_from_events,
-};
+use crate::training::{FittedRecs, ensure_model, retrain_if_stale};
+use attune_core::{AnonymousId, Event, EventKind, FilterExpr, Item, ItemId, TenantId, Timestamp, UserId};
+use attune_recs::{InteractionWeights, interactions_from_events};
 use attune_store::{Store, TimelineQuery};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicI64;
 
-/// A cached model is rebuilt only when the tenant's event count changed and it is at least this old.
-pub const REBUILD_AFTER: Duration = Duration::from_secs(60);
-/// Events read per store call while scanning the log.
-const SCAN_CHUNK: usize = 5_000;
-/// Neighbours kept per item.
-const KNN_NEIGHBOURS: usize = 50;
-/// Cosine shrinkage: similarities resting on few co-occurrences are pulled towards zero.
-const KNN_SHRINKAGE: f32 = 10.0;
-const TRENDING_HALF_LIFE_MS: f64 = 7.0 * 86_400_000.0;
-/// How many of a user's latest events make up their history for `for_you`.
+/// How many of a shopper's latest events make up their history for `for_you`.
 pub const HISTORY_EVENTS: usize = 50;
+/// How many of a shopper's latest events are read for exclusions, recently viewed and buy-it-again.
+pub const SHOPPER_EVENTS: usize = 200;
+/// How many of the tenant's newest events are searched for an anonymous visitor's events.
+pub const ANONYMOUS_SCAN: usize = 2_000;
+/// A pause longer than this between a shopper's events starts a new session.
+pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// Most candidates looked at (catalog and stock checks) for one list.
 const MAX_CANDIDATES: usize = 5_000;
+/// Candidates asked of a per-request model (session kNN, sequential, buy again, bought together): enough to
+/// fill a list after exclusions and filters; the precomputed trending and popular tiers back them up.
+const TIER_CANDIDATES: usize = 500;
+/// Candidates pooled per list item before boosts and diversity re-rank them.
+const POOL_FACTOR: usize = 5;
+const MIN_POOL: usize = 50;
+const MS_PER_DAY: f64 = 86_400_000.0;
 
-/// What the server serves recommendations from, for one tenant.
+/// What the server serves recommendations from, for one tenant: a decoded snapshot. Its parts are reached
+/// through `Deref` (`model.knn`, `model.items`, ...).
 pub struct RecsModel {
-    /// The tenant's event count when this was built.
-    pub events: u64,
-    pub built_at: Instant,
-    pub items: IdMap,
-    pub knn: ItemKnn,
-    pub popularity: Popularity,
-    pub trending: Trending,
+    /// The stored snapshot version it was decoded from.
+    pub version: i64,
+    /// When it was swapped in.
+    pub loaded_at: Timestamp,
+    pub fitted: FittedRecs,
+    /// The log holds no event that training uses between `events_through_seq` and this sequence number
+    /// (impressions and searches only), so a staleness check resumes here.
+    pub(crate) checked_through: AtomicI64,
+    /// When a request next checks whether the model is stale (ms since the epoch; `i64::MAX`: never).
+    pub(crate) next_check_ms: AtomicI64,
+    /// The trending and popular fallback tiers, ranked once per model on first use: every `for_you`,
+    /// `trending` and `next` answer borrows them instead of ranking the whole catalog again.
+    pub(crate) fallback_tiers: std::sync::OnceLock<[Vec<Candidate>; 2]>,
+}
+
+impl std::ops::Deref for RecsModel {
+    type Target = FittedRecs;
+    fn deref(&self) -> &FittedRecs {
+        &self.fitted
+    }
 }
 
 /// Where a recommended item comes from.
@@ -57,6 +80,11 @@ pub enum Signal {
     YourHistory,
     Trending,
     Popular,
+    RecentlyViewed,
+    BoughtTogether,
+    BuyAgain,
+    Session,
+    Sequential,
 }
 
 impl Signal {
@@ -66,6 +94,11 @@ impl Signal {
             Self::YourHistory => "your_history",
             Self::Trending => "trending",
             Self::Popular => "popular",
+            Self::RecentlyViewed => "recently_viewed",
+            Self::BoughtTogether => "bought_together",
+            Self::BuyAgain => "buy_again",
+            Self::Session => "session",
+            Self::Sequential => "sequential",
         }
     }
 }
@@ -86,15 +119,34 @@ pub struct Recommended {
     pub explanation: Explanation,
 }
 
+/// Who the list is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shopper {
+    pub user: Option<UserId>,
+    pub anonymous: Option<AnonymousId>,
+}
+
 /// What a list is computed from.
 #[derive(Debug, Clone)]
 pub enum Basis {
     /// Items similar to all of `anchors` together (one product, or a basket); anchors are never returned.
     Similar(Vec<ItemId>),
-    /// Personalised from a user's recent history; without history, trending then popular items.
+    /// Personalised from a shopper's recent history (the user here, else the rules' shopper); without
+    /// history, trending then popular items.
     ForYou(Option<UserId>),
     /// Trending, then popular items.
     Trending,
+    /// The shopper's latest viewed items, newest first.
+    RecentlyViewed,
+    /// Items significantly often bought with this one (then similar items).
+    BoughtTogether(ItemId),
+    /// Items significantly often bought with the cart's items (then similar items); cart items never return.
+    CompleteCart(Vec<ItemId>),
+    /// Items the shopper is due to buy again.
+    BuyAgain,
+    /// What comes next in the shopper's current session (session kNN), then after their ordered history
+    /// (sequential model), then items like the session's, then trending items.
+    Next,
 }
 
 /// A list request after validation.
@@ -106,94 +158,119 @@ pub struct ListRequest {
     pub in_stock_only: bool,
 }
 
-/// The model of `tenant`, from the cache when it is fresh enough, else rebuilt on a blocking thread.
+/// How a boost changes the score of an item that matches its filter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BoostEffect {
+    Multiply(f32),
+    Add(f32),
+}
+
+/// A soft rule: items matching `filter` move up (or down) within their tier.
+#[derive(Debug, Clone)]
+pub struct Boost {
+    pub filter: FilterExpr,
+    pub effect: BoostEffect,
+}
+
+/// Business rules beside the basis; the default applies none.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// The shopper, for exclusions and shopper-based scenarios.
+    pub shopper: Shopper,
+    /// Only items matching this expression.
+    pub filter: Option<FilterExpr>,
+    pub boosts: Vec<Boost>,
+    /// At most this many items of one category (the full category path).
+    pub max_per_category: Option<usize>,
+    /// Maximal marginal relevance: 1 = relevance only, 0 = dissimilarity only.
+    pub mmr_lambda: Option<f32>,
+    /// Leave out what the shopper bought; `None` means the scenario's default (true for `for_you`).
+    pub exclude_purchased: Option<bool>,
+}
+
+/// The model `tenant` is served from. Never waits for a training, except for a tenant that has no model at
+/// all yet (nothing stored): that first request trains one. A model older than the training interval is
+/// checked for new events in the background, and retrained there when it is behind.
 pub async fn tenant_recs(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<RecsModel>> {
-    let cached = state.cached_recs(tenant);
-    if let Some(cached) = &cached
-        && cached.built_at.elapsed() < REBUILD_AFTER
-    {
-        return Ok(cached.clone());
+    if let Some(model) = state.cached_recs(tenant) {
+        retrain_if_stale(state, tenant, &model);
+        return Ok(model);
     }
     let state = state.clone();
     let tenant = tenant.clone();
-    blocking(move || refresh(&state, &tenant)).await
+    blocking(move || ensure_model(&state, &tenant)).await
 }
 
-/// The cached model of `tenant` without waiting for a build: pages use this so a page view never waits
-/// for a model fit. A missing or stale model is (re)built in the background.
+/// The current model of `tenant` without waiting: pages use this so a page view never waits for a load or
+/// a fit. A missing model is loaded (or trained) in the background.
 pub fn cached_or_warm_up(state: &AppState, tenant: &TenantId) -> Option<Arc<RecsModel>> {
     let cached = state.cached_recs(tenant);
-    let fresh = cached.as_ref().is_some_and(|c| c.built_at.elapsed() < REBUILD_AFTER);
-    if !fresh {
+    if cached.is_none() {
         let state = state.clone();
         let tenant = tenant.clone();
         tokio::task::spawn_blocking(move || {
-            // A build already running holds the lock; one background build at a time is enough.
-            if state.recs_build.try_lock().is_err() {
+            // A load or training already running holds the lock; it will install the model.
+            if state.recs_lock(&tenant).try_lock().is_err() {
                 return;
             }
-            if let Err(error) = refresh(&state, &tenant) {
-                tracing::warn!(error = %error.message, "could not build the recommendation model");
+            if let Err(error) = ensure_model(&state, &tenant) {
+                tracing::warn!(error = %error.message, "could not load the recommendation model");
             }
         });
     }
     cached
 }
 
-/// Rebuilds the model when needed. Runs on a blocking thread.
-fn refresh(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<RecsModel>> {
-    // One build at a time, so a burst of requests after a change waits for one scan, not many.
-    let _building = state.recs_build.lock().map_err(ApiError::internal)?;
-    let events = state.store.stats(tenant)?.events;
-    if let Some(cached) = state.cached_recs(tenant)
-        && (cached.events == events || cached.built_at.elapsed() < REBUILD_AFTER)
-    {
-        return Ok(cached);
+/// The key of an event's shopper: the user id, else `anon:` + the anonymous id.
+pub(crate) fn subject_key(event: &Event) -> Option<String> {
+    match (&event.subject.user_id, &event.subject.anonymous_id) {
+        (Some(user), _) => Some(user.to_string()),
+        (None, Some(anonymous)) => Some(format!("anon:{anonymous}")),
+        (None, None) => None,
     }
-    let built = Arc::new(build(state.store.as_ref(), tenant, events)?);
-    state.cache_recs(tenant.clone(), built.clone());
-    Ok(built)
 }
 
-/// Scans the event log once and fits the models. Runs on a blocking thread.
-fn build(store: &dyn Store, tenant: &TenantId, events: u64) -> ApiResult<RecsModel> {
-    let weights = InteractionWeights::default();
-    let mut after = 0;
-    let mut last_millis = i64::MIN;
-    let mut interactions = Vec::new();
-    loop {
-        let chunk = store.events_after(tenant, after, SCAN_CHUNK)?;
-        let Some(last) = chunk.last() else { break };
-        after = last.seq;
-        let full = chunk.len() == SCAN_CHUNK;
-        for stored in &chunk {
-            last_millis = last_millis.max(stored.event.timestamp.millis());
-        }
-        interactions.extend(interactions_from_events(chunk.iter().map(|s| &s.event), &weights));
-        if !full {
-            break;
-        }
+/// Items a shopper acted on in an event (not impressions or searches, which the shop chose).
+pub(crate) fn acted_on(kind: &EventKind) -> Vec<&ItemId> {
+    match kind {
+        EventKind::View { item_id, .. }
+        | EventKind::Click { item_id, .. }
+        | EventKind::AddToCart { item_id, .. }
+        | EventKind::Wishlist { item_id } => vec![item_id],
+        EventKind::Purchase { lines, .. } => lines.iter().map(|l| &l.item_id).collect(),
+        _ => Vec::new(),
     }
-    let matrix = InteractionMatrix::build(&interactions).map_err(ApiError::internal)?;
-    let config = ItemKnnConfig { k: KNN_NEIGHBOURS, shrinkage: KNN_SHRINKAGE, binary: false };
-    let mut knn = ItemKnn::new(config).map_err(ApiError::internal)?;
-    knn.fit(&matrix.matrix).map_err(ApiError::internal)?;
-    let mut popularity = Popularity::new();
-    popularity.fit(&matrix.matrix).map_err(ApiError::internal)?;
-    let timed: Vec<TimedInteraction> = interactions
-        .iter()
-        .filter(|i| i.weight > 0.0)
-        .filter_map(|i| {
-            matrix.items.index(&i.item).map(|item| TimedInteraction {
-                item,
-                timestamp_ms: i.timestamp_ms,
-                weight: i.weight,
-            })
-        })
-        .collect();
-    let mut trending = Trending::new(TRENDING_HALF_LIFE_MS).map_err(ApiError::internal)?;
-    trending.fit_timed(matrix.items.len(), &timed, last_millis.max(0)).map_err(ApiError::internal)?;
-    Ok(RecsModel { events, built_at: Instant::now(), items: matrix.items, knn, popularity, trending })
+}
+
+/// One item event of a shopper: (time ms, session id, item id).
+pub(crate) type ItemTouch = (i64, Option<String>, String);
+
+/// Splits one shopper's `(time, session id, item)` events (in log order) into sessions.
+pub(crate) fn split_sessions(mut touches: Vec<ItemTouch>, out: &mut Vec<(i64, Vec<String>)>) {
+    touches.sort_by_key(|(time, _, _)| *time);
+    let mut current: Vec<String> = Vec::new();
+    let mut previous: Option<(i64, Option<String>)> = None;
+    let mut started = 0;
+    for (time, session, item) in touches {
+        let new_session = match &previous {
+            None => true,
+            Some((last_time, last_session)) => match (last_session, &session) {
+                (Some(a), Some(b)) => a != b,
+                _ => time - last_time > SESSION_GAP_MS,
+            },
+        };
+        if new_session && !current.is_empty() {
+            out.push((started, std::mem::take(&mut current)));
+        }
+        if new_session {
+            started = time;
+        }
+        current.push(item);
+        previous = Some((time, session));
+    }
+    if !current.is_empty() {
+        out.push((started, current));
+    }
 }
 
 /// How a shopper touched an item, strongest first (for the explanation's verb).
@@ -228,48 +305,150 @@ impl Touch {
     }
 }
 
-/// A user's recent history: positive weight per item, every item touched (to exclude), and how.
-struct History {
-    weights: Vec<(u32, f32)>,
-    touched: HashSet<ItemId>,
-    touch: HashMap<String, Touch>,
+/// A shopper's latest events (newest first), read from the store at request time.
+struct ShopperEvents {
+    events: Vec<Event>,
 }
 
-fn user_history(store: &dyn Store, tenant: &TenantId, user: &UserId, model: &RecsModel) -> ApiResult<History> {
-    let page = store.user_timeline(tenant, user, &TimelineQuery { before_seq: None, limit: HISTORY_EVENTS })?;
-    let events: Vec<_> = page.events.iter().map(|s| &s.event).collect();
-    let mut touch: HashMap<String, Touch> = HashMap::new();
-    let mut touched = HashSet::new();
-    for event in &events {
-        let how = Touch::of(&event.kind);
-        let ids: Vec<&ItemId> = match &event.kind {
-            EventKind::Purchase { lines, .. } | EventKind::Return { lines, .. } => {
-                lines.iter().map(|l| &l.item_id).collect()
-            }
-            other => other.primary_item().into_iter().collect(),
+impl ShopperEvents {
+    fn load(store: &dyn Store, tenant: &TenantId, user: Option<&UserId>, shopper: &Shopper) -> ApiResult<Self> {
+        let user = user.or(shopper.user.as_ref());
+        let events = if let Some(user) = user {
+            let query = TimelineQuery { before_seq: None, limit: SHOPPER_EVENTS };
+            store.user_timeline(tenant, user, &query)?.events.into_iter().map(|s| s.event).collect()
+        } else if let Some(anonymous) = &shopper.anonymous {
+            store
+                .recent_events(tenant, ANONYMOUS_SCAN)?
+                .into_iter()
+                .map(|s| s.event)
+                .filter(|e| e.subject.user_id.is_none() && e.subject.anonymous_id.as_ref() == Some(anonymous))
+                .take(SHOPPER_EVENTS)
+                .collect()
+        } else {
+            Vec::new()
         };
-        for id in ids {
-            touched.insert(id.clone());
-            let slot = touch.entry(id.to_string()).or_insert(how);
-            *slot = (*slot).min(how);
-        }
+        Ok(Self { events })
     }
-    let mut summed: HashMap<u32, f32> = HashMap::new();
-    for interaction in interactions_from_events(events.iter().copied(), &InteractionWeights::default()) {
-        if let Some(index) = model.items.index(&interaction.item) {
-            *summed.entry(index).or_default() += interaction.weight;
-        }
+
+    fn not_interested(&self) -> impl Iterator<Item = &ItemId> {
+        self.events.iter().filter_map(|e| match &e.kind {
+            EventKind::NotInterested { item_id } => Some(item_id),
+            _ => None,
+        })
     }
-    let mut weights: Vec<(u32, f32)> = summed.into_iter().filter(|(_, w)| *w > 0.0).collect();
-    weights.sort_by_key(|(i, _)| *i);
-    Ok(History { weights, touched, touch })
+
+    fn purchased(&self) -> impl Iterator<Item = &ItemId> {
+        self.events.iter().flat_map(|e| match &e.kind {
+            EventKind::Purchase { lines, .. } => lines.iter().map(|l| &l.item_id).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Viewed (or clicked) items, newest first, each once.
+    fn recently_viewed(&self) -> Vec<ItemId> {
+        let mut seen = HashSet::new();
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::View { item_id, .. } | EventKind::Click { item_id, .. } => Some(item_id),
+                _ => None,
+            })
+            .filter(|id| seen.insert((*id).clone()))
+            .cloned()
+            .collect()
+    }
+
+    /// The items acted on in the current session, oldest first: the latest item events that share the
+    /// newest one's session id, or (without ids) follow each other within [`SESSION_GAP_MS`].
+    fn current_session(&self) -> Vec<ItemId> {
+        let mut items: Vec<ItemId> = Vec::new();
+        let mut later: Option<&Event> = None;
+        for event in &self.events {
+            let acted = acted_on(&event.kind);
+            if acted.is_empty() {
+                continue;
+            }
+            if let Some(later) = later {
+                let same = match (&later.session_id, &event.session_id) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => later.timestamp.millis() - event.timestamp.millis() <= SESSION_GAP_MS,
+                };
+                if !same {
+                    break;
+                }
+            }
+            items.extend(acted.into_iter().rev().cloned());
+            later = Some(event);
+        }
+        items.reverse();
+        items
+    }
+
+    /// Purchases as `(item, time ms)`.
+    fn purchase_times(&self) -> Vec<(ItemId, i64)> {
+        self.events
+            .iter()
+            .flat_map(|e| match &e.kind {
+                EventKind::Purchase { lines, .. } => {
+                    lines.iter().map(|l| (l.item_id.clone(), e.timestamp.millis())).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The newest [`HISTORY_EVENTS`] events' positive weight per model item, and how each item was touched.
+    fn weighted_history(&self, model: &RecsModel) -> (Vec<(u32, f32)>, HashMap<ItemId, Touch>) {
+        let recent = &self.events[..self.events.len().min(HISTORY_EVENTS)];
+        let mut touch: HashMap<ItemId, Touch> = HashMap::new();
+        for event in recent {
+            let how = Touch::of(&event.kind);
+            for id in acted_on(&event.kind) {
+                let slot = touch.entry(id.clone()).or_insert(how);
+                *slot = (*slot).min(how);
+            }
+        }
+        let mut summed: HashMap<u32, f32> = HashMap::new();
+        for interaction in interactions_from_events(recent.iter(), &InteractionWeights::default()) {
+            if let Some(index) = model.items.index(&interaction.item) {
+                *summed.entry(index).or_default() += interaction.weight;
+            }
+        }
+        let mut weights: Vec<(u32, f32)> = summed.into_iter().filter(|(_, w)| *w > 0.0).collect();
+        weights.sort_by_key(|(i, _)| *i);
+        (weights, touch)
+    }
 }
 
-/// Candidate item indices with score and best contributing source item, best first.
-type Candidates = Vec<(u32, f32, Option<u32>)>;
+/// What an explanation needs beyond the signal and anchors.
+#[derive(Debug, Clone, Copy)]
+enum Detail {
+    None,
+    BuyAgain { interval_ms: f64, times_bought: u32, last_purchase_ms: i64 },
+}
 
-/// Σ over `sources` of weight · sim(source, j), remembering the source contributing most to each j.
-fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)]) -> Candidates {
+/// One candidate item with its score and the reason it is a candidate.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    id: String,
+    score: f32,
+    signal: Signal,
+    because: Vec<String>,
+    detail: Detail,
+}
+
+impl Candidate {
+    fn new(id: impl Into<String>, score: f32, signal: Signal, because: Vec<String>) -> Self {
+        Self { id: id.into(), score, signal, because, detail: Detail::None }
+    }
+}
+
+fn model_id(model: &RecsModel, index: u32) -> String {
+    model.items.id(index).unwrap_or_default().to_string()
+}
+
+/// Σ over `sources` of weight · sim(source, j), citing the source contributing most to each j.
+fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal) -> Vec<Candidate> {
     let mut scores: HashMap<u32, (f32, u32, f32)> = HashMap::new();
     for &(source, weight) in sources {
         for (j, sim) in model.knn.neighbours(source).iter() {
@@ -282,166 +461,454 @@ fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)]) -> Candidates {
             }
         }
     }
-    let mut out: Candidates = scores
+    let mut ranked: Vec<(u32, f32, u32)> = scores
         .into_iter()
         .filter(|(_, (s, _, _))| *s > 0.0 && s.is_finite())
-        .map(|(j, (s, source, _))| (j, s, Some(source)))
+        .map(|(j, (s, source, _))| (j, s, source))
         .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(MAX_CANDIDATES);
+    ranked
+        .into_iter()
+        .map(|(j, score, source)| Candidate::new(model_id(model, j), score, signal, vec![model_id(model, source)]))
+        .collect()
 }
 
-fn ranked(scores: &[f32]) -> Candidates {
-    let mut out: Candidates =
-        scores.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(i, s)| (i as u32, *s, None)).collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out
+/// The best [`MAX_CANDIDATES`] items by a dense score vector.
+fn ranked(model: &RecsModel, scores: &[f32], signal: Signal) -> Vec<Candidate> {
+    let mut order: Vec<(u32, f32)> =
+        scores.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(i, s)| (i as u32, *s)).collect();
+    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if order.len() > MAX_CANDIDATES {
+        order.select_nth_unstable_by(MAX_CANDIDATES, better);
+        order.truncate(MAX_CANDIDATES);
+    }
+    order.sort_by(better);
+    order.into_iter().map(|(i, s)| Candidate::new(model_id(model, i), s, signal, Vec::new())).collect()
 }
 
-/// Picks items from ranked candidates: in the catalog, not excluded, not yet picked, in stock when asked.
-struct Picker<'a> {
+fn indices(model: &RecsModel, ids: &[ItemId]) -> Vec<u32> {
+    ids.iter().filter_map(|id| model.items.index(id.as_str())).collect()
+}
+
+/// The scenario's candidate tiers (best source first) and the items it never returns.
+struct Plan<'m> {
+    tiers: Vec<Cow<'m, [Candidate]>>,
+    exclude: HashSet<ItemId>,
+    touch: HashMap<ItemId, Touch>,
+}
+
+fn plan<'m>(
+    model: &'m RecsModel,
+    request: &ListRequest,
+    rules: &Rules,
+    shopper: &ShopperEvents,
+    now_ms: i64,
+) -> Plan<'m> {
+    let mut exclude = request.exclude.clone();
+    exclude.extend(shopper.not_interested().cloned());
+    let exclude_purchased = rules.exclude_purchased.unwrap_or(matches!(request.basis, Basis::ForYou(_)));
+    if exclude_purchased {
+        exclude.extend(shopper.purchased().cloned());
+    }
+    let mut touch = HashMap::new();
+    let fallbacks = || -> [Cow<'m, [Candidate]>; 2] {
+        let [trending, popular] = model.fallback_tiers.get_or_init(|| {
+            [
+                ranked(model, model.trending.scores(), Signal::Trending),
+                ranked(model, model.popularity.scores(), Signal::Popular),
+            ]
+        });
+        [Cow::Borrowed(trending.as_slice()), Cow::Borrowed(popular.as_slice())]
+    };
+    let mut tiers: Vec<Cow<'m, [Candidate]>> = Vec::new();
+    match &request.basis {
+        Basis::Similar(anchors) => {
+            exclude.extend(anchors.iter().cloned());
+            let sources: Vec<(u32, f32)> = indices(model, anchors).into_iter().map(|i| (i, 1.0)).collect();
+            tiers.push(knn_candidates(model, &sources, Signal::SimilarItems).into());
+        }
+        Basis::ForYou(_) => {
+            let (weights, touched) = shopper.weighted_history(model);
+            // Items the shopper already knows are not news; purchases follow `exclude_purchased`.
+            exclude.extend(touched.iter().filter(|(_, how)| **how != Touch::Bought).map(|(id, _)| id.clone()));
+            tiers.push(knn_candidates(model, &weights, Signal::YourHistory).into());
+            tiers.extend(fallbacks());
+            touch = touched;
+        }
+        Basis::Trending => tiers.extend(fallbacks()),
+        Basis::RecentlyViewed => {
+            let viewed = shopper.recently_viewed();
+            let n = viewed.len() as f32;
+            tiers.push(
+                viewed
+                    .into_iter()
+                    .enumerate()
+                    .map(|(rank, id)| {
+                        Candidate::new(id.as_str(), (n - rank as f32) / n, Signal::RecentlyViewed, vec![id.to_string()])
+                    })
+                    .collect(),
+            );
+        }
+        Basis::BoughtTogether(anchor) => {
+            let anchors = vec![anchor.clone()];
+            exclude.insert(anchor.clone());
+            tiers.extend(basket_tiers(model, &anchors).into_iter().map(Cow::Owned));
+        }
+        Basis::CompleteCart(cart) => {
+            exclude.extend(cart.iter().cloned());
+            tiers.extend(basket_tiers(model, cart).into_iter().map(Cow::Owned));
+        }
+        Basis::BuyAgain => {
+            let history: Vec<(u32, i64)> = shopper
+                .purchase_times()
+                .into_iter()
+                .filter_map(|(id, time)| Some((model.items.index(id.as_str())?, time)))
+                .collect();
+            let suggestions = match &model.buy_again {
+                Some(buy_again) => buy_again.for_customer(&history, now_ms, TIER_CANDIDATES, &[]),
+                None => Vec::new(),
+            };
+            tiers.push(
+                suggestions
+                    .into_iter()
+                    .map(|s| {
+                        let id = model_id(model, s.item);
+                        let mut candidate = Candidate::new(id.clone(), s.score as f32, Signal::BuyAgain, vec![id]);
+                        candidate.detail = Detail::BuyAgain {
+                            interval_ms: s.typical_interval_ms,
+                            times_bought: s.times_bought,
+                            last_purchase_ms: s.last_purchase_ms,
+                        };
+                        candidate
+                    })
+                    .collect(),
+            );
+        }
+        Basis::Next => {
+            let session = shopper.current_session();
+            exclude.extend(session.iter().cloned());
+            let clicks = indices(model, &session);
+            let suggestions = model.sessions.recommend(&clicks, TIER_CANDIDATES, &[]);
+            tiers.push(
+                suggestions
+                    .into_iter()
+                    .map(|s| {
+                        let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
+                        Candidate::new(model_id(model, s.item), s.score as f32, Signal::Session, because)
+                    })
+                    .collect(),
+            );
+            // What tends to follow the shopper's whole recent history, in order.
+            let history: Vec<ItemId> =
+                shopper.events.iter().rev().flat_map(|e| acted_on(&e.kind).into_iter().cloned()).collect();
+            let ordered = indices(model, &history);
+            if let Ok(suggestions) = model.sequential.recommend(&ordered, TIER_CANDIDATES, &[]) {
+                tiers.push(
+                    suggestions
+                        .into_iter()
+                        .map(|s| {
+                            let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
+                            Candidate::new(model_id(model, s.item), s.score, Signal::Sequential, because)
+                        })
+                        .collect(),
+                );
+            }
+            // Items like the session's, latest weighing most, then what is trending.
+            let n = clicks.len();
+            let sources: Vec<(u32, f32)> =
+                clicks.iter().enumerate().map(|(p, &i)| (i, (-((n - 1 - p) as f32) / 2.0).exp())).collect();
+            tiers.push(knn_candidates(model, &sources, Signal::Session).into());
+            tiers.extend(fallbacks());
+            for event in shopper.events.iter().rev() {
+                for id in acted_on(&event.kind) {
+                    let how = Touch::of(&event.kind);
+                    let slot = touch.entry(id.clone()).or_insert(how);
+                    *slot = (*slot).min(how);
+                }
+            }
+        }
+    }
+    Plan { tiers, exclude, touch }
+}
+
+/// Frequently bought together with `anchors`, then items similar to them.
+fn basket_tiers(model: &RecsModel, anchors: &[ItemId]) -> Vec<Vec<Candidate>> {
+    let cart = indices(model, anchors);
+    let together = model
+        .bought_together
+        .for_items(&cart, TIER_CANDIDATES, &[])
+        .into_iter()
+        .map(|s| {
+            let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
+            Candidate::new(model_id(model, s.item), s.score as f32, Signal::BoughtTogether, because)
+        })
+        .collect();
+    let sources: Vec<(u32, f32)> = cart.into_iter().map(|i| (i, 1.0)).collect();
+    vec![together, knn_candidates(model, &sources, Signal::SimilarItems)]
+}
+
+/// Where catalog items are read from: the in-memory copy of the serving path, else the store.
+#[derive(Clone, Copy)]
+struct Items<'a> {
     store: &'a dyn Store,
     tenant: &'a TenantId,
-    model: &'a RecsModel,
-    request: &'a ListRequest,
-    picked: Vec<Recommended>,
-    seen: HashSet<ItemId>,
-    looked_at: usize,
+    catalog: Option<&'a CatalogSnapshot>,
 }
 
-impl Picker<'_> {
-    fn full(&self) -> bool {
-        self.picked.len() >= self.request.count
+impl Items<'_> {
+    fn get(&self, ids: &[ItemId]) -> ApiResult<Vec<Arc<Item>>> {
+        match self.catalog {
+            Some(catalog) => Ok(catalog.items(ids)),
+            None => Ok(self.store.items(self.tenant, ids)?.into_iter().map(Arc::new).collect()),
+        }
     }
+}
 
-    /// Adds candidates in order until the list is full; `explain` gives each picked item's explanation.
-    fn take(&mut self, candidates: &Candidates, mut explain: impl FnMut(Option<u32>) -> Explanation) -> ApiResult<()> {
-        let chunk_size = (self.request.count * 2).max(20);
-        let mut rest = candidates.as_slice();
-        while !self.full() && !rest.is_empty() && self.looked_at < MAX_CANDIDATES {
+/// A candidate that passed the hard rules, with its catalog item.
+struct Pooled {
+    item: Arc<Item>,
+    score: f32,
+    tier: usize,
+    candidate: Candidate,
+}
+
+/// Walks the tiers in order and keeps up to `target` candidates that pass the hard rules.
+fn gather(
+    items: Items<'_>,
+    plan: &Plan,
+    request: &ListRequest,
+    rules: &Rules,
+    target: usize,
+) -> ApiResult<Vec<Pooled>> {
+    let chunk_size = (target * 2).max(20);
+    let mut pool: Vec<Pooled> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut looked_at = 0;
+    for (tier, candidates) in plan.tiers.iter().enumerate() {
+        let mut rest: &[Candidate] = candidates;
+        while pool.len() < target && !rest.is_empty() && looked_at < MAX_CANDIDATES {
             let (chunk, tail) = rest.split_at(chunk_size.min(rest.len()));
             rest = tail;
-            self.looked_at += chunk.len();
+            looked_at += chunk.len();
             let ids: Vec<ItemId> = chunk
                 .iter()
-                .filter_map(|(j, _, _)| self.model.items.id(*j))
-                .filter_map(|id| ItemId::parse(id.to_string()).ok())
-                .filter(|id| !self.request.exclude.contains(id) && !self.seen.contains(id))
+                .filter(|c| !seen.contains(&c.id))
+                .filter_map(|c| ItemId::parse(c.id.clone()).ok())
+                .filter(|id| !plan.exclude.contains(id))
                 .collect();
             if ids.is_empty() {
                 continue;
             }
-            let mut found: HashMap<ItemId, Item> =
-                self.store.items(self.tenant, &ids)?.into_iter().map(|item| (item.id.clone(), item)).collect();
-            for &(j, score, source) in chunk {
-                if self.full() {
+            let mut found: HashMap<String, Arc<Item>> =
+                items.get(&ids)?.into_iter().map(|item| (item.id.to_string(), item)).collect();
+            for candidate in chunk {
+                if pool.len() >= target {
                     break;
                 }
-                let Some(id) = self.model.items.id(j) else { continue };
-                let Ok(id) = ItemId::parse(id.to_string()) else { continue };
-                let Some(item) = found.remove(&id) else { continue };
-                if self.request.in_stock_only && !item.is_in_stock() {
+                let Some(item) = found.remove(&candidate.id) else { continue };
+                if (request.in_stock_only && !item.is_in_stock())
+                    || rules.filter.as_ref().is_some_and(|f| !f.matches(&item))
+                {
                     continue;
                 }
-                self.seen.insert(id);
-                self.picked.push(Recommended { item, score, explanation: explain(source) });
+                seen.insert(candidate.id.clone());
+                pool.push(Pooled { item, score: candidate.score, tier, candidate: candidate.clone() });
             }
         }
-        Ok(())
     }
+    Ok(pool)
+}
 
-    /// Fills the rest of the list with trending, then popular items.
-    fn fill_with_fallbacks(&mut self) -> ApiResult<()> {
-        let trending = ranked(self.model.trending.scores());
-        self.take(&trending, |_| Explanation {
-            signal: Signal::Trending,
-            because_item_ids: Vec::new(),
-            text: "Trending this week".to_string(),
-        })?;
-        let popular = ranked(self.model.popularity.scores());
-        self.take(&popular, |_| Explanation {
-            signal: Signal::Popular,
-            because_item_ids: Vec::new(),
-            text: "Popular with our customers".to_string(),
-        })
+/// Applies the boosts and orders the pool: by tier, then boosted score, then item id.
+fn boost(pool: &mut [Pooled], boosts: &[Boost]) {
+    for pooled in pool.iter_mut() {
+        for boost in boosts.iter().filter(|b| b.filter.matches(&pooled.item)) {
+            pooled.score = match boost.effect {
+                BoostEffect::Multiply(factor) => pooled.score * factor,
+                BoostEffect::Add(amount) => pooled.score + amount,
+            };
+        }
     }
+    pool.sort_by(|a, b| {
+        a.tier.cmp(&b.tier).then(b.score.total_cmp(&a.score)).then_with(|| a.candidate.id.cmp(&b.candidate.id))
+    });
+}
+
+/// Picks `count` items in order, skipping any that would break the category cap; with MMR, each pick
+/// maximises λ · relevance − (1 − λ) · (highest item-kNN similarity to an item already picked), where
+/// relevance falls linearly with the position in the boosted order.
+fn diversify(model: &RecsModel, pool: Vec<Pooled>, count: usize, rules: &Rules) -> Vec<Pooled> {
+    let n = pool.len().max(1) as f32;
+    let mut remaining: Vec<(f32, Pooled)> =
+        pool.into_iter().enumerate().map(|(rank, p)| (1.0 - rank as f32 / n, p)).collect();
+    let mut picked: Vec<Pooled> = Vec::new();
+    let mut per_category: HashMap<String, usize> = HashMap::new();
+    let mut picked_indices: Vec<u32> = Vec::new();
+    while picked.len() < count && !remaining.is_empty() {
+        let allowed = |p: &Pooled| match rules.max_per_category {
+            Some(cap) if !p.item.category_path.is_empty() => {
+                per_category.get(&p.item.category_path.join(" > ")).copied().unwrap_or(0) < cap
+            }
+            _ => true,
+        };
+        let mut best: Option<(usize, f32)> = None;
+        for (position, (relevance, pooled)) in remaining.iter().enumerate() {
+            if !allowed(pooled) {
+                continue;
+            }
+            let value = match rules.mmr_lambda {
+                None => {
+                    best = Some((position, 0.0));
+                    break;
+                }
+                Some(lambda) => {
+                    let own = model.items.index(pooled.item.id.as_str());
+                    let redundancy = own
+                        .map(|i| picked_indices.iter().map(|&j| model.knn.similarity(j, i)).fold(0.0f32, f32::max))
+                        .unwrap_or(0.0);
+                    lambda * relevance - (1.0 - lambda) * redundancy
+                }
+            };
+            if best.is_none_or(|(_, b)| value > b) {
+                best = Some((position, value));
+            }
+        }
+        let Some((position, _)) = best else { break };
+        let (_, pooled) = remaining.remove(position);
+        if !pooled.item.category_path.is_empty() {
+            *per_category.entry(pooled.item.category_path.join(" > ")).or_default() += 1;
+        }
+        if let Some(index) = model.items.index(pooled.item.id.as_str()) {
+            picked_indices.push(index);
+        }
+        picked.push(pooled);
+    }
+    picked
 }
 
 /// Titles of `ids`, for explanation texts (the id where an item is gone from the catalog).
-fn titles(store: &dyn Store, tenant: &TenantId, ids: &[ItemId]) -> ApiResult<HashMap<String, String>> {
+fn titles(items: Items<'_>, ids: &[ItemId]) -> ApiResult<HashMap<String, String>> {
     let mut out: HashMap<String, String> = ids.iter().map(|id| (id.to_string(), id.to_string())).collect();
-    for item in store.items(tenant, ids)? {
+    for item in items.get(ids)? {
         out.insert(item.id.to_string(), item.title.trim().to_string());
     }
     Ok(out)
 }
 
-/// Computes one recommendation list. Runs on a blocking thread (store calls).
+fn days(ms: f64) -> i64 {
+    (ms / MS_PER_DAY).round().max(1.0) as i64
+}
+
+fn explanation_text(
+    candidate: &Candidate,
+    names: &HashMap<String, String>,
+    touch: &HashMap<ItemId, Touch>,
+    now_ms: i64,
+) -> String {
+    let title = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
+    let first = candidate.because.first().map(title).unwrap_or_default();
+    let how = |id: Option<&String>| {
+        id.and_then(|id| ItemId::parse(id.clone()).ok()).and_then(|id| touch.get(&id).copied()).unwrap_or(Touch::Other)
+    };
+    match candidate.signal {
+        Signal::SimilarItems => format!("Customers who bought {first} also bought this"),
+        Signal::YourHistory | Signal::Session | Signal::Sequential => how(candidate.because.first()).text(&first),
+        Signal::Trending => "Trending this week".to_string(),
+        Signal::Popular => "Popular with our customers".to_string(),
+        Signal::RecentlyViewed => "You viewed this recently".to_string(),
+        Signal::BoughtTogether => match candidate.because.get(1) {
+            Some(second) => format!("Often bought with {first} and {}", title(second)),
+            None => format!("Often bought with {first}"),
+        },
+        Signal::BuyAgain => match candidate.detail {
+            Detail::BuyAgain { interval_ms, times_bought, .. } if times_bought >= 2 => {
+                format!("You buy this about every {} days", days(interval_ms))
+            }
+            Detail::BuyAgain { interval_ms, last_purchase_ms, .. } => format!(
+                "You bought this {} days ago; customers buy it again about every {} days",
+                days((now_ms - last_purchase_ms) as f64),
+                days(interval_ms)
+            ),
+            Detail::None => "You bought this before".to_string(),
+        },
+    }
+}
+
+/// Computes one recommendation list without business rules. Runs on a blocking thread (store calls).
 pub fn recommend(
     store: &dyn Store,
     tenant: &TenantId,
     model: &RecsModel,
     request: &ListRequest,
 ) -> ApiResult<Vec<Recommended>> {
-    let mut request = request.clone();
-    let basis = request.basis.clone();
-    let (candidates, sources_touch, fallback) = match &basis {
-        Basis::Similar(anchors) => {
-            request.exclude.extend(anchors.iter().cloned());
-            let sources: Vec<(u32, f32)> =
-                anchors.iter().filter_map(|a| model.items.index(a.as_str())).map(|i| (i, 1.0)).collect();
-            (knn_candidates(model, &sources), None, false)
-        }
-        Basis::ForYou(user) => {
-            let history = match user {
-                Some(user) => Some(user_history(store, tenant, user, model)?),
-                None => None,
-            };
-            match history {
-                Some(history) => {
-                    request.exclude.extend(history.touched.iter().cloned());
-                    (knn_candidates(model, &history.weights), Some(history.touch), true)
-                }
-                None => (Vec::new(), None, true),
+    recommend_with_rules(store, tenant, model, None, request, &Rules::default())
+}
+
+/// Computes one recommendation list under `rules`: the one selection path of every scenario. Items are
+/// read from `catalog` when given, else from the store. Runs on a blocking thread (store calls).
+pub fn recommend_with_rules(
+    store: &dyn Store,
+    tenant: &TenantId,
+    model: &RecsModel,
+    catalog: Option<&CatalogSnapshot>,
+    request: &ListRequest,
+    rules: &Rules,
+) -> ApiResult<Vec<Recommended>> {
+    let user = match &request.basis {
+        Basis::ForYou(user) => user.as_ref(),
+        _ => None,
+    };
+    let shopper = ShopperEvents::load(store, tenant, user, &rules.shopper)?;
+    let now_ms = Timestamp::now().millis();
+    let plan = plan(model, request, rules, &shopper, now_ms);
+    let reranks = !rules.boosts.is_empty() || rules.max_per_category.is_some() || rules.mmr_lambda.is_some();
+    let target = if reranks { (request.count * POOL_FACTOR).max(MIN_POOL) } else { request.count };
+    let items = Items { store, tenant, catalog };
+    let mut pool = gather(items, &plan, request, rules, target)?;
+    boost(&mut pool, &rules.boosts);
+    let picked = diversify(model, pool, request.count, rules);
+    let mut cited: Vec<ItemId> = picked
+        .iter()
+        .flat_map(|p| p.candidate.because.iter())
+        .filter_map(|id| ItemId::parse(id.clone()).ok())
+        .collect();
+    cited.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    cited.dedup();
+    let names = titles(items, &cited)?;
+    Ok(picked
+        .into_iter()
+        .map(|p| {
+            let text = explanation_text(&p.candidate, &names, &plan.touch, now_ms);
+            let because_item_ids = p.candidate.because.iter().filter_map(|id| ItemId::parse(id.clone()).ok()).collect();
+            Recommended {
+                item: Arc::unwrap_or_clone(p.item),
+                score: p.score,
+                explanation: Explanation { signal: p.candidate.signal, because_item_ids, text },
             }
-        }
-        Basis::Trending => (Vec::new(), None, true),
-    };
-    // Explanation texts need the titles of the source items that were actually used.
-    let sources: Vec<ItemId> = {
-        let mut seen = HashSet::new();
-        candidates
-            .iter()
-            .take(MAX_CANDIDATES)
-            .filter_map(|(_, _, s)| *s)
-            .filter(|s| seen.insert(*s))
-            .filter_map(|s| model.items.id(s))
-            .filter_map(|id| ItemId::parse(id.to_string()).ok())
-            .take(200)
-            .collect()
-    };
-    let names = titles(store, tenant, &sources)?;
-    let mut picker =
-        Picker { store, tenant, model, request: &request, picked: Vec::new(), seen: HashSet::new(), looked_at: 0 };
-    picker.take(&candidates, |source| {
-        let source_id = source.and_then(|s| model.items.id(s)).unwrap_or_default().to_string();
-        let title = names.get(&source_id).cloned().unwrap_or_else(|| source_id.clone());
-        let because: Vec<ItemId> = ItemId::parse(source_id.clone()).ok().into_iter().collect();
-        match &sources_touch {
-            Some(touch) => Explanation {
-                signal: Signal::YourHistory,
-                because_item_ids: because,
-                text: touch.get(&source_id).copied().unwrap_or(Touch::Other).text(&title),
-            },
-            None => Explanation {
-                signal: Signal::SimilarItems,
-                because_item_ids: because,
-                text: format!("Customers who bought {title} also bought this"),
-            },
-        }
-    })?;
-    if fallback && !picker.full() {
-        picker.fill_with_fallbacks()?;
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_split_on_a_new_session_id_or_a_long_pause() {
+        let touch = |t: i64, s: Option<&str>, i: &str| (t, s.map(str::to_string), i.to_string());
+        let mut out = Vec::new();
+        split_sessions(
+            vec![
+                touch(0, None, "a"),
+                touch(60_000, None, "b"),
+                touch(60_000 + SESSION_GAP_MS + 1, None, "c"),
+                touch(SESSION_GAP_MS * 3, Some("s1"), "d"),
+                touch(SESSION_GAP_MS * 3 + 1, Some("s2"), "e"),
+            ],
+            &mut out,
+        );
+        let items: Vec<Vec<String>> = out.into_iter().map(|(_, items)| items).collect();
+        assert_eq!(items, vec![vec!["a", "b"], vec!["c"], vec!["d"], vec!["e"]]);
     }
-    Ok(picker.picked)
 }

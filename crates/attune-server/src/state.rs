@@ -1,8 +1,11 @@
 //! Shared server state: the store, metrics, options, the API-key cache and the per-tenant analytics.
 
-use crate::insights::TenantAnalytics;
+use crate::catalog::CatalogCache;
+use crate::impressions::ImpressionLog;
+use crate::insights::{ForecastSnapshot, TenantAnalytics};
 use crate::metrics::Metrics;
 use crate::recommendations::RecsModel;
+use crate::tasks::TaskRegistry;
 use attune_core::TenantId;
 use attune_store::{ApiKeyRecord, Store};
 use std::collections::HashMap;
@@ -23,6 +26,16 @@ pub struct ServerOptions {
     pub demo_console_key: Option<String>,
     /// Mark the console's and storefront's cookies `Secure` (serve over HTTPS, e.g. behind a TLS proxy).
     pub secure_cookies: bool,
+    /// How often the `forecast` task runs for every tenant with events; `None`: only on demand.
+    pub forecast_interval: Option<Duration>,
+    /// How often the `train_recs` task runs for every tenant with new events; `None`: only on demand (and at
+    /// start-up when a tenant has no stored model).
+    pub train_interval: Option<Duration>,
+    /// Seed and evaluation size of recommendation training.
+    pub training: crate::training::TrainOptions,
+    /// The sentence-transformers model directory for semantic search; `None` or unloadable: lexical-only (the
+    /// CLI defaults it to `attune_text::default_model_dir()`).
+    pub model_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -33,6 +46,10 @@ impl Default for ServerOptions {
             storefront_tenant: None,
             demo_console_key: None,
             secure_cookies: false,
+            forecast_interval: None,
+            train_interval: None,
+            training: crate::training::TrainOptions::default(),
+            model_dir: None,
         }
     }
 }
@@ -59,10 +76,21 @@ pub struct AppStateInner {
     analytics: Mutex<HashMap<TenantId, Arc<TenantAnalytics>>>,
     /// Held while analytics are built, so concurrent requests share one build.
     pub(crate) analytics_build: Mutex<()>,
+    /// Per-tenant results of the latest `forecast` task.
+    forecasts: Mutex<HashMap<TenantId, Arc<ForecastSnapshot>>>,
+    /// Background tasks and their progress, see [`crate::tasks`].
+    pub tasks: TaskRegistry,
+    /// In-memory copies of the tenants' catalogs for the serving path, see [`crate::catalog`].
+    pub catalog: CatalogCache,
+    /// Impressions queued for the writer thread, see [`crate::impressions`].
+    pub impressions: ImpressionLog,
     /// Per-tenant recommendation models, see [`crate::recommendations`].
     recs: Mutex<HashMap<TenantId, Arc<RecsModel>>>,
-    /// Held while a recommendation model is built, so concurrent requests share one build.
-    pub(crate) recs_build: Mutex<()>,
+    /// Per-tenant locks held while a recommendation model is loaded or trained, so concurrent requests share
+    /// one load and trainings of a tenant run one at a time.
+    recs_locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
+    /// Search indexes, the sentence embedder and past queries, see [`crate::search`].
+    pub search: crate::search::SearchService,
 }
 
 impl std::ops::Deref for AppState {
@@ -75,14 +103,19 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, options: ServerOptions) -> Self {
         Self(Arc::new(AppStateInner {
+            impressions: ImpressionLog::start(store.clone()),
             store,
             metrics: Metrics::new(),
             options,
             key_cache: Mutex::new(HashMap::new()),
             analytics: Mutex::new(HashMap::new()),
             analytics_build: Mutex::new(()),
+            forecasts: Mutex::new(HashMap::new()),
+            tasks: TaskRegistry::default(),
+            catalog: CatalogCache::default(),
             recs: Mutex::new(HashMap::new()),
-            recs_build: Mutex::new(()),
+            recs_locks: Mutex::new(HashMap::new()),
+            search: crate::search::SearchService::default(),
         }))
     }
 
@@ -107,12 +140,27 @@ impl AppState {
         self.analytics.lock().expect("analytics cache poisoned").insert(tenant, analytics);
     }
 
+    pub(crate) fn cached_forecasts(&self, tenant: &TenantId) -> Option<Arc<ForecastSnapshot>> {
+        self.forecasts.lock().expect("forecast cache poisoned").get(tenant).cloned()
+    }
+
+    pub(crate) fn cache_forecasts(&self, tenant: TenantId, snapshot: Arc<ForecastSnapshot>) {
+        self.forecasts.lock().expect("forecast cache poisoned").insert(tenant, snapshot);
+    }
+
     pub(crate) fn cached_recs(&self, tenant: &TenantId) -> Option<Arc<RecsModel>> {
         self.recs.lock().expect("recommendation cache poisoned").get(tenant).cloned()
     }
 
+    /// Swaps in `tenant`'s served recommendation model; requests holding the previous one finish with it.
     pub(crate) fn cache_recs(&self, tenant: TenantId, model: Arc<RecsModel>) {
         self.recs.lock().expect("recommendation cache poisoned").insert(tenant, model);
+    }
+
+    /// The lock held while `tenant`'s recommendation model is loaded or trained.
+    pub(crate) fn recs_lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
+        let mut locks = self.recs_locks.lock().expect("recommendation locks poisoned");
+        locks.entry(tenant.clone()).or_default().clone()
     }
 
     pub(crate) fn forget_key(&self, tenant: &TenantId, key_id: &str) {

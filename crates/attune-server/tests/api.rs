@@ -483,6 +483,8 @@ fn health_metrics_and_openapi_are_served() {
         "/v1/events",
         "/v1/events/batch",
         "/v1/stats",
+        "/v1/search",
+        "/v1/search/autocomplete",
     ] {
         assert!(paths.iter().any(|p| p.as_str() == expected), "openapi lacks {expected}: {paths:?}");
     }

@@ -78,7 +78,12 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
                 title: Some(format!("Item {id}")),
                 price: Some(AmountInput::Text(price.to_string())),
                 currency: Some("GBP".into()),
-                stock_quantity: (*id == "85123A").then_some(5),
+                stock_quantity: match *id {
+                    "85123A" => Some(5),
+                    "20725" => Some(1_000_000),
+                    _ => None,
+                },
+                category: Some(if ["85123A", "71053"].contains(id) { "Home > Candles" } else { "Kitchen" }.into()),
                 ..Default::default()
             };
             Item::parse(input, Timestamp::now()).unwrap()
@@ -258,7 +263,10 @@ fn forecasts_and_reorder_suggestions() {
     expect_error(server.get("/v1/forecast?horizon=0"), StatusCode::BAD_REQUEST, "invalid_parameter");
     expect_error(server.get("/v1/forecast?horizon=366"), StatusCode::BAD_REQUEST, "invalid_parameter");
     expect_error(server.get("/v1/forecast?granularity=hour"), StatusCode::BAD_REQUEST, "invalid_parameter");
-    expect_error(server.get("/v1/forecast?item_id=no-such-item"), StatusCode::NOT_FOUND, "not_found");
+    expect_error(server.get("/v1/forecast?item_id=no-such-item"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    let backtest = &total["backtest"];
+    assert_eq!(backtest["origins"], 3, "{total}");
+    assert!(number(&backtest["mase"]) > 0.0 && number(&backtest["smape"]) >= 0.0, "{backtest}");
 
     let reorder = expect(server.get("/v1/inventory/reorder?lead_time_days=7&service_level=0.9"), StatusCode::OK);
     let items = reorder["items"].as_array().unwrap();
@@ -270,6 +278,92 @@ fn forecasts_and_reorder_suggestions() {
     assert!(unknown_stock["stock"].is_null() && unknown_stock["reorder"].is_null());
     assert!(number(&unknown_stock["reorder_point"]) >= number(&unknown_stock["safety_stock"]));
     expect_error(server.get("/v1/inventory/reorder?service_level=1"), StatusCode::BAD_REQUEST, "invalid_parameter");
+}
+
+#[test]
+fn category_forecasts_sum_their_items() {
+    let server = TestServer::start();
+    let path = "granularity=month&horizon=2";
+    let category = expect(server.get(&format!("/v1/forecast?category=home%20%3E%20candles&{path}")), StatusCode::OK);
+    assert_eq!(category["category"], "home > candles");
+    assert_eq!(category["items"], 2);
+    let heart = expect(server.get(&format!("/v1/forecast?item_id=85123A&{path}")), StatusCode::OK);
+    let bulb = expect(server.get(&format!("/v1/forecast?item_id=71053&{path}")), StatusCode::OK);
+    let history = |v: &Value| -> Vec<(String, f64)> {
+        v["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["period"].as_str().unwrap().into(), number(&p["quantity"])))
+            .collect()
+    };
+    // Every month of the category is the sum of its two items' months.
+    let (heart, bulb) = (history(&heart), history(&bulb));
+    for (period, quantity) in history(&category) {
+        let of = |h: &[(String, f64)]| h.iter().find(|(p, _)| *p == period).map_or(0.0, |(_, q)| *q);
+        assert_eq!(quantity, of(&heart) + of(&bulb), "{period}");
+    }
+    let top = expect(server.get(&format!("/v1/forecast?category=Home&{path}")), StatusCode::OK);
+    assert_eq!(top["items"], 2);
+    expect_error(server.get("/v1/forecast?category=Garden"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    expect_error(server.get("/v1/forecast?category=Home&item_id=85123A"), StatusCode::BAD_REQUEST, "invalid_parameter");
+}
+
+#[test]
+fn forecast_task_runs_in_the_background_and_its_reorder_list_is_served() {
+    let server = TestServer::start();
+    let post = |body: &str| {
+        server
+            .client
+            .post(format!("{}/v1/tasks", server.base))
+            .bearer_auth(&server.secret)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    expect_error(post(r#"{"kind": "nap"}"#), StatusCode::BAD_REQUEST, "invalid_body");
+    let forbidden = server.client.get(format!("{}/v1/tasks", server.base)).bearer_auth(&server.public);
+    expect_error(forbidden, StatusCode::FORBIDDEN, "forbidden");
+    let response = post(r#"{"kind": "forecast"}"#).send().unwrap();
+    assert!(response.status() == StatusCode::ACCEPTED, "{}", response.status());
+    let started: Value = response.json().unwrap();
+    assert_eq!(started["started"], true);
+    let id = started["task"]["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let task = loop {
+        let task = expect(server.get(&format!("/v1/tasks/{id}")), StatusCode::OK);
+        if task["status"] != "running" {
+            break task;
+        }
+        assert!(std::time::Instant::now() < deadline, "task still running: {task}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["trigger"], "request");
+    assert_eq!(task["progress"], 1.0);
+    let summary = task["summary"].as_str().unwrap();
+    assert!(summary.contains("customers valued") && summary.contains("1 to reorder now"), "{summary}");
+    let listed = expect(server.get("/v1/tasks"), StatusCode::OK);
+    assert_eq!(listed["tasks"][0]["id"], id.as_str());
+    expect_error(server.get("/v1/tasks/no-such-task"), StatusCode::NOT_FOUND, "not_found");
+
+    // The default policy is served from the task's result (same computation time), others are computed.
+    let first = expect(server.get("/v1/inventory/reorder"), StatusCode::OK);
+    let again = expect(server.get("/v1/inventory/reorder"), StatusCode::OK);
+    assert_eq!(first["computed_at"], again["computed_at"]);
+    assert_eq!(first["reorder_now"], 1);
+    assert_eq!(first["items_with_stock"], 2);
+    assert_eq!(first["items"][0]["item_id"], "85123A");
+    assert_eq!(first["overstocked"], 1);
+    assert_eq!(first["items"][1]["item_id"], "20725");
+    assert_eq!(first["items"][1]["overstock"], true);
+    assert_eq!(first["items"][1]["reorder"], false);
+    let other = expect(server.get("/v1/inventory/reorder?lead_time_days=30"), StatusCode::OK);
+    assert_ne!(other["computed_at"], first["computed_at"]);
+
+    let (status, page) = server.console("/console/forecast");
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="reorder""#) && page.contains("Item 85123A"), "{page}");
+    assert!(page.contains(r#"id="tasks""#) && page.contains("succeeded"), "{page}");
 }
 
 #[test]
@@ -290,5 +384,5 @@ fn console_shows_predicted_value_insights_and_forecast() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains(r#"id="forecast-chart""#) && page.contains("forecast-band"), "{page}");
     let (status, _) = server.console("/console/forecast?item=no-such-item");
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -8,14 +8,16 @@ use crate::insights::{
 };
 use crate::state::{AppState, blocking};
 use attune_core::money::MoneyText;
-use attune_core::{ItemId, Timestamp, UserId};
-use attune_insights::forecast::{ForecastSettings, forecast_auto, forecast_many};
+use attune_core::{ItemId, TenantId, Timestamp, UserId};
+use attune_insights::forecast::{ForecastSettings, forecast_auto, forecast_many, rolling_origin};
 use attune_insights::inventory::{LeadTime, OrderRules, PolicySettings, StockPosition, inventory_policy};
+use attune_store::Store;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 /// Parameters of the fitted models.
@@ -367,8 +369,10 @@ impl Granularity {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ForecastParams {
-    /// The item to forecast; the tenant's total demand when absent.
+    /// The item to forecast; the tenant's total demand when neither this nor `category` is given.
     pub item_id: Option<String>,
+    /// A category path (`Home > Kitchen`) or its first levels: the summed demand of its items.
+    pub category: Option<String>,
     /// `day`, `week` (default) or `month`.
     pub granularity: Option<String>,
     /// Periods ahead, 1 to 365 (default 12).
@@ -393,6 +397,10 @@ pub struct ForecastPoint {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DemandForecast {
     pub item_id: Option<String>,
+    /// The category forecast, as given.
+    pub category: Option<String>,
+    /// Items whose demand is summed: 1 for an item, the catalog's items in the category, null for the total.
+    pub items: Option<usize>,
     pub granularity: String,
     /// The chosen model, e.g. `ETS(A,N,N)`.
     pub model: String,
@@ -404,7 +412,24 @@ pub struct DemandForecast {
     /// (a week or month cut short by it is left out).
     pub history: Vec<DemandPoint>,
     pub forecast: Vec<ForecastPoint>,
+    /// Rolling-origin backtest of the automatic choice on this history; null when the history is too short.
+    pub backtest: Option<BacktestSummary>,
 }
+
+/// Accuracy of the automatic model choice on the series' own past: at each origin the model is chosen and
+/// fitted on the history before it and scored on the next `horizon` periods.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BacktestSummary {
+    pub origins: usize,
+    pub horizon: usize,
+    /// Mean absolute scaled error (1: as good as the in-sample seasonal naive forecast); null when undefined.
+    pub mase: Option<f64>,
+    /// Symmetric mean absolute percentage error, in percent.
+    pub smape: f64,
+}
+
+/// Backtest origins of a forecast response.
+const BACKTEST_ORIGINS: usize = 3;
 
 /// Units per period from the period of the first recorded sale to the last complete period ending on or
 /// before `end_day`, zero-filled. A period cut short by the calibration end (the week or month of the last
@@ -423,24 +448,96 @@ fn demand_series(daily: &BTreeMap<i64, f64>, granularity: Granularity, end_day: 
     (first, series)
 }
 
+/// What a demand forecast is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ForecastTarget {
+    Total,
+    Item(ItemId),
+    /// Category path levels (a prefix of the items' paths).
+    Category(Vec<String>),
+}
+
+/// Whether `path` starts with the levels of `prefix` (case-insensitive).
+fn category_has_prefix(path: &[String], prefix: &[String]) -> bool {
+    path.len() >= prefix.len() && path.iter().zip(prefix).all(|(level, wanted)| level.eq_ignore_ascii_case(wanted))
+}
+
+/// The daily demand of a target and how many items it sums; `invalid_parameter` for an unknown item or a
+/// category without items. Reads the catalog: call on a blocking thread.
+pub(crate) fn target_demand(
+    store: &dyn Store,
+    tenant: &TenantId,
+    analytics: &TenantAnalytics,
+    target: &ForecastTarget,
+) -> ApiResult<(BTreeMap<i64, f64>, Option<usize>)> {
+    match target {
+        ForecastTarget::Total => Ok((analytics.demand.total.clone(), None)),
+        ForecastTarget::Item(id) => {
+            if store.item(tenant, id)?.is_none() {
+                return Err(ApiError::invalid_parameter(format!("`item_id`: item `{id}` is not in the catalog")));
+            }
+            Ok((analytics.demand.items.get(id).cloned().unwrap_or_default(), Some(1)))
+        }
+        ForecastTarget::Category(levels) => {
+            let members: Vec<ItemId> = store
+                .all_items(tenant)?
+                .into_iter()
+                .filter(|item| category_has_prefix(&item.category_path, levels))
+                .map(|item| item.id)
+                .collect();
+            if members.is_empty() {
+                return Err(ApiError::invalid_parameter(format!(
+                    "`category`: no catalog item is in `{}`",
+                    levels.join(" > ")
+                )));
+            }
+            let mut daily: BTreeMap<i64, f64> = BTreeMap::new();
+            for id in &members {
+                for (day, quantity) in analytics.demand.items.get(id).into_iter().flatten() {
+                    *daily.entry(*day).or_default() += quantity;
+                }
+            }
+            Ok((daily, Some(members.len())))
+        }
+    }
+}
+
+/// Forecasts a daily demand history aggregated to `granularity`. CPU-heavy: call on a blocking thread.
 pub(crate) fn forecast_demand(
     analytics: &TenantAnalytics,
-    item: Option<&ItemId>,
+    target: &ForecastTarget,
+    daily: &BTreeMap<i64, f64>,
+    items: Option<usize>,
     granularity: Granularity,
     horizon: usize,
 ) -> ApiResult<DemandForecast> {
-    let empty = BTreeMap::new();
-    let daily = match item {
-        None => &analytics.demand.total,
-        Some(item) => analytics.demand.items.get(item).unwrap_or(&empty),
-    };
     let (first, series) = demand_series(daily, granularity, analytics.end_day);
     let season = granularity.season(series.len());
     let fitted = forecast_auto(&series, &ForecastSettings::new(season, horizon)).map_err(insights_error)?;
     let next = first + series.len() as i64;
     let f = &fitted.forecast;
+    // Backtest over a horizon the history can afford: at most the requested one, at most a quarter of it.
+    let backtest_horizon = horizon.min(series.len() / 4).max(1);
+    let backtest =
+        rolling_origin(&series, &ForecastSettings::new(season, backtest_horizon), BACKTEST_ORIGINS, backtest_horizon)
+            .ok()
+            .map(|report| BacktestSummary {
+                origins: report.folds.len(),
+                horizon: backtest_horizon,
+                mase: report.mean_mase.is_finite().then_some(report.mean_mase),
+                smape: report.mean_smape,
+            });
     Ok(DemandForecast {
-        item_id: item.map(|i| i.to_string()),
+        backtest,
+        item_id: match target {
+            ForecastTarget::Item(id) => Some(id.to_string()),
+            _ => None,
+        },
+        category: match target {
+            ForecastTarget::Category(levels) => Some(levels.join(" > ")),
+            _ => None,
+        },
+        items,
         granularity: granularity.name().to_string(),
         model: fitted.method().to_string(),
         season,
@@ -462,22 +559,33 @@ pub(crate) fn forecast_demand(
 }
 
 /// Parsed and checked forecast parameters.
-pub(crate) fn forecast_params(params: &ForecastParams) -> ApiResult<(Option<ItemId>, Granularity, usize)> {
+pub(crate) fn forecast_params(params: &ForecastParams) -> ApiResult<(ForecastTarget, Granularity, usize)> {
     let granularity = Granularity::parse(params.granularity.as_deref())?;
     let horizon = params.horizon.unwrap_or(12);
     if !(1..=365).contains(&horizon) {
         return Err(ApiError::invalid_parameter("`horizon` must be between 1 and 365"));
     }
-    let item = match params.item_id.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(id) => {
-            Some(ItemId::parse_field("item_id", id.to_string()).map_err(|e| ApiError::invalid_parameter(e.message))?)
+    let item = params.item_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let category = params.category.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let target = match (item, category) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid_parameter("give `item_id` or `category`, not both")),
+        (Some(id), None) => ForecastTarget::Item(
+            ItemId::parse_field("item_id", id.to_string()).map_err(|e| ApiError::invalid_parameter(e.message))?,
+        ),
+        (None, Some(path)) => {
+            let levels: Vec<String> =
+                path.split('>').map(|level| level.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            if levels.is_empty() {
+                return Err(ApiError::invalid_parameter("`category` must name at least one level"));
+            }
+            ForecastTarget::Category(levels)
         }
+        (None, None) => ForecastTarget::Total,
     };
-    Ok((item, granularity, horizon as usize))
+    Ok((target, granularity, horizon as usize))
 }
 
-/// Demand forecast (units sold per period, from purchase lines) for one item or the tenant in total, with
+/// Demand forecast (units sold per period, from purchase lines) for one item, a category or the tenant in total, with
 /// the history, a 95 % prediction interval and the automatically chosen model.
 #[utoipa::path(get, path = "/v1/forecast", tag = "insights", params(ForecastParams),
     responses((status = 200, body = DemandForecast), (status = 400, body = crate::error::ErrorBody),
@@ -489,16 +597,15 @@ pub async fn forecast(
     Query(params): Query<ForecastParams>,
 ) -> ApiResult<Json<DemandForecast>> {
     caller.require_secret()?;
-    let (item, granularity, horizon) = forecast_params(&params)?;
-    if let Some(item) = &item {
-        let store = state.store.clone();
-        let (tenant, lookup) = (caller.tenant.clone(), item.clone());
-        if blocking(move || Ok(store.item(&tenant, &lookup)?)).await?.is_none() {
-            return Err(ApiError::not_found("item"));
-        }
-    }
+    let (target, granularity, horizon) = forecast_params(&params)?;
     let analytics = tenant_analytics(&state, &caller.tenant).await?;
-    let result = blocking(move || forecast_demand(&analytics, item.as_ref(), granularity, horizon)).await?;
+    let store = state.store.clone();
+    let tenant = caller.tenant.clone();
+    let result = blocking(move || {
+        let (daily, items) = target_demand(store.as_ref(), &tenant, &analytics, &target)?;
+        forecast_demand(&analytics, &target, &daily, items, granularity, horizon)
+    })
+    .await?;
     Ok(Json(result))
 }
 
@@ -515,7 +622,7 @@ pub struct ReorderParams {
     pub service_level: Option<f64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReorderLine {
     pub item_id: String,
     pub title: Option<String>,
@@ -533,25 +640,41 @@ pub struct ReorderLine {
     pub stockout_risk: Option<f64>,
     /// Whether to order now; null without a stock figure.
     pub reorder: Option<bool>,
+    /// More than 90 days of cover; null without a stock figure.
+    pub overstock: Option<bool>,
     pub suggested_order: Option<f64>,
     pub model: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Reorder {
     pub lead_time_days: f64,
     pub service_level: f64,
+    /// When the list was computed (by a request or by the scheduled `forecast` task).
+    pub computed_at: Timestamp,
     /// Items considered: the best sellers of the last 90 days, at most 200.
     pub items_considered: usize,
+    /// Items considered that have a stock figure.
+    pub items_with_stock: usize,
+    /// Items with a stock figure that should be reordered now (the first lines of `items`).
+    pub reorder_now: usize,
+    /// Items with a stock figure and over 90 days of cover (listed after those to reorder).
+    pub overstocked: usize,
     /// Items with a stock figure that should be reordered now, most urgent first, then items without stock
     /// figures by demand.
     pub items: Vec<ReorderLine>,
 }
 
+/// Default replenishment lead time of reorder suggestions, in days.
+pub const DEFAULT_LEAD_TIME_DAYS: f64 = 14.0;
+/// Default cycle service level of reorder suggestions.
+pub const DEFAULT_SERVICE_LEVEL: f64 = 0.95;
+
 /// Reorder suggestions from daily demand forecasts for the best sellers of the last 90 days (at most 200).
 /// Items with `stock_quantity` get a full policy (reorder now or not, quantity, days of cover, stockout
-/// risk) and are listed only when due; items without a stock figure are listed with `stock: null` and
-/// only their safety stock and reorder point.
+/// risk, overstock) and are listed when due (most at risk first) or overstocked; items without a stock figure are listed with `stock: null` and
+/// only their safety stock and reorder point. With the default policy the list computed by the latest
+/// `forecast` task is served when it is as recent as the analytics.
 #[utoipa::path(get, path = "/v1/inventory/reorder", tag = "insights", params(ReorderParams),
     responses((status = 200, body = Reorder), (status = 400, body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody)),
@@ -562,74 +685,124 @@ pub async fn reorder(
     Query(params): Query<ReorderParams>,
 ) -> ApiResult<Json<Reorder>> {
     caller.require_secret()?;
-    let lead_time_days = params.lead_time_days.unwrap_or(14.0);
+    let (lead_time_days, service_level) = reorder_params(&params)?;
+    let analytics = tenant_analytics(&state, &caller.tenant).await?;
+    Ok(Json(reorder_suggestions(&state, &caller.tenant, analytics, lead_time_days, service_level).await?))
+}
+
+/// Checked reorder parameters: lead time in days and service level.
+pub(crate) fn reorder_params(params: &ReorderParams) -> ApiResult<(f64, f64)> {
+    let lead_time_days = params.lead_time_days.unwrap_or(DEFAULT_LEAD_TIME_DAYS);
     if !(1.0..=365.0).contains(&lead_time_days) {
         return Err(ApiError::invalid_parameter("`lead_time_days` must be between 1 and 365"));
     }
-    let service_level = params.service_level.unwrap_or(0.95);
+    let service_level = params.service_level.unwrap_or(DEFAULT_SERVICE_LEVEL);
     if !(service_level > 0.0 && service_level < 1.0) {
         return Err(ApiError::invalid_parameter("`service_level` must be strictly between 0 and 1"));
     }
-    let analytics = tenant_analytics(&state, &caller.tenant).await?;
+    Ok((lead_time_days, service_level))
+}
+
+/// The reorder list for a policy: the forecast task's list when it matches (default policy, same analytics),
+/// else computed now on a blocking thread.
+pub(crate) async fn reorder_suggestions(
+    state: &AppState,
+    tenant: &TenantId,
+    analytics: Arc<TenantAnalytics>,
+    lead_time_days: f64,
+    service_level: f64,
+) -> ApiResult<Reorder> {
+    if lead_time_days == DEFAULT_LEAD_TIME_DAYS
+        && service_level == DEFAULT_SERVICE_LEVEL
+        && let Some(snapshot) = state.cached_forecasts(tenant)
+        && snapshot.analytics_events == analytics.events
+        && snapshot.analytics_fitted_at == analytics.fitted_at
+    {
+        return Ok(snapshot.reorder.clone());
+    }
     let store = state.store.clone();
-    let tenant = caller.tenant.clone();
-    let result = blocking(move || {
-        let since = analytics.end_day - RECENT_DAYS;
-        let mut recent: Vec<(&ItemId, f64)> = analytics
-            .demand
-            .items
-            .iter()
-            .map(|(id, daily)| (id, daily.range(since + 1..=analytics.end_day).map(|(_, q)| q).sum::<f64>()))
-            .filter(|(_, units)| *units > 0.0)
-            .collect();
-        recent.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-        recent.truncate(REORDER_ITEMS);
-        let ids: Vec<ItemId> = recent.iter().map(|(id, _)| (*id).clone()).collect();
-        let catalog: BTreeMap<ItemId, (String, Option<i64>)> =
-            store.items(&tenant, &ids)?.into_iter().map(|i| (i.id, (i.title, i.stock_quantity))).collect();
-        let horizon = lead_time_days.ceil() as usize + 1;
-        let series: Vec<Vec<f64>> = recent
-            .iter()
-            .map(|(id, _)| demand_series(&analytics.demand.items[*id], Granularity::Day, analytics.end_day).1)
-            .collect();
-        let forecasts = forecast_many(&series, &ForecastSettings::new(7, horizon));
-        let settings = PolicySettings { service_level, ..Default::default() };
-        let lead_time = LeadTime { mean: lead_time_days, sd: 0.0 };
-        let mut due = Vec::new();
-        let mut without_stock = Vec::new();
-        for ((id, units), fitted) in recent.iter().zip(forecasts) {
-            let Ok(fitted) = fitted else { continue };
-            let (title, stock) = catalog.get(*id).cloned().map_or((None, None), |(t, s)| (Some(t), s));
-            let position = StockPosition { on_hand: stock.unwrap_or(0) as f64, ..Default::default() };
-            let policy = inventory_policy(&fitted.forecast, &position, &lead_time, &OrderRules::default(), &settings)
-                .map_err(insights_error)?;
-            let known = stock.is_some();
-            let line = ReorderLine {
-                item_id: id.to_string(),
-                title,
-                stock,
-                units_last_90d: *units,
-                daily_demand: policy.lead_time_demand / lead_time_days,
-                lead_time_demand: policy.lead_time_demand,
-                safety_stock: policy.safety_stock,
-                reorder_point: policy.reorder_point,
-                days_of_cover: known.then_some(policy.days_of_cover).filter(|d| d.is_finite()),
-                stockout_risk: known.then_some(policy.stockout_risk),
-                reorder: known.then_some(policy.reorder),
-                suggested_order: known.then_some(policy.suggested_order),
-                model: fitted.method().to_string(),
-            };
-            match (known, policy.reorder) {
-                (true, true) => due.push((policy.stockout_risk, line)),
-                (true, false) => {}
-                (false, _) => without_stock.push(line),
-            }
+    let tenant = tenant.clone();
+    blocking(move || compute_reorder(store.as_ref(), &tenant, &analytics, lead_time_days, service_level)).await
+}
+
+/// Computes the reorder list (see [`reorder`]). CPU-heavy: call on a blocking thread.
+pub(crate) fn compute_reorder(
+    store: &dyn Store,
+    tenant: &TenantId,
+    analytics: &TenantAnalytics,
+    lead_time_days: f64,
+    service_level: f64,
+) -> ApiResult<Reorder> {
+    let since = analytics.end_day - RECENT_DAYS;
+    let mut recent: Vec<(&ItemId, f64)> = analytics
+        .demand
+        .items
+        .iter()
+        .map(|(id, daily)| (id, daily.range(since + 1..=analytics.end_day).map(|(_, q)| q).sum::<f64>()))
+        .filter(|(_, units)| *units > 0.0)
+        .collect();
+    recent.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    recent.truncate(REORDER_ITEMS);
+    let ids: Vec<ItemId> = recent.iter().map(|(id, _)| (*id).clone()).collect();
+    let catalog: BTreeMap<ItemId, (String, Option<i64>)> =
+        store.items(tenant, &ids)?.into_iter().map(|i| (i.id, (i.title, i.stock_quantity))).collect();
+    let horizon = lead_time_days.ceil() as usize + 1;
+    let series: Vec<Vec<f64>> = recent
+        .iter()
+        .map(|(id, _)| demand_series(&analytics.demand.items[*id], Granularity::Day, analytics.end_day).1)
+        .collect();
+    let forecasts = forecast_many(&series, &ForecastSettings::new(7, horizon));
+    let settings = PolicySettings { service_level, ..Default::default() };
+    let lead_time = LeadTime { mean: lead_time_days, sd: 0.0 };
+    let mut due = Vec::new();
+    let mut overstocked = Vec::new();
+    let mut without_stock = Vec::new();
+    let mut with_stock = 0;
+    for ((id, units), fitted) in recent.iter().zip(forecasts) {
+        let Ok(fitted) = fitted else { continue };
+        let (title, stock) = catalog.get(*id).cloned().map_or((None, None), |(t, s)| (Some(t), s));
+        let position = StockPosition { on_hand: stock.unwrap_or(0) as f64, ..Default::default() };
+        let policy = inventory_policy(&fitted.forecast, &position, &lead_time, &OrderRules::default(), &settings)
+            .map_err(insights_error)?;
+        let known = stock.is_some();
+        with_stock += usize::from(known);
+        let line = ReorderLine {
+            item_id: id.to_string(),
+            title,
+            stock,
+            units_last_90d: *units,
+            daily_demand: policy.lead_time_demand / lead_time_days,
+            lead_time_demand: policy.lead_time_demand,
+            safety_stock: policy.safety_stock,
+            reorder_point: policy.reorder_point,
+            days_of_cover: known.then_some(policy.days_of_cover).filter(|d| d.is_finite()),
+            stockout_risk: known.then_some(policy.stockout_risk),
+            reorder: known.then_some(policy.reorder),
+            overstock: known.then_some(policy.overstock),
+            suggested_order: known.then_some(policy.suggested_order),
+            model: fitted.method().to_string(),
+        };
+        match (known, policy.reorder, policy.overstock) {
+            (true, true, _) => due.push((policy.stockout_risk, line)),
+            (true, false, true) => overstocked.push((policy.days_of_cover, line)),
+            (true, false, false) => {}
+            (false, _, _) => without_stock.push(line),
         }
-        due.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut items: Vec<ReorderLine> = due.into_iter().map(|(_, line)| line).collect();
-        items.extend(without_stock);
-        Ok(Reorder { lead_time_days, service_level, items_considered: recent.len(), items })
+    }
+    due.sort_by(|a, b| b.0.total_cmp(&a.0));
+    overstocked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (reorder_now, overstocked_count) = (due.len(), overstocked.len());
+    let mut items: Vec<ReorderLine> = due.into_iter().map(|(_, line)| line).collect();
+    items.extend(overstocked.into_iter().map(|(_, line)| line));
+    items.extend(without_stock);
+    Ok(Reorder {
+        lead_time_days,
+        service_level,
+        computed_at: Timestamp::now(),
+        items_considered: recent.len(),
+        items_with_stock: with_stock,
+        reorder_now,
+        overstocked: overstocked_count,
+        items,
     })
-    .await?;
-    Ok(Json(result))
 }

@@ -87,6 +87,8 @@ pub async fn put_item(
         Ok((stored, counts.created == 1))
     })
     .await?;
+    state.catalog.invalidate(&caller.tenant);
+    crate::search::items_changed(&state, &caller.tenant);
     Ok(Json(ItemUpserted { item, created }))
 }
 
@@ -130,6 +132,8 @@ pub async fn post_items(
         Ok(store.upsert_items(&tenant, &items)?)
     })
     .await?;
+    state.catalog.invalidate(&caller.tenant);
+    crate::search::items_changed(&state, &caller.tenant);
     Ok(Json(ItemBatchUpserted { created: counts.created, updated: counts.updated }))
 }
 
@@ -188,6 +192,8 @@ pub async fn delete_item(
     caller.require_secret()?;
     let id = parse_path_item(id)?;
     let store = state.store.clone();
-    let deleted = blocking(move || Ok(store.delete_item(&caller.tenant, &id)?)).await?;
+    let tenant = caller.tenant.clone();
+    let deleted = blocking(move || Ok(store.delete_item(&tenant, &id)?)).await?;
+    state.catalog.invalidate(&caller.tenant);
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("item")) }
 }

@@ -3,7 +3,10 @@
 pub mod events;
 pub mod insights;
 pub mod items;
+pub mod models;
 pub mod recommendations;
+pub mod search;
+pub mod tasks;
 pub mod tenant;
 pub mod users;
 
@@ -24,11 +27,14 @@ use utoipa::{Modify, OpenApi};
         tenant::stats, tenant::create_user_token, tenant::list_keys, tenant::create_key, tenant::revoke_key,
         insights::customer, insights::segments, insights::at_risk, insights::forecast, insights::reorder,
         recommendations::post_recommendations,
+        search::get_search, search::post_search, search::autocomplete,
+        tasks::post_task, tasks::list_tasks, tasks::get_task,
+        models::list_recs_models, models::activate_recs_model,
     ),
     components(schemas(ErrorBody, attune_core::EventInput, attune_core::OrderLineInput)),
     modifiers(&SecuritySchemes),
     tags((name = "catalog"), (name = "users"), (name = "events"), (name = "tenant"), (name = "insights"),
-        (name = "recommendations"))
+        (name = "recommendations"), (name = "search"), (name = "tasks"), (name = "models"))
 )]
 pub struct ApiDoc;
 
@@ -62,6 +68,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/forecast", get(insights::forecast))
         .route("/v1/inventory/reorder", get(insights::reorder))
         .route("/v1/recommendations", post(recommendations::post_recommendations))
+        .route("/v1/search", get(search::get_search).post(search::post_search))
+        .route("/v1/search/autocomplete", get(search::autocomplete))
+        .route("/v1/tasks", post(tasks::post_task).get(tasks::list_tasks))
+        .route("/v1/tasks/{id}", get(tasks::get_task))
+        .route("/v1/models/recs", get(models::list_recs_models))
+        .route("/v1/models/recs/{version}/activate", post(models::activate_recs_model))
         .route("/v1/stats", get(tenant::stats))
         .route("/v1/user-tokens", post(tenant::create_user_token))
         .route("/v1/keys", get(tenant::list_keys).post(tenant::create_key))

@@ -1,15 +1,19 @@
-//! `POST /v1/recommendations`: items similar to an item, personalised picks for a shopper, or trending
-//! items, each with an explanation. Every served list is logged as an `impression` event of its shopper.
+//! `POST /v1/recommendations`: every scenario (similar, for you, trending, recently viewed, bought together,
+//! complete the cart, buy again, next in session) under business rules (a filter expression, boosts,
+//! diversity, exclusions, stock), each item with an explanation. Every served list is logged as an
+//! `impression` event of its shopper.
 
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult};
-use crate::recommendations::{Basis, ListRequest, Recommended, recommend, tenant_recs};
+use crate::recommendations::{
+    Basis, Boost, BoostEffect, ListRequest, Recommended, Rules, Shopper, recommend_with_rules, tenant_recs,
+};
 use crate::state::{AppState, blocking};
 use attune_core::input::ScalarValue;
 use attune_core::{
-    AnonymousId, Channel, Event, EventId, EventKind, ItemId, Money, RecommendationId, Subject, Timestamp, UserId,
-    ValidationError,
+    AnonymousId, Channel, Event, EventId, EventKind, FilterExpr, ItemId, Money, RecommendationId, Subject, Timestamp,
+    UserId, ValidationError,
 };
 use axum::Json;
 use axum::extract::State;
@@ -21,6 +25,10 @@ use utoipa::ToSchema;
 pub const MAX_COUNT: i64 = 100;
 /// Most ids in `exclude_item_ids`.
 pub const MAX_EXCLUDED: usize = 1_000;
+/// Most items in `cart_item_ids`.
+pub const MAX_CART: usize = 200;
+/// Most boosts in one request.
+pub const MAX_BOOSTS: usize = 20;
 
 /// What kind of list to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -32,6 +40,38 @@ pub enum Scenario {
     ForYou,
     /// What is trending this week (time-decayed activity), then all-time popular items.
     Trending,
+    /// The shopper's latest viewed items, newest first, each once.
+    RecentlyViewed,
+    /// Items significantly often bought with `item_id` (lift with a significance test), then similar items.
+    BoughtTogether,
+    /// Items significantly often bought with the `cart_item_ids`, then similar items.
+    CompleteCart,
+    /// Items the shopper (`user_id`) buys repeatedly and is due to buy again.
+    BuyAgain,
+    /// What comes next in the shopper's current session (session kNN on their latest events), then items
+    /// like the session's, then trending items.
+    Next,
+}
+
+/// How a boost changes a matching item's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BoostMode {
+    /// score × weight (the default; a weight below 1 buries).
+    Multiply,
+    /// score + weight.
+    Add,
+}
+
+/// A soft rule: items matching `filter` move within their part of the list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoostInput {
+    /// A filter expression, e.g. `brand = "Acme"`.
+    pub filter: String,
+    /// The factor (multiply, ≥ 0) or amount (add).
+    pub weight: f32,
+    pub mode: Option<BoostMode>,
 }
 
 /// The body of `POST /v1/recommendations`.
@@ -43,7 +83,7 @@ pub struct RecommendationRequest {
     pub user_id: Option<String>,
     /// An anonymous visitor, when there is no `user_id`.
     pub anonymous_id: Option<String>,
-    /// The anchor item; required for `similar`.
+    /// The anchor item; required for `similar` and `bought_together`.
     pub item_id: Option<String>,
     /// How many items, 1 to 100 (default 10).
     pub count: Option<i64>,
@@ -51,14 +91,29 @@ pub struct RecommendationRequest {
     pub exclude_item_ids: Option<Vec<String>>,
     /// Only items in stock (default true).
     pub in_stock_only: Option<bool>,
+    /// The cart's items; required for `complete_cart`, never returned.
+    pub cart_item_ids: Option<Vec<String>>,
+    /// Only items matching this filter expression, e.g.
+    /// `price < 40 and category = "Home > Kitchen" and brand in ("Acme", "Zed") and not colour = "red"`.
+    pub filter: Option<String>,
+    /// Score changes for items matching filters.
+    pub boosts: Option<Vec<BoostInput>>,
+    /// At most this many items of one category (full category path).
+    pub max_per_category: Option<u32>,
+    /// Diversify with maximal marginal relevance: 1 = relevance only, 0 = most diverse (0 to 1).
+    pub mmr_lambda: Option<f32>,
+    /// Leave out items the shopper bought (default true for `for_you`, false otherwise).
+    pub exclude_purchased: Option<bool>,
 }
 
 /// Why an item is recommended.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExplanationView {
-    /// `similar_items`, `your_history`, `trending` or `popular`.
+    /// `similar_items`, `your_history`, `trending`, `popular`, `recently_viewed`, `bought_together`,
+    /// `buy_again` or `session`.
     pub signal: &'static str,
-    /// The items that caused the recommendation (for `similar_items` and `your_history`).
+    /// The items that caused the recommendation: the anchor item, the cart's or the shopper's own items
+    /// (empty for `trending` and `popular`).
     pub because_item_ids: Vec<String>,
     /// A sentence to show the shopper.
     pub text: String,
@@ -82,6 +137,8 @@ pub struct RecommendationList {
     /// Attributes impressions, clicks and purchases to this list (send it back with `click` events).
     pub recommendation_id: String,
     pub scenario: Scenario,
+    /// The stored model version the list was computed with (see `GET /v1/models/recs`).
+    pub model_version: i64,
     pub items: Vec<RecommendedItem>,
 }
 
@@ -101,9 +158,12 @@ impl From<Recommended> for RecommendedItem {
     }
 }
 
-/// Get recommendations: `similar` (needs `item_id`), `for_you` (needs `user_id` or `anonymous_id`) or
-/// `trending`. Never returns the anchor item, the shopper's recent items (`for_you`), excluded ids,
-/// duplicates, or (by default) out-of-stock items. The list is logged as an `impression` event of the shopper.
+/// Get recommendations: `similar` and `bought_together` (need `item_id`), `complete_cart` (needs
+/// `cart_item_ids`), `for_you`, `recently_viewed` and `next` (need `user_id` or `anonymous_id`), `buy_again`
+/// (needs `user_id`) or `trending`. Never returns the anchor or cart items, excluded ids, items the shopper
+/// marked not interested, duplicates, items failing `filter`, or (by default) out-of-stock items. A filter
+/// that does not parse is a 400 `invalid_filter` with its `position`. The list is logged as an `impression`
+/// event of the shopper.
 #[utoipa::path(post, path = "/v1/recommendations", tag = "recommendations", request_body = RecommendationRequest,
     responses((status = 200, body = RecommendationList), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
@@ -136,30 +196,72 @@ pub async fn post_recommendations(
     let exclude: HashSet<ItemId> =
         excluded.into_iter().map(|id| ItemId::parse_field("exclude_item_ids", id)).collect::<Result<_, _>>()?;
     let anchor = input.item_id.map(|id| ItemId::parse_field("item_id", id)).transpose()?;
+    let cart = input.cart_item_ids.unwrap_or_default();
+    if cart.len() > MAX_CART {
+        return Err(
+            ValidationError::new("cart_item_ids", "too_many", format!("a cart has at most {MAX_CART} items")).into()
+        );
+    }
+    let cart: Vec<ItemId> =
+        cart.into_iter().map(|id| ItemId::parse_field("cart_item_ids", id)).collect::<Result<_, _>>()?;
+    let need_anchor = || anchor.clone().ok_or_else(|| ValidationError::missing("item_id"));
+    let need_shopper = || {
+        if user.is_none() && anonymous.is_none() { Err(ValidationError::missing("user_id")) } else { Ok(()) }
+    };
     let basis = match scenario {
-        Scenario::Similar => Basis::Similar(vec![anchor.clone().ok_or_else(|| ValidationError::missing("item_id"))?]),
+        Scenario::Similar => Basis::Similar(vec![need_anchor()?]),
         Scenario::ForYou => {
-            if user.is_none() && anonymous.is_none() {
-                return Err(ValidationError::missing("user_id").into());
-            }
+            need_shopper()?;
             Basis::ForYou(user.clone())
         }
         Scenario::Trending => Basis::Trending,
+        Scenario::RecentlyViewed => {
+            need_shopper()?;
+            Basis::RecentlyViewed
+        }
+        Scenario::BoughtTogether => Basis::BoughtTogether(need_anchor()?),
+        Scenario::CompleteCart => {
+            if cart.is_empty() {
+                return Err(ValidationError::missing("cart_item_ids").into());
+            }
+            Basis::CompleteCart(cart)
+        }
+        Scenario::BuyAgain => {
+            if user.is_none() {
+                return Err(ValidationError::missing("user_id").into());
+            }
+            Basis::BuyAgain
+        }
+        Scenario::Next => {
+            need_shopper()?;
+            Basis::Next
+        }
     };
+    let rules = parse_rules(
+        Shopper { user: user.clone(), anonymous: anonymous.clone() },
+        input.filter,
+        input.boosts.unwrap_or_default(),
+        input.max_per_category,
+        input.mmr_lambda,
+        input.exclude_purchased,
+    )?;
     let request =
         ListRequest { basis, count: count as usize, exclude, in_stock_only: input.in_stock_only.unwrap_or(true) };
     let model = tenant_recs(&state, &caller.tenant).await?;
+    let model_version = model.version;
     let store = state.store.clone();
     let tenant = caller.tenant.clone();
     let recommendation_id = RecommendationId::generate();
     let logged_id = recommendation_id.clone();
+    let serving = state.clone();
     let picked = blocking(move || {
+        let catalog = serving.catalog.snapshot(store.as_ref(), &tenant)?;
         if let Some(anchor) = &anchor
-            && store.item(&tenant, anchor)?.is_none()
+            && catalog.get(anchor).is_none()
         {
             return Err(ApiError::not_found(format!("item `{anchor}`")));
         }
-        let picked = recommend(store.as_ref(), &tenant, &model, &request)?;
+        let picked = recommend_with_rules(store.as_ref(), &tenant, &model, Some(&catalog), &request, &rules)?;
         if !picked.is_empty() && (user.is_some() || anonymous.is_some()) {
             let impression = Event {
                 id: EventId::generate(),
@@ -178,7 +280,8 @@ pub async fn post_recommendations(
                     positions: (0..picked.len() as u32).collect(),
                 },
             };
-            store.append_events(&tenant, &[impression])?;
+            // Queued for the batched writer: a request never waits for its impression's disk sync.
+            serving.impressions.record(tenant.clone(), impression);
         }
         Ok(picked)
     })
@@ -186,8 +289,67 @@ pub async fn post_recommendations(
     Ok(Json(RecommendationList {
         recommendation_id: recommendation_id.to_string(),
         scenario,
+        model_version,
         items: picked.into_iter().map(RecommendedItem::from).collect(),
     }))
+}
+
+/// Parses the filter texts and checks the numbers of the rules.
+fn parse_rules(
+    shopper: Shopper,
+    filter: Option<String>,
+    boosts: Vec<BoostInput>,
+    max_per_category: Option<u32>,
+    mmr_lambda: Option<f32>,
+    exclude_purchased: Option<bool>,
+) -> ApiResult<Rules> {
+    let filter =
+        filter.map(|text| FilterExpr::parse(&text).map_err(|e| ApiError::invalid_filter("filter", &e))).transpose()?;
+    if boosts.len() > MAX_BOOSTS {
+        return Err(ValidationError::new("boosts", "too_many", format!("at most {MAX_BOOSTS} boosts")).into());
+    }
+    let boosts = boosts
+        .into_iter()
+        .enumerate()
+        .map(|(index, boost)| {
+            let field = format!("boosts[{index}].filter");
+            let filter = FilterExpr::parse(&boost.filter).map_err(|e| ApiError::invalid_filter(&field, &e))?;
+            let weight_ok = boost.weight.is_finite()
+                && (boost.mode == Some(BoostMode::Add) || boost.weight >= 0.0)
+                && boost.weight.abs() <= 1e6;
+            if !weight_ok {
+                return Err(ValidationError::new(
+                    format!("boosts[{index}].weight"),
+                    "out_of_range",
+                    "a boost weight is a finite number, at most 1e6 in size, and not negative when it multiplies",
+                )
+                .into());
+            }
+            let effect = match boost.mode.unwrap_or(BoostMode::Multiply) {
+                BoostMode::Multiply => BoostEffect::Multiply(boost.weight),
+                BoostMode::Add => BoostEffect::Add(boost.weight),
+            };
+            Ok(Boost { filter, effect })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    if max_per_category == Some(0) {
+        return Err(
+            ValidationError::new("max_per_category", "out_of_range", "max_per_category must be at least 1").into()
+        );
+    }
+    if let Some(lambda) = mmr_lambda
+        && !(0.0..=1.0).contains(&lambda)
+    {
+        return Err(ValidationError::new("mmr_lambda", "out_of_range", "mmr_lambda must be 0 to 1").into());
+    }
+    Ok(Rules {
+        shopper,
+        filter,
+        boosts,
+        max_per_category: max_per_category.map(|n| n as usize),
+        mmr_lambda,
+        exclude_purchased,
+    })
 }
 
 fn scenario_name(scenario: Scenario) -> &'static str {
@@ -195,5 +357,10 @@ fn scenario_name(scenario: Scenario) -> &'static str {
         Scenario::Similar => "similar",
         Scenario::ForYou => "for_you",
         Scenario::Trending => "trending",
+        Scenario::RecentlyViewed => "recently_viewed",
+        Scenario::BoughtTogether => "bought_together",
+        Scenario::CompleteCart => "complete_cart",
+        Scenario::BuyAgain => "buy_again",
+        Scenario::Next => "next",
     }
 }

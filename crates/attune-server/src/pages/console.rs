@@ -46,6 +46,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/customers/{id}", get(customer_page))
         .route("/console/insights", get(super::insights::insights_page))
         .route("/console/forecast", get(super::insights::forecast_page))
+        .route("/console/forecast/run", post(super::insights::run_forecast))
+        .route("/console/models", get(super::models::models_page))
+        .route("/console/models/train", post(super::models::train_now))
+        .route("/console/models/{version}/activate", post(super::models::activate_version))
         .route("/console/{*rest}", get(unknown_page))
 }
 
@@ -453,7 +457,7 @@ async fn catalog(
         @else { (plural(page.total, "item", "items")) " in the catalog" }
     };
     let body = html! {
-        (page_header(&[], "Catalog", Some(subtitle), None))
+        (page_header(&[], "Catalog", Some(subtitle), Some(html! { a.button href="/console/search" { "Search playground" } })))
         div.card.table-card {
             (search_bar("/console/catalog", q, "Search by item id or title"))
             @if page.items.is_empty() {

@@ -1,5 +1,6 @@
 //! Console pages for predictive analytics: the "Predicted value" card of a customer, the insights page
-//! (segments and customers at risk) and the demand forecast with its chart.
+//! (segments and customers at risk), the demand forecast with its chart, the reorder table and the forecast
+//! tasks.
 
 use super::chart::forecast_chart;
 use super::console::{Session, customer_href};
@@ -7,20 +8,23 @@ use super::format::{count, encode, money};
 use super::layout::{ConsoleSection, console_page, icon, page_header};
 use super::{PageError, PageResult};
 use crate::api::insights::{
-    DemandForecast, ForecastParams, at_risk_customers, churn_risk, day_text, forecast_demand, forecast_params, overdue,
-    segment_summaries,
+    DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL, DemandForecast, ForecastParams, ForecastTarget, Reorder,
+    at_risk_customers, churn_risk, day_text, forecast_demand, forecast_params, overdue, reorder_suggestions,
+    segment_summaries, target_demand,
 };
-use crate::error::ApiError;
 use crate::insights::{CustomerModel, TenantAnalytics, customer_model, tenant_analytics};
 use crate::state::{AppState, blocking};
+use crate::tasks::{TaskKind, TaskRecord, TaskStatus, TaskTrigger, start_task};
 use attune_core::money::MoneyText;
 use attune_core::{Money, UserId};
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 /// Customers listed on the insights page as at risk.
 const AT_RISK_SHOWN: usize = 25;
+/// Lines of the reorder table on the forecast page.
+const REORDER_SHOWN: usize = 50;
 
 fn percent(p: f64) -> String {
     format!("{:.0} %", p * 100.0)
@@ -194,7 +198,8 @@ fn insights_body(analytics: &TenantAnalytics, model: &CustomerModel) -> Markup {
     }
 }
 
-/// `/console/forecast?item=&granularity=`: demand history and forecast.
+/// `/console/forecast?item=&category=&granularity=`: demand history and forecast of the whole shop, an item
+/// or a category; for the whole shop also the reorder suggestions and the latest forecast tasks.
 pub(super) async fn forecast_page(
     State(state): State<AppState>,
     session: Session,
@@ -202,36 +207,47 @@ pub(super) async fn forecast_page(
 ) -> PageResult<Response> {
     let api_params = ForecastParams {
         item_id: params.item.clone().filter(|i| !i.is_empty()),
+        category: params.category.clone().filter(|c| !c.is_empty()),
         granularity: params.granularity.clone().filter(|g| !g.is_empty()),
         horizon: None,
     };
-    let (item, granularity, _) = forecast_params(&api_params)?;
+    let (target, granularity, _) = forecast_params(&api_params)?;
     let horizon = match granularity.name() {
         "day" => 28,
         "week" => 12,
         _ => 6,
     };
-    let title = match &item {
-        Some(item) => format!("Forecast for {item}"),
-        None => "Demand forecast".to_string(),
+    let title = match &target {
+        ForecastTarget::Item(item) => format!("Forecast for {item}"),
+        ForecastTarget::Category(levels) => format!("Forecast for {}", levels.join(" > ")),
+        ForecastTarget::Total => "Demand forecast".to_string(),
     };
     let analytics = tenant_analytics(&state, &session.tenant).await?;
     let store = state.store.clone();
     let tenant = session.tenant.clone();
+    let for_forecast = analytics.clone();
+    let shown_target = target.clone();
     let result = blocking(move || {
-        if let Some(id) = &item
-            && store.item(&tenant, id)?.is_none()
-        {
-            return Err(ApiError::not_found("item"));
-        }
-        Ok(forecast_demand(&analytics, item.as_ref(), granularity, horizon))
+        // An unknown item or category is a 404 page; a forecast that cannot be made is said on the page.
+        let (daily, items) = target_demand(store.as_ref(), &tenant, &for_forecast, &shown_target)?;
+        Ok(forecast_demand(&for_forecast, &shown_target, &daily, items, granularity, horizon))
     })
     .await
     .map_err(PageError::from)?;
+    let reorder = match target {
+        ForecastTarget::Total => Some(
+            reorder_suggestions(&state, &session.tenant, analytics, DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL)
+                .await,
+        ),
+        _ => None,
+    };
+    let tasks: Vec<TaskRecord> =
+        state.tasks.list(&session.tenant).into_iter().filter(|t| t.kind == TaskKind::Forecast).take(5).collect();
     let item_query = params.item.as_deref().unwrap_or("");
+    let category_query = params.category.as_deref().unwrap_or("");
     let tabs = html! {
         @for g in ["day", "week", "month"] {
-            a.button.small.ghost[g != granularity.name()] href=(format!("/console/forecast?item={}&granularity={g}", encode(item_query))) { (g) }
+            a.button.small.ghost[g != granularity.name()] href=(format!("/console/forecast?item={}&category={}&granularity={g}", encode(item_query), encode(category_query))) { (g) }
         }
     };
     let crumbs = [("/console/insights", "Insights")];
@@ -243,6 +259,10 @@ pub(super) async fn forecast_page(
                 input.input type="search" name="item" value=(item_query) placeholder="Item id (empty: all items)"
                     aria-label="Item id";
             }
+            div.search-input {
+                input.input type="search" name="category" value=(category_query) placeholder="Category, e.g. Home > Kitchen"
+                    aria-label="Category";
+            }
             input type="hidden" name="granularity" value=(granularity.name());
             button.button type="submit" { "Forecast" }
         }
@@ -252,8 +272,102 @@ pub(super) async fn forecast_page(
                 Err(error) => { div.empty-state { p.empty-title { "No forecast" } p.muted { (error.message) } } }
             }
         }
+        @if let Some(reorder) = &reorder {
+            section.card id="reorder" {
+                @match reorder {
+                    Ok(reorder) => { (reorder_table(reorder)) }
+                    Err(error) => { div.empty-state { p.empty-title { "No reorder suggestions" } p.muted { (error.message) } } }
+                }
+            }
+        }
+        section.card id="tasks" {
+            div.card-header {
+                div {
+                    h2 { "Forecast tasks" }
+                    p.muted { "The forecast task rescans the events, refits the models and recomputes the reorder list; it runs on a schedule and on demand." }
+                }
+                form method="post" action="/console/forecast/run" { button.button.small type="submit" { "Run now" } }
+            }
+            @if tasks.is_empty() {
+                p.muted { "No forecast task has run since the server started." }
+            } @else {
+                table.data-table {
+                    thead { tr { th { "Started" } th { "Trigger" } th { "Status" } th { "Progress" } th { "Result" } } }
+                    tbody {
+                        @for task in &tasks {
+                            tr {
+                                td { (task.started_at.to_string()) }
+                                td { (match task.trigger { TaskTrigger::Request => "on demand", TaskTrigger::Schedule => "scheduled" }) }
+                                td { (match task.status { TaskStatus::Running => "running", TaskStatus::Succeeded => "succeeded", TaskStatus::Failed => "failed" }) }
+                                td { (format!("{:.0} % ({})", task.progress * 100.0, task.stage)) }
+                                td { (task.summary.as_deref().or(task.error.as_deref()).unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     };
     Ok(console_page(&session.shell(ConsoleSection::Insights), &title, body).into_response())
+}
+
+/// `POST /console/forecast/run`: starts the forecast task and goes back to the forecast page.
+pub(super) async fn run_forecast(State(state): State<AppState>, session: Session) -> Response {
+    start_task(&state, &session.tenant, TaskKind::Forecast, TaskTrigger::Request);
+    Redirect::to("/console/forecast#tasks").into_response()
+}
+
+fn reorder_table(reorder: &Reorder) -> Markup {
+    let number = |value: f64| format!("{value:.1}");
+    html! {
+        div.card-header {
+            div {
+                h2 { "Reorder suggestions" }
+                p.muted {
+                    "Best sellers of the last 90 days (" (reorder.items_considered) " items, " (reorder.items_with_stock)
+                    " with stock figures): daily forecasts, " (reorder.lead_time_days) "-day lead time, "
+                    (format!("{:.0}", reorder.service_level * 100.0)) " % service level. Computed " (reorder.computed_at.to_string()) "."
+                }
+            }
+            div.card-header-stats {
+                div { span.mini-label { "Reorder now" } span.mini-value { (reorder.reorder_now) } }
+                div { span.mini-label { "Overstocked" } span.mini-value { (reorder.overstocked) } }
+            }
+        }
+        @if reorder.items.is_empty() {
+            p.muted { "Nothing to reorder: every best seller with a stock figure covers its lead time." }
+        } @else {
+            div.table-scroll { table.data-table id="reorder-table" {
+                thead { tr {
+                    th { "Item" } th.num { "Stock" } th.num { "Sold, 90 days" } th.num { "Daily demand" }
+                    th.num { "Safety stock" } th.num { "Reorder point" } th.num { "Days of cover" }
+                    th.num { "Stockout risk" } th.num { "Order" } th { "Status" } th { "Model" }
+                } }
+                tbody {
+                    @for line in reorder.items.iter().take(REORDER_SHOWN) {
+                        tr {
+                            td { a href=(format!("/console/forecast?item={}&granularity=day", encode(&line.item_id))) { (line.title.as_deref().unwrap_or(&line.item_id)) } }
+                            td.num { (line.stock.map_or("—".to_string(), |s| s.to_string())) }
+                            td.num { (number(line.units_last_90d)) }
+                            td.num { (number(line.daily_demand)) }
+                            td.num { (number(line.safety_stock)) }
+                            td.num { (number(line.reorder_point)) }
+                            td.num { (line.days_of_cover.map_or("—".to_string(), number)) }
+                            td.num { (line.stockout_risk.map_or("—".to_string(), percent)) }
+                            td.num { (line.suggested_order.map_or("—".to_string(), |q| format!("{q:.0}"))) }
+                            td { (match (line.reorder, line.overstock) {
+                                (Some(true), _) => "reorder now",
+                                (_, Some(true)) => "overstocked",
+                                (None, _) => "no stock figure",
+                                _ => "covered",
+                            }) }
+                            td { (line.model) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
 }
 
 fn forecast_card(forecast: &DemandForecast) -> Markup {
@@ -263,6 +377,12 @@ fn forecast_card(forecast: &DemandForecast) -> Markup {
             div {
                 h2 { "Model: " (forecast.model) }
                 p.muted { (count(forecast.history.len() as u64)) " periods of history; season length " (forecast.season) "." }
+                @if let Some(backtest) = &forecast.backtest {
+                    p.muted id="backtest" {
+                        "Backtest over " (backtest.origins) " origins, " (backtest.horizon) " periods ahead: MASE "
+                        (backtest.mase.map_or("—".to_string(), |m| format!("{m:.2}"))) ", sMAPE " (format!("{:.1}", backtest.smape)) " %."
+                    }
+                }
             }
             div.card-header-stats {
                 div { span.mini-label { "Next " (forecast.forecast.len()) " " (forecast.granularity) "s" } span.mini-value { (count(total.round() as u64)) " units" } }
@@ -275,5 +395,6 @@ fn forecast_card(forecast: &DemandForecast) -> Markup {
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct ForecastPageParams {
     item: Option<String>,
+    category: Option<String>,
     granularity: Option<String>,
 }

@@ -44,6 +44,7 @@ pub fn icon(name: &str) -> Markup {
             r#"<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20c.8-3.6 3.4-5.5 6.5-5.5s5.7 1.9 6.5 5.5"/><path d="M16 4.8a3.5 3.5 0 010 6.4M18.5 14.8c1.6.8 2.6 2.5 3 5.2"/>"#
         }
         "insights" => r#"<path d="M4 20V10M10 20V4M16 20v-7M22 20H2"/>"#,
+        "models" => r#"<path d="M12 3l8 4.5-8 4.5-8-4.5L12 3z"/><path d="M4 12l8 4.5 8-4.5M4 16.5L12 21l8-4.5"/>"#,
         "store" => r#"<path d="M5 8h14l-1 12H6L5 8z"/><path d="M9 8V6.5a3 3 0 016 0V8"/>"#,
         "api" => r#"<path d="M8 7l-5 5 5 5M16 7l5 5-5 5M13.5 4l-3 16"/>"#,
         "logout" => r#"<path d="M15 4h3a2 2 0 012 2v12a2 2 0 01-2 2h-3"/><path d="M10 16l-4-4 4-4M6 12h10"/>"#,
@@ -85,6 +86,7 @@ pub enum ConsoleSection {
     Catalog,
     Customers,
     Insights,
+    Models,
 }
 
 /// What the console shell shows around every page.
@@ -103,6 +105,7 @@ pub fn console_page(shell: &ConsoleShell, title: &str, content: Markup) -> Marku
         (ConsoleSection::Catalog, "/console/catalog", "Catalog", "catalog"),
         (ConsoleSection::Customers, "/console/customers", "Customers", "customers"),
         (ConsoleSection::Insights, "/console/insights", "Insights", "insights"),
+        (ConsoleSection::Models, "/console/models", "Models", "models"),
     ];
     html! {
         (DOCTYPE)
@@ -193,6 +196,8 @@ pub struct ShopShell<'a> {
     pub basket_units: u64,
     /// The search box's current text.
     pub query: &'a str,
+    /// Past queries offered by the search box (a `<datalist>`).
+    pub suggestions: &'a [String],
 }
 
 pub fn shop_page(shell: &ShopShell, title: &str, content: Markup) -> Markup {
@@ -210,10 +215,13 @@ pub fn shop_page(shell: &ShopShell, title: &str, content: Markup) -> Markup {
                         a.shop-brand href="/shop" title=(shell.shop_name) {
                             span.shop-logo { (icon("store")) } span { (short_name(shell.shop_name)) }
                         }
-                        form.shop-search method="get" action="/shop/browse" role="search" {
+                        form.shop-search method="get" action="/shop/search" role="search" {
                             (icon("search"))
                             input type="search" name="q" value=(shell.query) placeholder="Search products"
-                                aria-label="Search products";
+                                aria-label="Search products" list="search-suggestions" autocomplete="off";
+                            datalist id="search-suggestions" {
+                                @for suggestion in shell.suggestions { option value=(suggestion) {} }
+                            }
                         }
                         nav.shop-nav {
                             a href="/shop/browse" { "All products" }

@@ -11,6 +11,8 @@ mod cookies;
 mod format;
 mod insights;
 mod layout;
+mod models;
+mod search;
 mod shop;
 
 use crate::error::ApiError;
@@ -29,6 +31,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/assets/favicon.svg", get(favicon))
         .merge(console::router())
         .merge(shop::router())
+        .merge(search::router())
         .layer(axum::middleware::from_fn(refuse_cross_site_posts))
         .layer(axum::middleware::map_response(security_headers));
     if state.options.secure_cookies {

@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/shop", get(home))
         .route("/shop/", get(|| async { Redirect::to("/shop") }))
         .route("/shop/browse", get(browse))
+        .route("/shop/search", get(search_page))
         .route("/shop/category/{name}", get(category))
         .route("/shop/products/{id}", get(product))
         .route("/shop/cart", get(cart_page))
@@ -79,19 +80,21 @@ struct Request {
     shop: Shop,
     visitor: Visitor,
     cart: Cart,
+    /// Popular past queries for the search box.
+    suggestions: Vec<String>,
 }
 
 impl Request {
     async fn new(state: &AppState, headers: &HeaderMap) -> PageResult<Self> {
-        Ok(Self {
-            shop: storefront(state).await?,
-            visitor: Visitor::from_headers(headers),
-            cart: Cart::from_headers(headers),
-        })
+        let shop = storefront(state).await?;
+        let (searching, tenant) = (state.clone(), shop.tenant.clone());
+        let suggestions =
+            blocking(move || crate::search::popular_queries(&searching, &tenant, 8)).await.unwrap_or_default();
+        Ok(Self { shop, visitor: Visitor::from_headers(headers), cart: Cart::from_headers(headers), suggestions })
     }
 
     fn shell<'a>(&'a self, query: &'a str) -> ShopShell<'a> {
-        ShopShell { shop_name: &self.shop.name, basket_units: self.cart.units(), query }
+        ShopShell { shop_name: &self.shop.name, basket_units: self.cart.units(), query, suggestions: &self.suggestions }
     }
 
     /// The ids events are recorded under.
@@ -138,7 +141,9 @@ fn record(store: &dyn Store, tenant: &TenantId, subject: &(String, String), mut 
     input.anonymous_id = Some(subject.0.clone());
     input.session_id = Some(subject.1.clone());
     input.channel = Some("web".to_string());
-    input.context = Some(BTreeMap::from([("source".to_string(), ScalarValue::Text("storefront-demo".to_string()))]));
+    let mut context = input.context.take().unwrap_or_default();
+    context.insert("source".to_string(), ScalarValue::Text("storefront-demo".to_string()));
+    input.context = Some(context);
     let event_type = input.event_type.clone();
     let outcome = Event::parse(input, Timestamp::now())
         .map_err(|e| e.message)
@@ -225,8 +230,13 @@ fn compute_popularity(store: &dyn Store, tenant: &TenantId) -> StoreResult<Popul
 // Pages
 
 fn product_card(item: &Item, note: Option<String>) -> Markup {
+    product_card_to(item, note, &product_href(item.id.as_str()))
+}
+
+/// A product card that links to `href` (the product page, with any attribution parameters).
+fn product_card_to(item: &Item, note: Option<String>, href: &str) -> Markup {
     html! {
-        a.product-card href=(product_href(item.id.as_str())) data-item-id=(item.id) {
+        a.product-card href=(href) data-item-id=(item.id) {
             div.product-media { (product_image(item)) }
             div.product-info {
                 h3.product-title { (display_title(&item.title)) }
@@ -487,7 +497,193 @@ async fn listing(
     Ok(request.respond(StatusCode::OK, markup, Vec::new()))
 }
 
-async fn product(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> PageResult<Response> {
+/// The query of the storefront's search page: the search box's text and the facet links' refinements.
+#[derive(Debug, Default, Deserialize)]
+pub struct ShopSearchParams {
+    q: Option<String>,
+    brand: Option<String>,
+    category: Option<String>,
+    colour: Option<String>,
+    page: Option<usize>,
+}
+
+/// Search results ranked for the visitor by the search engine, with facet links to refine them. The search is
+/// recorded as a `search` event of the visitor.
+async fn search_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ShopSearchParams>,
+) -> PageResult<Response> {
+    let mut request = Request::new(&state, &headers).await?;
+    let q = params.q.clone().unwrap_or_default().trim().chars().take(500).collect::<String>();
+    let refined = params.brand.is_some() || params.category.is_some() || params.colour.is_some();
+    if q.is_empty() && !refined {
+        return Ok(Redirect::to("/shop/browse").into_response());
+    }
+    let page = params.page.unwrap_or(1).clamp(1, 100);
+    let anonymous = attune_core::AnonymousId::parse_field("anonymous_id", request.visitor.anonymous_id.clone()).ok();
+    let session = attune_core::SessionId::parse_field("session_id", request.visitor.session_id.clone()).ok();
+    let search = crate::search::SearchParams {
+        query: q.clone(),
+        user: None,
+        anonymous,
+        session,
+        filter: None,
+        filters: attune_search::Filters {
+            category_prefix: params.category.iter().flat_map(|c| c.split('>')).map(|c| c.trim().to_string()).collect(),
+            brands: params.brand.iter().cloned().collect(),
+            colours: params.colour.iter().cloned().collect(),
+            ..Default::default()
+        },
+        sort: attune_search::SortOrder::Relevance,
+        page,
+        per_page: GRID_PAGE,
+        facets: true,
+    };
+    let index = crate::search::tenant_index(&state, &request.shop.tenant).await?;
+    let (searching, tenant, used) = (state.clone(), request.shop.tenant.clone(), index.clone());
+    let results = blocking(move || crate::search::run_search(&searching, &tenant, &used, &search)).await?;
+    // The search box's suggestions here: those for the query (past queries, then titles), then popular queries.
+    let (suggesting, tenant, used, typed) = (state.clone(), request.shop.tenant.clone(), index.clone(), q.clone());
+    let related = blocking(move || crate::search::suggest(&suggesting, &tenant, &used, &typed, 8)).await;
+    let mut suggestions: Vec<String> = related.unwrap_or_default().into_iter().map(|s| s.text).collect();
+    for popular in std::mem::take(&mut request.suggestions) {
+        if !suggestions.iter().any(|s| s.eq_ignore_ascii_case(&popular)) {
+            suggestions.push(popular);
+        }
+    }
+    request.suggestions = suggestions;
+    // Each card links to its product page with the search id and its rank, so the click is attributed to this
+    // search, and shows the hit's score breakdown.
+    let first_rank = (page - 1) * GRID_PAGE;
+    let cards: Vec<Markup> = results
+        .hits
+        .iter()
+        .enumerate()
+        .filter_map(|(rank, hit)| {
+            let id = ItemId::parse(hit.item_id.clone()).ok()?;
+            let item = &index.engine.items()[index.engine.position_of(&id)?];
+            let position = (first_rank + rank).to_string();
+            let href = with_query(
+                &product_href(item.id.as_str()),
+                &[("search_id", Some(results.search_id.as_str())), ("position", Some(position.as_str()))],
+            );
+            Some(product_card_to(item, Some(score_note(&hit.score)), &href))
+        })
+        .collect();
+    let link = |brand: Option<&str>, category: Option<&str>, colour: Option<&str>, page: Option<&str>| {
+        with_query(
+            "/shop/search",
+            &[
+                ("q", Some(q.as_str())),
+                ("brand", brand.or(params.brand.as_deref())),
+                ("category", category.or(params.category.as_deref())),
+                ("colour", colour.or(params.colour.as_deref())),
+                ("page", page),
+            ],
+        )
+    };
+    let heading = if q.is_empty() { "Refined results".to_string() } else { format!("Results for “{q}”") };
+    let next_page = (page * GRID_PAGE < results.total).then(|| (page + 1).to_string());
+    let body = html! {
+        div.shop-container {
+            nav.shop-breadcrumb aria-label="Breadcrumb" {
+                a href="/shop" { "Home" } span { "/" } span.current { (heading) }
+            }
+            div.section-header {
+                div {
+                    h1 { (heading) }
+                    p.muted id="result-count" { (plural(results.total as u64, "product", "products")) }
+                }
+                @if refined { a.link-arrow href=(with_query("/shop/search", &[("q", Some(q.as_str()))])) { "Clear filters" } }
+            }
+            @if let Some(facets) = &results.facets {
+                div.search-facets id="search-facets" {
+                    @for (name, values, pick) in [("Brand", &facets.brand, 0), ("Category", &facets.category, 1), ("Colour", &facets.colour, 2)] {
+                        @if !values.is_empty() {
+                            div.facet-group {
+                                strong { (name) }
+                                @for value in values.iter().take(8) {
+                                    @let v = Some(value.value.as_str());
+                                    @let href = match pick { 0 => link(v, None, None, None), 1 => link(None, v, None, None), _ => link(None, None, v, None) };
+                                    a.chip href=(href) { (value.value) " (" (value.count) ")" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if cards.is_empty() {
+                div.empty-state.shop-empty {
+                    p.empty-title { "No products found" }
+                    p.muted { "Try a different word, or browse everything." }
+                    a.button.primary href="/shop/browse" { "Browse all products" }
+                }
+            } @else {
+                div.product-grid id="search-grid" {
+                    @for card in &cards { (card) }
+                }
+                @if page > 1 || next_page.is_some() {
+                    nav.pager.shop-pager {
+                        @if page > 1 {
+                            a.button href=(link(None, None, None, Some(&(page - 1).to_string()))) { (icon("arrow-left")) "Previous page" }
+                        } @else { span {} }
+                        @if let Some(next) = &next_page {
+                            a.button.primary id="next-page" href=(link(None, None, None, Some(next))) {
+                                "Next page" (icon("arrow-right"))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let markup = shop_page(&request.shell(&q), &heading, body);
+    Ok(request.respond(StatusCode::OK, markup, Vec::new()))
+}
+
+/// Where a product page was opened from: a search result carries its search's id and its rank.
+#[derive(Debug, Default, Deserialize)]
+pub struct ProductParams {
+    search_id: Option<String>,
+    /// Kept as text: a malformed value is ignored, never an error page.
+    position: Option<String>,
+}
+
+/// The `click` on a search result that opened a product page, with the search's id in its context.
+fn search_click(item_id: &ItemId, from: &ProductParams) -> Option<EventInput> {
+    let search_id = uuid::Uuid::parse_str(from.search_id.as_deref()?).ok()?;
+    Some(EventInput {
+        event_type: "click".to_string(),
+        item_id: Some(item_id.to_string()),
+        position: from.position.as_deref().and_then(|p| p.parse::<u32>().ok()).map(i64::from),
+        context: Some(BTreeMap::from([("search_id".to_string(), ScalarValue::Text(search_id.to_string()))])),
+        ..Default::default()
+    })
+}
+
+/// A search hit's score breakdown, in words.
+fn score_note(score: &crate::search::ScoreView) -> String {
+    let mut parts = Vec::new();
+    if let Some(lexical) = score.lexical {
+        parts.push(format!("words {lexical:.2}"));
+    }
+    if let Some(semantic) = score.semantic {
+        parts.push(format!("meaning {semantic:.2}"));
+    }
+    if score.personal > 0.0 {
+        parts.push(format!("for you {:.2}", score.personal));
+    }
+    parts.push(format!("score {:.2}", score.total));
+    parts.join(" · ")
+}
+
+async fn product(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(from): Query<ProductParams>,
+) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
     let Ok(item_id) = ItemId::parse(id) else { return Ok(request.not_found("That is not a product of this shop.")) };
     let store = state.store.clone();
@@ -496,6 +692,9 @@ async fn product(State(state): State<AppState>, headers: HeaderMap, Path(id): Pa
     let found = blocking(move || {
         let item = store.item(&tenant, &item_id)?;
         if let Some(item) = &item {
+            if let Some(click) = search_click(&item.id, &from) {
+                record(store.as_ref(), &tenant, &subject, click);
+            }
             record(store.as_ref(), &tenant, &subject, item_event("view", &item.id, None));
         }
         Ok(item)

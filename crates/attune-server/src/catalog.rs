@@ -1,0 +1,100 @@
+//! An in-memory copy of each tenant's catalog for the serving path: recommendation and search requests check
+//! candidates (in stock, filters, titles, prices) against it instead of reading and parsing items from the
+//! store on every request.
+//!
+//! Freshness: item writes through this server (`/v1/items`) drop the tenant's copy at once, so the next
+//! request sees them; writes by other replicas or `attune import` are seen after at most [`CATALOG_TTL`].
+//! A copy is loaded with one `Store::all_items` call on a blocking thread; concurrent requests for a cold
+//! tenant share one load.
+
+use crate::error::ApiResult;
+use attune_core::{Item, ItemId, TenantId};
+use attune_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a copy is trusted without hearing of a change.
+pub const CATALOG_TTL: Duration = Duration::from_secs(30);
+
+/// One tenant's catalog as of `loaded_at`.
+pub struct CatalogSnapshot {
+    pub loaded_at: Instant,
+    items: HashMap<ItemId, Arc<Item>>,
+}
+
+impl CatalogSnapshot {
+    pub fn new(items: Vec<Item>) -> Self {
+        Self { loaded_at: Instant::now(), items: items.into_iter().map(|i| (i.id.clone(), Arc::new(i))).collect() }
+    }
+
+    pub fn get(&self, id: &ItemId) -> Option<&Arc<Item>> {
+        self.items.get(id)
+    }
+
+    /// The items of `ids` that exist, in the order of `ids`.
+    pub fn items<'a>(&'a self, ids: impl IntoIterator<Item = &'a ItemId>) -> Vec<Arc<Item>> {
+        ids.into_iter().filter_map(|id| self.items.get(id).cloned()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Item>> {
+        self.items.values()
+    }
+}
+
+/// The per-tenant copies of one server.
+#[derive(Default)]
+pub struct CatalogCache {
+    snapshots: Mutex<HashMap<TenantId, Arc<CatalogSnapshot>>>,
+    /// Bumped by every invalidation, so a copy read before a change is never kept after it.
+    generations: Mutex<HashMap<TenantId, u64>>,
+    /// Held while a copy is loaded, so a burst of requests for a cold tenant loads it once.
+    loading: Mutex<()>,
+}
+
+impl CatalogCache {
+    /// The tenant's catalog, loaded from the store when missing or older than [`CATALOG_TTL`]. Blocking:
+    /// call on a blocking thread.
+    pub fn snapshot(&self, store: &dyn Store, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
+        if let Some(fresh) = self.fresh(tenant) {
+            return Ok(fresh);
+        }
+        let _loading = self.loading.lock().map_err(crate::error::ApiError::internal)?;
+        if let Some(fresh) = self.fresh(tenant) {
+            return Ok(fresh);
+        }
+        let generation = self.generation(tenant);
+        let snapshot = Arc::new(CatalogSnapshot::new(store.all_items(tenant)?));
+        tracing::debug!(tenant = %tenant, items = snapshot.len(), "catalog copy loaded");
+        let mut snapshots = self.snapshots.lock().expect("catalog cache poisoned");
+        // A change landed while reading: serve this copy once, keep none.
+        if self.generation(tenant) == generation {
+            snapshots.insert(tenant.clone(), snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    fn fresh(&self, tenant: &TenantId) -> Option<Arc<CatalogSnapshot>> {
+        let snapshots = self.snapshots.lock().expect("catalog cache poisoned");
+        snapshots.get(tenant).filter(|s| s.loaded_at.elapsed() < CATALOG_TTL).cloned()
+    }
+
+    /// The tenant's invalidation count: changes whenever its catalog changed through this server.
+    pub fn generation(&self, tenant: &TenantId) -> u64 {
+        self.generations.lock().expect("catalog cache poisoned").get(tenant).copied().unwrap_or(0)
+    }
+
+    /// Forget the tenant's copy after its catalog changed (call after the store write committed).
+    pub fn invalidate(&self, tenant: &TenantId) {
+        *self.generations.lock().expect("catalog cache poisoned").entry(tenant.clone()).or_default() += 1;
+        self.snapshots.lock().expect("catalog cache poisoned").remove(tenant);
+    }
+}

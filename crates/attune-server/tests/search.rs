@@ -1,0 +1,498 @@
+//! Search against a real server on a loopback port with a temporary store: typo tolerance, price phrases
+//! understood as filters, personalisation for a shopper with a clear brand affinity (and none for an anonymous
+//! one), lexical mode with a warning when no model can be loaded, 400s for malformed requests, `search` events
+//! and autocomplete from past queries; hybrid mode after the `embed_items` task when the model is present.
+
+use attune_core::input::{AmountInput, ScalarValue, TimeInput};
+use attune_core::{ApiKeyKind, Event, EventInput, EventKind, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
+use attune_server::keys::{create_api_key, create_tenant};
+use attune_server::{AppState, ServerOptions};
+use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// (id, title, description, brand, category, price, colour).
+type ItemRow = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, &'static str);
+const ITEMS: [ItemRow; 8] = [
+    ("J1", "Knitted wool jumper", "", "Acme", "Clothing > Knitwear", "35.00", "navy"),
+    ("J2", "Knitted wool jumper", "", "Zed", "Clothing > Knitwear", "38.00", "navy"),
+    ("J3", "Cashmere jumper", "Luxurious and soft", "Zed", "Clothing > Knitwear", "80.00", "grey"),
+    ("J4", "Cotton jumper", "Light for spring", "Acme", "Clothing > Knitwear", "30.00", "red"),
+    ("B1", "Leather boots", "Waterproof winter boots", "Zed", "Footwear > Boots", "60.00", "brown"),
+    ("B2", "Suede boots", "", "Zed", "Footwear > Boots", "55.00", "brown"),
+    ("R1", "Rain jacket", "Packable shell", "Acme", "Outerwear > Jackets", "45.00", "yellow"),
+    ("T1", "Ceramic teapot", "Holds six cups", "Homely", "Home > Kitchen", "20.00", "white"),
+];
+
+fn order(id: &str, user: &str, items: &[&str]) -> Event {
+    Event::parse(
+        EventInput {
+            event_type: "purchase".into(),
+            event_id: Some(format!("order-{id}")),
+            user_id: Some(user.into()),
+            order_id: Some(id.to_string()),
+            currency: Some("GBP".into()),
+            timestamp: Some(TimeInput::Text("2024-03-01T10:00:00Z".to_string())),
+            lines: Some(
+                items
+                    .iter()
+                    .map(|item| OrderLineInput {
+                        item_id: item.to_string(),
+                        quantity: 1,
+                        unit_price: AmountInput::Text("10.00".to_string()),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        Timestamp::now(),
+    )
+    .unwrap()
+}
+
+fn seed(store: &dyn Store, tenant: &TenantId) {
+    let items: Vec<Item> = ITEMS
+        .iter()
+        .map(|(id, title, description, brand, category, price, colour)| {
+            let input = ItemInput {
+                id: Some(id.to_string()),
+                title: Some(title.to_string()),
+                description: Some(description.to_string()),
+                price: Some(AmountInput::Text(price.to_string())),
+                currency: Some("GBP".into()),
+                category: Some(category.to_string()),
+                brand: Some(brand.to_string()),
+                attributes: Some(BTreeMap::from([("colour".to_string(), ScalarValue::Text(colour.to_string()))])),
+                ..Default::default()
+            };
+            Item::parse(input, Timestamp::now()).unwrap()
+        })
+        .collect();
+    store.upsert_items(tenant, &items).unwrap();
+    // `fan` buys Zed again and again.
+    let events =
+        vec![order("fan-1", "fan", &["B1"]), order("fan-2", "fan", &["B2"]), order("fan-3", "fan", &["B1", "B2"])];
+    store.append_events(tenant, &events).unwrap();
+}
+
+struct TestServer {
+    base: String,
+    client: Client,
+    secret: String,
+    public: String,
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    _directory: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestServer {
+    fn start(model_dir: Option<PathBuf>) -> Self {
+        Self::start_with(model_dir, false)
+    }
+
+    fn start_with(model_dir: Option<PathBuf>, storefront: bool) -> Self {
+        let directory = tempfile::tempdir().unwrap();
+        let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
+        let tenant = TenantId::parse_slug("shop").unwrap();
+        create_tenant(store.as_ref(), &tenant, "Clothes Shop").unwrap();
+        let secret = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test").unwrap().key;
+        let public = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Public, "web").unwrap().key;
+        seed(store.as_ref(), &tenant);
+        let storefront_tenant = storefront.then(|| tenant.clone());
+        let state =
+            AppState::new(store.clone(), ServerOptions { model_dir, storefront_tenant, ..ServerOptions::default() });
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (address_sender, address_receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                address_sender.send(listener.local_addr().unwrap()).unwrap();
+                attune_server::serve(listener, state, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let address = address_receiver.recv().unwrap();
+        Self {
+            base: format!("http://{address}"),
+            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            secret,
+            public,
+            store,
+            tenant,
+            _directory: directory,
+            _shutdown: shutdown,
+        }
+    }
+
+    fn get(&self, path_and_query: &[(&str, &str)]) -> RequestBuilder {
+        self.client.get(format!("{}/v1/search", self.base)).bearer_auth(&self.secret).query(path_and_query)
+    }
+
+    fn post(&self, body: &Value) -> RequestBuilder {
+        self.client.post(format!("{}/v1/search", self.base)).bearer_auth(&self.secret).json(body)
+    }
+}
+
+fn expect(request: RequestBuilder, status: StatusCode) -> Value {
+    let response = request.send().expect("request sent");
+    let actual = response.status();
+    let text = response.text().unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+fn expect_error(request: RequestBuilder, code: &str) -> Value {
+    let body = expect(request, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], code, "unexpected error body: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {body}");
+    body
+}
+
+fn ids(results: &Value) -> Vec<String> {
+    results["hits"].as_array().unwrap().iter().map(|h| h["item_id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_typo_query_finds_the_item() {
+    let server = TestServer::start(None);
+    let results = expect(server.get(&[("q", "ceramic teapto")]), StatusCode::OK);
+    assert_eq!(ids(&results).first().map(String::as_str), Some("T1"), "{results}");
+    let results = expect(server.post(&json!({"q": "leathr bots"})), StatusCode::OK);
+    assert_eq!(ids(&results).first().map(String::as_str), Some("B1"), "{results}");
+    let hit = &results["hits"][0];
+    assert_eq!(hit["title"], "Leather boots");
+    assert_eq!(hit["brand"], "Zed");
+    assert_eq!(hit["category"], "Footwear > Boots");
+    assert!(hit["score"]["lexical"].as_f64().unwrap() > 0.0, "{hit}");
+    assert!(hit["score"]["total"].as_f64().unwrap() > 0.0, "{hit}");
+    assert!(results["search_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(results["facets"]["brand"].is_array(), "{results}");
+}
+
+#[test]
+fn a_price_phrase_becomes_a_filter() {
+    let server = TestServer::start(None);
+    let results = expect(server.get(&[("q", "jumper under 40")]), StatusCode::OK);
+    assert_eq!(results["understood"]["price_max"], 40.0, "{results}");
+    let got = ids(&results);
+    assert!(!got.is_empty(), "{results}");
+    assert!(!got.contains(&"J3".to_string()), "an 80 pound jumper is returned: {results}");
+    for hit in results["hits"].as_array().unwrap() {
+        let price: f64 = hit["price"]["amount"].as_str().unwrap().parse().unwrap();
+        assert!(price <= 40.0, "{hit}");
+    }
+    // Structured price bounds and sorting.
+    let results = expect(server.post(&json!({"q": "jumper", "price_min": 31, "sort": "price_desc"})), StatusCode::OK);
+    assert_eq!(ids(&results), vec!["J3", "J2", "J1"], "{results}");
+}
+
+#[test]
+fn a_shopper_with_a_brand_affinity_gets_their_own_order() {
+    let server = TestServer::start(None);
+    let plain = ids(&expect(server.get(&[("q", "knitted wool jumper")]), StatusCode::OK));
+    let anonymous =
+        ids(&expect(server.get(&[("q", "knitted wool jumper"), ("anonymous_id", "visitor-1")]), StatusCode::OK));
+    let fan = expect(server.get(&[("q", "knitted wool jumper"), ("user_id", "fan")]), StatusCode::OK);
+    assert_eq!(anonymous, plain, "an anonymous shopper without history changes the order");
+    assert_ne!(ids(&fan), plain, "the Zed fan gets the anonymous order: {fan}");
+    assert_eq!(fan["hits"][0]["brand"], "Zed", "{fan}");
+    assert!(fan["hits"][0]["score"]["personal"].as_f64().unwrap() > 0.0, "{fan}");
+}
+
+#[test]
+fn a_missing_model_directory_means_lexical_search_with_a_warning() {
+    let server = TestServer::start(Some(PathBuf::from("/nonexistent/attune-model")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let results = expect(server.get(&[("q", "rain jacket")]), StatusCode::OK);
+        assert_eq!(results["mode"], "lexical", "{results}");
+        assert_eq!(ids(&results).first().map(String::as_str), Some("R1"), "{results}");
+        let warnings = results["warnings"].as_array().unwrap();
+        assert!(!warnings.is_empty(), "{results}");
+        if warnings.iter().any(|w| w.as_str().unwrap().contains("semantic search is off")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no warning about the missing model: {results}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tasks = expect(
+        server
+            .client
+            .post(format!("{}/v1/tasks", server.base))
+            .bearer_auth(&server.secret)
+            .json(&json!({"kind": "embed_items"})),
+        StatusCode::ACCEPTED,
+    );
+    assert_eq!(tasks["task"]["kind"], "embed_items");
+}
+
+#[test]
+fn malformed_requests_get_400s() {
+    let server = TestServer::start(None);
+    expect_error(server.get(&[("q", "")]), "missing_field");
+    expect_error(server.get(&[("q", &"x".repeat(501))]), "too_long");
+    let body = expect_error(server.get(&[("q", "jumper"), ("filter", "price < ")]), "invalid_filter");
+    assert!(body["position"].is_u64(), "{body}");
+    expect_error(server.get(&[("q", "jumper"), ("sort", "cheapest")]), "invalid_value");
+    expect_error(server.get(&[("q", "jumper"), ("page", "0")]), "out_of_range");
+    expect_error(server.get(&[("q", "jumper"), ("per_page", "101")]), "out_of_range");
+    expect_error(server.get(&[("q", "jumper"), ("per_page", "ten")]), "invalid_number");
+    expect_error(server.get(&[("q", "jumper"), ("price_min", "50"), ("price_max", "10")]), "out_of_range");
+    expect_error(server.post(&json!({"q": "jumper", "colour_of_the_day": "red"})), "invalid_body");
+    // A public key searches for anonymous visitors, and for a user only with their user token.
+    let public = |query: &[(&str, &str)]| {
+        server.client.get(format!("{}/v1/search", server.base)).bearer_auth(&server.public).query(query)
+    };
+    expect(public(&[("q", "jumper"), ("anonymous_id", "visitor-9")]), StatusCode::OK);
+    let refused = expect(public(&[("q", "jumper"), ("user_id", "fan")]), StatusCode::FORBIDDEN);
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    // Filters alone are a search.
+    let results = expect(server.get(&[("filter", "brand = \"Zed\""), ("category", "Footwear")]), StatusCode::OK);
+    let mut got = ids(&results);
+    got.sort();
+    assert_eq!(got, vec!["B1", "B2"], "{results}");
+}
+
+#[test]
+fn a_search_is_logged_and_autocomplete_suggests_it() {
+    let server = TestServer::start(None);
+    let results = expect(server.get(&[("q", "waterproof boots"), ("user_id", "fan")]), StatusCode::OK);
+    assert!(ids(&results).contains(&"B1".to_string()), "{results}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged =
+            server.store.recent_events(&server.tenant, 100).unwrap().into_iter().find_map(|s| match s.event.kind {
+                EventKind::Search { query, result_ids } => Some((query, result_ids)),
+                _ => None,
+            });
+        if let Some((query, result_ids)) = logged {
+            assert_eq!(query, "waterproof boots");
+            assert!(result_ids.iter().any(|id| id.as_str() == "B1"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no search event stored");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let suggestions = expect(
+        server
+            .client
+            .get(format!("{}/v1/search/autocomplete", server.base))
+            .bearer_auth(&server.secret)
+            .query(&[("q", "waterp"), ("limit", "5")]),
+        StatusCode::OK,
+    );
+    let first = &suggestions["suggestions"][0];
+    assert_eq!(first["text"], "waterproof boots", "{suggestions}");
+    assert_eq!(first["source"], "query", "{suggestions}");
+    let titles = expect(
+        server
+            .client
+            .get(format!("{}/v1/search/autocomplete", server.base))
+            .bearer_auth(&server.secret)
+            .query(&[("q", "cerami")]),
+        StatusCode::OK,
+    );
+    assert_eq!(titles["suggestions"][0]["text"], "Ceramic teapot", "{titles}");
+}
+
+#[test]
+fn hybrid_search_after_the_embed_task_when_the_model_is_present() {
+    let Some(model_dir) = attune_text::default_model_dir().filter(|dir| dir.is_dir()) else {
+        eprintln!("no model directory; skipping the hybrid search test");
+        return;
+    };
+    let server = TestServer::start(Some(model_dir));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let tasks =
+            expect(server.client.get(format!("{}/v1/tasks", server.base)).bearer_auth(&server.secret), StatusCode::OK);
+        let embed = tasks["tasks"].as_array().unwrap().iter().find(|t| t["kind"] == "embed_items").cloned();
+        if let Some(task) = embed {
+            assert_ne!(task["status"], "failed", "{task}");
+            if task["status"] == "succeeded" {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the embed task did not finish: {tasks}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let results = expect(server.get(&[("q", "warm sweater for winter")]), StatusCode::OK);
+    assert_eq!(results["mode"], "hybrid", "{results}");
+    assert!(results["warnings"].as_array().unwrap().is_empty(), "{results}");
+    assert!(results["hits"][0]["score"]["semantic"].as_f64().is_some(), "{results}");
+    let got = ids(&results);
+    assert!(got.iter().take(4).any(|id| id.starts_with('J')), "no jumper near the top: {results}");
+    // The items of the shopper's latest order (boots) are their session: an item sharing no brand, category or
+    // attribute with them still gains a personal score from its similarity to them.
+    let results = expect(server.get(&[("q", "rain jacket"), ("user_id", "fan")]), StatusCode::OK);
+    let jacket = results["hits"].as_array().unwrap().iter().find(|h| h["item_id"] == "R1").expect("R1 is found");
+    assert!(jacket["score"]["personal"].as_f64().unwrap() > 0.0, "{results}");
+}
+
+fn html(request: RequestBuilder) -> String {
+    let response = request.send().expect("request sent");
+    let status = response.status();
+    let text = response.text().unwrap();
+    assert_eq!(status, StatusCode::OK, "unexpected status; body: {text}");
+    text
+}
+
+#[test]
+fn the_storefront_and_the_console_playground_show_search_results() {
+    let server = TestServer::start_with(None, true);
+    let page = html(server.client.get(format!("{}/shop/search", server.base)).query(&[("q", "knitted jumper")]));
+    assert!(page.contains("id=\"search-grid\""), "{page}");
+    assert!(page.contains("data-item-id=\"J1\""), "{page}");
+    assert!(page.contains("id=\"search-facets\""), "{page}");
+    assert!(page.contains("brand=Zed"), "no facet link: {page}");
+    assert!(page.contains("action=\"/shop/search\""), "{page}");
+    let refined =
+        html(server.client.get(format!("{}/shop/search", server.base)).query(&[("q", "jumper"), ("brand", "Zed")]));
+    assert!(refined.contains("data-item-id=\"J2\"") && !refined.contains("data-item-id=\"J1\""), "{refined}");
+    // On a results page the search box also offers titles for the query.
+    let typed = html(server.client.get(format!("{}/shop/search", server.base)).query(&[("q", "cashm")]));
+    assert!(typed.contains("<option value=\"Cashmere jumper\">"), "{typed}");
+    // The search box offers past queries.
+    let home = html(server.client.get(format!("{}/shop", server.base)));
+    assert!(home.contains("<datalist id=\"search-suggestions\">"), "{home}");
+    assert!(home.contains("<option value=\"knitted jumper\">"), "{home}");
+
+    let cookie = format!("attune_console={}", server.secret);
+    let console = html(
+        server
+            .client
+            .get(format!("{}/console/search", server.base))
+            .query(&[("q", "knitted wool jumper"), ("user_id", "fan")])
+            .header("cookie", &cookie),
+    );
+    assert!(console.contains("id=\"search-hits\""), "{console}");
+    assert!(console.contains("Personal") && console.contains("Lexical"), "{console}");
+    assert!(console.contains("id=\"search-mode\""), "{console}");
+    let bad = html(
+        server
+            .client
+            .get(format!("{}/console/search", server.base))
+            .query(&[("q", "jumper"), ("filter", "price <")])
+            .header("cookie", &cookie),
+    );
+    assert!(bad.contains("id=\"search-error\""), "{bad}");
+}
+
+fn view(anonymous: &str, session: &str, item: &str, n: usize) -> Event {
+    Event::parse(
+        EventInput {
+            event_type: "view".into(),
+            event_id: Some(format!("view-{anonymous}-{item}-{n}")),
+            anonymous_id: Some(anonymous.into()),
+            session_id: Some(session.into()),
+            item_id: Some(item.into()),
+            ..Default::default()
+        },
+        Timestamp::now(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_session_personalises_and_is_logged_with_the_search() {
+    let server = TestServer::start(None);
+    let views = [view("v-2", "s-2", "B1", 1), view("v-2", "s-2", "B2", 2), view("v-2", "s-2", "B1", 3)];
+    server.store.append_events(&server.tenant, &views).unwrap();
+    let plain = ids(&expect(server.get(&[("q", "knitted wool jumper")]), StatusCode::OK));
+    // The session alone is the shopper: its Zed views lift the Zed jumper.
+    let by_session = expect(server.get(&[("q", "knitted wool jumper"), ("session_id", "s-2")]), StatusCode::OK);
+    assert_ne!(ids(&by_session), plain, "{by_session}");
+    assert_eq!(by_session["hits"][0]["brand"], "Zed", "{by_session}");
+    expect_error(server.get(&[("q", "jumper"), ("session_id", &"s".repeat(300))]), "id_too_long");
+    let results =
+        expect(server.post(&json!({"q": "rain jacket", "anonymous_id": "v-2", "session_id": "s-2"})), StatusCode::OK);
+    let search_id = results["search_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged = server
+            .store
+            .recent_events(&server.tenant, 100)
+            .unwrap()
+            .into_iter()
+            .find_map(|s| matches!(s.event.kind, EventKind::Search { .. }).then_some(s.event));
+        if let Some(event) = logged {
+            assert_eq!(event.session_id.as_ref().map(|s| s.as_str()), Some("s-2"));
+            assert_eq!(event.context.get("search_id"), Some(&ScalarValue::Text(search_id)));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no search event stored");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_click_on_a_storefront_result_is_attributed_to_its_search() {
+    let server = TestServer::start_with(None, true);
+    let response =
+        server.client.get(format!("{}/shop/search", server.base)).query(&[("q", "ceramic teapot")]).send().unwrap();
+    // The visitor's cookies, sent back with the click.
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(String::from))
+        .collect();
+    assert!(!cookies.is_empty(), "no visitor cookies");
+    let page = response.text().unwrap();
+    // Each hit shows its score breakdown.
+    assert!(page.contains("words ") && page.contains("score "), "no breakdown: {page}");
+    let start = page.find("href=\"/shop/products/T1?search_id=").expect("a result links with its search id") + 6;
+    let href = page[start..].split('"').next().unwrap().replace("&amp;", "&");
+    assert!(href.ends_with("&position=0"), "{href}");
+    let search_id = href.split("search_id=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    html(server.client.get(format!("{}{href}", server.base)).header("cookie", cookies.join("; ")));
+    let events = server.store.recent_events(&server.tenant, 100).unwrap();
+    let click = events
+        .iter()
+        .find(|s| matches!(s.event.kind, EventKind::Click { .. }))
+        .unwrap_or_else(|| panic!("no click stored: {events:?}"));
+    assert_eq!(click.event.context.get("search_id"), Some(&ScalarValue::Text(search_id.clone())));
+    assert!(
+        matches!(&click.event.kind, EventKind::Click { item_id, position: Some(0), .. } if item_id.as_str() == "T1")
+    );
+    // The search event it refers to is stored too, by the same visitor.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = server.store.recent_events(&server.tenant, 100).unwrap();
+        if let Some(search) = events.iter().find(|s| matches!(s.event.kind, EventKind::Search { .. })) {
+            assert_eq!(search.event.context.get("search_id"), Some(&ScalarValue::Text(search_id)));
+            assert_eq!(search.event.subject, click.event.subject);
+            assert_eq!(search.event.session_id, click.event.session_id);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no search event stored");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_item_written_through_the_api_is_found_at_once() {
+    let server = TestServer::start(None);
+    let before = expect(server.get(&[("q", "linen shirt")]), StatusCode::OK);
+    assert!(!ids(&before).contains(&"N1".to_string()), "{before}");
+    let item = json!({"title": "Linen shirt", "price": "25.00", "currency": "GBP", "brand": "Acme",
+        "category": "Clothing > Shirts"});
+    expect(
+        server.client.put(format!("{}/v1/items/N1", server.base)).bearer_auth(&server.secret).json(&item),
+        StatusCode::OK,
+    );
+    let after = expect(server.get(&[("q", "linen shirt")]), StatusCode::OK);
+    assert_eq!(ids(&after).first().map(String::as_str), Some("N1"), "{after}");
+}
