@@ -1,10 +1,11 @@
 //! The command line: parsing with clap and running each command.
 
 use crate::config::{OptionArgs, Options};
-use crate::{bench, demo, eval, import};
+use crate::{bench, demo, eval, import, recs_bench, search_bench};
 use anyhow::{Context, bail};
 use attune_core::{ApiKeyKind, TenantId};
 use attune_server::keys::{create_api_key, ensure_tenant};
+use attune_server::training::{self, TrainOptions};
 use attune_server::{AppState, ServerOptions};
 use attune_store::{SqliteOptions, SqliteStore, Store};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,6 +41,12 @@ pub enum Command {
     },
     /// Load the bundled demo data into tenant `demo` without serving.
     Demo,
+    /// Train a tenant's recommendation model against the store, save it as a new version and print its metrics
+    /// (a running server swaps it in at its next restart, or with `POST /v1/models/recs/{version}/activate`).
+    Train {
+        #[arg(long)]
+        tenant: String,
+    },
     /// Evaluate models on public data sets and print their figures beside published or peer figures.
     Eval {
         #[command(subcommand)]
@@ -132,14 +139,20 @@ pub enum EvalCommand {
     Clv,
     /// Automatic forecasting on aus_retail (152 monthly series, last 24 months held out).
     Forecast,
-    /// Recommenders on Amazon Beauty (leave-one-out) and Online Retail I (last invoice held out).
-    Recs,
+    /// Recommenders on Amazon Beauty (leave-one-out), Online Retail I and Instacart (last order held out), YOOCHOOSE.
+    Recs(eval::recs::RecsEvalArgs),
+    /// Hybrid product search on the fashion catalog with the Algolia fashion query log: NDCG@10, Recall@50.
+    Search,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Events per second through `POST /v1/events` and `POST /v1/events/batch`, durability on.
     Ingest(bench::IngestBenchArgs),
+    /// Per-query latency of the hybrid product search on the 44k fashion catalog (p50/p99).
+    Search(search_bench::SearchBenchArgs),
+    /// Recommendation serving on the 44k fashion catalog: latency per scenario and requests/s with `wrk`.
+    Recs(recs_bench::RecsBenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -155,13 +168,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{summary}");
             Ok(())
         }
+        Command::Train { tenant } => train(&options, &tenant),
         Command::Bench { what: BenchCommand::Ingest(args) } => bench::ingest(&options, &args),
+        Command::Bench { what: BenchCommand::Search(args) } => search_bench::search(&args),
+        Command::Bench { what: BenchCommand::Recs(args) } => recs_bench::recs(&args),
         Command::Eval { what, datasets, peer } => {
             anyhow::ensure!(datasets.is_dir(), "no data sets at {} (use --datasets DIR)", datasets.display());
             let report = match what {
                 EvalCommand::Clv => eval::run_clv_eval(&datasets, peer)?,
                 EvalCommand::Forecast => eval::run_forecast_eval(&datasets, peer)?,
-                EvalCommand::Recs => eval::run_recs_eval(&datasets, peer)?,
+                EvalCommand::Recs(args) => eval::run_recs_eval(&datasets, peer, &args)?,
+                EvalCommand::Search => eval::run_search_eval(&datasets)?,
             };
             println!("{report}");
             Ok(())
@@ -170,8 +187,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(filter: &str) {
+    // tantivy logs every index commit at info; keep it to warnings unless the filter names it.
+    let filter = if filter.contains("tantivy") { filter.to_string() } else { format!("{filter},tantivy=warn") };
     let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
@@ -220,6 +239,12 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
     let mut server_options = ServerOptions {
         max_body_bytes: options.max_body_bytes,
         secure_cookies: options.secure_cookies,
+        forecast_interval: (options.forecast_interval_minutes > 0)
+            .then(|| std::time::Duration::from_secs(options.forecast_interval_minutes * 60)),
+        model_dir: options.model_dir.clone(),
+        train_interval: (options.train_interval_minutes > 0)
+            .then(|| std::time::Duration::from_secs(options.train_interval_minutes * 60)),
+        training: TrainOptions { seed: options.train_seed, ..Default::default() },
         ..Default::default()
     };
     if demo {
@@ -252,6 +277,21 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// `attune train`: the same training the `train_recs` task runs, against the store.
+fn train(options: &Options, tenant: &str) -> anyhow::Result<()> {
+    let store = open_store(options)?;
+    let tenant = parse_tenant(tenant)?;
+    if store.tenant(&tenant)?.is_none() {
+        bail!("no tenant `{tenant}`");
+    }
+    let train_options = TrainOptions { seed: options.train_seed, ..Default::default() };
+    let report = |stage: &str, fraction: f64| tracing::debug!(stage, fraction, "training");
+    let trained = training::train(&store, &tenant, &train_options, &report)?;
+    println!("{}", training::summary(&trained.info, &trained.metrics));
+    println!("{}", serde_json::to_string_pretty(&trained.metrics)?);
+    Ok(())
 }
 
 const DEMO_CONSOLE_KEY_LABEL: &str = "console sign-in (serve --demo)";

@@ -31,6 +31,21 @@ pub struct OptionArgs {
     /// Mark page cookies `Secure` (when users reach Attune over HTTPS).
     #[arg(long, env = "ATTUNE_SECURE_COOKIES", global = true)]
     pub secure_cookies: Option<bool>,
+    /// Minutes between scheduled `forecast` tasks (analytics, demand forecasts, reorder list) for every
+    /// tenant; 0 turns the schedule off (default 60).
+    #[arg(long, env = "ATTUNE_FORECAST_INTERVAL_MINUTES", global = true)]
+    pub forecast_interval_minutes: Option<u64>,
+    /// The sentence-transformers model directory for semantic search (safetensors + tokenizer.json; default:
+    /// `../shared/models/all-MiniLM-L6-v2` when present); without a loadable model search is lexical-only.
+    #[arg(long, env = "ATTUNE_MODEL_DIR", global = true)]
+    pub model_dir: Option<PathBuf>,
+    /// Minutes between scheduled `train_recs` tasks (recommendation model training) for every tenant with new
+    /// events; 0 turns the schedule off (default 60).
+    #[arg(long, env = "ATTUNE_TRAIN_INTERVAL_MINUTES", global = true)]
+    pub train_interval_minutes: Option<u64>,
+    /// Seed of recommendation training (the holdout sample); the same events and seed give the same model.
+    #[arg(long, env = "ATTUNE_TRAIN_SEED", global = true)]
+    pub train_seed: Option<u64>,
 }
 
 fn parse_synchronous(text: &str) -> Result<Synchronous, String> {
@@ -51,6 +66,10 @@ struct FileOptions {
     max_body_bytes: Option<usize>,
     log: Option<String>,
     secure_cookies: Option<bool>,
+    forecast_interval_minutes: Option<u64>,
+    model_dir: Option<PathBuf>,
+    train_interval_minutes: Option<u64>,
+    train_seed: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -62,6 +81,14 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub log: String,
     pub secure_cookies: bool,
+    /// Minutes between scheduled forecast tasks; 0: off.
+    pub forecast_interval_minutes: u64,
+    /// The model directory for semantic search, if any.
+    pub model_dir: Option<PathBuf>,
+    /// Minutes between scheduled recommendation trainings; 0: off.
+    pub train_interval_minutes: u64,
+    /// Seed of recommendation training.
+    pub train_seed: u64,
 }
 
 impl Options {
@@ -81,6 +108,10 @@ impl Options {
             max_body_bytes,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            forecast_interval_minutes: args.forecast_interval_minutes.or(file.forecast_interval_minutes).unwrap_or(60),
+            model_dir: args.model_dir.clone().or(file.model_dir).or_else(attune_text::default_model_dir),
+            train_interval_minutes: args.train_interval_minutes.or(file.train_interval_minutes).unwrap_or(60),
+            train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_server::training::DEFAULT_SEED),
         })
     }
 
@@ -113,6 +144,12 @@ mod tests {
         assert_eq!(options.data_dir, PathBuf::from("/srv/attune"));
         assert_eq!(options.listen, "127.0.0.1:1".parse().unwrap());
         assert_eq!(options.synchronous, Synchronous::Normal);
+        let with_model = OptionArgs { model_dir: Some(PathBuf::from("/models/minilm")), ..Default::default() };
+        assert_eq!(Options::resolve(&with_model).unwrap().model_dir, Some(PathBuf::from("/models/minilm")));
+        assert_eq!((options.train_interval_minutes, options.train_seed), (60, attune_server::training::DEFAULT_SEED));
+        std::fs::write(&path, "train_interval_minutes = 0\ntrain_seed = 7\n").unwrap();
+        let options = Options::resolve(&args).unwrap();
+        assert_eq!((options.train_interval_minutes, options.train_seed), (0, 7));
         std::fs::write(&path, "data_dirr = \"x\"\n").unwrap();
         let error = Options::resolve(&args).unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");

@@ -13,7 +13,8 @@
 //!   t-light holder", descriptions already in mixed case are kept); price = the modal unit price in GBP;
 //!   no category (the source has none and none is made up); no description (the source's only text is
 //!   the title); `created_at` = the first sale (the first cancellation for the few items only ever
-//!   returned); in stock.
+//!   returned); `stock_quantity` simulated (the source has no inventory; see `RawDataset::simulated_stock`:
+//!   2 to 59 days of recent sales, so the reorder list has real work to do), availability from it.
 //! - users: id = CustomerID, trait `country`, default consent, `created_at` = the first invoice.
 //! - events: each invoice is one `purchase`, each cancellation invoice (`C…`) one `return` with positive
 //!   quantities; `event_id` and `session_id` are `or1-<InvoiceNo>`, guests get the anonymous id
@@ -33,6 +34,8 @@ const DEMO_DATA_GZ: &[u8] = include_bytes!("../../../data/demo/online_retail.att
 const FORMAT_MAGIC: &str = "#attune-demo";
 const FORMAT_VERSION: &str = "1";
 const CURRENCY: &str = "GBP";
+/// Days of recent sales the simulated stock is sized from.
+const STOCK_RATE_DAYS: i64 = 90;
 /// Prefix of event and session ids, so demo events are recognisable and re-loading them is idempotent.
 const ID_PREFIX: &str = "or1-";
 
@@ -248,6 +251,7 @@ impl<'a> RawDataset<'a> {
             }
         }
 
+        let stock = self.simulated_stock();
         let items = self
             .items
             .iter()
@@ -262,7 +266,8 @@ impl<'a> RawDataset<'a> {
                     title: Some(readable_title(raw.description)),
                     price: Some(AmountInput::Text(pence_to_decimal(raw.price_pence))),
                     currency: Some(CURRENCY.to_string()),
-                    availability: Some("in_stock".to_string()),
+                    // Availability follows from the stock figure (none in stock: out of stock).
+                    stock_quantity: Some(stock[index]),
                     created_at: Some(TimeInput::Millis(created_at.millis())),
                     ..Default::default()
                 };
@@ -291,6 +296,45 @@ impl<'a> RawDataset<'a> {
         // The file is in time order already; a stable sort keeps it so even if it were not.
         events.sort_by_key(|event| event.timestamp);
         Ok(DemoDataset { items, users, events })
+    }
+
+    /// Simulated units on hand per item, as of the end of the data (the source has no inventory): the item's
+    /// average daily sales over the last [`STOCK_RATE_DAYS`] days (over the whole year when it sold nothing
+    /// then) times a cover of 2 to 59 days drawn from a hash of the stock code, rounded up. Items never sold
+    /// have none. Deterministic, so reloading the demo gives the same stock.
+    fn simulated_stock(&self) -> Vec<i64> {
+        let end = self.invoices.iter().map(|i| i.minutes).max().unwrap_or(0);
+        let first = self.invoices.iter().map(|i| i.minutes).min().unwrap_or(0);
+        let recent_start = end - STOCK_RATE_DAYS * 24 * 60;
+        let mut recent = vec![0_i64; self.items.len()];
+        let mut year = vec![0_i64; self.items.len()];
+        for invoice in self.invoices.iter().filter(|i| !i.is_cancellation()) {
+            for line in &invoice.lines {
+                year[line.item] += line.quantity;
+                if invoice.minutes > recent_start {
+                    recent[line.item] += line.quantity;
+                }
+            }
+        }
+        let year_days = ((end - first) as f64 / (24.0 * 60.0)).max(1.0);
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                let daily = if recent[index] > 0 {
+                    recent[index] as f64 / STOCK_RATE_DAYS as f64
+                } else {
+                    year[index].max(0) as f64 / year_days
+                };
+                // FNV-1a of the stock code: a stable, platform-independent draw.
+                let hash = raw
+                    .stock_code
+                    .bytes()
+                    .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+                let cover_days = 2 + (hash % 58) as i64;
+                (daily * cover_days as f64).ceil() as i64
+            })
+            .collect()
     }
 
     /// Invoices to events; the parsing is spread over the available cores (it is most of the load time).
@@ -378,7 +422,7 @@ fn pence_to_decimal(pence: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use attune_core::EventKind;
+    use attune_core::{Availability, EventKind};
     use std::sync::OnceLock;
 
     fn dataset() -> &'static DemoDataset {
@@ -416,6 +460,20 @@ mod tests {
         assert_eq!(item.price.unwrap().currency.as_str(), "GBP");
         assert!(item.category_path.is_empty());
         assert_eq!(item.created_at.to_string(), "2010-12-01T08:26:00.000Z");
+    }
+
+    #[test]
+    fn simulated_stock_covers_recent_sales_for_2_to_59_days() {
+        let data = dataset();
+        assert!(data.items.iter().all(|i| i.stock_quantity.is_some_and(|s| s >= 0)));
+        let in_stock = data.items.iter().filter(|i| i.availability == Availability::InStock).count();
+        assert!(in_stock * 100 >= data.items.len() * 95, "{in_stock} of {} in stock", data.items.len());
+        let best = data.items.iter().find(|i| i.id.as_str() == "85123A").unwrap();
+        // About 100 a day over the last 90 days: at least 2 days of cover, at most 59.
+        let stock = best.stock_quantity.unwrap();
+        assert!((150..=8_000).contains(&stock), "{stock}");
+        let out_of_stock: Vec<_> = data.items.iter().filter(|i| i.stock_quantity == Some(0)).collect();
+        assert!(out_of_stock.iter().all(|i| i.availability == Availability::OutOfStock));
     }
 
     #[test]

@@ -6,3 +6,5 @@ pub mod config;
 pub mod demo;
 pub mod eval;
 pub mod import;
+pub mod recs_bench;
+pub mod search_bench;

@@ -239,6 +239,38 @@ async fn run(client: &Client, base: &str, expected: &Expected) {
     assert!(summary.contains("Orders") && summary.contains('£'), "the summary has orders and revenue: {summary}");
     save_screenshot(client, "console-customer").await;
 
+    // Demand forecast and reorder suggestions from the demo's daily demand: run the forecast task from the
+    // console and wait for it (the scheduler may have run one already).
+    client.goto(&format!("{base}/console/forecast")).await.unwrap();
+    client.find(Locator::Css("#tasks form button")).await.expect("the run-now button").click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let tasks = text_of(client, "#tasks").await;
+        if tasks.contains("succeeded") {
+            break;
+        }
+        assert!(!tasks.contains("failed"), "the forecast task failed: {tasks}");
+        assert!(std::time::Instant::now() < deadline, "the forecast task did not finish: {tasks}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        client.goto(&format!("{base}/console/forecast")).await.unwrap();
+    }
+    assert!(!client.find_all(Locator::Css("svg#forecast-chart")).await.unwrap().is_empty());
+    let reorder = text_of(client, "#reorder").await;
+    let rows = client.find_all(Locator::Css("#reorder tbody tr")).await.unwrap().len();
+    assert!(rows > 10, "the demo has items to reorder ({rows} rows): {reorder}");
+    assert!(reorder.contains("Reorder now"), "{reorder}");
+    save_screenshot(client, "console-forecast").await;
+
+    // The search playground shows why each hit ranks where it does (after the forecast: a search with a shopper is
+    // an event of today, and the demo's analytics look back from the newest event).
+    client.goto(&format!("{base}/console/search?q=hanging+hart&user_id={}", expected.customer)).await.unwrap();
+    let hits = text_of(client, "#search-hits").await;
+    assert!(
+        hits.to_lowercase().contains("hanging heart") && hits.to_lowercase().contains("personal"),
+        "the playground finds the hanging heart despite the typo: {hits}"
+    );
+    save_screenshot(client, "console-search").await;
+
     // The storefront's product page, and the basket.
     client.goto(&format!("{base}/shop")).await.unwrap();
     assert!(!client.find_all(Locator::Css("#popular-grid .product-card")).await.unwrap().is_empty());
@@ -247,6 +279,14 @@ async fn run(client: &Client, base: &str, expected: &Expected) {
     client.goto(&format!("{base}/shop/browse?q=heart")).await.unwrap();
     assert!(text_of(client, "#result-count").await.ends_with("products"));
     save_screenshot(client, "shop-browse").await;
+
+    // Storefront search: results with their breakdown and the search box's suggestions (the demo catalog has no
+    // brands, categories or colours to facet on).
+    client.goto(&format!("{base}/shop/search?q=hanging+heart")).await.unwrap();
+    let grid = text_of(client, "#search-grid").await;
+    assert!(grid.to_lowercase().contains("hanging heart") && grid.contains("score"), "{grid}");
+    assert!(!client.find_all(Locator::Css("datalist#search-suggestions option")).await.unwrap().is_empty());
+    save_screenshot(client, "shop-search").await;
 
     client.goto(&format!("{base}/shop/products/85123A")).await.unwrap();
     let title = text_of(client, "#product-title").await;

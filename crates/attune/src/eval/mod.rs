@@ -1,4 +1,4 @@
-//! `attune eval clv`, `attune eval forecast` and `attune eval recs`: reproduce published figures and compare with peer
+//! `attune eval clv`, `attune eval forecast`, `attune eval recs` and `attune eval search`: reproduce published figures and compare with peer
 //! libraries on the real data sets in `../shared/data`, and print a report with a pass/fail column per goal.
 //!
 //! The peer comparisons run the Python scripts in `bench/python/` (which set up their own virtual
@@ -7,6 +7,7 @@
 pub mod clv;
 pub mod forecast;
 pub mod recs;
+pub mod search;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +17,7 @@ use anyhow::{Context, bail};
 pub use clv::run_clv_eval;
 pub use forecast::run_forecast_eval;
 pub use recs::run_recs_eval;
+pub use search::run_search_eval;
 
 /// The peer scripts' directory: `$ATTUNE_BENCH_DIR` when set, else the repository's `bench/python`.
 fn bench_scripts_dir() -> PathBuf {

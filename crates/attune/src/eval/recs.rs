@@ -21,8 +21,17 @@ use anyhow::{Context, bail};
 use attune_recs::evaluation::evaluate_lists;
 use attune_recs::{
     Als, AlsConfig, CsrMatrix, Ease, EaseConfig, EvalReport, ItemKnn, ItemKnnConfig, Popularity, Purchase, Recommender,
-    evaluate, last_basket_split, leave_one_out,
+    blend, evaluate, last_basket_split, leave_one_out, top_n_excluding, tune_weights,
 };
+
+#[path = "recs_basket.rs"]
+mod basket;
+#[path = "recs_instacart.rs"]
+mod instacart;
+#[path = "recs_sequential.rs"]
+mod sequential;
+#[path = "recs_sessions.rs"]
+mod sessions;
 
 /// Published leave-one-out full-ranking figures on Beauty (S3-Rec paper, Zhou et al. 2020): (model, HR@10, NDCG@10).
 const PUBLISHED_BEAUTY: [(&str, f64, Option<f64>); 3] = [
@@ -182,7 +191,7 @@ fn tune_and_test(
     test: (&CsrMatrix, &[(u32, Vec<u32>)]),
     k: usize,
     log: &mut String,
-) -> anyhow::Result<(Vec<Row>, ItemKnnConfig, AlsConfig)> {
+) -> anyhow::Result<(Vec<Row>, ItemKnnConfig, f32, AlsConfig)> {
     let knn: Vec<Factory> = grids
         .knn
         .iter()
@@ -218,7 +227,7 @@ fn tune_and_test(
         let (model, report, fit_s) = fit_eval(model, test.0, test.1, k)?;
         rows.push(Row { name: model.name(), report, fit_s });
     }
-    Ok((rows, grids.knn[best_knn].clone(), grids.als[best_als].clone()))
+    Ok((rows, grids.knn[best_knn].clone(), grids.ease[best_ease], grids.als[best_als].clone()))
 }
 
 /// The peer script's results, scored here.
@@ -359,13 +368,54 @@ fn table(out: &mut String, rows: &[Row], k: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs both evaluations (and the `implicit` comparison with `peer`) and returns the report.
-pub fn run_recs_eval(data_dir: &Path, peer: bool) -> anyhow::Result<String> {
+/// The data sets `attune eval recs` can run (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecsSection {
+    /// Amazon Beauty, leave-one-out (order-blind and sequential models).
+    Beauty,
+    /// UCI Online Retail I, last invoice held out.
+    Retail,
+    /// Instacart sample, last order held out.
+    Instacart,
+    /// YOOCHOOSE sample, next click.
+    Sessions,
+}
+
+/// Options of `attune eval recs`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RecsEvalArgs {
+    /// Run only these sections (comma-separated); all when absent.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<RecsSection>,
+}
+
+impl RecsEvalArgs {
+    fn wants(&self, section: RecsSection) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
+}
+
+/// Runs the selected evaluations (and the `implicit` comparison with `peer`) and returns the report.
+pub fn run_recs_eval(data_dir: &Path, peer: bool, args: &RecsEvalArgs) -> anyhow::Result<String> {
     let mut out = String::new();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     writeln!(out, "attune eval recs: full ranking over all items, training items excluded; {threads} threads")?;
+    if args.wants(RecsSection::Beauty) {
+        beauty_section(&mut out, data_dir, peer)?;
+    }
+    if args.wants(RecsSection::Retail) {
+        retail_section(&mut out, data_dir, peer)?;
+    }
+    if args.wants(RecsSection::Instacart) {
+        instacart::instacart_section(&mut out, data_dir)?;
+    }
+    if args.wants(RecsSection::Sessions) {
+        sessions::sessions_section(&mut out, data_dir)?;
+    }
+    Ok(out)
+}
 
-    // Amazon Beauty, leave-one-out.
+fn beauty_section(out: &mut String, data_dir: &Path, peer: bool) -> anyhow::Result<()> {
     let t = Instant::now();
     let beauty = load_beauty(&data_dir.join("seqrec/Beauty.txt"), None)?;
     let split = leave_one_out(&beauty.sequences, beauty.n_items)?;
@@ -379,27 +429,32 @@ pub fn run_recs_eval(data_dir: &Path, peer: bool) -> anyhow::Result<String> {
     )?;
     let g = grids(&[true], &[100.0, 300.0, 1000.0], &[0.1, 1.0, 10.0], &[1.0, 5.0, 20.0]);
     let mut log = String::new();
-    let (rows, knn_cfg, als_cfg) = tune_and_test(
+    let (mut rows, knn_cfg, ease_lambda, als_cfg) = tune_and_test(
         &g,
         (&split.valid_train, &split.valid_targets),
         (&split.test_train, &split.test_targets),
         10,
         &mut log,
     )?;
+    let sequential = sequential::sequential_rows(&beauty.sequences, &split, &knn_cfg, ease_lambda, 10, &mut log)?;
     out.push_str(&log);
     writeln!(out, "test ({} users):", split.test_targets.len())?;
-    table(&mut out, &rows, 10)?;
+    let order_blind = rows.len();
+    rows.extend(sequential);
+    table(out, &rows, 10)?;
     for (name, hr, ndcg) in PUBLISHED_BEAUTY {
         let ndcg = ndcg.map_or("-".to_string(), |v| format!("{v:.4}"));
         writeln!(out, "  {name:<40} {hr:>9.4} {ndcg:>9}")?;
     }
     if peer {
         let p = run_peer(&split.test_train, &split.test_targets, 10, &als_cfg, &knn_cfg);
-        peer_section(&mut out, &rows, p, 10, &knn_cfg)?;
+        peer_section(out, &rows[..order_blind], p, 10, &knn_cfg)?;
     }
     writeln!(out, "(Beauty section took {:.0}s)", t.elapsed().as_secs_f64())?;
+    Ok(())
+}
 
-    // Online Retail I, last basket.
+fn retail_section(out: &mut String, data_dir: &Path, peer: bool) -> anyhow::Result<()> {
     let t = Instant::now();
     let retail = load_online_retail(&data_dir.join("online_retail/online_retail_I.csv.gz"), None)?;
     let test = last_basket_split(&retail.purchases, retail.n_users, retail.n_items)?;
@@ -413,15 +468,90 @@ pub fn run_recs_eval(data_dir: &Path, peer: bool) -> anyhow::Result<String> {
     )?;
     let g = grids(&[true, false], &[10.0, 50.0, 200.0, 1000.0], &[0.1, 1.0, 10.0], &[1.0, 5.0, 20.0]);
     let mut log = String::new();
-    let (rows, knn_cfg, als_cfg) =
+    let (mut rows, knn_cfg, ease_lambda, als_cfg) =
         tune_and_test(&g, (&valid.train, &valid.targets), (&test.train, &test.targets), 20, &mut log)?;
     out.push_str(&log);
+    let blend_row = blend_cf_row(
+        (&valid.train, &valid.targets),
+        (&test.train, &test.targets),
+        &knn_cfg,
+        ease_lambda,
+        &als_cfg,
+        20,
+        out,
+    )?;
     writeln!(out, "test ({} customers):", test.targets.len())?;
-    table(&mut out, &rows, 20)?;
+    let single_models = rows.len();
+    rows.push(blend_row);
+    table(out, &rows, 20)?;
     if peer {
         let p = run_peer(&test.train, &test.targets, 20, &als_cfg, &knn_cfg);
-        peer_section(&mut out, &rows, p, 20, &knn_cfg)?;
+        peer_section(out, &rows[..single_models], p, 20, &knn_cfg)?;
     }
+    basket::basket_section(out, &retail.purchases, &test.train_purchases, retail.n_items)?;
     writeln!(out, "(Online Retail section took {:.0}s)", t.elapsed().as_secs_f64())?;
-    Ok(out)
+    Ok(())
+}
+
+/// Per target user, the model's top-100 candidates, training items excluded.
+fn candidate_lists(
+    model: &dyn Recommender,
+    train: &CsrMatrix,
+    targets: &[(u32, Vec<u32>)],
+) -> anyhow::Result<Vec<Vec<(u32, f32)>>> {
+    let mut scores = vec![0f32; model.n_items()];
+    targets
+        .iter()
+        .map(|(u, _)| {
+            let history = train.row(*u as usize);
+            model.score_into(*u, history, &mut scores)?;
+            Ok(top_n_excluding(&mut scores, history.indices, 100))
+        })
+        .collect()
+}
+
+/// One model's scored candidates per evaluated user.
+type CandidateLists = Vec<Vec<(u32, f32)>>;
+
+/// Blends the tuned item-kNN, EASE and ALS: weights by coordinate search on validation NDCG@k, then
+/// the test row.
+fn blend_cf_row(
+    valid: (&CsrMatrix, &[(u32, Vec<u32>)]),
+    test: (&CsrMatrix, &[(u32, Vec<u32>)]),
+    knn: &ItemKnnConfig,
+    ease_lambda: f32,
+    als: &AlsConfig,
+    k: usize,
+    out: &mut String,
+) -> anyhow::Result<Row> {
+    let sources = |train: &CsrMatrix, targets: &[(u32, Vec<u32>)]| -> anyhow::Result<(Vec<CandidateLists>, f64)> {
+        let t = Instant::now();
+        let models: Vec<Box<dyn Recommender>> = vec![
+            Box::new(ItemKnn::new(knn.clone())?),
+            Box::new(Ease::new(EaseConfig { lambda: ease_lambda, ..EaseConfig::default() })?),
+            Box::new(Als::new(als.clone())?),
+        ];
+        let mut lists = Vec::new();
+        for mut m in models {
+            m.fit(train)?;
+            lists.push(candidate_lists(m.as_ref(), train, targets)?);
+        }
+        Ok((lists, t.elapsed().as_secs_f64()))
+    };
+    let blended = |lists: &[Vec<Vec<(u32, f32)>>], weights: &[f32]| -> Result<Vec<Vec<u32>>, attune_recs::RecsError> {
+        (0..lists[0].len())
+            .map(|u| {
+                let per_user: Vec<Vec<(u32, f32)>> = lists.iter().map(|l| l[u].clone()).collect();
+                Ok(blend(&per_user, weights, k, &[])?.into_iter().map(|b| b.item).collect())
+            })
+            .collect()
+    };
+    let (valid_lists, _) = sources(valid.0, valid.1)?;
+    let (weights, ndcg) = tune_weights(3, &[0.0, 0.25, 0.5, 1.0, 2.0], 4, |w| {
+        Ok(evaluate_lists(valid.0, valid.1, &blended(&valid_lists, w)?, k)?.metrics.ndcg)
+    })?;
+    writeln!(out, "  valid blend item-kNN/EASE/ALS weights {weights:?}: NDCG@{k} {ndcg:.4}")?;
+    let (test_lists, fit_s) = sources(test.0, test.1)?;
+    let report = evaluate_lists(test.0, test.1, &blended(&test_lists, &weights)?, k)?;
+    Ok(Row { name: format!("blend kNN/EASE/ALS {weights:?}"), report, fit_s })
 }

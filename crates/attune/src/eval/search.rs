@@ -1,0 +1,508 @@
+//! `attune eval search`: relevance of the hybrid product search on the Fashion Product Images catalog
+//! (44,446 products) with the real fashion query log of Algolia's e-commerce demo (713 queries).
+//!
+//! Protocol (printed with the results):
+//! * Catalog: `catalog/fashion_product_images_styles.csv` (id, gender, masterCategory, subCategory,
+//!   articleType, baseColour, season, year, usage) row-aligned with `fashion_product_images_styles_names.csv`
+//!   (productDisplayName); the row counts are checked to be equal.
+//! * Queries: `faq/algolia_ecommerce-federated_products_query_suggestions.json` (fashion). The other file in
+//!   `faq/` is Best Buy electronics, which this catalog cannot answer; it is skipped.
+//! * Judgement: a query's *stated attributes* are the phrases in it that name a value of gender,
+//!   masterCategory, subCategory, articleType, baseColour, season or usage (case-insensitive, singular and
+//!   plural alike, longest phrase first). Relevant products match every stated attribute (a phrase that names
+//!   values in several columns matches any of them). A query is kept when every word is such a phrase or a
+//!   stop word and at least one product is relevant; the others are dropped with their reason counted.
+//! * Retrieval sees, in the main ("title only") protocol, only the product title (brand and words as a shop
+//!   would write them): the judged columns are not indexed, so the test is not circular. The optional
+//!   "title + attributes" protocol also gives gender and colour as structured item attributes (what query
+//!   understanding uses, as filters or as boosts) and the category path as text.
+//! * Semantic vectors: all-MiniLM-L6-v2 (`attune-text`) of the title; the query vector is the query's.
+//!   Item vectors are cached under `target/search-eval/` keyed by a hash of the model files' sizes and
+//!   the names file, and recomputed when the cache is missing.
+//! * Metrics: NDCG@10 with binary gains; Recall@50 = relevant products in the top 50 / min(|relevant|, 50)
+//!   (capped, since broad queries such as "shoes" have thousands of relevant products); both averaged over
+//!   the kept queries.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use attune_core::input::ScalarValue;
+use attune_core::{Item, ItemInput, Timestamp};
+use attune_search::text::{singular, words};
+use attune_search::{AttributeMode, Fusion, Retrieval, SearchConfig, SearchEngine, SearchRequest};
+use attune_text::SentenceEmbedder;
+
+use super::table;
+
+/// Judged catalog columns, in the order of the styles file after `id`.
+const JUDGED_COLUMNS: [&str; 7] =
+    ["gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "usage"];
+/// Words that carry no attribute and are allowed in kept queries.
+const STOP_WORDS: &[&str] = &["for", "and", "the", "with", "of", "a", "in", "on", "to", "&"];
+
+/// One catalog row.
+pub struct CatalogRow {
+    pub id: String,
+    pub title: String,
+    /// Judged column → value, as in the file.
+    pub columns: BTreeMap<&'static str, String>,
+}
+
+/// Reads the styles file and its row-aligned names file.
+pub fn load_catalog(datasets: &Path) -> anyhow::Result<Vec<CatalogRow>> {
+    let styles_path = datasets.join("catalog/fashion_product_images_styles.csv");
+    let names_path = datasets.join("catalog/fashion_product_images_styles_names.csv");
+    let mut styles = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&styles_path)
+        .with_context(|| format!("opening {}", styles_path.display()))?;
+    let header: Vec<String> = styles.headers()?.iter().map(str::to_string).collect();
+    let column = |name: &str| header.iter().position(|h| h == name).with_context(|| format!("no column {name}"));
+    let id_column = column("id")?;
+    let judged: Vec<(&'static str, usize)> =
+        JUDGED_COLUMNS.iter().map(|name| Ok((*name, column(name)?))).collect::<anyhow::Result<_>>()?;
+    let mut names = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&names_path)
+        .with_context(|| format!("opening {}", names_path.display()))?;
+    let style_rows: Vec<csv::StringRecord> = styles.records().collect::<Result<_, _>>()?;
+    let name_rows: Vec<csv::StringRecord> = names.records().collect::<Result<_, _>>()?;
+    ensure!(
+        style_rows.len() == name_rows.len(),
+        "{} style rows but {} names: the files are not row-aligned",
+        style_rows.len(),
+        name_rows.len()
+    );
+    let mut rows = Vec::with_capacity(style_rows.len());
+    for (style, name) in style_rows.iter().zip(&name_rows) {
+        let title = name.get(0).unwrap_or_default().trim().to_string();
+        let id = style.get(id_column).unwrap_or_default().trim().to_string();
+        if title.is_empty() || id.is_empty() {
+            continue;
+        }
+        let columns = judged
+            .iter()
+            .map(|(name, index)| (*name, style.get(*index).unwrap_or_default().trim().to_string()))
+            .collect();
+        rows.push(CatalogRow { id, title, columns });
+    }
+    Ok(rows)
+}
+
+/// One query of the log with its popularity.
+pub struct LoggedQuery {
+    pub text: String,
+    pub popularity: u64,
+}
+
+/// Reads the fashion query log.
+pub fn load_queries(datasets: &Path) -> anyhow::Result<Vec<LoggedQuery>> {
+    let path = datasets.join("faq/algolia_ecommerce-federated_products_query_suggestions.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    let list = value.as_array().context("query log is not a JSON array")?;
+    Ok(list
+        .iter()
+        .filter_map(|entry| {
+            Some(LoggedQuery {
+                text: entry.get("query")?.as_str()?.to_string(),
+                popularity: entry.get("popularity").and_then(|p| p.as_u64()).unwrap_or(0),
+            })
+        })
+        .collect())
+}
+
+/// A query kept for the evaluation, with its relevant catalog rows.
+pub struct JudgedQuery {
+    pub text: String,
+    pub stated: Vec<Vec<(&'static str, String)>>,
+    pub relevant: HashSet<usize>,
+}
+
+/// Why queries were dropped, with counts.
+#[derive(Default)]
+pub struct Judgement {
+    pub kept: Vec<JudgedQuery>,
+    pub dropped: BTreeMap<&'static str, Vec<String>>,
+}
+
+/// Applies the judgement rule to every logged query.
+pub fn judge(rows: &[CatalogRow], queries: &[LoggedQuery]) -> Judgement {
+    // Phrase (singular words) → the (column, value) pairs it names.
+    let mut phrases: HashMap<String, Vec<(&'static str, String)>> = HashMap::new();
+    let mut longest = 1;
+    for row in rows {
+        for (column, value) in &row.columns {
+            let key = words(value).iter().map(|w| singular(w)).collect::<Vec<_>>();
+            if key.is_empty() {
+                continue;
+            }
+            longest = longest.max(key.len());
+            let entry = phrases.entry(key.join(" ")).or_default();
+            if !entry.iter().any(|(c, v)| c == column && v == value) {
+                entry.push((column, value.clone()));
+            }
+        }
+    }
+    let mut judgement = Judgement::default();
+    let mut seen = HashSet::new();
+    for query in queries {
+        let key = words(&query.text).join(" ");
+        if !seen.insert(key) {
+            judgement.dropped.entry("duplicate of an earlier query").or_default().push(query.text.clone());
+            continue;
+        }
+        let tokens: Vec<String> = words(&query.text).iter().map(|w| singular(w)).collect();
+        let mut stated: Vec<Vec<(&'static str, String)>> = Vec::new();
+        let mut unknown = Vec::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            let found = (1..=longest.min(tokens.len() - i))
+                .rev()
+                .find_map(|n| phrases.get(&tokens[i..i + n].join(" ")).map(|values| (n, values.clone())));
+            match found {
+                Some((n, values)) => {
+                    if !stated.contains(&values) {
+                        stated.push(values);
+                    }
+                    i += n;
+                }
+                None => {
+                    if !STOP_WORDS.contains(&tokens[i].as_str()) {
+                        unknown.push(tokens[i].clone());
+                    }
+                    i += 1;
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            judgement
+                .dropped
+                .entry("has a word that names no catalog attribute value")
+                .or_default()
+                .push(query.text.clone());
+            continue;
+        }
+        if stated.is_empty() {
+            judgement.dropped.entry("states no attribute").or_default().push(query.text.clone());
+            continue;
+        }
+        let relevant: HashSet<usize> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| {
+                stated.iter().all(|alternatives| {
+                    alternatives.iter().any(|(column, value)| row.columns.get(column).is_some_and(|v| v == value))
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if relevant.is_empty() {
+            judgement.dropped.entry("no product has all stated attributes").or_default().push(query.text.clone());
+            continue;
+        }
+        judgement.kept.push(JudgedQuery { text: query.text.clone(), stated, relevant });
+    }
+    judgement
+}
+
+/// Which fields retrieval sees.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    TitleOnly,
+    TitleAndAttributes,
+}
+
+/// The catalog as Attune items under a protocol (no prices: the log states none).
+pub fn catalog_items(rows: &[CatalogRow], protocol: Protocol) -> anyhow::Result<Vec<Item>> {
+    let now = Timestamp::from_millis(1_700_000_000_000)?;
+    rows.iter()
+        .map(|row| {
+            let mut input =
+                ItemInput { id: Some(row.id.clone()), title: Some(row.title.clone()), ..Default::default() };
+            if protocol == Protocol::TitleAndAttributes {
+                let column = |name: &str| row.columns.get(name).cloned().unwrap_or_default();
+                let path: Vec<String> = ["masterCategory", "subCategory", "articleType"]
+                    .iter()
+                    .map(|c| column(c))
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                input.category_path = Some(path);
+                let mut attributes = BTreeMap::new();
+                for (name, columnn) in [("gender", "gender"), ("colour", "baseColour")] {
+                    let value = column(columnn);
+                    if !value.is_empty() {
+                        attributes.insert(name.to_string(), ScalarValue::Text(value));
+                    }
+                }
+                input.attributes = Some(attributes);
+            }
+            Item::parse(input, now).map_err(|e| anyhow::anyhow!("item {}: {e}", row.id))
+        })
+        .collect()
+}
+
+fn fnv1a(hash: &mut u64, bytes: &[u8]) {
+    for byte in bytes {
+        *hash ^= u64::from(*byte);
+        *hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+}
+
+/// The directory for cached evaluation files: `target/search-eval` of the workspace (or `$CARGO_TARGET_DIR`).
+fn cache_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("search-eval")
+}
+
+/// Embeds `titles` with the model in `model_dir`, or reads them from the cache keyed by model and titles.
+pub fn title_vectors(model_dir: &Path, embedder: &SentenceEmbedder, titles: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let mut model_files: Vec<_> = std::fs::read_dir(model_dir)?.filter_map(Result::ok).collect();
+    model_files.sort_by_key(|e| e.file_name());
+    for entry in model_files {
+        fnv1a(&mut hash, entry.file_name().as_encoded_bytes());
+        fnv1a(&mut hash, &entry.metadata()?.len().to_le_bytes());
+    }
+    for title in titles {
+        fnv1a(&mut hash, title.as_bytes());
+        fnv1a(&mut hash, b"\n");
+    }
+    let path = cache_dir().join(format!("title-vectors-{hash:016x}.f32"));
+    let dimension = embedder.dimension();
+    if let Ok(mut file) = std::fs::File::open(&path) {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        if bytes.len() == titles.len() * dimension * 4 {
+            let floats: Vec<f32> =
+                bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            eprintln!("read {} cached title vectors from {}", titles.len(), path.display());
+            return Ok(floats.chunks_exact(dimension).map(<[f32]>::to_vec).collect());
+        }
+    }
+    let started = Instant::now();
+    let mut vectors = Vec::with_capacity(titles.len());
+    for (chunk_index, chunk) in titles.chunks(2048).enumerate() {
+        vectors.extend(embedder.embed(chunk)?);
+        eprintln!(
+            "embedded {}/{} titles ({:.0} s)",
+            (chunk_index * 2048 + chunk.len()),
+            titles.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    std::fs::create_dir_all(cache_dir())?;
+    let mut file = std::fs::File::create(&path)?;
+    let mut bytes = Vec::with_capacity(titles.len() * dimension * 4);
+    vectors.iter().flatten().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+    file.write_all(&bytes)?;
+    Ok(vectors)
+}
+
+/// Mean NDCG@10 (binary gains) and capped Recall@50 of ranked lists against the judged queries.
+pub fn score_lists(queries: &[JudgedQuery], lists: &[Vec<usize>]) -> (f64, f64) {
+    let mut ndcg = 0.0;
+    let mut recall = 0.0;
+    for (query, list) in queries.iter().zip(lists) {
+        let dcg: f64 = list
+            .iter()
+            .take(10)
+            .enumerate()
+            .filter(|(_, p)| query.relevant.contains(p))
+            .map(|(rank, _)| 1.0 / (rank as f64 + 2.0).log2())
+            .sum();
+        let ideal: f64 = (0..query.relevant.len().min(10)).map(|rank| 1.0 / (rank as f64 + 2.0).log2()).sum();
+        ndcg += dcg / ideal;
+        let found = list.iter().take(50).filter(|p| query.relevant.contains(p)).count();
+        recall += found as f64 / query.relevant.len().min(50) as f64;
+    }
+    let n = queries.len().max(1) as f64;
+    (ndcg / n, recall / n)
+}
+
+/// The top-50 positions for every judged query.
+pub fn run_queries(
+    engine: &SearchEngine,
+    queries: &[JudgedQuery],
+    query_vectors: &[Vec<f32>],
+    retrieval: Retrieval,
+) -> anyhow::Result<Vec<Vec<usize>>> {
+    queries
+        .iter()
+        .zip(query_vectors)
+        .map(|(query, vector)| {
+            let mut request = SearchRequest::new(&query.text);
+            request.query_vector = Some(vector);
+            request.retrieval = retrieval;
+            request.limit = 50;
+            request.facets = false;
+            let response = engine.search(&request)?;
+            Ok(response.hits.iter().map(|h| h.position).collect())
+        })
+        .collect()
+}
+
+/// Loads the catalog, queries and model, and embeds what is needed: shared by the eval and the benchmark.
+pub struct SearchFixture {
+    pub rows: Vec<CatalogRow>,
+    pub judgement: Judgement,
+    pub logged: usize,
+    pub embedder: SentenceEmbedder,
+    pub title_vectors: Vec<Vec<f32>>,
+    pub query_vectors: Vec<Vec<f32>>,
+    pub model_dir: PathBuf,
+}
+
+impl SearchFixture {
+    pub fn load(datasets: &Path) -> anyhow::Result<Self> {
+        let rows = load_catalog(datasets)?;
+        let queries = load_queries(datasets)?;
+        let judgement = judge(&rows, &queries);
+        let model_dir = attune_text::default_model_dir()
+            .context("no MiniLM model found (set ATTUNE_MODEL_DIR or put it in ../shared/models)")?;
+        let embedder = SentenceEmbedder::load(&model_dir)?;
+        let titles: Vec<&str> = rows.iter().map(|r| r.title.as_str()).collect();
+        let title_vectors = title_vectors(&model_dir, &embedder, &titles)?;
+        let texts: Vec<&str> = judgement.kept.iter().map(|q| q.text.as_str()).collect();
+        let query_vectors = embedder.embed(&texts)?;
+        Ok(Self { rows, judgement, logged: queries.len(), embedder, title_vectors, query_vectors, model_dir })
+    }
+}
+
+/// Runs the evaluation and returns the printed report.
+pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let fixture = SearchFixture::load(datasets)?;
+    let queries = &fixture.judgement.kept;
+    if queries.is_empty() {
+        bail!("no query of the log could be judged");
+    }
+    let mut out = String::new();
+    writeln!(
+        out,
+        "Search relevance: Fashion Product Images ({} products) x Algolia fashion query log",
+        fixture.rows.len()
+    )?;
+    writeln!(
+        out,
+        "  Queries: {} logged, {} kept (every word names a catalog attribute value; >= 1 relevant product)",
+        fixture.logged,
+        queries.len()
+    )?;
+    for (reason, texts) in &fixture.judgement.dropped {
+        let examples: Vec<&str> = texts.iter().take(4).map(String::as_str).collect();
+        writeln!(out, "  dropped {:>3}: {reason} (e.g. {})", texts.len(), examples.join(", "))?;
+    }
+    writeln!(
+        out,
+        "  Skipped: faq/algolia_ecommerce_instant_search_demo_query_suggestions.json (Best Buy electronics, not this catalog)"
+    )?;
+    writeln!(
+        out,
+        "  Relevant = products matching every stated attribute (gender, master/sub category, article type, colour, season, usage)."
+    )?;
+    writeln!(
+        out,
+        "  Vectors: {} of the title; NDCG@10 binary gains; Recall@50 = hits / min(|relevant|, 50).",
+        fixture.model_dir.display()
+    )?;
+    writeln!(out)?;
+
+    let mut rows = Vec::new();
+    let mut add = |protocol: &str, name: &str, lists: &[Vec<usize>]| {
+        let (ndcg, recall) = score_lists(queries, lists);
+        rows.push(vec![protocol.to_string(), name.to_string(), format!("{ndcg:.4}"), format!("{recall:.4}")]);
+        (ndcg, recall)
+    };
+    let mut summary = Vec::new();
+    for protocol in [Protocol::TitleOnly, Protocol::TitleAndAttributes] {
+        let label = match protocol {
+            Protocol::TitleOnly => "title only",
+            Protocol::TitleAndAttributes => "title + attributes",
+        };
+        let items = catalog_items(&fixture.rows, protocol)?;
+        let mut engine = SearchEngine::build(items, Some(&fixture.title_vectors), SearchConfig::default())?;
+        let modes: Vec<(&str, AttributeMode)> = match protocol {
+            Protocol::TitleOnly => vec![("", AttributeMode::Filter)],
+            Protocol::TitleAndAttributes => {
+                vec![(" [attrs as filters]", AttributeMode::Filter), (" [attrs as boosts]", AttributeMode::Boost)]
+            }
+        };
+        for (suffix, attribute_mode) in modes {
+            let base = SearchConfig { attribute_mode, ..SearchConfig::default() };
+            engine.set_config(base.clone());
+            let lexical_lists = run_queries(&engine, queries, &fixture.query_vectors, Retrieval::LexicalOnly)?;
+            let lexical = add(label, &format!("lexical only{suffix}"), &lexical_lists);
+            if std::env::var_os("ATTUNE_SEARCH_EVAL_DEBUG").is_some() {
+                engine.set_config(SearchConfig { fusion: Fusion::Weighted { lexical: 0.7 }, ..base.clone() });
+                let hybrid_lists = run_queries(&engine, queries, &fixture.query_vectors, Retrieval::Hybrid)?;
+                engine.set_config(base.clone());
+                for (i, query) in queries.iter().enumerate() {
+                    let one = std::slice::from_ref(query);
+                    let (l, _) = score_lists(one, std::slice::from_ref(&lexical_lists[i]));
+                    let (h, _) = score_lists(one, std::slice::from_ref(&hybrid_lists[i]));
+                    if (l - h).abs() > 0.05 {
+                        let titles = |list: &[usize]| {
+                            list.iter()
+                                .take(5)
+                                .map(|p| {
+                                    format!(
+                                        "{}{}",
+                                        if query.relevant.contains(p) { "+" } else { "-" },
+                                        fixture.rows[*p].title
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        };
+                        eprintln!(
+                            "{label}{suffix} {:?} |rel|={} lexical {l:.3} hybrid {h:.3}\n  L: {}\n  H: {}",
+                            query.text,
+                            query.relevant.len(),
+                            titles(&lexical_lists[i]),
+                            titles(&hybrid_lists[i])
+                        );
+                    }
+                }
+            }
+            let semantic = add(
+                label,
+                &format!("semantic only{suffix}"),
+                &run_queries(&engine, queries, &fixture.query_vectors, Retrieval::SemanticOnly)?,
+            );
+            for (name, fusion) in [
+                ("hybrid RRF k=60", Fusion::Rrf { k: 60.0, semantic: 1.0 }),
+                ("hybrid RRF k=60, semantic x0.5", Fusion::Rrf { k: 60.0, semantic: 0.5 }),
+                ("hybrid weighted lexical 0.5", Fusion::Weighted { lexical: 0.5 }),
+                ("hybrid weighted lexical 0.7", Fusion::Weighted { lexical: 0.7 }),
+                ("hybrid weighted lexical 0.8", Fusion::Weighted { lexical: 0.8 }),
+                ("hybrid weighted lexical 0.9", Fusion::Weighted { lexical: 0.9 }),
+            ] {
+                engine.set_config(SearchConfig { fusion, ..base.clone() });
+                let hybrid = add(
+                    label,
+                    &format!("{name}{suffix}"),
+                    &run_queries(&engine, queries, &fixture.query_vectors, Retrieval::Hybrid)?,
+                );
+                if fusion == SearchConfig::default().fusion {
+                    summary.push((format!("{label}{suffix}"), lexical, semantic, hybrid));
+                }
+            }
+        }
+    }
+    out.push_str(&table(&["protocol", "retrieval", "NDCG@10", "Recall@50"], &rows));
+    writeln!(out)?;
+    writeln!(out, "Goal: the default hybrid beats lexical only and semantic only on both metrics")?;
+    for (label, lexical, semantic, hybrid) in summary {
+        let ok = hybrid.0 > lexical.0 && hybrid.0 > semantic.0 && hybrid.1 > lexical.1 && hybrid.1 > semantic.1;
+        writeln!(out, "  {label}: {}", super::pass(ok))?;
+    }
+    writeln!(out, "({} queries, {:.0} s)", queries.len(), started.elapsed().as_secs_f64())?;
+    Ok(out)
+}
