@@ -7,7 +7,8 @@
 //! ln(N / document frequency), then L2-normalised, so the score of two items is a cosine in [0, 1]. An
 //! inverted index (feature → items) makes one query cost the postings of the query item's features only;
 //! features carried by more than [`ContentConfig::max_document_share`] of the catalog (e.g. a gender that half
-//! the catalog has) carry almost no information and are skipped at query time.
+//! the catalog has) carry almost no information and are skipped at query time — in catalogs large enough for
+//! that to matter (a feature on at most [`ALWAYS_USED_POSTINGS`] items is always used).
 //!
 //! When the caller also has one sentence embedding per item (all-MiniLM-L6-v2 of the title, from
 //! `attune-text`), the best TF-IDF candidates are re-scored by `(1 − β)·tfidf + β·cosine(embedding)`.
@@ -83,6 +84,9 @@ pub struct ContentIndex {
     /// Row-major unit embeddings (one per item) when given.
     embeddings: Option<(usize, Vec<f32>)>,
 }
+
+/// A feature carried by at most this many items is never skipped, whatever its share of a small catalog.
+pub const ALWAYS_USED_POSTINGS: usize = 64;
 
 const STOP_WORDS: &[&str] = &["and", "for", "the", "with", "of", "in", "on", "to", "a", "an", "set", "pack", "by"];
 
@@ -227,7 +231,7 @@ impl ContentIndex {
                 return Err(RecsError::OutOfRange { what: "item", index: item as usize, size: self.len() });
             }
         }
-        let max_postings = (self.config.max_document_share * self.len() as f32).max(1.0) as usize;
+        let max_postings = ((self.config.max_document_share * self.len() as f32) as usize).max(ALWAYS_USED_POSTINGS);
         let mut scores: HashMap<u32, f32> = HashMap::new();
         // Per candidate, each shared feature's contribution, for the explanation.
         let mut contributions: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();

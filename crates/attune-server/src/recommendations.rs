@@ -7,9 +7,10 @@
 //! in by [`crate::training`]; this module only reads it. A request takes the tenant's current model (an `Arc`)
 //! and keeps it to the end, so a swap never disturbs it.
 //!
-//! The shopper's own events are read from the store at request time (a user's timeline; for an anonymous
-//! visitor, their events among the tenant's newest [`ANONYMOUS_SCAN`] events), so `recently_viewed`, `next`,
-//! `for_you` and the exclusions see an event accepted a moment ago without waiting for a rebuild.
+//! The shopper's own events are read from the store at request time (their newest [`SHOPPER_EVENTS`] events
+//! of their own doing, through the store's per-shopper index; impressions and searches are left out so the
+//! lists a shopper is shown never push their history out of reach), so `recently_viewed`, `next`, `for_you`
+//! and the exclusions see an event accepted a moment ago without waiting for a rebuild.
 //!
 //! Every scenario goes through one selection path ([`recommend_with_rules`]): candidate tiers (the scenario's
 //! own signal, then its fallbacks) → hard rules (never a duplicate, an anchor, an excluded id, an item the
@@ -17,14 +18,19 @@
 //! out-of-stock item when asked, an item failing the filter expression) → boosts (re-rank within a tier) →
 //! diversity (at most N per category, maximal marginal relevance with item-kNN similarity) → explanations
 //! naming the signal and the shopper's or request's items that caused each pick.
+//!
+//! Cold start: when the model's own signal leaves a list short (an item added after the last training has no
+//! item-kNN neighbours; a shopper's history holds only such items), a content tier follows it: items like the
+//! anchors by title words, brand, category path and attribute values ([`crate::catalog::CatalogContent`]),
+//! explained by what they share ("brand puma, category shoes").
 
-use crate::catalog::CatalogSnapshot;
+use crate::catalog::{CatalogContent, CatalogSnapshot};
 use crate::error::ApiResult;
 use crate::state::{AppState, blocking};
 use crate::training::{FittedRecs, ensure_model, retrain_if_stale};
 use attune_core::{AnonymousId, Event, EventKind, FilterExpr, Item, ItemId, TenantId, Timestamp, UserId};
 use attune_recs::{InteractionWeights, interactions_from_events};
-use attune_store::{Store, TimelineQuery};
+use attune_store::{ShopperRef, Store};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,15 +40,17 @@ use std::sync::atomic::AtomicI64;
 pub const HISTORY_EVENTS: usize = 50;
 /// How many of a shopper's latest events are read for exclusions, recently viewed and buy-it-again.
 pub const SHOPPER_EVENTS: usize = 200;
-/// How many of the tenant's newest events are searched for an anonymous visitor's events.
-pub const ANONYMOUS_SCAN: usize = 2_000;
 /// A pause longer than this between a shopper's events starts a new session.
 pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// Most candidates looked at (catalog and stock checks) for one list.
 const MAX_CANDIDATES: usize = 5_000;
-/// Candidates asked of a per-request model (session kNN, sequential, buy again, bought together): enough to
-/// fill a list after exclusions and filters; the precomputed trending and popular tiers back them up.
+/// Most candidates asked of a per-request model (session kNN, sequential, buy again, bought together,
+/// content). A list asks for [`TIER_FACTOR`] × the items it needs plus its exclusions (at least
+/// [`MIN_TIER`]): enough after exclusions and filters, while the precomputed trending and popular tiers back
+/// them up.
 const TIER_CANDIDATES: usize = 500;
+const TIER_FACTOR: usize = 4;
+const MIN_TIER: usize = 40;
 /// Candidates pooled per list item before boosts and diversity re-rank them.
 const POOL_FACTOR: usize = 5;
 const MIN_POOL: usize = 50;
@@ -85,6 +93,8 @@ pub enum Signal {
     BuyAgain,
     Session,
     Sequential,
+    /// Cold start: alike in title, brand, category or attributes.
+    SimilarContent,
 }
 
 impl Signal {
@@ -99,6 +109,7 @@ impl Signal {
             Self::BuyAgain => "buy_again",
             Self::Session => "session",
             Self::Sequential => "sequential",
+            Self::SimilarContent => "similar_content",
         }
     }
 }
@@ -305,6 +316,16 @@ impl Touch {
     }
 }
 
+/// A shopper's recent history as weights.
+struct WeightedHistory {
+    /// Positive weight per model item, by index.
+    model_items: Vec<(u32, f32)>,
+    /// Positive weight per item id (items the model has not seen included), heaviest first.
+    items: Vec<(ItemId, f32)>,
+    /// How each item was touched.
+    touch: HashMap<ItemId, Touch>,
+}
+
 /// A shopper's latest events (newest first), read from the store at request time.
 struct ShopperEvents {
     events: Vec<Event>,
@@ -312,22 +333,12 @@ struct ShopperEvents {
 
 impl ShopperEvents {
     fn load(store: &dyn Store, tenant: &TenantId, user: Option<&UserId>, shopper: &Shopper) -> ApiResult<Self> {
-        let user = user.or(shopper.user.as_ref());
-        let events = if let Some(user) = user {
-            let query = TimelineQuery { before_seq: None, limit: SHOPPER_EVENTS };
-            store.user_timeline(tenant, user, &query)?.events.into_iter().map(|s| s.event).collect()
-        } else if let Some(anonymous) = &shopper.anonymous {
-            store
-                .recent_events(tenant, ANONYMOUS_SCAN)?
-                .into_iter()
-                .map(|s| s.event)
-                .filter(|e| e.subject.user_id.is_none() && e.subject.anonymous_id.as_ref() == Some(anonymous))
-                .take(SHOPPER_EVENTS)
-                .collect()
-        } else {
-            Vec::new()
+        let whose = match (user.or(shopper.user.as_ref()), &shopper.anonymous) {
+            (Some(user), _) => ShopperRef::User(user),
+            (None, Some(anonymous)) => ShopperRef::Anonymous(anonymous),
+            (None, None) => return Ok(Self { events: Vec::new() }),
         };
-        Ok(Self { events })
+        Ok(Self { events: store.shopper_activity(tenant, whose, SHOPPER_EVENTS)? })
     }
 
     fn not_interested(&self) -> impl Iterator<Item = &ItemId> {
@@ -397,8 +408,9 @@ impl ShopperEvents {
             .collect()
     }
 
-    /// The newest [`HISTORY_EVENTS`] events' positive weight per model item, and how each item was touched.
-    fn weighted_history(&self, model: &RecsModel) -> (Vec<(u32, f32)>, HashMap<ItemId, Touch>) {
+    /// The newest [`HISTORY_EVENTS`] events' positive weight per model item, the same per item id (items the
+    /// model has not seen included, heaviest first), and how each item was touched.
+    fn weighted_history(&self, model: &RecsModel) -> WeightedHistory {
         let recent = &self.events[..self.events.len().min(HISTORY_EVENTS)];
         let mut touch: HashMap<ItemId, Touch> = HashMap::new();
         for event in recent {
@@ -408,23 +420,34 @@ impl ShopperEvents {
                 *slot = (*slot).min(how);
             }
         }
-        let mut summed: HashMap<u32, f32> = HashMap::new();
+        let mut by_id: HashMap<String, f32> = HashMap::new();
         for interaction in interactions_from_events(recent.iter(), &InteractionWeights::default()) {
-            if let Some(index) = model.items.index(&interaction.item) {
-                *summed.entry(index).or_default() += interaction.weight;
-            }
+            *by_id.entry(interaction.item).or_default() += interaction.weight;
         }
-        let mut weights: Vec<(u32, f32)> = summed.into_iter().filter(|(_, w)| *w > 0.0).collect();
+        let mut weights: Vec<(u32, f32)> =
+            by_id.iter().filter(|(_, w)| **w > 0.0).filter_map(|(id, w)| Some((model.items.index(id)?, *w))).collect();
         weights.sort_by_key(|(i, _)| *i);
-        (weights, touch)
+        let mut by_item: Vec<(ItemId, f32)> = by_id
+            .into_iter()
+            .filter(|(_, w)| *w > 0.0)
+            .filter_map(|(id, w)| Some((ItemId::parse(id).ok()?, w)))
+            .collect();
+        by_item.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.as_str().cmp(b.0.as_str())));
+        WeightedHistory { model_items: weights, items: by_item, touch }
     }
 }
 
 /// What an explanation needs beyond the signal and anchors.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Detail {
     None,
-    BuyAgain { interval_ms: f64, times_bought: u32, last_purchase_ms: i64 },
+    BuyAgain {
+        interval_ms: f64,
+        times_bought: u32,
+        last_purchase_ms: i64,
+    },
+    /// What a content match shares with its anchor, readable ("brand puma, category shoes").
+    SharedContent(String),
 }
 
 /// One candidate item with its score and the reason it is a candidate.
@@ -447,8 +470,9 @@ fn model_id(model: &RecsModel, index: u32) -> String {
     model.items.id(index).unwrap_or_default().to_string()
 }
 
-/// Σ over `sources` of weight · sim(source, j), citing the source contributing most to each j.
-fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal) -> Vec<Candidate> {
+/// The best `k` items by Σ over `sources` of weight · sim(source, j), citing the source contributing most to
+/// each j.
+fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: usize) -> Vec<Candidate> {
     let mut scores: HashMap<u32, (f32, u32, f32)> = HashMap::new();
     for &(source, weight) in sources {
         for (j, sim) in model.knn.neighbours(source).iter() {
@@ -466,8 +490,12 @@ fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal) -> 
         .filter(|(_, (s, _, _))| *s > 0.0 && s.is_finite())
         .map(|(j, (s, source, _))| (j, s, source))
         .collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    ranked.truncate(MAX_CANDIDATES);
+    let better = |a: &(u32, f32, u32), b: &(u32, f32, u32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if ranked.len() > k {
+        ranked.select_nth_unstable_by(k, better);
+        ranked.truncate(k);
+    }
+    ranked.sort_by(better);
     ranked
         .into_iter()
         .map(|(j, score, source)| Candidate::new(model_id(model, j), score, signal, vec![model_id(model, source)]))
@@ -487,6 +515,41 @@ fn ranked(model: &RecsModel, scores: &[f32], signal: Signal) -> Vec<Candidate> {
     order.into_iter().map(|(i, s)| Candidate::new(model_id(model, i), s, signal, Vec::new())).collect()
 }
 
+/// Cold start: items whose content is like the weighted `sources` (any catalog items, trained on or not),
+/// citing the heaviest source. Empty without a catalog copy.
+fn content_candidates(content: Option<&CatalogContent>, sources: &[(ItemId, f32)], k: usize) -> Vec<Candidate> {
+    let Some(content) = content else { return Vec::new() };
+    let positions: Vec<(u32, f32)> =
+        sources.iter().filter_map(|(id, weight)| Some((content.position(id)?, *weight))).collect();
+    let Some(&(cited, _)) = positions.iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))) else {
+        return Vec::new();
+    };
+    let Some(cited) = content.id(cited).map(ItemId::to_string) else { return Vec::new() };
+    let matches = match content.index.similar_to(&positions, k, &[]) {
+        Ok(matches) => matches,
+        Err(error) => {
+            tracing::warn!(error = %error, "content similarity failed");
+            return Vec::new();
+        }
+    };
+    matches
+        .into_iter()
+        .filter_map(|m| {
+            let id = content.id(m.item)?;
+            let shared = m.shared.iter().map(|f| attune_recs::describe_feature(f)).collect::<Vec<_>>().join(", ");
+            let mut candidate = Candidate::new(id.as_str(), m.score, Signal::SimilarContent, vec![cited.clone()]);
+            candidate.detail = Detail::SharedContent(shared);
+            Some(candidate)
+        })
+        .collect()
+}
+
+/// Whether the tiers so far offer fewer than twice the `wanted` candidates (room for exclusions and filters),
+/// so that a content tier should follow them.
+fn short_of(tiers: &[Cow<'_, [Candidate]>], wanted: usize) -> bool {
+    tiers.iter().map(|tier| tier.len()).sum::<usize>() < wanted * 2
+}
+
 fn indices(model: &RecsModel, ids: &[ItemId]) -> Vec<u32> {
     ids.iter().filter_map(|id| model.items.index(id.as_str())).collect()
 }
@@ -500,10 +563,12 @@ struct Plan<'m> {
 
 fn plan<'m>(
     model: &'m RecsModel,
+    content: Option<&CatalogContent>,
     request: &ListRequest,
     rules: &Rules,
     shopper: &ShopperEvents,
     now_ms: i64,
+    wanted: usize,
 ) -> Plan<'m> {
     let mut exclude = request.exclude.clone();
     exclude.extend(shopper.not_interested().cloned());
@@ -522,17 +587,32 @@ fn plan<'m>(
         [Cow::Borrowed(trending.as_slice()), Cow::Borrowed(popular.as_slice())]
     };
     let mut tiers: Vec<Cow<'m, [Candidate]>> = Vec::new();
+    // A filter may reject most candidates: then every source offers all it has.
+    let filtered = rules.filter.is_some();
+    let tier_size = |excluded: &HashSet<ItemId>| match filtered {
+        true => TIER_CANDIDATES,
+        false => (wanted * TIER_FACTOR + excluded.len()).clamp(MIN_TIER, TIER_CANDIDATES),
+    };
+    let knn_size = |excluded: &HashSet<ItemId>| if filtered { MAX_CANDIDATES } else { tier_size(excluded) };
     match &request.basis {
         Basis::Similar(anchors) => {
             exclude.extend(anchors.iter().cloned());
             let sources: Vec<(u32, f32)> = indices(model, anchors).into_iter().map(|i| (i, 1.0)).collect();
-            tiers.push(knn_candidates(model, &sources, Signal::SimilarItems).into());
+            tiers.push(knn_candidates(model, &sources, Signal::SimilarItems, knn_size(&exclude)).into());
+            if short_of(&tiers, wanted) {
+                let sources: Vec<(ItemId, f32)> = anchors.iter().map(|id| (id.clone(), 1.0)).collect();
+                tiers.push(content_candidates(content, &sources, tier_size(&exclude)).into());
+            }
         }
         Basis::ForYou(_) => {
-            let (weights, touched) = shopper.weighted_history(model);
+            let WeightedHistory { model_items: weights, items: by_item, touch: touched } =
+                shopper.weighted_history(model);
             // Items the shopper already knows are not news; purchases follow `exclude_purchased`.
             exclude.extend(touched.iter().filter(|(_, how)| **how != Touch::Bought).map(|(id, _)| id.clone()));
-            tiers.push(knn_candidates(model, &weights, Signal::YourHistory).into());
+            tiers.push(knn_candidates(model, &weights, Signal::YourHistory, knn_size(&exclude)).into());
+            if short_of(&tiers, wanted) {
+                tiers.push(content_candidates(content, &by_item, tier_size(&exclude)).into());
+            }
             tiers.extend(fallbacks());
             touch = touched;
         }
@@ -553,11 +633,18 @@ fn plan<'m>(
         Basis::BoughtTogether(anchor) => {
             let anchors = vec![anchor.clone()];
             exclude.insert(anchor.clone());
-            tiers.extend(basket_tiers(model, &anchors).into_iter().map(Cow::Owned));
+            tiers.extend(basket_tiers(model, &anchors, tier_size(&exclude)).into_iter().map(Cow::Owned));
+            if short_of(&tiers, wanted) {
+                tiers.push(content_candidates(content, &[(anchor.clone(), 1.0)], tier_size(&exclude)).into());
+            }
         }
         Basis::CompleteCart(cart) => {
             exclude.extend(cart.iter().cloned());
-            tiers.extend(basket_tiers(model, cart).into_iter().map(Cow::Owned));
+            tiers.extend(basket_tiers(model, cart, tier_size(&exclude)).into_iter().map(Cow::Owned));
+            if short_of(&tiers, wanted) {
+                let sources: Vec<(ItemId, f32)> = cart.iter().map(|id| (id.clone(), 1.0)).collect();
+                tiers.push(content_candidates(content, &sources, tier_size(&exclude)).into());
+            }
         }
         Basis::BuyAgain => {
             let history: Vec<(u32, i64)> = shopper
@@ -566,7 +653,7 @@ fn plan<'m>(
                 .filter_map(|(id, time)| Some((model.items.index(id.as_str())?, time)))
                 .collect();
             let suggestions = match &model.buy_again {
-                Some(buy_again) => buy_again.for_customer(&history, now_ms, TIER_CANDIDATES, &[]),
+                Some(buy_again) => buy_again.for_customer(&history, now_ms, tier_size(&exclude), &[]),
                 None => Vec::new(),
             };
             tiers.push(
@@ -589,7 +676,7 @@ fn plan<'m>(
             let session = shopper.current_session();
             exclude.extend(session.iter().cloned());
             let clicks = indices(model, &session);
-            let suggestions = model.sessions.recommend(&clicks, TIER_CANDIDATES, &[]);
+            let suggestions = model.sessions.recommend(&clicks, tier_size(&exclude), &[]);
             tiers.push(
                 suggestions
                     .into_iter()
@@ -603,7 +690,7 @@ fn plan<'m>(
             let history: Vec<ItemId> =
                 shopper.events.iter().rev().flat_map(|e| acted_on(&e.kind).into_iter().cloned()).collect();
             let ordered = indices(model, &history);
-            if let Ok(suggestions) = model.sequential.recommend(&ordered, TIER_CANDIDATES, &[]) {
+            if let Ok(suggestions) = model.sequential.recommend(&ordered, tier_size(&exclude), &[]) {
                 tiers.push(
                     suggestions
                         .into_iter()
@@ -618,7 +705,16 @@ fn plan<'m>(
             let n = clicks.len();
             let sources: Vec<(u32, f32)> =
                 clicks.iter().enumerate().map(|(p, &i)| (i, (-((n - 1 - p) as f32) / 2.0).exp())).collect();
-            tiers.push(knn_candidates(model, &sources, Signal::Session).into());
+            tiers.push(knn_candidates(model, &sources, Signal::Session, knn_size(&exclude)).into());
+            if short_of(&tiers, wanted) {
+                let m = session.len();
+                let sources: Vec<(ItemId, f32)> = session
+                    .iter()
+                    .enumerate()
+                    .map(|(p, id)| (id.clone(), (-((m - 1 - p) as f32) / 2.0).exp()))
+                    .collect();
+                tiers.push(content_candidates(content, &sources, tier_size(&exclude)).into());
+            }
             tiers.extend(fallbacks());
             for event in shopper.events.iter().rev() {
                 for id in acted_on(&event.kind) {
@@ -633,11 +729,11 @@ fn plan<'m>(
 }
 
 /// Frequently bought together with `anchors`, then items similar to them.
-fn basket_tiers(model: &RecsModel, anchors: &[ItemId]) -> Vec<Vec<Candidate>> {
+fn basket_tiers(model: &RecsModel, anchors: &[ItemId], k: usize) -> Vec<Vec<Candidate>> {
     let cart = indices(model, anchors);
     let together = model
         .bought_together
-        .for_items(&cart, TIER_CANDIDATES, &[])
+        .for_items(&cart, k, &[])
         .into_iter()
         .map(|s| {
             let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
@@ -645,7 +741,7 @@ fn basket_tiers(model: &RecsModel, anchors: &[ItemId]) -> Vec<Vec<Candidate>> {
         })
         .collect();
     let sources: Vec<(u32, f32)> = cart.into_iter().map(|i| (i, 1.0)).collect();
-    vec![together, knn_candidates(model, &sources, Signal::SimilarItems)]
+    vec![together, knn_candidates(model, &sources, Signal::SimilarItems, k)]
 }
 
 /// Where catalog items are read from: the in-memory copy of the serving path, else the store.
@@ -814,6 +910,16 @@ fn explanation_text(
     match candidate.signal {
         Signal::SimilarItems => format!("Customers who bought {first} also bought this"),
         Signal::YourHistory | Signal::Session | Signal::Sequential => how(candidate.because.first()).text(&first),
+        Signal::SimilarContent => {
+            let shared = match &candidate.detail {
+                Detail::SharedContent(shared) if !shared.is_empty() => shared.as_str(),
+                _ => "similar description",
+            };
+            match how(candidate.because.first()) {
+                Touch::Other => format!("Like {first}: {shared}"),
+                touched => format!("{} ({shared})", touched.text(&first)),
+            }
+        }
         Signal::Trending => "Trending this week".to_string(),
         Signal::Popular => "Popular with our customers".to_string(),
         Signal::RecentlyViewed => "You viewed this recently".to_string(),
@@ -830,19 +936,9 @@ fn explanation_text(
                 days((now_ms - last_purchase_ms) as f64),
                 days(interval_ms)
             ),
-            Detail::None => "You bought this before".to_string(),
+            Detail::None | Detail::SharedContent(_) => "You bought this before".to_string(),
         },
     }
-}
-
-/// Computes one recommendation list without business rules. Runs on a blocking thread (store calls).
-pub fn recommend(
-    store: &dyn Store,
-    tenant: &TenantId,
-    model: &RecsModel,
-    request: &ListRequest,
-) -> ApiResult<Vec<Recommended>> {
-    recommend_with_rules(store, tenant, model, None, request, &Rules::default())
 }
 
 /// Computes one recommendation list under `rules`: the one selection path of every scenario. Items are
@@ -861,9 +957,10 @@ pub fn recommend_with_rules(
     };
     let shopper = ShopperEvents::load(store, tenant, user, &rules.shopper)?;
     let now_ms = Timestamp::now().millis();
-    let plan = plan(model, request, rules, &shopper, now_ms);
     let reranks = !rules.boosts.is_empty() || rules.max_per_category.is_some() || rules.mmr_lambda.is_some();
     let target = if reranks { (request.count * POOL_FACTOR).max(MIN_POOL) } else { request.count };
+    let content = catalog.map(CatalogSnapshot::content);
+    let plan = plan(model, content, request, rules, &shopper, now_ms, target);
     let items = Items { store, tenant, catalog };
     let mut pool = gather(items, &plan, request, rules, target)?;
     boost(&mut pool, &rules.boosts);

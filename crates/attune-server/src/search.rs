@@ -29,7 +29,7 @@ use attune_search::{
     AttributeKind, Autocomplete, Facets, Filters, ParsedQuery, Retrieval, SearchConfig, SearchEngine, SearchMode,
     SearchRequest, ShopperProfile, SortOrder, SuggestionSource, Understood,
 };
-use attune_store::{ItemEmbedding, Store, TimelineQuery};
+use attune_store::{ItemEmbedding, ShopperRef, Store};
 use attune_text::SentenceEmbedder;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -46,7 +46,7 @@ const QUERY_SCAN: usize = 20_000;
 const MAX_QUERIES: usize = 5_000;
 /// A shopper's latest events that make up their search profile.
 const SHOPPER_EVENTS: usize = 200;
-/// Latest events of the tenant scanned for an anonymous shopper's events.
+/// Latest events of the tenant scanned for the events of a session without a known shopper.
 const ANONYMOUS_SCAN: usize = 5_000;
 /// Events this recent (before the newest one) are the shopper's current session.
 const SESSION_WINDOW_MS: i64 = 30 * 60 * 1000;
@@ -606,11 +606,11 @@ fn shopper_profile(
             .take(SHOPPER_EVENTS)
             .collect())
     };
+    // The shopper's own events (their searches and the impressions they were shown left out).
     let events: Vec<Event> = if let Some(user) = &params.user {
-        let query = TimelineQuery { before_seq: None, limit: SHOPPER_EVENTS };
-        store.user_timeline(tenant, user, &query)?.events.into_iter().map(|s| s.event).collect()
+        store.shopper_activity(tenant, ShopperRef::User(user), SHOPPER_EVENTS)?
     } else if let Some(anonymous) = &params.anonymous {
-        recent(&|e| e.subject.user_id.is_none() && e.subject.anonymous_id.as_ref() == Some(anonymous))?
+        store.shopper_activity(tenant, ShopperRef::Anonymous(anonymous), SHOPPER_EVENTS)?
     } else if let Some(session) = &params.session {
         recent(&|e| e.session_id.as_ref() == Some(session))?
     } else {

@@ -8,7 +8,8 @@
 //! give the same payload bytes, hot swaps under concurrent requests never fail one, a restarted server
 //! serves the stored version without retraining (and retrains in the background when it is behind, never
 //! for impressions alone), a stale model retrains in the background while requests are served, model
-//! versions and activation through the API, and the console's models page.
+//! versions and activation through the API, and the console's models page. Cold start: an item added after
+//! training and a shopper who only saw it get content matches (brand, category, title words).
 
 use attune_core::FilterExpr;
 use attune_core::input::{AmountInput, TimeInput};
@@ -592,6 +593,46 @@ fn a_new_event_changes_the_next_answer_at_once() {
     assert!(!after.contains(&"B".to_string()), "{after:?}");
     let similar = ids(&server.list(&json!({"scenario": "similar", "item_id": "A", "user_id": "buyer"})));
     assert!(!similar.contains(&"B".to_string()), "{similar:?}");
+}
+
+#[test]
+fn items_and_shoppers_the_model_has_not_seen_get_content_matches() {
+    let server = TestServer::start();
+    let first = server.list(&json!({"scenario": "trending"}));
+    let version = first["model_version"].clone();
+    // A new product after training: no purchases, so no item-kNN neighbours; its brand and category are known.
+    expect(
+        server.client.put(format!("{}/v1/items/N", server.base)).bearer_auth(&server.secret).json(&json!({
+            "title": "Alpha mug large", "brand": "Acme", "category": "Home > Kitchen", "price": "5.50",
+            "currency": "GBP",
+        })),
+        StatusCode::OK,
+    );
+    let similar = server.list(&json!({"scenario": "similar", "item_id": "N", "count": 3}));
+    assert_eq!(similar["model_version"], version, "a new item must not need a new model: {similar}");
+    let got = ids(&similar);
+    // The mug shares the title word, brand and category; the saucer brand and category; the out-of-stock
+    // teapot is never returned.
+    assert_eq!(got.first().map(String::as_str), Some("A"), "{similar}");
+    assert!(got.contains(&"B".to_string()) && !got.contains(&"O".to_string()), "{similar}");
+    for item in similar["items"].as_array().unwrap() {
+        assert_eq!(item["explanation"]["signal"], "similar_content", "{item}");
+        assert_eq!(item["explanation"]["because_item_ids"], json!(["N"]), "{item}");
+    }
+    let text = similar["items"][0]["explanation"]["text"].as_str().unwrap();
+    assert!(text.starts_with("Like Alpha mug large: ") && text.contains("\"mug\" in the title"), "{text}");
+
+    // A shopper whose only event is on the new item: the collaborative model knows nothing of it.
+    server.send_event(&json!({"type": "view", "event_id": "new-1", "user_id": "newcomer", "item_id": "N"}));
+    let for_you = server.list(&json!({"scenario": "for_you", "user_id": "newcomer", "count": 2}));
+    assert_eq!(ids(&for_you), vec!["A".to_string(), "B".to_string()], "{for_you}");
+    assert_eq!(signals(&for_you), vec!["similar_content".to_string(); 2]);
+    let text = for_you["items"][0]["explanation"]["text"].as_str().unwrap();
+    assert!(text.starts_with("Because you viewed Alpha mug large ("), "{text}");
+    // Their session continues from the new item the same way.
+    let next = server.list(&json!({"scenario": "next", "user_id": "newcomer", "count": 1}));
+    assert_eq!(ids(&next), vec!["A".to_string()], "{next}");
+    assert_eq!(next["items"][0]["explanation"]["because_item_ids"], json!(["N"]), "{next}");
 }
 
 #[test]

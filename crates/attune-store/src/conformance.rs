@@ -16,6 +16,7 @@ macro_rules! conformance_tests {
             tenants_are_created_once, api_keys_are_found_by_hash_and_revoked, items_upsert_keep_created_at,
             item_listing_pages_and_searches, items_are_isolated_between_tenants, users_round_trip_and_delete_with_events,
             events_are_idempotent_by_id, events_are_isolated_between_tenants, timeline_is_newest_first_and_pages,
+            shopper_activity_leaves_out_what_the_shop_showed,
             stats_and_daily_counts_follow_appends, event_log_scans_in_order, concurrent_appends_store_each_event_once,
             item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned);
     };
@@ -232,6 +233,34 @@ pub fn timeline_is_newest_first_and_pages(store: &dyn Store) {
     assert_eq!(ids, ["e2", "e1", "e0"]);
     assert!(second.next_before_seq.is_none());
     assert_eq!(second.events[0].event, events[2], "events read back equal what was written");
+}
+
+pub fn shopper_activity_leaves_out_what_the_shop_showed(store: &dyn Store) {
+    let t = tenant(store, "alpha");
+    let mut events = vec![view("v0", "u", "a", "2011-01-01T10:00:00Z")];
+    for i in 0..5 {
+        events.push(event(&format!(
+            r#"{{"type":"impression","event_id":"i{i}","user_id":"u","item_ids":["b","c"],"recommendation_id":"r{i}"}}"#
+        )));
+    }
+    events.push(event(r#"{"type":"search","event_id":"s0","user_id":"u","query":"candle"}"#));
+    events.push(view("v1", "u", "b", "2011-01-02T10:00:00Z"));
+    events.push(view("other", "w", "b", "2011-01-02T10:00:00Z"));
+    events.push(event(r#"{"type":"view","event_id":"anon-1","anonymous_id":"x","item_id":"c"}"#));
+    events.push(event(r#"{"type":"view","event_id":"anon-2","anonymous_id":"x","user_id":"w","item_id":"d"}"#));
+    events.push(event(
+        r#"{"type":"impression","event_id":"anon-3","anonymous_id":"x","item_ids":["e"],"recommendation_id":"r9"}"#,
+    ));
+    store.append_events(&t, &events).unwrap();
+    let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id.to_string()).collect::<Vec<_>>();
+    let user = UserId::parse("u").unwrap();
+    assert_eq!(ids(store.shopper_activity(&t, ShopperRef::User(&user), 10).unwrap()), ["v1", "v0"]);
+    assert_eq!(ids(store.shopper_activity(&t, ShopperRef::User(&user), 1).unwrap()), ["v1"]);
+    // An anonymous visitor's events are those without a user id (once signed in, they belong to the user).
+    let anonymous = attune_core::AnonymousId::parse("x").unwrap();
+    assert_eq!(ids(store.shopper_activity(&t, ShopperRef::Anonymous(&anonymous), 10).unwrap()), ["anon-1"]);
+    let other = tenant(store, "beta");
+    assert!(store.shopper_activity(&other, ShopperRef::User(&user), 10).unwrap().is_empty());
 }
 
 pub fn stats_and_daily_counts_follow_appends(store: &dyn Store) {

@@ -64,6 +64,9 @@ pub trait Store: Send + Sync + 'static {
     fn user_timeline(&self, tenant: &TenantId, user: &UserId, query: &TimelineQuery) -> StoreResult<TimelinePage>;
     /// Events in the order they were stored, after sequence number `after_seq`.
     fn events_after(&self, tenant: &TenantId, after_seq: i64, limit: usize) -> StoreResult<Vec<StoredEvent>>;
+    /// A shopper's newest `limit` events of their own doing, newest first: impressions and searches (what the
+    /// shop showed them) are left out, so however many lists a shopper is shown, their history stays in reach.
+    fn shopper_activity(&self, tenant: &TenantId, shopper: ShopperRef<'_>, limit: usize) -> StoreResult<Vec<Event>>;
     /// The tenant's newest `limit` events, newest first.
     fn recent_events(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<StoredEvent>>;
     fn event_by_id(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>>;

@@ -657,6 +657,35 @@ impl Store for SqliteStore {
         })
     }
 
+    fn shopper_activity(&self, tenant: &TenantId, shopper: ShopperRef<'_>, limit: usize) -> StoreResult<Vec<Event>> {
+        self.with_reader(|c| {
+            // Each query walks its partial index (tenant, shopper, seq) backwards.
+            let (sql, key) = match shopper {
+                ShopperRef::User(user) => (
+                    "SELECT seq, received_at, payload FROM events INDEXED BY events_by_user
+                     WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL
+                       AND event_type NOT IN ('impression', 'search')
+                     ORDER BY seq DESC LIMIT ?3",
+                    user.as_str(),
+                ),
+                ShopperRef::Anonymous(anonymous) => (
+                    "SELECT seq, received_at, payload FROM events INDEXED BY events_by_anonymous
+                     WHERE tenant_id = ?1 AND anonymous_id = ?2 AND anonymous_id IS NOT NULL AND user_id IS NULL
+                       AND event_type NOT IN ('impression', 'search')
+                     ORDER BY seq DESC LIMIT ?3",
+                    anonymous.as_str(),
+                ),
+            };
+            let mut statement = c.prepare_cached(sql)?;
+            let rows = statement
+                .query_map(params![tenant.as_str(), key, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|(seq, received, payload)| read_event(*seq, *received, payload).map(|s| s.event)).collect()
+        })
+    }
+
     fn recent_events(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
         self.with_reader(|c| {
             let mut statement = c.prepare_cached(

@@ -67,6 +67,13 @@ pub struct DeletedUser {
     pub events: u64,
 }
 
+/// Whose events: a signed-in user, or an anonymous visitor (their events without a user id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShopperRef<'a> {
+    User(&'a attune_core::UserId),
+    Anonymous(&'a attune_core::AnonymousId),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TimelineQuery {
     /// Return events stored before this sequence number (paging, newest first).

@@ -286,8 +286,17 @@ async fn storefront_recommendations(
     let store = state.store.clone();
     let subject = request.subject();
     let list = ListRequest { basis, count: RECOMMENDATIONS_SHOWN, exclude, in_stock_only: true };
+    let catalogs = state.clone();
     let outcome = blocking(move || {
-        let picked = recommendations::recommend(store.as_ref(), &tenant, &model, &list)?;
+        let catalog = catalogs.catalog.snapshot(store.as_ref(), &tenant)?;
+        let picked = recommendations::recommend_with_rules(
+            store.as_ref(),
+            &tenant,
+            &model,
+            Some(&catalog),
+            &list,
+            &recommendations::Rules::default(),
+        )?;
         if !picked.is_empty() {
             let impression = EventInput {
                 event_type: "impression".to_string(),
