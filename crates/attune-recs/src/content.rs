@@ -232,36 +232,48 @@ impl ContentIndex {
             }
         }
         let max_postings = ((self.config.max_document_share * self.len() as f32) as usize).max(ALWAYS_USED_POSTINGS);
-        let mut scores: HashMap<u32, f32> = HashMap::new();
-        // Per candidate, each shared feature's contribution, for the explanation.
-        let mut contributions: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+        let used = |feature: u32| self.postings[feature as usize].len() <= max_postings;
+        // Dense accumulation: one slot per item, plus the list of items reached.
+        let mut scores = vec![0f32; self.len()];
+        let mut reached = vec![false; self.len()];
+        let mut touched: Vec<u32> = Vec::new();
         for &(source, source_weight) in sources {
             for &(feature, weight) in &self.vectors[source as usize] {
-                let posting = &self.postings[feature as usize];
-                if posting.len() > max_postings {
+                if !used(feature) {
                     continue;
                 }
-                for &(item, other) in posting {
-                    let contribution = source_weight * weight * other;
-                    *scores.entry(item).or_default() += contribution;
-                    contributions.entry(item).or_default().push((feature, contribution));
+                for &(item, other) in &self.postings[feature as usize] {
+                    if !reached[item as usize] {
+                        reached[item as usize] = true;
+                        touched.push(item);
+                    }
+                    scores[item as usize] += source_weight * weight * other;
                 }
             }
         }
-        for (source, _) in sources {
-            scores.remove(source);
+        for &(source, _) in sources {
+            scores[source as usize] = 0.0;
         }
-        for item in exclude {
-            scores.remove(item);
+        for &item in exclude {
+            if let Some(score) = scores.get_mut(item as usize) {
+                *score = 0.0;
+            }
         }
-        let mut ranked: Vec<(u32, f32)> = scores.into_iter().filter(|(_, s)| *s > 0.0).collect();
+        let mut ranked: Vec<(u32, f32)> =
+            touched.into_iter().map(|i| (i, scores[i as usize])).filter(|(_, s)| *s > 0.0).collect();
         let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        ranked.sort_by(better);
+        let keep = |ranked: &mut Vec<(u32, f32)>, n: usize| {
+            if ranked.len() > n {
+                ranked.select_nth_unstable_by(n, better);
+                ranked.truncate(n);
+            }
+            ranked.sort_by(better);
+        };
         let total_weight: f32 = sources.iter().map(|(_, w)| w.abs()).sum::<f32>().max(f32::MIN_POSITIVE);
         if let Some((dimension, flat)) = &self.embeddings
             && *dimension > 0
         {
-            ranked.truncate(self.config.rescore_depth.max(k));
+            keep(&mut ranked, self.config.rescore_depth.max(k));
             let beta = self.config.embedding_weight;
             let row = |i: u32| &flat[i as usize * dimension..(i as usize + 1) * dimension];
             for (item, score) in ranked.iter_mut() {
@@ -269,26 +281,48 @@ impl ContentIndex {
                     sources.iter().map(|&(s, w)| w * dot(row(s), row(*item))).sum::<f32>() / total_weight;
                 *score = (1.0 - beta) * (*score / total_weight) + beta * semantic.max(0.0);
             }
-            ranked.sort_by(better);
         } else {
             ranked.iter_mut().for_each(|(_, s)| *s /= total_weight);
         }
-        ranked.truncate(k);
+        keep(&mut ranked, k);
         Ok(ranked
             .into_iter()
-            .map(|(item, score)| {
-                let mut shared: Vec<(u32, f32)> = Vec::new();
-                for &(feature, contribution) in contributions.get(&item).map(Vec::as_slice).unwrap_or(&[]) {
-                    match shared.iter_mut().find(|(f, _)| *f == feature) {
-                        Some(slot) => slot.1 += contribution,
-                        None => shared.push((feature, contribution)),
+            .map(|(item, score)| ContentMatch { item, score, shared: self.shared_features(sources, item, &used) })
+            .collect())
+    }
+
+    /// The (at most 3) used features that contribute most to `item`'s score against `sources`, strongest first.
+    fn shared_features(&self, sources: &[(u32, f32)], item: u32, used: &dyn Fn(u32) -> bool) -> Vec<String> {
+        let target = &self.vectors[item as usize];
+        let mut shared: Vec<(u32, f32)> = Vec::new();
+        for &(source, source_weight) in sources {
+            // Both vectors are sorted by feature: merge them.
+            let (mut a, mut b) = (self.vectors[source as usize].iter().peekable(), target.iter().peekable());
+            while let (Some(&&(fa, wa)), Some(&&(fb, wb))) = (a.peek(), b.peek()) {
+                match fa.cmp(&fb) {
+                    std::cmp::Ordering::Less => {
+                        a.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        b.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if used(fa) {
+                            let contribution = source_weight * wa * wb;
+                            match shared.iter_mut().find(|(f, _)| *f == fa) {
+                                Some(slot) => slot.1 += contribution,
+                                None => shared.push((fa, contribution)),
+                            }
+                        }
+                        a.next();
+                        b.next();
                     }
                 }
-                shared.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                let shared = shared.into_iter().take(3).map(|(f, _)| self.features[f as usize].clone()).collect();
-                ContentMatch { item, score, shared }
-            })
-            .collect())
+            }
+        }
+        shared.retain(|(_, c)| *c > 0.0);
+        shared.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        shared.into_iter().take(3).map(|(f, _)| self.features[f as usize].clone()).collect()
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Freshness: item writes through this server (`/v1/items`) drop the tenant's copy at once, so the next
 //! request sees them; writes by other replicas or `attune import` are seen after at most [`CATALOG_TTL`].
-//! A copy is loaded with one `Store::all_items` call on a blocking thread; concurrent requests for a cold
+//! A copy is loaded with one `Store::all_items` call on a blocking thread (an expired one by one request while
+//! the others go on with it); concurrent requests for a cold
 //! tenant share one load.
 //!
 //! Each copy also carries, built on first use, the content vectors of its items ([`CatalogContent`]): the
@@ -25,7 +26,7 @@ pub const CATALOG_TTL: Duration = Duration::from_secs(30);
 pub struct CatalogSnapshot {
     pub loaded_at: Instant,
     items: HashMap<ItemId, Arc<Item>>,
-    content: OnceLock<CatalogContent>,
+    content: OnceLock<Arc<CatalogContent>>,
 }
 
 /// Content vectors (title words, brand, category path, attribute values) of one catalog copy, with the
@@ -86,8 +87,14 @@ impl CatalogSnapshot {
                 ms = clock.elapsed().as_millis() as u64,
                 "content vectors built"
             );
-            content
+            Arc::new(content)
         })
+    }
+
+    /// Item count and newest update: equal fingerprints mean no item was added, changed or removed (a removal
+    /// changes the count, an addition or change the newest update).
+    pub fn fingerprint(&self) -> (usize, i64) {
+        (self.items.len(), self.items.values().map(|item| item.updated_at.millis()).max().unwrap_or(0))
     }
 
     pub fn get(&self, id: &ItemId) -> Option<&Arc<Item>> {
@@ -125,16 +132,35 @@ pub struct CatalogCache {
 impl CatalogCache {
     /// The tenant's catalog, loaded from the store when missing or older than [`CATALOG_TTL`]. Blocking:
     /// call on a blocking thread.
+    ///
+    /// An expired copy is reloaded by one request while the others go on with it; a copy dropped by
+    /// [`CatalogCache::invalidate`] is never served again. A reloaded copy whose items did not change keeps the
+    /// content vectors of the one it replaces.
     pub fn snapshot(&self, store: &dyn Store, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
-        if let Some(fresh) = self.fresh(tenant) {
-            return Ok(fresh);
+        let current = self.current(tenant);
+        if let Some(fresh) = current.as_ref().filter(|s| s.loaded_at.elapsed() < CATALOG_TTL) {
+            return Ok(fresh.clone());
         }
-        let _loading = self.loading.lock().map_err(crate::error::ApiError::internal)?;
+        let _loading = match (self.loading.try_lock(), &current) {
+            (Ok(guard), _) => guard,
+            (Err(std::sync::TryLockError::WouldBlock), Some(expired)) => return Ok(expired.clone()),
+            (Err(std::sync::TryLockError::WouldBlock), None) => {
+                self.loading.lock().map_err(crate::error::ApiError::internal)?
+            }
+            (Err(std::sync::TryLockError::Poisoned(error)), _) => return Err(crate::error::ApiError::internal(error)),
+        };
         if let Some(fresh) = self.fresh(tenant) {
             return Ok(fresh);
         }
         let generation = self.generation(tenant);
-        let snapshot = Arc::new(CatalogSnapshot::new(store.all_items(tenant)?));
+        let snapshot = CatalogSnapshot::new(store.all_items(tenant)?);
+        if let Some(previous) = self.current(tenant)
+            && previous.fingerprint() == snapshot.fingerprint()
+            && let Some(content) = previous.content.get()
+        {
+            let _ = snapshot.content.set(content.clone());
+        }
+        let snapshot = Arc::new(snapshot);
         tracing::debug!(tenant = %tenant, items = snapshot.len(), "catalog copy loaded");
         let mut snapshots = self.snapshots.lock().expect("catalog cache poisoned");
         // A change landed while reading: serve this copy once, keep none.
@@ -142,6 +168,10 @@ impl CatalogCache {
             snapshots.insert(tenant.clone(), snapshot.clone());
         }
         Ok(snapshot)
+    }
+
+    fn current(&self, tenant: &TenantId) -> Option<Arc<CatalogSnapshot>> {
+        self.snapshots.lock().expect("catalog cache poisoned").get(tenant).cloned()
     }
 
     fn fresh(&self, tenant: &TenantId) -> Option<Arc<CatalogSnapshot>> {

@@ -151,7 +151,7 @@ impl TenantIndex {
 }
 
 fn fingerprint(snapshot: &CatalogSnapshot) -> (usize, i64) {
-    (snapshot.len(), snapshot.iter().map(|item| item.updated_at.millis()).max().unwrap_or(0))
+    snapshot.fingerprint()
 }
 
 /// The search state of one server.
