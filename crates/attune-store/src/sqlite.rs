@@ -187,6 +187,7 @@ impl SqliteStore {
                 )?;
                 connection.busy_timeout(std::time::Duration::from_secs(10))?;
                 connection.set_prepared_statement_cache_capacity(64);
+                configure_reads(&connection)?;
                 connection
             }
         };
@@ -217,8 +218,22 @@ fn configure(connection: &Connection, synchronous: Synchronous) -> StoreResult<(
     )?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.set_prepared_statement_cache_capacity(64);
+    configure_reads(connection)?;
     Ok(())
 }
+
+/// Reads go through a memory map of the database file (no copy per page read) and keep a larger page cache;
+/// the serving path reads a shopper's recent events on every request.
+fn configure_reads(connection: &Connection) -> StoreResult<()> {
+    connection.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
+    connection.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
+    Ok(())
+}
+
+/// Bytes of the database file mapped into memory per connection (address space, not resident memory).
+const READ_MMAP_BYTES: i64 = 1 << 30;
+/// Page cache per connection, in KiB.
+const READ_CACHE_KIB: i64 = 16 * 1024;
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
