@@ -72,6 +72,13 @@ macro_rules! identifier {
                 &self.0
             }
         }
+
+        /// Hashes and compares as its text, so maps keyed by the id can be searched with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

@@ -101,6 +101,11 @@ impl CatalogSnapshot {
         self.items.get(id)
     }
 
+    /// The item with this id text (no id parsing, for ids that came from a model).
+    pub fn get_by_text(&self, id: &str) -> Option<&Arc<Item>> {
+        self.items.get(id)
+    }
+
     /// The items of `ids` that exist, in the order of `ids`.
     pub fn items<'a>(&'a self, ids: impl IntoIterator<Item = &'a ItemId>) -> Vec<Arc<Item>> {
         ids.into_iter().filter_map(|id| self.items.get(id).cloned()).collect()

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     Conflict,
     /// The tenant's data is too thin for the requested model (too few customers or periods).
     NotEnoughData,
+    /// A model the request needs is still being loaded or trained; retry shortly.
+    ModelNotReady,
     Internal,
 }
 
@@ -53,6 +55,7 @@ impl ErrorKind {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict => (StatusCode::CONFLICT, "conflict"),
             Self::NotEnoughData => (StatusCode::UNPROCESSABLE_ENTITY, "not_enough_data"),
+            Self::ModelNotReady => (StatusCode::SERVICE_UNAVAILABLE, "model_not_ready"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -561,6 +561,15 @@ struct Plan<'m> {
     touch: HashMap<ItemId, Touch>,
 }
 
+/// How many candidates the sources of a plan offer.
+#[derive(Debug, Clone, Copy)]
+struct Depth {
+    /// Candidates the list needs before the hard rules.
+    wanted: usize,
+    /// Every source offers all it has (a filter rejected too many of the usual candidates).
+    wide: bool,
+}
+
 fn plan<'m>(
     model: &'m RecsModel,
     content: Option<&CatalogContent>,
@@ -568,8 +577,9 @@ fn plan<'m>(
     rules: &Rules,
     shopper: &ShopperEvents,
     now_ms: i64,
-    wanted: usize,
+    depth: Depth,
 ) -> Plan<'m> {
+    let Depth { wanted, wide } = depth;
     let mut exclude = request.exclude.clone();
     exclude.extend(shopper.not_interested().cloned());
     let exclude_purchased = rules.exclude_purchased.unwrap_or(matches!(request.basis, Basis::ForYou(_)));
@@ -587,13 +597,11 @@ fn plan<'m>(
         [Cow::Borrowed(trending.as_slice()), Cow::Borrowed(popular.as_slice())]
     };
     let mut tiers: Vec<Cow<'m, [Candidate]>> = Vec::new();
-    // A filter may reject most candidates: then every source offers all it has.
-    let filtered = rules.filter.is_some();
-    let tier_size = |excluded: &HashSet<ItemId>| match filtered {
+    let tier_size = |excluded: &HashSet<ItemId>| match wide {
         true => TIER_CANDIDATES,
         false => (wanted * TIER_FACTOR + excluded.len()).clamp(MIN_TIER, TIER_CANDIDATES),
     };
-    let knn_size = |excluded: &HashSet<ItemId>| if filtered { MAX_CANDIDATES } else { tier_size(excluded) };
+    let knn_size = |excluded: &HashSet<ItemId>| if wide { MAX_CANDIDATES } else { tier_size(excluded) };
     match &request.basis {
         Basis::Similar(anchors) => {
             exclude.extend(anchors.iter().cloned());
@@ -769,7 +777,9 @@ struct Pooled {
     candidate: Candidate,
 }
 
-/// Walks the tiers in order and keeps up to `target` candidates that pass the hard rules.
+/// Walks the tiers in order and keeps candidates that pass the hard rules until the pool offers `target`
+/// pickable items: under a category cap, items of a category beyond the cap count for nothing (they stay
+/// in the pool, up to [`POOL_FACTOR`] × the cap per category, because boosts may move them up).
 fn gather(
     items: Items<'_>,
     plan: &Plan,
@@ -781,32 +791,56 @@ fn gather(
     let mut pool: Vec<Pooled> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut looked_at = 0;
+    let mut per_category: HashMap<String, usize> = HashMap::new();
+    let mut pickable = 0;
     for (tier, candidates) in plan.tiers.iter().enumerate() {
         let mut rest: &[Candidate] = candidates;
-        while pool.len() < target && !rest.is_empty() && looked_at < MAX_CANDIDATES {
+        while pickable < target && !rest.is_empty() && looked_at < MAX_CANDIDATES {
             let (chunk, tail) = rest.split_at(chunk_size.min(rest.len()));
             rest = tail;
             looked_at += chunk.len();
-            let ids: Vec<ItemId> = chunk
-                .iter()
-                .filter(|c| !seen.contains(&c.id))
-                .filter_map(|c| ItemId::parse(c.id.clone()).ok())
-                .filter(|id| !plan.exclude.contains(id))
-                .collect();
-            if ids.is_empty() {
-                continue;
+            let wanted =
+                |seen: &HashSet<String>, c: &Candidate| !seen.contains(&c.id) && !plan.exclude.contains(c.id.as_str());
+            // The in-memory catalog is read item by item; the store is asked once per chunk.
+            let mut found: HashMap<String, Arc<Item>> = HashMap::new();
+            if items.catalog.is_none() {
+                let ids: Vec<ItemId> = chunk
+                    .iter()
+                    .filter(|c| wanted(&seen, c))
+                    .filter_map(|c| ItemId::parse(c.id.clone()).ok())
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                found = items.get(&ids)?.into_iter().map(|item| (item.id.to_string(), item)).collect();
             }
-            let mut found: HashMap<String, Arc<Item>> =
-                items.get(&ids)?.into_iter().map(|item| (item.id.to_string(), item)).collect();
             for candidate in chunk {
-                if pool.len() >= target {
+                if pickable >= target {
                     break;
                 }
-                let Some(item) = found.remove(&candidate.id) else { continue };
+                let item = match items.catalog {
+                    Some(catalog) if wanted(&seen, candidate) => catalog.get_by_text(&candidate.id).cloned(),
+                    Some(_) => None,
+                    None => found.remove(&candidate.id),
+                };
+                let Some(item) = item else { continue };
                 if (request.in_stock_only && !item.is_in_stock())
                     || rules.filter.as_ref().is_some_and(|f| !f.matches(&item))
                 {
                     continue;
+                }
+                match rules.max_per_category {
+                    Some(cap) if !item.category_path.is_empty() => {
+                        let so_far = per_category.entry(item.category_path.join(" > ")).or_default();
+                        if *so_far >= cap * POOL_FACTOR {
+                            continue;
+                        }
+                        if *so_far < cap {
+                            pickable += 1;
+                        }
+                        *so_far += 1;
+                    }
+                    _ => pickable += 1,
                 }
                 seen.insert(candidate.id.clone());
                 pool.push(Pooled { item, score: candidate.score, tier, candidate: candidate.clone() });
@@ -960,11 +994,20 @@ pub fn recommend_with_rules(
     let reranks = !rules.boosts.is_empty() || rules.max_per_category.is_some() || rules.mmr_lambda.is_some();
     let target = if reranks { (request.count * POOL_FACTOR).max(MIN_POOL) } else { request.count };
     let content = catalog.map(CatalogSnapshot::content);
-    let plan = plan(model, content, request, rules, &shopper, now_ms, target);
     let items = Items { store, tenant, catalog };
-    let mut pool = gather(items, &plan, request, rules, target)?;
-    boost(&mut pool, &rules.boosts);
-    let picked = diversify(model, pool, request.count, rules);
+    // Sources first offer what a list usually needs; when a filter rejects so many that the list comes out
+    // short, they are asked again for all they have.
+    let mut wide = false;
+    let (plan, picked) = loop {
+        let plan = plan(model, content, request, rules, &shopper, now_ms, Depth { wanted: target, wide });
+        let mut pool = gather(items, &plan, request, rules, target)?;
+        boost(&mut pool, &rules.boosts);
+        let picked = diversify(model, pool, request.count, rules);
+        if picked.len() >= request.count || wide || rules.filter.is_none() {
+            break (plan, picked);
+        }
+        wide = true;
+    };
     let mut cited: Vec<ItemId> = picked
         .iter()
         .flat_map(|p| p.candidate.because.iter())

@@ -506,6 +506,62 @@ fn diversity_caps_items_per_category() {
     assert!(!(got.contains(&"A".to_string()) && got.contains(&"B".to_string())), "{mmr}");
 }
 
+/// A category cap must not leave the list short while other categories have items: 60 best sellers of one
+/// category fill the first candidates far beyond the list's pool, and 12 less popular items of 12 other
+/// categories come after them.
+#[test]
+fn a_category_cap_fills_the_list_from_the_other_categories() {
+    let directory = tempfile::tempdir().unwrap();
+    let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
+    let tenant = TenantId::parse_slug("capped").unwrap();
+    create_tenant(store.as_ref(), &tenant, "Dress Shop").unwrap();
+    let secret = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test").unwrap().key;
+    let public = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Public, "web").unwrap().key;
+    let dresses: Vec<String> = (0..60).map(|i| format!("dress-{i}")).collect();
+    let others: Vec<String> = (0..12).map(|i| format!("other-{i}")).collect();
+    let item = |id: &str, category: String| {
+        let input = ItemInput {
+            id: Some(id.to_string()),
+            title: Some(format!("Item {id}")),
+            price: Some(AmountInput::Text("20.00".into())),
+            currency: Some("GBP".into()),
+            category: Some(category),
+            ..Default::default()
+        };
+        Item::parse(input, Timestamp::now()).unwrap()
+    };
+    let mut items: Vec<Item> = dresses.iter().map(|id| item(id, "Women > Dresses".into())).collect();
+    items.extend(others.iter().enumerate().map(|(i, id)| item(id, format!("Other > Kind {i}"))));
+    store.upsert_items(&tenant, &items).unwrap();
+    let mut events = Vec::new();
+    for (i, dress) in dresses.iter().enumerate() {
+        for buyer in 0..3 {
+            events.push(order(&format!("{dress}-{buyer}"), &format!("buyer-{i}-{buyer}"), 1, &[dress.as_str()]));
+        }
+    }
+    for (i, other) in others.iter().enumerate() {
+        events.push(order(&format!("{other}-0"), &format!("other-buyer-{i}"), 1, &[other.as_str()]));
+    }
+    store.append_events(&tenant, &events).unwrap();
+    let server = TestServer::launch(directory, store, tenant, secret, public, ServerOptions::default());
+
+    let uncapped = server.list(&json!({"scenario": "trending", "count": 10}));
+    assert!(ids(&uncapped).iter().all(|id| id.starts_with("dress-")), "{uncapped}");
+    for body in [
+        json!({"scenario": "trending", "count": 10, "max_per_category": 1}),
+        json!({"scenario": "trending", "count": 10, "max_per_category": 1, "filter": "price < 50"}),
+        json!({"scenario": "for_you", "anonymous_id": "new-visitor", "count": 10, "max_per_category": 2}),
+    ] {
+        let capped = server.list(&body);
+        let got = ids(&capped);
+        assert_eq!(got.len(), 10, "{body}: {capped}");
+        let cap = body["max_per_category"].as_u64().unwrap() as usize;
+        assert_eq!(got.iter().filter(|id| id.starts_with("dress-")).count(), cap, "{body}: {capped}");
+        assert_no_duplicates(&got);
+    }
+}
+
 #[test]
 fn every_scenario_explains_with_the_shoppers_or_the_requests_items() {
     let server = TestServer::start();

@@ -6,10 +6,12 @@
 //! catalogs with interactions: each shopper prefers one or two article types of one gender and views, adds
 //! to cart and buys popular-first (Zipf) items of those, so the models have realistic structure and sparsity.
 //!
-//! Two measurements, both against a real server with a temporary SQLite store in this process:
-//! 1. latency per scenario: requests sent one at a time through the HTTP stack of the server in this process
-//!    (routing, authentication, JSON, model, rules, impression logging), p50/p99/max;
-//! 2. throughput: `wrk` (when installed, e.g. `apt-get install wrk`) against the server's loopback port, per
+//! Three measurements, all against a real server with a temporary SQLite store in this process:
+//! 1. latency per scenario in process: request bodies passed one at a time to
+//!    `attune_server::api::recommendations::recommend_in_process`, the handler's own steps without the socket
+//!    (JSON, validation, model, rules, explanations, impression queued), p50/p99/max;
+//! 2. the same over loopback HTTP through the server's whole stack (routing, authentication, tokio);
+//! 3. throughput: `wrk` (when installed, e.g. `apt-get install wrk`) against the server's loopback port, per
 //!    scenario, with a Lua script that rotates request bodies.
 
 use anyhow::{Context, bail, ensure};
@@ -43,6 +45,9 @@ pub struct RecsBenchArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Only these scenarios (comma-separated, e.g. `for_you_rules,next`); all by default.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// SplitMix64: a small seeded generator, so every run simulates the same shop.
@@ -267,6 +272,14 @@ const SCENARIOS: [&str; 9] = [
     "next",
 ];
 
+fn milliseconds(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
+fn count_matches(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack.windows(needle.len()).filter(|window| *window == needle).count()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -275,6 +288,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
+    for name in &args.only {
+        ensure!(SCENARIOS.contains(&name.as_str()), "unknown scenario `{name}` (one of {})", SCENARIOS.join(", "));
+    }
+    let scenarios: Vec<&str> =
+        SCENARIOS.into_iter().filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s)).collect();
     let mut rng = Rng(args.seed);
     let clock = Instant::now();
     let items = load_catalog(&args.datasets, &mut rng)?;
@@ -307,7 +325,7 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(attune_server::serve(listener, state, async move {
+    let server = runtime.spawn(attune_server::serve(listener, state.clone(), async move {
         let _ = stopped.await;
     }));
     let base = format!("http://{address}");
@@ -335,10 +353,54 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
         warm.elapsed().as_secs_f64()
     );
     println!();
+    println!(
+        "Latency in process: `recommend_in_process`, everything the handler runs but the socket (JSON body in, \
+         validation, model, rules, explanations, impression queued, JSON out), one request at a time ({} per \
+         scenario, count 10)",
+        args.requests
+    );
+    println!("{:<18} {:>9} {:>9} {:>9} {:>8}", "scenario", "p50 ms", "p99 ms", "max ms", "items");
+    {
+        let _inside_runtime = runtime.enter();
+        for scenario in scenarios.iter().copied() {
+            let bodies: Vec<String> =
+                (0..args.requests).map(|_| request_body(scenario, &mut rng, &items, args.shoppers)).collect();
+            let mut times = Vec::with_capacity(bodies.len());
+            let mut returned = 0usize;
+            let mut failure = None;
+            for body in &bodies {
+                let started = Instant::now();
+                let answer =
+                    attune_server::api::recommendations::recommend_in_process(&state, &tenant, body.as_bytes());
+                times.push(started.elapsed());
+                match answer {
+                    Ok(json) => returned += count_matches(&json, b"\"item_id\""),
+                    Err(error) => {
+                        failure = Some(error.message);
+                        break;
+                    }
+                }
+            }
+            if let Some(why) = failure {
+                println!("{scenario:<18} not measured: {why}");
+                continue;
+            }
+            times.sort();
+            println!(
+                "{:<18} {:>9.3} {:>9.3} {:>9.3} {:>8.1}",
+                scenario,
+                milliseconds(percentile(&times, 0.5)),
+                milliseconds(percentile(&times, 0.99)),
+                milliseconds(*times.last().unwrap_or(&Duration::ZERO)),
+                returned as f64 / times.len().max(1) as f64
+            );
+        }
+    }
+    println!();
     println!("Latency, one request at a time over loopback HTTP ({} requests per scenario, count 10)", args.requests);
     println!("{:<18} {:>9} {:>9} {:>9} {:>8}", "scenario", "p50 ms", "p99 ms", "max ms", "items");
     let mut unsupported = Vec::new();
-    for scenario in SCENARIOS {
+    for scenario in scenarios.iter().copied() {
         let bodies: Vec<String> =
             (0..args.requests).map(|_| request_body(scenario, &mut rng, &items, args.shoppers)).collect();
         let outcome = runtime.block_on(async {
@@ -366,13 +428,12 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
         match outcome {
             Ok((mut times, returned)) => {
                 times.sort();
-                let ms = |d: Duration| d.as_secs_f64() * 1_000.0;
                 println!(
                     "{:<18} {:>9.3} {:>9.3} {:>9.3} {:>8.1}",
                     scenario,
-                    ms(percentile(&times, 0.5)),
-                    ms(percentile(&times, 0.99)),
-                    ms(*times.last().unwrap_or(&Duration::ZERO)),
+                    milliseconds(percentile(&times, 0.5)),
+                    milliseconds(percentile(&times, 0.99)),
+                    milliseconds(*times.last().unwrap_or(&Duration::ZERO)),
                     returned as f64 / times.len().max(1) as f64
                 );
             }
@@ -393,7 +454,7 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
                     args.wrk_connections, args.wrk_seconds
                 );
                 println!("{:<18} {:>12} {:>10} {:>10}", "scenario", "requests/s", "p50 ms", "p99 ms");
-                for scenario in SCENARIOS.iter().filter(|s| !unsupported.contains(s)) {
+                for scenario in scenarios.iter().filter(|s| !unsupported.contains(s)) {
                     let bodies: Vec<String> =
                         (0..500).map(|_| request_body(scenario, &mut rng, &items, args.shoppers)).collect();
                     let script = directory.path().join(format!("{scenario}.lua"));

@@ -5,20 +5,22 @@
 
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::recommendations::{
-    Basis, Boost, BoostEffect, ListRequest, Recommended, Rules, Shopper, recommend_with_rules, tenant_recs,
+    Basis, Boost, BoostEffect, ListRequest, Recommended, RecsModel, Rules, Shopper, cached_or_warm_up,
+    recommend_with_rules, tenant_recs,
 };
 use crate::state::{AppState, blocking};
 use attune_core::input::ScalarValue;
 use attune_core::{
-    AnonymousId, Channel, Event, EventId, EventKind, FilterExpr, ItemId, Money, RecommendationId, Subject, Timestamp,
-    UserId, ValidationError,
+    AnonymousId, Channel, Event, EventId, EventKind, FilterExpr, ItemId, Money, RecommendationId, Subject, TenantId,
+    Timestamp, UserId, ValidationError,
 };
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// Most items in one list.
@@ -174,11 +176,45 @@ pub async fn post_recommendations(
     LimitedBody(body): LimitedBody,
 ) -> ApiResult<Json<RecommendationList>> {
     let input: RecommendationRequest = parse_json(&body)?;
+    let prepared = prepare(input, |user| caller.require_user(user))?;
+    let model = tenant_recs(&state, &caller.tenant).await?;
+    let tenant = caller.tenant.clone();
+    let list = blocking(move || serve_prepared(&state, &tenant, &model, prepared)).await?;
+    Ok(Json(list))
+}
+
+/// The whole of `POST /v1/recommendations` but the HTTP layer, for a secret key of `tenant`: parses and
+/// validates the JSON body, computes the list with the tenant's current model, queues its impression and
+/// returns the response body. The handler runs exactly these steps (authentication and the socket aside);
+/// `attune bench recs` calls this to measure serving in process. Blocks on store reads: call it from a
+/// blocking thread. A tenant whose model is not loaded yet gets a 503 `model_not_ready`.
+pub fn recommend_in_process(state: &AppState, tenant: &TenantId, body: &[u8]) -> ApiResult<Vec<u8>> {
+    let input: RecommendationRequest = parse_json(body)?;
+    let prepared = prepare(input, |_| Ok(()))?;
+    let model = cached_or_warm_up(state, tenant).ok_or_else(|| {
+        ApiError::new(ErrorKind::ModelNotReady, "the recommendation model of this tenant is still loading")
+    })?;
+    let list = serve_prepared(state, tenant, &model, prepared)?;
+    serde_json::to_vec(&list).map_err(|e| ApiError::internal(format!("serialise the list: {e}")))
+}
+
+/// A validated request: the list to compute, its rules and whom to log the impression for.
+struct PreparedRequest {
+    scenario: Scenario,
+    user: Option<UserId>,
+    anonymous: Option<AnonymousId>,
+    anchor: Option<ItemId>,
+    request: ListRequest,
+    rules: Rules,
+}
+
+/// Validates a request body; `may_act_for` says whether the caller may ask for this user's list.
+fn prepare(input: RecommendationRequest, may_act_for: impl Fn(&UserId) -> ApiResult<()>) -> ApiResult<PreparedRequest> {
     let scenario = input.scenario;
     let user = input.user_id.map(|u| UserId::parse_field("user_id", u)).transpose()?;
     let anonymous = input.anonymous_id.map(|a| AnonymousId::parse_field("anonymous_id", a)).transpose()?;
     if let Some(user) = &user {
-        caller.require_user(user)?;
+        may_act_for(user)?;
     }
     let count = input.count.unwrap_or(10);
     if !(1..=MAX_COUNT).contains(&count) {
@@ -247,51 +283,52 @@ pub async fn post_recommendations(
     )?;
     let request =
         ListRequest { basis, count: count as usize, exclude, in_stock_only: input.in_stock_only.unwrap_or(true) };
-    let model = tenant_recs(&state, &caller.tenant).await?;
-    let model_version = model.version;
-    let store = state.store.clone();
-    let tenant = caller.tenant.clone();
+    Ok(PreparedRequest { scenario, user, anonymous, anchor, request, rules })
+}
+
+/// Computes a prepared list with `model` and queues its impression. Blocks on store reads.
+fn serve_prepared(
+    state: &AppState,
+    tenant: &TenantId,
+    model: &Arc<RecsModel>,
+    prepared: PreparedRequest,
+) -> ApiResult<RecommendationList> {
+    let PreparedRequest { scenario, user, anonymous, anchor, request, rules } = prepared;
+    let catalog = state.catalog.snapshot(state.store.as_ref(), tenant)?;
+    if let Some(anchor) = &anchor
+        && catalog.get(anchor).is_none()
+    {
+        return Err(ApiError::not_found(format!("item `{anchor}`")));
+    }
+    let picked = recommend_with_rules(state.store.as_ref(), tenant, model, Some(&catalog), &request, &rules)?;
     let recommendation_id = RecommendationId::generate();
-    let logged_id = recommendation_id.clone();
-    let serving = state.clone();
-    let picked = blocking(move || {
-        let catalog = serving.catalog.snapshot(store.as_ref(), &tenant)?;
-        if let Some(anchor) = &anchor
-            && catalog.get(anchor).is_none()
-        {
-            return Err(ApiError::not_found(format!("item `{anchor}`")));
-        }
-        let picked = recommend_with_rules(store.as_ref(), &tenant, &model, Some(&catalog), &request, &rules)?;
-        if !picked.is_empty() && (user.is_some() || anonymous.is_some()) {
-            let impression = Event {
-                id: EventId::generate(),
-                subject: Subject { user_id: user, anonymous_id: anonymous },
-                session_id: None,
-                timestamp: Timestamp::now(),
-                channel: Channel::Web,
-                store_id: None,
-                context: BTreeMap::from([
-                    ("source".to_string(), ScalarValue::Text("recommendations".to_string())),
-                    ("scenario".to_string(), ScalarValue::Text(scenario_name(scenario).to_string())),
-                ]),
-                kind: EventKind::Impression {
-                    recommendation_id: logged_id,
-                    item_ids: picked.iter().map(|r| r.item.id.clone()).collect(),
-                    positions: (0..picked.len() as u32).collect(),
-                },
-            };
-            // Queued for the batched writer: a request never waits for its impression's disk sync.
-            serving.impressions.record(tenant.clone(), impression);
-        }
-        Ok(picked)
-    })
-    .await?;
-    Ok(Json(RecommendationList {
+    if !picked.is_empty() && (user.is_some() || anonymous.is_some()) {
+        let impression = Event {
+            id: EventId::generate(),
+            subject: Subject { user_id: user, anonymous_id: anonymous },
+            session_id: None,
+            timestamp: Timestamp::now(),
+            channel: Channel::Web,
+            store_id: None,
+            context: BTreeMap::from([
+                ("source".to_string(), ScalarValue::Text("recommendations".to_string())),
+                ("scenario".to_string(), ScalarValue::Text(scenario_name(scenario).to_string())),
+            ]),
+            kind: EventKind::Impression {
+                recommendation_id: recommendation_id.clone(),
+                item_ids: picked.iter().map(|r| r.item.id.clone()).collect(),
+                positions: (0..picked.len() as u32).collect(),
+            },
+        };
+        // Queued for the batched writer: a request never waits for its impression's disk sync.
+        state.impressions.record(tenant.clone(), impression);
+    }
+    Ok(RecommendationList {
         recommendation_id: recommendation_id.to_string(),
         scenario,
-        model_version,
+        model_version: model.version,
         items: picked.into_iter().map(RecommendedItem::from).collect(),
-    }))
+    })
 }
 
 /// Parses the filter texts and checks the numbers of the rules.
