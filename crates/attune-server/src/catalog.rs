@@ -4,9 +4,9 @@
 //!
 //! Freshness: item writes through this server (`/v1/items`) drop the tenant's copy at once, so the next
 //! request sees them; writes by other replicas or `attune import` are seen after at most [`CATALOG_TTL`].
-//! A copy is loaded with one `Store::all_items` call on a blocking thread (an expired one by one request while
-//! the others go on with it); concurrent requests for a cold
-//! tenant share one load.
+//! A copy is loaded with one `Store::all_items` call on a blocking thread; concurrent requests for a cold tenant
+//! share one load, and an expired copy keeps answering while one background thread reloads it, so a request
+//! never waits for a reload.
 //!
 //! Each copy also carries, built on first use, the content vectors of its items ([`CatalogContent`]): the
 //! cold-start source of recommendations for items and shoppers the trained model has not seen yet.
@@ -15,7 +15,7 @@ use crate::error::ApiResult;
 use attune_core::{Item, ItemId, TenantId};
 use attune_recs::{ContentConfig, ContentIndex, ItemContent};
 use attune_store::Store;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -124,36 +124,87 @@ impl CatalogSnapshot {
     }
 }
 
-/// The per-tenant copies of one server.
-#[derive(Default)]
+/// The per-tenant copies of one server (cheap to clone: clones share the copies).
+#[derive(Default, Clone)]
 pub struct CatalogCache {
+    shared: Arc<CacheShared>,
+}
+
+struct CacheShared {
+    /// How long a copy is trusted ([`CATALOG_TTL`] but in tests).
+    ttl: Duration,
     snapshots: Mutex<HashMap<TenantId, Arc<CatalogSnapshot>>>,
     /// Bumped by every invalidation, so a copy read before a change is never kept after it.
     generations: Mutex<HashMap<TenantId, u64>>,
     /// Held while a copy is loaded, so a burst of requests for a cold tenant loads it once.
     loading: Mutex<()>,
+    /// Tenants whose expired copy is being reloaded in the background.
+    refreshing: Mutex<HashSet<TenantId>>,
+}
+
+impl Default for CacheShared {
+    fn default() -> Self {
+        Self {
+            ttl: CATALOG_TTL,
+            snapshots: Mutex::default(),
+            generations: Mutex::default(),
+            loading: Mutex::default(),
+            refreshing: Mutex::default(),
+        }
+    }
 }
 
 impl CatalogCache {
-    /// The tenant's catalog, loaded from the store when missing or older than [`CATALOG_TTL`]. Blocking:
-    /// call on a blocking thread.
+    /// A cache whose copies expire after `ttl` instead of [`CATALOG_TTL`].
+    pub fn with_ttl(ttl: Duration) -> Self {
+        Self { shared: Arc::new(CacheShared { ttl, ..CacheShared::default() }) }
+    }
+
+    /// The tenant's catalog, loaded from the store when missing. Blocking: call on a blocking thread.
     ///
-    /// An expired copy is reloaded by one request while the others go on with it; a copy dropped by
-    /// [`CatalogCache::invalidate`] is never served again. A reloaded copy whose items did not change keeps the
+    /// A copy older than [`CATALOG_TTL`] is still answered at once while one background thread reloads it,
+    /// so no request waits for a reload; a copy dropped by [`CatalogCache::invalidate`] is never served
+    /// again (the next request loads a new one). A reloaded copy whose items did not change keeps the
     /// content vectors of the one it replaces.
-    pub fn snapshot(&self, store: &dyn Store, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
-        let current = self.current(tenant);
-        if let Some(fresh) = current.as_ref().filter(|s| s.loaded_at.elapsed() < CATALOG_TTL) {
-            return Ok(fresh.clone());
-        }
-        let _loading = match (self.loading.try_lock(), &current) {
-            (Ok(guard), _) => guard,
-            (Err(std::sync::TryLockError::WouldBlock), Some(expired)) => return Ok(expired.clone()),
-            (Err(std::sync::TryLockError::WouldBlock), None) => {
-                self.loading.lock().map_err(crate::error::ApiError::internal)?
+    pub fn snapshot(&self, store: &Arc<dyn Store>, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
+        match self.current(tenant) {
+            Some(fresh) if fresh.loaded_at.elapsed() < self.shared.ttl => Ok(fresh),
+            Some(expired) => {
+                self.refresh_in_background(store, tenant);
+                Ok(expired)
             }
-            (Err(std::sync::TryLockError::Poisoned(error)), _) => return Err(crate::error::ApiError::internal(error)),
-        };
+            None => {
+                let _loading = self.shared.loading.lock().map_err(crate::error::ApiError::internal)?;
+                self.load(store.as_ref(), tenant)
+            }
+        }
+    }
+
+    /// Starts one background reload of the tenant's copy unless one is running.
+    fn refresh_in_background(&self, store: &Arc<dyn Store>, tenant: &TenantId) {
+        if !self.shared.refreshing.lock().expect("catalog cache poisoned").insert(tenant.clone()) {
+            return;
+        }
+        let (cache, store, refreshed) = (self.clone(), store.clone(), tenant.clone());
+        let started = std::thread::Builder::new().name("catalog-refresh".into()).spawn(move || {
+            let outcome = cache
+                .shared
+                .loading
+                .lock()
+                .map_err(crate::error::ApiError::internal)
+                .and_then(|_loading| cache.load(store.as_ref(), &refreshed));
+            if let Err(error) = outcome {
+                tracing::warn!(tenant = %refreshed, error = %error.message, "could not reload the catalog copy");
+            }
+            cache.shared.refreshing.lock().expect("catalog cache poisoned").remove(&refreshed);
+        });
+        if started.is_err() {
+            self.shared.refreshing.lock().expect("catalog cache poisoned").remove(tenant);
+        }
+    }
+
+    /// Loads the tenant's copy unless a fresh one appeared meanwhile; call with `loading` held.
+    fn load(&self, store: &dyn Store, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
         if let Some(fresh) = self.fresh(tenant) {
             return Ok(fresh);
         }
@@ -167,7 +218,7 @@ impl CatalogCache {
         }
         let snapshot = Arc::new(snapshot);
         tracing::debug!(tenant = %tenant, items = snapshot.len(), "catalog copy loaded");
-        let mut snapshots = self.snapshots.lock().expect("catalog cache poisoned");
+        let mut snapshots = self.shared.snapshots.lock().expect("catalog cache poisoned");
         // A change landed while reading: serve this copy once, keep none.
         if self.generation(tenant) == generation {
             snapshots.insert(tenant.clone(), snapshot.clone());
@@ -176,22 +227,65 @@ impl CatalogCache {
     }
 
     fn current(&self, tenant: &TenantId) -> Option<Arc<CatalogSnapshot>> {
-        self.snapshots.lock().expect("catalog cache poisoned").get(tenant).cloned()
+        self.shared.snapshots.lock().expect("catalog cache poisoned").get(tenant).cloned()
     }
 
     fn fresh(&self, tenant: &TenantId) -> Option<Arc<CatalogSnapshot>> {
-        let snapshots = self.snapshots.lock().expect("catalog cache poisoned");
-        snapshots.get(tenant).filter(|s| s.loaded_at.elapsed() < CATALOG_TTL).cloned()
+        let snapshots = self.shared.snapshots.lock().expect("catalog cache poisoned");
+        snapshots.get(tenant).filter(|s| s.loaded_at.elapsed() < self.shared.ttl).cloned()
     }
 
     /// The tenant's invalidation count: changes whenever its catalog changed through this server.
     pub fn generation(&self, tenant: &TenantId) -> u64 {
-        self.generations.lock().expect("catalog cache poisoned").get(tenant).copied().unwrap_or(0)
+        self.shared.generations.lock().expect("catalog cache poisoned").get(tenant).copied().unwrap_or(0)
     }
 
     /// Forget the tenant's copy after its catalog changed (call after the store write committed).
     pub fn invalidate(&self, tenant: &TenantId) {
-        *self.generations.lock().expect("catalog cache poisoned").entry(tenant.clone()).or_default() += 1;
-        self.snapshots.lock().expect("catalog cache poisoned").remove(tenant);
+        *self.shared.generations.lock().expect("catalog cache poisoned").entry(tenant.clone()).or_default() += 1;
+        self.shared.snapshots.lock().expect("catalog cache poisoned").remove(tenant);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attune_core::ItemInput;
+    use attune_core::Timestamp;
+    use attune_store::{SqliteOptions, SqliteStore};
+
+    fn item(id: &str) -> Item {
+        let input = ItemInput { id: Some(id.into()), title: Some(format!("Item {id}")), ..Default::default() };
+        Item::parse(input, Timestamp::now()).unwrap()
+    }
+
+    #[test]
+    fn an_expired_copy_answers_at_once_while_a_background_reload_brings_the_new_items() {
+        let directory = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(directory.path().join("catalog.sqlite3"), SqliteOptions::default()).unwrap());
+        let tenant = TenantId::parse_slug("shop").unwrap();
+        crate::keys::create_tenant(store.as_ref(), &tenant, "Shop").unwrap();
+        store.upsert_items(&tenant, &[item("a")]).unwrap();
+        let cache = CatalogCache::with_ttl(Duration::ZERO);
+        assert_eq!(cache.snapshot(&store, &tenant).unwrap().len(), 1);
+
+        // Another replica adds an item: this server hears nothing of it.
+        store.upsert_items(&tenant, &[item("b")]).unwrap();
+        let expired = cache.snapshot(&store, &tenant).unwrap();
+        assert_eq!(expired.len(), 1, "the expired copy answers without waiting for the reload");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if cache.snapshot(&store, &tenant).unwrap().len() == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the background reload never brought the new item");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+
+        // An invalidated copy is never served again: the next request loads a new one itself.
+        store.upsert_items(&tenant, &[item("c")]).unwrap();
+        cache.invalidate(&tenant);
+        assert_eq!(cache.snapshot(&store, &tenant).unwrap().len(), 3);
     }
 }

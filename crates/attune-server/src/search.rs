@@ -371,7 +371,7 @@ fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex
         Err(std::sync::TryLockError::Poisoned(error)) => return Err(ApiError::internal(error)),
     };
     let key = (state.catalog.generation(tenant), state.search.epoch(tenant));
-    let snapshot = state.catalog.snapshot(state.store.as_ref(), tenant)?;
+    let snapshot = state.catalog.snapshot(&state.store, tenant)?;
     if let Some(index) = state.search.cached(tenant).filter(|index| index.key == key && index.matches(&snapshot)) {
         return Ok(index);
     }

@@ -294,7 +294,7 @@ fn serve_prepared(
     prepared: PreparedRequest,
 ) -> ApiResult<RecommendationList> {
     let PreparedRequest { scenario, user, anonymous, anchor, request, rules } = prepared;
-    let catalog = state.catalog.snapshot(state.store.as_ref(), tenant)?;
+    let catalog = state.catalog.snapshot(&state.store, tenant)?;
     if let Some(anchor) = &anchor
         && catalog.get(anchor).is_none()
     {

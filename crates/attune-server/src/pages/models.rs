@@ -154,7 +154,7 @@ async fn preview(
                 timeline.events.iter().find_map(|e| acted_on(&e.event.kind).first().map(|id| (*id).clone()))
             }
         };
-        let catalog = serving.catalog.snapshot(store.as_ref(), &tenant)?;
+        let catalog = serving.catalog.snapshot(&store, &tenant)?;
         let rules = Rules { shopper: Shopper { user: Some(user.clone()), anonymous: None }, ..Default::default() };
         let anchor_name = anchor.as_ref().map(|a| catalog.get(a).map_or(a.to_string(), |i| i.title.trim().to_string()));
         let scenarios: Vec<(&'static str, String, Option<Basis>)> = vec![

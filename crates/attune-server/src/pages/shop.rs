@@ -288,7 +288,7 @@ async fn storefront_recommendations(
     let list = ListRequest { basis, count: RECOMMENDATIONS_SHOWN, exclude, in_stock_only: true };
     let catalogs = state.clone();
     let outcome = blocking(move || {
-        let catalog = catalogs.catalog.snapshot(store.as_ref(), &tenant)?;
+        let catalog = catalogs.catalog.snapshot(&store, &tenant)?;
         let picked = recommendations::recommend_with_rules(
             store.as_ref(),
             &tenant,
