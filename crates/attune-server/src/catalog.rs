@@ -173,10 +173,7 @@ impl CatalogCache {
                 self.refresh_in_background(store, tenant);
                 Ok(expired)
             }
-            None => {
-                let _loading = self.shared.loading.lock().map_err(crate::error::ApiError::internal)?;
-                self.load(store.as_ref(), tenant)
-            }
+            None => self.load(store.as_ref(), tenant),
         }
     }
 
@@ -187,13 +184,7 @@ impl CatalogCache {
         }
         let (cache, store, refreshed) = (self.clone(), store.clone(), tenant.clone());
         let started = std::thread::Builder::new().name("catalog-refresh".into()).spawn(move || {
-            let outcome = cache
-                .shared
-                .loading
-                .lock()
-                .map_err(crate::error::ApiError::internal)
-                .and_then(|_loading| cache.load(store.as_ref(), &refreshed));
-            if let Err(error) = outcome {
+            if let Err(error) = cache.load(store.as_ref(), &refreshed) {
                 tracing::warn!(tenant = %refreshed, error = %error.message, "could not reload the catalog copy");
             }
             cache.shared.refreshing.lock().expect("catalog cache poisoned").remove(&refreshed);
@@ -203,8 +194,9 @@ impl CatalogCache {
         }
     }
 
-    /// Loads the tenant's copy unless a fresh one appeared meanwhile; call with `loading` held.
+    /// Loads the tenant's copy unless a fresh one appeared while waiting for another load.
     fn load(&self, store: &dyn Store, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
+        let _loading = self.shared.loading.lock().map_err(crate::error::ApiError::internal)?;
         if let Some(fresh) = self.fresh(tenant) {
             return Ok(fresh);
         }

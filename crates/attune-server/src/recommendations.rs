@@ -793,14 +793,13 @@ fn gather(
     let mut looked_at = 0;
     let mut per_category: HashMap<String, usize> = HashMap::new();
     let mut pickable = 0;
+    let wanted = |seen: &HashSet<String>, c: &Candidate| !seen.contains(&c.id) && !plan.exclude.contains(c.id.as_str());
     for (tier, candidates) in plan.tiers.iter().enumerate() {
         let mut rest: &[Candidate] = candidates;
         while pickable < target && !rest.is_empty() && looked_at < MAX_CANDIDATES {
             let (chunk, tail) = rest.split_at(chunk_size.min(rest.len()));
             rest = tail;
             looked_at += chunk.len();
-            let wanted =
-                |seen: &HashSet<String>, c: &Candidate| !seen.contains(&c.id) && !plan.exclude.contains(c.id.as_str());
             // The in-memory catalog is read item by item; the store is asked once per chunk.
             let mut found: HashMap<String, Arc<Item>> = HashMap::new();
             if items.catalog.is_none() {

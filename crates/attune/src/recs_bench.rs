@@ -272,6 +272,33 @@ const SCENARIOS: [&str; 9] = [
     "next",
 ];
 
+fn print_latency_header() {
+    println!("{:<18} {:>9} {:>9} {:>9} {:>8}", "scenario", "p50 ms", "p99 ms", "max ms", "items");
+}
+
+/// Prints one scenario's latency row from its request times and returned items, or why it was not measured;
+/// returns whether it was measured.
+fn print_latency_row(scenario: &str, outcome: Result<(Vec<Duration>, usize), String>) -> bool {
+    match outcome {
+        Ok((mut times, returned)) => {
+            times.sort();
+            println!(
+                "{:<18} {:>9.3} {:>9.3} {:>9.3} {:>8.1}",
+                scenario,
+                milliseconds(percentile(&times, 0.5)),
+                milliseconds(percentile(&times, 0.99)),
+                milliseconds(*times.last().unwrap_or(&Duration::ZERO)),
+                returned as f64 / times.len().max(1) as f64
+            );
+            true
+        }
+        Err(why) => {
+            println!("{scenario:<18} not measured: {why}");
+            false
+        }
+    }
+}
+
 fn milliseconds(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1_000.0
 }
@@ -359,7 +386,7 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
          scenario, count 10)",
         args.requests
     );
-    println!("{:<18} {:>9} {:>9} {:>9} {:>8}", "scenario", "p50 ms", "p99 ms", "max ms", "items");
+    print_latency_header();
     {
         let _inside_runtime = runtime.enter();
         for scenario in scenarios.iter().copied() {
@@ -381,24 +408,12 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
                     }
                 }
             }
-            if let Some(why) = failure {
-                println!("{scenario:<18} not measured: {why}");
-                continue;
-            }
-            times.sort();
-            println!(
-                "{:<18} {:>9.3} {:>9.3} {:>9.3} {:>8.1}",
-                scenario,
-                milliseconds(percentile(&times, 0.5)),
-                milliseconds(percentile(&times, 0.99)),
-                milliseconds(*times.last().unwrap_or(&Duration::ZERO)),
-                returned as f64 / times.len().max(1) as f64
-            );
+            print_latency_row(scenario, failure.map_or(Ok((times, returned)), Err));
         }
     }
     println!();
     println!("Latency, one request at a time over loopback HTTP ({} requests per scenario, count 10)", args.requests);
-    println!("{:<18} {:>9} {:>9} {:>9} {:>8}", "scenario", "p50 ms", "p99 ms", "max ms", "items");
+    print_latency_header();
     let mut unsupported = Vec::new();
     for scenario in scenarios.iter().copied() {
         let bodies: Vec<String> =
@@ -425,22 +440,8 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
             }
             Ok(Ok((times, returned)))
         })?;
-        match outcome {
-            Ok((mut times, returned)) => {
-                times.sort();
-                println!(
-                    "{:<18} {:>9.3} {:>9.3} {:>9.3} {:>8.1}",
-                    scenario,
-                    milliseconds(percentile(&times, 0.5)),
-                    milliseconds(percentile(&times, 0.99)),
-                    milliseconds(*times.last().unwrap_or(&Duration::ZERO)),
-                    returned as f64 / times.len().max(1) as f64
-                );
-            }
-            Err(why) => {
-                println!("{scenario:<18} not measured: {why}");
-                unsupported.push(scenario);
-            }
+        if !print_latency_row(scenario, outcome) {
+            unsupported.push(scenario);
         }
     }
 

@@ -20,7 +20,6 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// Most items in one list.
@@ -290,7 +289,7 @@ fn prepare(input: RecommendationRequest, may_act_for: impl Fn(&UserId) -> ApiRes
 fn serve_prepared(
     state: &AppState,
     tenant: &TenantId,
-    model: &Arc<RecsModel>,
+    model: &RecsModel,
     prepared: PreparedRequest,
 ) -> ApiResult<RecommendationList> {
     let PreparedRequest { scenario, user, anonymous, anchor, request, rules } = prepared;
