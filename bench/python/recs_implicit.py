@@ -3,9 +3,11 @@ cosine ItemItemRecommender on a split written by Attune, writes each model's top
 and prints one JSON line with the fit seconds.
 
 Input (--split-dir): train.txt (first line "n_users n_items", then "user item value" lines),
-users.txt (one user index per line). Output in the same folder: recs_als.txt and recs_itemknn.txt
+users.txt (one user index per line). Output in the same folder: recs_als_SEED.txt and recs_itemknn.txt
 (one line of K item indices per user, in users.txt order). Attune computes the metrics from these lists
-with the same code it uses for its own models.
+with the same code it uses for its own models. ALS is fitted once per seed of --seeds (its result depends
+on the random initial factors); each seed writes its own list file and the JSON line lists the fit seconds in
+--seeds order.
 
 Confidence: Attune's ALS uses c = 1 + alpha*r; implicit uses its matrix values as c (times its own
 alpha), so the script passes 1 + alpha*r with implicit's alpha = 1: the same objective.
@@ -41,7 +43,7 @@ def main() -> None:
     ap.add_argument("--knn-k", type=int, default=100)
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seeds", default="42", help="comma-separated ALS seeds")
     args = ap.parse_args()
 
     import implicit
@@ -58,20 +60,22 @@ def main() -> None:
 
     conf = train.copy()
     conf.data = (1.0 + args.alpha * conf.data).astype(np.float32)
-    als = AlternatingLeastSquares(
-        factors=args.factors,
-        regularization=args.regularization,
-        alpha=1.0,
-        iterations=args.iterations,
-        use_cg=True,
-        num_threads=args.threads,
-        random_state=args.seed,
-    )
-    t0 = time.perf_counter()
-    als.fit(conf, show_progress=False)
-    als_fit = time.perf_counter() - t0
-    ids, _ = als.recommend(users, train[users], N=args.top_k, filter_already_liked_items=True)
-    np.savetxt(d / "recs_als.txt", ids, fmt="%d")
+    als_fit = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        als = AlternatingLeastSquares(
+            factors=args.factors,
+            regularization=args.regularization,
+            alpha=1.0,
+            iterations=args.iterations,
+            use_cg=True,
+            num_threads=args.threads,
+            random_state=seed,
+        )
+        t0 = time.perf_counter()
+        als.fit(conf, show_progress=False)
+        als_fit.append(time.perf_counter() - t0)
+        ids, _ = als.recommend(users, train[users], N=args.top_k, filter_already_liked_items=True)
+        np.savetxt(d / f"recs_als_{seed}.txt", ids, fmt="%d")
 
     binary = train.copy()
     binary.data[:] = 1.0

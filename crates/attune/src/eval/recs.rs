@@ -8,7 +8,8 @@
 //!   Recall@20, NDCG@20, catalog coverage, mean popularity.
 //! * With `peer`: `bench/python/recs_implicit.py` fits the Python `implicit` package's ALS and cosine
 //!   item-item model on the same training matrices (written to a temporary folder), returns its top-K
-//!   lists, which are scored here by the same code; fit times are compared.
+//!   lists, which are scored here by the same code; fit times are compared. ALS starts from random
+//!   factors, so both sides fit it once per seed of a fixed list and the means (± sd) are compared.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -230,13 +231,43 @@ fn tune_and_test(
     Ok((rows, grids.knn[best_knn].clone(), grids.ease[best_ease], grids.als[best_als].clone()))
 }
 
+/// ALS seeds of the side-by-side comparison: ALS starts from random factors, so one fit per seed on each
+/// side and the comparison is between the means.
+const PEER_ALS_SEEDS: [u64; 5] = [42, 43, 44, 45, 46];
+
 /// The peer script's results, scored here.
 struct Peer {
-    als: EvalReport,
+    /// One (report, fit seconds) per seed of [`PEER_ALS_SEEDS`].
+    als: Vec<(EvalReport, f64)>,
     knn: EvalReport,
-    als_fit_s: f64,
     knn_fit_s: f64,
     version: String,
+}
+
+/// Attune's ALS with `config`, fitted once per seed of [`PEER_ALS_SEEDS`] on the same split as the peer.
+fn als_over_seeds(
+    config: &AlsConfig,
+    train: &CsrMatrix,
+    targets: &[(u32, Vec<u32>)],
+    k: usize,
+) -> anyhow::Result<Vec<(EvalReport, f64)>> {
+    PEER_ALS_SEEDS
+        .iter()
+        .map(|&seed| {
+            let model = Box::new(Als::new(AlsConfig { seed, ..config.clone() })?);
+            let (_, report, fit_s) = fit_eval(model, train, targets, k)?;
+            Ok((report, fit_s))
+        })
+        .collect()
+}
+
+/// Mean and sample standard deviation.
+fn mean_and_sd(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let values: Vec<f64> = values.collect();
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, variance.sqrt())
 }
 
 fn bench_script() -> PathBuf {
@@ -270,6 +301,7 @@ fn run_peer(
         .args(["--factors", &als.factors.to_string(), "--regularization", &als.regularization.to_string()])
         .args(["--alpha", &als.alpha.to_string(), "--iterations", &als.iterations.to_string()])
         .args(["--knn-k", &knn.k.to_string(), "--top-k", &k.to_string(), "--threads", "2"])
+        .args(["--seeds", &PEER_ALS_SEEDS.map(|s| s.to_string()).join(",")])
         .output()
         .with_context(|| format!("running python3 {}", script.display()))?;
     if !output.status.success() {
@@ -291,10 +323,26 @@ fn run_peer(
             .context(name.to_string())
     };
     let num = |key: &str| json.get(key).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    let als_fit_s: Vec<f64> = json
+        .get("als_fit_seconds")
+        .and_then(serde_json::Value::as_array)
+        .context("als_fit_seconds is not a list")?
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(f64::NAN))
+        .collect();
+    if als_fit_s.len() != PEER_ALS_SEEDS.len() {
+        bail!("the peer script fitted ALS {} times, not once per seed", als_fit_s.len());
+    }
+    let als = PEER_ALS_SEEDS
+        .iter()
+        .zip(als_fit_s)
+        .map(|(seed, fit_s)| {
+            Ok((evaluate_lists(train, targets, &read_lists(&format!("recs_als_{seed}.txt"))?, k)?, fit_s))
+        })
+        .collect::<anyhow::Result<_>>()?;
     Ok(Peer {
-        als: evaluate_lists(train, targets, &read_lists("recs_als.txt")?, k)?,
+        als,
         knn: evaluate_lists(train, targets, &read_lists("recs_itemknn.txt")?, k)?,
-        als_fit_s: num("als_fit_seconds"),
         knn_fit_s: num("itemknn_fit_seconds"),
         version: json.get("implicit_version").and_then(|v| v.as_str()).unwrap_or("?").to_string(),
     })
@@ -303,44 +351,73 @@ fn run_peer(
 fn peer_section(
     out: &mut String,
     rows: &[Row],
+    ours_als: &[(EvalReport, f64)],
     peer: anyhow::Result<Peer>,
     k: usize,
     knn: &ItemKnnConfig,
 ) -> anyhow::Result<()> {
-    match peer {
-        Err(e) => writeln!(out, "peer (implicit): not run: {e:#}")?,
-        Ok(p) => {
-            let ours_knn = &rows[1];
-            let ours_als = &rows[3];
-            writeln!(out, "peer: implicit {} (CPU, 2 threads), same training matrix, lists scored here", p.version)?;
-            writeln!(
-                out,
-                "  {:<40} {:>9} {:>9} {:>9} {:>9}",
-                "model",
-                &format!("HR@{k}"),
-                &format!("NDCG@{k}"),
-                &format!("Recall@{k}"),
-                "fit s"
-            )?;
-            let line = |out: &mut String, name: &str, r: &EvalReport, s: f64| {
-                writeln!(
-                    out,
-                    "  {:<40} {:>9.4} {:>9.4} {:>9.4} {:>9.2}",
-                    name, r.metrics.hr, r.metrics.ndcg, r.metrics.recall, s
-                )
-            };
-            line(out, &format!("attune {}", ours_als.name), &ours_als.report, ours_als.fit_s)?;
-            line(out, "implicit AlternatingLeastSquares (cg)", &p.als, p.als_fit_s)?;
-            line(out, &format!("attune {}", ours_knn.name), &ours_knn.report, ours_knn.fit_s)?;
-            line(out, &format!("implicit CosineRecommender(K={})", knn.k), &p.knn, p.knn_fit_s)?;
-            writeln!(
-                out,
-                "  ALS fit time attune/implicit = {:.2} (speed-up {:.2}x; goal >= 1.5x)",
-                ours_als.fit_s / p.als_fit_s,
-                p.als_fit_s / ours_als.fit_s
-            )?;
+    let p = match peer {
+        Err(e) => {
+            writeln!(out, "peer (implicit): not run: {e:#}")?;
+            return Ok(());
         }
+        Ok(p) => p,
+    };
+    let ours_knn = &rows[1];
+    let als_name = &rows[3].name;
+    writeln!(out, "peer: implicit {} (CPU, 2 threads), same training matrix, lists scored here", p.version)?;
+    writeln!(
+        out,
+        "  {:<40} {:>9} {:>9} {:>9} {:>9}",
+        "model",
+        &format!("HR@{k}"),
+        &format!("NDCG@{k}"),
+        &format!("Recall@{k}"),
+        "fit s"
+    )?;
+    let line = |out: &mut String, name: &str, r: &EvalReport, s: f64| {
+        writeln!(
+            out,
+            "  {:<40} {:>9.4} {:>9.4} {:>9.4} {:>9.2}",
+            name, r.metrics.hr, r.metrics.ndcg, r.metrics.recall, s
+        )
+    };
+    line(out, &format!("attune {}", ours_knn.name), &ours_knn.report, ours_knn.fit_s)?;
+    line(out, &format!("implicit CosineRecommender(K={})", knn.k), &p.knn, p.knn_fit_s)?;
+    let seeds = PEER_ALS_SEEDS.map(|s| s.to_string()).join(", ");
+    writeln!(out, "  {als_name}, one fit per seed ({seeds}), mean ± sd:")?;
+    let summary = |runs: &[(EvalReport, f64)]| {
+        (
+            mean_and_sd(runs.iter().map(|(r, _)| r.metrics.hr)),
+            mean_and_sd(runs.iter().map(|(r, _)| r.metrics.ndcg)),
+            mean_and_sd(runs.iter().map(|(r, _)| r.metrics.recall)),
+            mean_and_sd(runs.iter().map(|(_, s)| *s)),
+        )
+    };
+    let ours = summary(ours_als);
+    let theirs = summary(&p.als);
+    for (name, (hr, ndcg, recall, fit)) in [("attune ALS", ours), ("implicit AlternatingLeastSquares (cg)", theirs)] {
+        writeln!(
+            out,
+            "  {name:<40} HR@{k} {:.4} ± {:.4}  NDCG@{k} {:.4} ± {:.4}  Recall@{k} {:.4} ± {:.4}  fit {:.2} ± {:.2} s",
+            hr.0, hr.1, ndcg.0, ndcg.1, recall.0, recall.1, fit.0, fit.1
+        )?;
     }
+    let at_least_as_accurate = ours.0.0 >= theirs.0.0 && ours.1.0 >= theirs.1.0;
+    writeln!(
+        out,
+        "  ALS accuracy, attune − implicit (means): HR@{k} {:+.4}, NDCG@{k} {:+.4}; goal at least as accurate on both: {}",
+        ours.0.0 - theirs.0.0,
+        ours.1.0 - theirs.1.0,
+        super::pass(at_least_as_accurate)
+    )?;
+    writeln!(
+        out,
+        "  ALS fit time attune/implicit = {:.2} (speed-up {:.2}x; goal >= 1.5x): {}",
+        ours.3.0 / theirs.3.0,
+        theirs.3.0 / ours.3.0,
+        super::pass(theirs.3.0 / ours.3.0 >= 1.5)
+    )?;
     Ok(())
 }
 
@@ -447,8 +524,9 @@ fn beauty_section(out: &mut String, data_dir: &Path, peer: bool) -> anyhow::Resu
         writeln!(out, "  {name:<40} {hr:>9.4} {ndcg:>9}")?;
     }
     if peer {
+        let ours_als = als_over_seeds(&als_cfg, &split.test_train, &split.test_targets, 10)?;
         let p = run_peer(&split.test_train, &split.test_targets, 10, &als_cfg, &knn_cfg);
-        peer_section(out, &rows[..order_blind], p, 10, &knn_cfg)?;
+        peer_section(out, &rows[..order_blind], &ours_als, p, 10, &knn_cfg)?;
     }
     writeln!(out, "(Beauty section took {:.0}s)", t.elapsed().as_secs_f64())?;
     Ok(())
@@ -485,8 +563,9 @@ fn retail_section(out: &mut String, data_dir: &Path, peer: bool) -> anyhow::Resu
     rows.push(blend_row);
     table(out, &rows, 20)?;
     if peer {
+        let ours_als = als_over_seeds(&als_cfg, &test.train, &test.targets, 20)?;
         let p = run_peer(&test.train, &test.targets, 20, &als_cfg, &knn_cfg);
-        peer_section(out, &rows[..single_models], p, 20, &knn_cfg)?;
+        peer_section(out, &rows[..single_models], &ours_als, p, 20, &knn_cfg)?;
     }
     basket::basket_section(out, &retail.purchases, &test.train_purchases, retail.n_items)?;
     writeln!(out, "(Online Retail section took {:.0}s)", t.elapsed().as_secs_f64())?;
