@@ -219,19 +219,40 @@ impl ContentIndex {
     }
 
     /// The items most similar to the weighted `sources` (item, weight), best first, ties by index; sources
-    /// and `exclude` are never returned.
+    /// and `exclude` are never returned. Each match names the features it shares with the sources.
     pub fn similar_to(
         &self,
         sources: &[(u32, f32)],
         k: usize,
         exclude: &[u32],
     ) -> Result<Vec<ContentMatch>, RecsError> {
+        Ok(self
+            .ranked_similar_to(sources, k, exclude)?
+            .into_iter()
+            .map(|(item, score)| ContentMatch { item, score, shared: self.shared_features(sources, item) })
+            .collect())
+    }
+
+    /// Features shared by documents on more than this many items are skipped.
+    fn max_postings(&self) -> usize {
+        ((self.config.max_document_share * self.len() as f32) as usize).max(ALWAYS_USED_POSTINGS)
+    }
+
+    /// [`Self::similar_to`] without naming the shared features: `(item, score)`, best first. Naming them
+    /// costs more than ranking, so a caller that shows only a few matches names those with
+    /// [`Self::shared_features`].
+    pub fn ranked_similar_to(
+        &self,
+        sources: &[(u32, f32)],
+        k: usize,
+        exclude: &[u32],
+    ) -> Result<Vec<(u32, f32)>, RecsError> {
         for &(item, _) in sources {
             if item as usize >= self.len() {
                 return Err(RecsError::OutOfRange { what: "item", index: item as usize, size: self.len() });
             }
         }
-        let max_postings = ((self.config.max_document_share * self.len() as f32) as usize).max(ALWAYS_USED_POSTINGS);
+        let max_postings = self.max_postings();
         let used = |feature: u32| self.postings[feature as usize].len() <= max_postings;
         // Dense accumulation: one slot per item, plus the list of items reached.
         let mut scores = vec![0f32; self.len()];
@@ -285,19 +306,20 @@ impl ContentIndex {
             ranked.iter_mut().for_each(|(_, s)| *s /= total_weight);
         }
         keep(&mut ranked, k);
-        Ok(ranked
-            .into_iter()
-            .map(|(item, score)| ContentMatch { item, score, shared: self.shared_features(sources, item, &used) })
-            .collect())
+        Ok(ranked)
     }
 
-    /// The (at most 3) used features that contribute most to `item`'s score against `sources`, strongest first.
-    fn shared_features(&self, sources: &[(u32, f32)], item: u32, used: &dyn Fn(u32) -> bool) -> Vec<String> {
-        let target = &self.vectors[item as usize];
+    /// The (at most 3) used features that contribute most to `item`'s score against `sources`, strongest
+    /// first (empty for an index out of range).
+    pub fn shared_features(&self, sources: &[(u32, f32)], item: u32) -> Vec<String> {
+        let max_postings = self.max_postings();
+        let used = |feature: u32| self.postings[feature as usize].len() <= max_postings;
+        let Some(target) = self.vectors.get(item as usize) else { return Vec::new() };
         let mut shared: Vec<(u32, f32)> = Vec::new();
         for &(source, source_weight) in sources {
             // Both vectors are sorted by feature: merge them.
-            let (mut a, mut b) = (self.vectors[source as usize].iter().peekable(), target.iter().peekable());
+            let Some(source_vector) = self.vectors.get(source as usize) else { continue };
+            let (mut a, mut b) = (source_vector.iter().peekable(), target.iter().peekable());
             while let (Some(&&(fa, wa)), Some(&&(fb, wb))) = (a.peek(), b.peek()) {
                 match fa.cmp(&fb) {
                     std::cmp::Ordering::Less => {

@@ -25,7 +25,8 @@ pub const CATALOG_TTL: Duration = Duration::from_secs(30);
 /// One tenant's catalog as of `loaded_at`.
 pub struct CatalogSnapshot {
     pub loaded_at: Instant,
-    items: HashMap<ItemId, Arc<Item>>,
+    /// foldhash: every recommendation looks up hundreds of candidates here.
+    items: foldhash::HashMap<ItemId, Arc<Item>>,
     content: OnceLock<Arc<CatalogContent>>,
 }
 
@@ -34,11 +35,11 @@ pub struct CatalogSnapshot {
 pub struct CatalogContent {
     pub index: ContentIndex,
     ids: Vec<ItemId>,
-    positions: HashMap<ItemId, u32>,
+    positions: foldhash::HashMap<ItemId, u32>,
 }
 
 impl CatalogContent {
-    fn build(items: &HashMap<ItemId, Arc<Item>>) -> Self {
+    fn build(items: &foldhash::HashMap<ItemId, Arc<Item>>) -> Self {
         let mut ids: Vec<ItemId> = items.keys().cloned().collect();
         ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         let contents: Vec<ItemContent> = ids

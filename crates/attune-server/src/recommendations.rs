@@ -31,8 +31,10 @@ use crate::training::{FittedRecs, ensure_model, retrain_if_stale};
 use attune_core::{AnonymousId, Event, EventKind, FilterExpr, Item, ItemId, TenantId, Timestamp, UserId};
 use attune_recs::{InteractionWeights, interactions_from_events};
 use attune_store::{ShopperRef, Store};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
@@ -55,6 +57,9 @@ const MIN_TIER: usize = 40;
 const POOL_FACTOR: usize = 5;
 const MIN_POOL: usize = 50;
 const MS_PER_DAY: f64 = 86_400_000.0;
+/// Most anchors of a content tier (the heaviest): each anchor's features reach thousands of catalog items,
+/// and a few heavy anchors already say what the shopper is after.
+const MAX_CONTENT_SOURCES: usize = 5;
 
 /// What the server serves recommendations from, for one tenant: a decoded snapshot. Its parts are reached
 /// through `Deref` (`model.knn`, `model.items`, ...).
@@ -72,6 +77,25 @@ pub struct RecsModel {
     /// The trending and popular fallback tiers, ranked once per model on first use: every `for_you`,
     /// `trending` and `next` answer borrows them instead of ranking the whole catalog again.
     pub(crate) fallback_tiers: std::sync::OnceLock<[Vec<Candidate>; 2]>,
+    /// The model's item ids by model index, shared: a candidate holds one by reference count, not a copy.
+    pub(crate) item_ids: Vec<Arc<str>>,
+}
+
+impl RecsModel {
+    /// Wraps a fitted model for serving.
+    pub(crate) fn new(version: i64, loaded_at: Timestamp, next_check_ms: i64, fitted: FittedRecs) -> Self {
+        let item_ids =
+            (0..fitted.items.len() as u32).map(|i| Arc::from(fitted.items.id(i).unwrap_or_default())).collect();
+        Self {
+            version,
+            loaded_at,
+            checked_through: AtomicI64::new(fitted.events_through_seq),
+            next_check_ms: AtomicI64::new(next_check_ms),
+            fallback_tiers: std::sync::OnceLock::new(),
+            item_ids,
+            fitted,
+        }
+    }
 }
 
 impl std::ops::Deref for RecsModel {
@@ -125,7 +149,7 @@ pub struct Explanation {
 /// One recommended item.
 #[derive(Debug, Clone)]
 pub struct Recommended {
-    pub item: Item,
+    pub item: Arc<Item>,
     pub score: f32,
     pub explanation: Explanation,
 }
@@ -446,34 +470,77 @@ enum Detail {
         times_bought: u32,
         last_purchase_ms: i64,
     },
-    /// What a content match shares with its anchor, readable ("brand puma, category shoes").
+    /// A content match: its position in the catalog's content index and the weighted anchor positions it
+    /// was found from (shared by the whole tier); what they share is named only for picked items
+    /// ([`name_shared_content`]).
+    ContentMatch {
+        position: u32,
+        anchors: Arc<[(u32, f32)]>,
+    },
+    /// What a content match shares with its anchors, readable ("brand puma, category shoes").
     SharedContent(String),
 }
 
-/// One candidate item with its score and the reason it is a candidate.
+/// The items a candidate comes from (one or two almost always, so they are kept inline).
+type Because = SmallVec<[Arc<str>; 2]>;
+
+/// One candidate item with its score and the reason it is a candidate. Ids are shared (`Arc<str>`): a
+/// list looks at thousands of candidates and returns ten.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
-    id: String,
+    id: Arc<str>,
     score: f32,
     signal: Signal,
-    because: Vec<String>,
+    because: Because,
     detail: Detail,
 }
 
 impl Candidate {
-    fn new(id: impl Into<String>, score: f32, signal: Signal, because: Vec<String>) -> Self {
+    fn new(id: impl Into<Arc<str>>, score: f32, signal: Signal, because: Because) -> Self {
         Self { id: id.into(), score, signal, because, detail: Detail::None }
     }
 }
 
-fn model_id(model: &RecsModel, index: u32) -> String {
-    model.items.id(index).unwrap_or_default().to_string()
+fn model_id(model: &RecsModel, index: u32) -> Arc<str> {
+    model.item_ids.get(index as usize).cloned().unwrap_or_else(|| Arc::from(""))
+}
+
+/// An item standing for its category path in per-category counts: equal and hashed by the path, so a
+/// count needs no joined category string.
+struct SameCategory(Arc<Item>);
+
+impl PartialEq for SameCategory {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.category_path == other.0.category_path
+    }
+}
+
+impl Eq for SameCategory {}
+
+impl Hash for SameCategory {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.category_path.hash(state);
+    }
+}
+
+/// Items counted per category path (items without a category are not counted).
+#[derive(Default)]
+struct CategoryCounts(foldhash::HashMap<SameCategory, usize>);
+
+impl CategoryCounts {
+    fn get(&self, item: &Arc<Item>) -> usize {
+        self.0.get(&SameCategory(item.clone())).copied().unwrap_or(0)
+    }
+
+    fn increment(&mut self, item: &Arc<Item>) {
+        *self.0.entry(SameCategory(item.clone())).or_default() += 1;
+    }
 }
 
 /// The best `k` items by Σ over `sources` of weight · sim(source, j), citing the source contributing most to
 /// each j.
 fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: usize) -> Vec<Candidate> {
-    let mut scores: HashMap<u32, (f32, u32, f32)> = HashMap::new();
+    let mut scores: foldhash::HashMap<u32, (f32, u32, f32)> = foldhash::HashMap::default();
     for &(source, weight) in sources {
         for (j, sim) in model.knn.neighbours(source).iter() {
             let contribution = weight * sim;
@@ -498,7 +565,9 @@ fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: 
     ranked.sort_by(better);
     ranked
         .into_iter()
-        .map(|(j, score, source)| Candidate::new(model_id(model, j), score, signal, vec![model_id(model, source)]))
+        .map(|(j, score, source)| {
+            Candidate::new(model_id(model, j), score, signal, SmallVec::from_elem(model_id(model, source), 1))
+        })
         .collect()
 }
 
@@ -512,36 +581,48 @@ fn ranked(model: &RecsModel, scores: &[f32], signal: Signal) -> Vec<Candidate> {
         order.truncate(MAX_CANDIDATES);
     }
     order.sort_by(better);
-    order.into_iter().map(|(i, s)| Candidate::new(model_id(model, i), s, signal, Vec::new())).collect()
+    order.into_iter().map(|(i, s)| Candidate::new(model_id(model, i), s, signal, Because::new())).collect()
 }
 
-/// Cold start: items whose content is like the weighted `sources` (any catalog items, trained on or not),
-/// citing the heaviest source. Empty without a catalog copy.
+/// Cold start: items whose content is like the weighted `sources` (any catalog items, trained on or not;
+/// the [`MAX_CONTENT_SOURCES`] heaviest), citing the heaviest source. Empty without a catalog copy.
 fn content_candidates(content: Option<&CatalogContent>, sources: &[(ItemId, f32)], k: usize) -> Vec<Candidate> {
     let Some(content) = content else { return Vec::new() };
-    let positions: Vec<(u32, f32)> =
+    let mut positions: Vec<(u32, f32)> =
         sources.iter().filter_map(|(id, weight)| Some((content.position(id)?, *weight))).collect();
+    positions.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    positions.truncate(MAX_CONTENT_SOURCES);
     let Some(&(cited, _)) = positions.iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))) else {
         return Vec::new();
     };
-    let Some(cited) = content.id(cited).map(ItemId::to_string) else { return Vec::new() };
-    let matches = match content.index.similar_to(&positions, k, &[]) {
+    let Some(cited) = content.id(cited).map(|id| Arc::<str>::from(id.as_str())) else { return Vec::new() };
+    let matches = match content.index.ranked_similar_to(&positions, k, &[]) {
         Ok(matches) => matches,
         Err(error) => {
             tracing::warn!(error = %error, "content similarity failed");
             return Vec::new();
         }
     };
+    let anchors: Arc<[(u32, f32)]> = positions.into();
     matches
         .into_iter()
-        .filter_map(|m| {
-            let id = content.id(m.item)?;
-            let shared = m.shared.iter().map(|f| attune_recs::describe_feature(f)).collect::<Vec<_>>().join(", ");
-            let mut candidate = Candidate::new(id.as_str(), m.score, Signal::SimilarContent, vec![cited.clone()]);
-            candidate.detail = Detail::SharedContent(shared);
+        .filter_map(|(position, score)| {
+            let id = content.id(position)?;
+            let mut candidate =
+                Candidate::new(id.as_str(), score, Signal::SimilarContent, SmallVec::from_elem(cited.clone(), 1));
+            candidate.detail = Detail::ContentMatch { position, anchors: anchors.clone() };
             Some(candidate)
         })
         .collect()
+}
+
+/// Names what a picked content match shares with its anchors ("brand puma, category shoes").
+fn name_shared_content(content: Option<&CatalogContent>, candidate: &mut Candidate) {
+    if let (Some(content), Detail::ContentMatch { position, anchors }) = (content, &candidate.detail) {
+        let shared = content.index.shared_features(anchors, *position);
+        let text = shared.iter().map(|f| attune_recs::describe_feature(f)).collect::<Vec<_>>().join(", ");
+        candidate.detail = Detail::SharedContent(text);
+    }
 }
 
 /// Whether the tiers so far offer fewer than twice the `wanted` candidates (room for exclusions and filters),
@@ -633,7 +714,13 @@ fn plan<'m>(
                     .into_iter()
                     .enumerate()
                     .map(|(rank, id)| {
-                        Candidate::new(id.as_str(), (n - rank as f32) / n, Signal::RecentlyViewed, vec![id.to_string()])
+                        let id: Arc<str> = Arc::from(id.as_str());
+                        Candidate::new(
+                            id.clone(),
+                            (n - rank as f32) / n,
+                            Signal::RecentlyViewed,
+                            SmallVec::from_elem(id, 1),
+                        )
                     })
                     .collect(),
             );
@@ -669,7 +756,8 @@ fn plan<'m>(
                     .into_iter()
                     .map(|s| {
                         let id = model_id(model, s.item);
-                        let mut candidate = Candidate::new(id.clone(), s.score as f32, Signal::BuyAgain, vec![id]);
+                        let because = SmallVec::from_elem(id.clone(), 1);
+                        let mut candidate = Candidate::new(id, s.score as f32, Signal::BuyAgain, because);
                         candidate.detail = Detail::BuyAgain {
                             interval_ms: s.typical_interval_ms,
                             times_bought: s.times_bought,
@@ -789,11 +877,12 @@ fn gather(
 ) -> ApiResult<Vec<Pooled>> {
     let chunk_size = (target * 2).max(20);
     let mut pool: Vec<Pooled> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen: foldhash::HashSet<Arc<str>> = foldhash::HashSet::default();
     let mut looked_at = 0;
-    let mut per_category: HashMap<String, usize> = HashMap::new();
+    let mut per_category = CategoryCounts::default();
     let mut pickable = 0;
-    let wanted = |seen: &HashSet<String>, c: &Candidate| !seen.contains(&c.id) && !plan.exclude.contains(c.id.as_str());
+    let wanted =
+        |seen: &foldhash::HashSet<Arc<str>>, c: &Candidate| !seen.contains(&c.id) && !plan.exclude.contains(&*c.id);
     for (tier, candidates) in plan.tiers.iter().enumerate() {
         let mut rest: &[Candidate] = candidates;
         while pickable < target && !rest.is_empty() && looked_at < MAX_CANDIDATES {
@@ -806,7 +895,7 @@ fn gather(
                 let ids: Vec<ItemId> = chunk
                     .iter()
                     .filter(|c| wanted(&seen, c))
-                    .filter_map(|c| ItemId::parse(c.id.clone()).ok())
+                    .filter_map(|c| ItemId::parse(c.id.to_string()).ok())
                     .collect();
                 if ids.is_empty() {
                     continue;
@@ -820,7 +909,7 @@ fn gather(
                 let item = match items.catalog {
                     Some(catalog) if wanted(&seen, candidate) => catalog.get_by_text(&candidate.id).cloned(),
                     Some(_) => None,
-                    None => found.remove(&candidate.id),
+                    None => found.remove(&*candidate.id),
                 };
                 let Some(item) = item else { continue };
                 if (request.in_stock_only && !item.is_in_stock())
@@ -830,14 +919,14 @@ fn gather(
                 }
                 match rules.max_per_category {
                     Some(cap) if !item.category_path.is_empty() => {
-                        let so_far = per_category.entry(item.category_path.join(" > ")).or_default();
-                        if *so_far >= cap * POOL_FACTOR {
+                        let so_far = per_category.get(&item);
+                        if so_far >= cap * POOL_FACTOR {
                             continue;
                         }
-                        if *so_far < cap {
+                        if so_far < cap {
                             pickable += 1;
                         }
-                        *so_far += 1;
+                        per_category.increment(&item);
                     }
                     _ => pickable += 1,
                 }
@@ -872,13 +961,11 @@ fn diversify(model: &RecsModel, pool: Vec<Pooled>, count: usize, rules: &Rules) 
     let mut remaining: Vec<(f32, Pooled)> =
         pool.into_iter().enumerate().map(|(rank, p)| (1.0 - rank as f32 / n, p)).collect();
     let mut picked: Vec<Pooled> = Vec::new();
-    let mut per_category: HashMap<String, usize> = HashMap::new();
+    let mut per_category = CategoryCounts::default();
     let mut picked_indices: Vec<u32> = Vec::new();
     while picked.len() < count && !remaining.is_empty() {
         let allowed = |p: &Pooled| match rules.max_per_category {
-            Some(cap) if !p.item.category_path.is_empty() => {
-                per_category.get(&p.item.category_path.join(" > ")).copied().unwrap_or(0) < cap
-            }
+            Some(cap) if !p.item.category_path.is_empty() => per_category.get(&p.item) < cap,
             _ => true,
         };
         let mut best: Option<(usize, f32)> = None;
@@ -906,7 +993,7 @@ fn diversify(model: &RecsModel, pool: Vec<Pooled>, count: usize, rules: &Rules) 
         let Some((position, _)) = best else { break };
         let (_, pooled) = remaining.remove(position);
         if !pooled.item.category_path.is_empty() {
-            *per_category.entry(pooled.item.category_path.join(" > ")).or_default() += 1;
+            per_category.increment(&pooled.item);
         }
         if let Some(index) = model.items.index(pooled.item.id.as_str()) {
             picked_indices.push(index);
@@ -935,11 +1022,9 @@ fn explanation_text(
     touch: &HashMap<ItemId, Touch>,
     now_ms: i64,
 ) -> String {
-    let title = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
+    let title = |id: &Arc<str>| names.get(&**id).cloned().unwrap_or_else(|| id.to_string());
     let first = candidate.because.first().map(title).unwrap_or_default();
-    let how = |id: Option<&String>| {
-        id.and_then(|id| ItemId::parse(id.clone()).ok()).and_then(|id| touch.get(&id).copied()).unwrap_or(Touch::Other)
-    };
+    let how = |id: Option<&Arc<str>>| id.and_then(|id| touch.get(&**id).copied()).unwrap_or(Touch::Other);
     match candidate.signal {
         Signal::SimilarItems => format!("Customers who bought {first} also bought this"),
         Signal::YourHistory | Signal::Session | Signal::Sequential => how(candidate.because.first()).text(&first),
@@ -969,7 +1054,9 @@ fn explanation_text(
                 days((now_ms - last_purchase_ms) as f64),
                 days(interval_ms)
             ),
-            Detail::None | Detail::SharedContent(_) => "You bought this before".to_string(),
+            Detail::None | Detail::ContentMatch { .. } | Detail::SharedContent(_) => {
+                "You bought this before".to_string()
+            }
         },
     }
 }
@@ -1010,18 +1097,20 @@ pub fn recommend_with_rules(
     let mut cited: Vec<ItemId> = picked
         .iter()
         .flat_map(|p| p.candidate.because.iter())
-        .filter_map(|id| ItemId::parse(id.clone()).ok())
+        .filter_map(|id| ItemId::parse(id.to_string()).ok())
         .collect();
     cited.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     cited.dedup();
     let names = titles(items, &cited)?;
     Ok(picked
         .into_iter()
-        .map(|p| {
+        .map(|mut p| {
+            name_shared_content(content, &mut p.candidate);
             let text = explanation_text(&p.candidate, &names, &plan.touch, now_ms);
-            let because_item_ids = p.candidate.because.iter().filter_map(|id| ItemId::parse(id.clone()).ok()).collect();
+            let because_item_ids =
+                p.candidate.because.iter().filter_map(|id| ItemId::parse(id.to_string()).ok()).collect();
             Recommended {
-                item: Arc::unwrap_or_clone(p.item),
+                item: p.item,
                 score: p.score,
                 explanation: Explanation { signal: p.candidate.signal, because_item_ids, text },
             }

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// The `kind` of recommendation snapshots in the store.
@@ -551,14 +551,7 @@ fn install(state: &AppState, tenant: &TenantId, version: i64, fitted: FittedRecs
         Some(interval) => loaded_at.millis().saturating_add(interval.as_millis().min(i64::MAX as u128) as i64),
         None => i64::MAX,
     };
-    let model = Arc::new(RecsModel {
-        version,
-        loaded_at,
-        checked_through: AtomicI64::new(fitted.events_through_seq),
-        next_check_ms: AtomicI64::new(next_check_ms),
-        fallback_tiers: std::sync::OnceLock::new(),
-        fitted,
-    });
+    let model = Arc::new(RecsModel::new(version, loaded_at, next_check_ms, fitted));
     state.cache_recs(tenant.clone(), model.clone());
     tracing::info!(tenant = %tenant, version, events_through_seq = model.events_through_seq, "recommendation model swapped in");
     model

@@ -147,7 +147,7 @@ impl From<Recommended> for RecommendedItem {
     fn from(r: Recommended) -> Self {
         Self {
             item_id: r.item.id.to_string(),
-            title: r.item.title,
+            title: r.item.title.clone(),
             price: r.item.price,
             score: r.score,
             explanation: ExplanationView {
