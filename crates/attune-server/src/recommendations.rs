@@ -471,14 +471,12 @@ enum Detail {
         last_purchase_ms: i64,
     },
     /// A content match: its position in the catalog's content index and the weighted anchor positions it
-    /// was found from (shared by the whole tier); what they share is named only for picked items
-    /// ([`name_shared_content`]).
+    /// was found from (shared by the whole tier); what they share is named only in the explanations of
+    /// picked items ([`shared_content_text`]).
     ContentMatch {
         position: u32,
         anchors: Arc<[(u32, f32)]>,
     },
-    /// What a content match shares with its anchors, readable ("brand puma, category shoes").
-    SharedContent(String),
 }
 
 /// The items a candidate comes from (one or two almost always, so they are kept inline).
@@ -592,9 +590,7 @@ fn content_candidates(content: Option<&CatalogContent>, sources: &[(ItemId, f32)
         sources.iter().filter_map(|(id, weight)| Some((content.position(id)?, *weight))).collect();
     positions.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     positions.truncate(MAX_CONTENT_SOURCES);
-    let Some(&(cited, _)) = positions.iter().max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))) else {
-        return Vec::new();
-    };
+    let Some(&(cited, _)) = positions.first() else { return Vec::new() };
     let Some(cited) = content.id(cited).map(|id| Arc::<str>::from(id.as_str())) else { return Vec::new() };
     let matches = match content.index.ranked_similar_to(&positions, k, &[]) {
         Ok(matches) => matches,
@@ -616,12 +612,15 @@ fn content_candidates(content: Option<&CatalogContent>, sources: &[(ItemId, f32)
         .collect()
 }
 
-/// Names what a picked content match shares with its anchors ("brand puma, category shoes").
-fn name_shared_content(content: Option<&CatalogContent>, candidate: &mut Candidate) {
-    if let (Some(content), Detail::ContentMatch { position, anchors }) = (content, &candidate.detail) {
-        let shared = content.index.shared_features(anchors, *position);
-        let text = shared.iter().map(|f| attune_recs::describe_feature(f)).collect::<Vec<_>>().join(", ");
-        candidate.detail = Detail::SharedContent(text);
+/// What a content match shares with its anchors, readable ("brand puma, category shoes"); empty when
+/// unknown.
+fn shared_content_text(content: Option<&CatalogContent>, detail: &Detail) -> String {
+    match (content, detail) {
+        (Some(content), Detail::ContentMatch { position, anchors }) => {
+            let shared = content.index.shared_features(anchors, *position);
+            shared.iter().map(|f| attune_recs::describe_feature(f)).collect::<Vec<_>>().join(", ")
+        }
+        _ => String::new(),
     }
 }
 
@@ -1018,6 +1017,7 @@ fn days(ms: f64) -> i64 {
 
 fn explanation_text(
     candidate: &Candidate,
+    content: Option<&CatalogContent>,
     names: &HashMap<String, String>,
     touch: &HashMap<ItemId, Touch>,
     now_ms: i64,
@@ -1029,10 +1029,8 @@ fn explanation_text(
         Signal::SimilarItems => format!("Customers who bought {first} also bought this"),
         Signal::YourHistory | Signal::Session | Signal::Sequential => how(candidate.because.first()).text(&first),
         Signal::SimilarContent => {
-            let shared = match &candidate.detail {
-                Detail::SharedContent(shared) if !shared.is_empty() => shared.as_str(),
-                _ => "similar description",
-            };
+            let shared = shared_content_text(content, &candidate.detail);
+            let shared = if shared.is_empty() { "similar description" } else { shared.as_str() };
             match how(candidate.because.first()) {
                 Touch::Other => format!("Like {first}: {shared}"),
                 touched => format!("{} ({shared})", touched.text(&first)),
@@ -1054,9 +1052,7 @@ fn explanation_text(
                 days((now_ms - last_purchase_ms) as f64),
                 days(interval_ms)
             ),
-            Detail::None | Detail::ContentMatch { .. } | Detail::SharedContent(_) => {
-                "You bought this before".to_string()
-            }
+            Detail::None | Detail::ContentMatch { .. } => "You bought this before".to_string(),
         },
     }
 }
@@ -1104,9 +1100,8 @@ pub fn recommend_with_rules(
     let names = titles(items, &cited)?;
     Ok(picked
         .into_iter()
-        .map(|mut p| {
-            name_shared_content(content, &mut p.candidate);
-            let text = explanation_text(&p.candidate, &names, &plan.touch, now_ms);
+        .map(|p| {
+            let text = explanation_text(&p.candidate, content, &names, &plan.touch, now_ms);
             let because_item_ids =
                 p.candidate.because.iter().filter_map(|id| ItemId::parse(id.to_string()).ok()).collect();
             Recommended {
