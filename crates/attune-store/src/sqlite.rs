@@ -224,11 +224,29 @@ fn configure(connection: &Connection, synchronous: Synchronous) -> StoreResult<(
 
 /// Reads go through a memory map of the database file (no copy per page read) and keep a larger page cache;
 /// the serving path reads a shopper's recent events on every request.
+///
+/// The query planner stability guarantee is on: without it SQLite marks a cached statement expired whenever a
+/// parameter whose value could steer the plan (a `LIMIT ?`, a value compared with an indexed column once
+/// statistics exist) is bound again, and compiles the statement anew on the next step — for the shopper
+/// activity read that was every request.
 fn configure_reads(connection: &Connection) -> StoreResult<()> {
     connection.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
     connection.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
+    connection.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
+
+/// A signed-in shopper's recent activity, newest first, walking the partial index (tenant, user, seq) backwards.
+const USER_ACTIVITY_SQL: &str = "SELECT seq, received_at, payload FROM events INDEXED BY events_by_user
+     WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL
+       AND event_type NOT IN ('impression', 'search')
+     ORDER BY seq DESC LIMIT ?3";
+
+/// An anonymous shopper's recent activity, newest first, walking the partial index (tenant, anonymous, seq).
+const ANONYMOUS_ACTIVITY_SQL: &str = "SELECT seq, received_at, payload FROM events INDEXED BY events_by_anonymous
+     WHERE tenant_id = ?1 AND anonymous_id = ?2 AND anonymous_id IS NOT NULL AND user_id IS NULL
+       AND event_type NOT IN ('impression', 'search')
+     ORDER BY seq DESC LIMIT ?3";
 
 /// Bytes of the database file mapped into memory per connection (address space, not resident memory).
 const READ_MMAP_BYTES: i64 = 1 << 30;
@@ -676,20 +694,8 @@ impl Store for SqliteStore {
         self.with_reader(|c| {
             // Each query walks its partial index (tenant, shopper, seq) backwards.
             let (sql, key) = match shopper {
-                ShopperRef::User(user) => (
-                    "SELECT seq, received_at, payload FROM events INDEXED BY events_by_user
-                     WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL
-                       AND event_type NOT IN ('impression', 'search')
-                     ORDER BY seq DESC LIMIT ?3",
-                    user.as_str(),
-                ),
-                ShopperRef::Anonymous(anonymous) => (
-                    "SELECT seq, received_at, payload FROM events INDEXED BY events_by_anonymous
-                     WHERE tenant_id = ?1 AND anonymous_id = ?2 AND anonymous_id IS NOT NULL AND user_id IS NULL
-                       AND event_type NOT IN ('impression', 'search')
-                     ORDER BY seq DESC LIMIT ?3",
-                    anonymous.as_str(),
-                ),
+                ShopperRef::User(user) => (USER_ACTIVITY_SQL, user.as_str()),
+                ShopperRef::Anonymous(anonymous) => (ANONYMOUS_ACTIVITY_SQL, anonymous.as_str()),
             };
             let mut statement = c.prepare_cached(sql)?;
             let rows = statement
@@ -948,4 +954,52 @@ fn upsert_user_in(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, user: &User
         to_json(&stored)?
     ])?;
     Ok((stored, previous.is_none()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attune_core::{AnonymousId, EventInput};
+    use rusqlite::StatementStatus;
+
+    /// Reading the activity of one shopper after another reuses the compiled statement: the per-request read must
+    /// not pay for a fresh query plan each time a new shopper id or limit is bound.
+    #[test]
+    fn shopper_activity_reads_reuse_their_compiled_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("attune.sqlite3"), SqliteOptions::default()).unwrap();
+        let tenant = TenantId::parse_slug("alpha").unwrap();
+        store
+            .create_tenant(&Tenant { id: tenant.clone(), name: "A".into(), created_at: Timestamp::now() }, b"s")
+            .unwrap();
+        let events: Vec<Event> = (0..40)
+            .map(|i| {
+                let shopper = if i % 2 == 0 {
+                    format!(r#""user_id":"u{}""#, i % 8)
+                } else {
+                    format!(r#""anonymous_id":"a{}""#, i % 8)
+                };
+                let input: EventInput =
+                    serde_json::from_str(&format!(r#"{{"type":"view","event_id":"e{i}",{shopper},"item_id":"i{i}"}}"#))
+                        .unwrap();
+                Event::parse(input, Timestamp::now()).unwrap()
+            })
+            .collect();
+        store.append_events(&tenant, &events).unwrap();
+        for round in 0..3 {
+            for shopper in 0..8 {
+                let user = UserId::parse(&format!("u{shopper}")).unwrap();
+                let anonymous = AnonymousId::parse(&format!("a{shopper}")).unwrap();
+                let limit = 5 + round;
+                let read = store.shopper_activity(&tenant, ShopperRef::User(&user), limit).unwrap();
+                assert_eq!(read.is_empty(), shopper % 2 == 1, "user u{shopper}");
+                store.shopper_activity(&tenant, ShopperRef::Anonymous(&anonymous), limit).unwrap();
+            }
+        }
+        let reprepares = |sql: &str| {
+            store.with_reader(|c| Ok(c.prepare_cached(sql)?.get_status(StatementStatus::RePrepare))).unwrap()
+        };
+        assert_eq!(reprepares(USER_ACTIVITY_SQL), 0, "signed-in shopper read compiled again");
+        assert_eq!(reprepares(ANONYMOUS_ACTIVITY_SQL), 0, "anonymous shopper read compiled again");
+    }
 }
