@@ -10,7 +10,7 @@ use attune_core::{ApiKeyKind, Event, EventInput, EventType, Item, ItemId, Tenant
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// How hard SQLite syncs on commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -26,7 +26,8 @@ pub enum Synchronous {
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     pub synchronous: Synchronous,
-    /// Most reader connections kept open.
+    /// Most reader connections open at once; a read that finds them all busy waits for one to come back
+    /// instead of opening (and soon closing) another.
     pub max_readers: usize,
 }
 
@@ -40,8 +41,34 @@ pub struct SqliteStore {
     path: PathBuf,
     options: SqliteOptions,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<ReaderPool>,
+    reader_returned: Condvar,
     pending_appends: Mutex<Vec<PendingAppend>>,
+}
+
+/// Read-only connections: the idle ones, and how many exist (idle or lent out).
+#[derive(Default)]
+struct ReaderPool {
+    idle: Vec<Connection>,
+    open: usize,
+}
+
+/// A reader lent out of the pool; dropping it (also when the work panics) gives the connection back.
+struct LentReader<'store> {
+    store: &'store SqliteStore,
+    connection: Option<Connection>,
+}
+
+impl Drop for LentReader<'_> {
+    fn drop(&mut self) {
+        let mut pool = self.store.readers.lock().expect("reader pool poisoned");
+        match self.connection.take() {
+            Some(connection) => pool.idle.push(connection),
+            None => pool.open -= 1,
+        }
+        drop(pool);
+        self.store.reader_returned.notify_one();
+    }
 }
 
 /// An event prepared for insertion: indexed columns plus the wire-form JSON payload.
@@ -167,7 +194,8 @@ impl SqliteStore {
             path,
             options,
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(ReaderPool::default()),
+            reader_returned: Condvar::new(),
             pending_appends: Mutex::new(Vec::new()),
         })
     }
@@ -176,27 +204,38 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Run `work` on a pooled read-only connection. At most `max_readers` exist: connections are costly to open
+    /// (file map, schema parse, statement cache), so under a burst of requests reads queue for one instead.
     fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
-        let connection = match pooled {
-            Some(connection) => connection,
-            None => {
-                let connection = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-                )?;
-                connection.busy_timeout(std::time::Duration::from_secs(10))?;
-                connection.set_prepared_statement_cache_capacity(64);
-                configure_reads(&connection)?;
-                connection
+        let idle = {
+            let mut pool = self.readers.lock().expect("reader pool poisoned");
+            loop {
+                if let Some(connection) = pool.idle.pop() {
+                    break Some(connection);
+                }
+                if pool.open < self.options.max_readers.max(1) {
+                    pool.open += 1;
+                    break None;
+                }
+                pool = self.reader_returned.wait(pool).expect("reader pool poisoned");
             }
         };
-        let result = work(&connection);
-        let mut pool = self.readers.lock().expect("reader pool poisoned");
-        if pool.len() < self.options.max_readers {
-            pool.push(connection);
+        let mut lent = LentReader { store: self, connection: idle };
+        if lent.connection.is_none() {
+            lent.connection = Some(self.open_reader()?);
         }
-        result
+        work(lent.connection.as_ref().expect("a lent reader holds a connection"))
+    }
+
+    fn open_reader(&self) -> StoreResult<Connection> {
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        connection.set_prepared_statement_cache_capacity(64);
+        configure_reads(&connection)?;
+        Ok(connection)
     }
 
     fn with_writer<T>(&self, work: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -1001,5 +1040,31 @@ mod tests {
         };
         assert_eq!(reprepares(USER_ACTIVITY_SQL), 0, "signed-in shopper read compiled again");
         assert_eq!(reprepares(ANONYMOUS_ACTIVITY_SQL), 0, "anonymous shopper read compiled again");
+    }
+
+    /// Many threads reading at once share at most `max_readers` connections (waiting for one rather than
+    /// opening more), and every connection is back in the pool afterwards.
+    #[test]
+    fn concurrent_reads_share_a_bounded_set_of_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions { max_readers: 2, ..SqliteOptions::default() };
+        let store = SqliteStore::open(dir.path().join("attune.sqlite3"), options).unwrap();
+        let tenant = TenantId::parse_slug("alpha").unwrap();
+        store
+            .create_tenant(&Tenant { id: tenant.clone(), name: "A".into(), created_at: Timestamp::now() }, b"s")
+            .unwrap();
+        let user = UserId::parse("u").unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        store.shopper_activity(&tenant, ShopperRef::User(&user), 10).unwrap();
+                    }
+                });
+            }
+        });
+        let pool = store.readers.lock().unwrap();
+        assert!(pool.open <= 2, "{} reader connections were opened", pool.open);
+        assert_eq!(pool.idle.len(), pool.open, "every lent connection came back");
     }
 }
