@@ -187,6 +187,58 @@ impl SequentialModel {
         Ok(())
     }
 
+    /// The `n` best positive scores (ties by item index) among the items reached from the rows of `weighted`:
+    /// the same sums, added in the same order, as [`Self::score_into`], but only the touched items of a dense
+    /// buffer kept per thread are ranked and zeroed again, not the whole catalog.
+    fn sparse_top_n(&self, weighted: &[(u32, f32)], n: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        let beta = self.config.transition_weight;
+        let mut excluded = exclude.to_vec();
+        excluded.sort_unstable();
+        SCRATCH.with_borrow_mut(|(dense, touched)| {
+            if dense.len() < self.n_items() {
+                dense.resize(self.n_items(), 0.0);
+            }
+            let mut add = |j: u32, v: f32| {
+                let slot = &mut dense[j as usize];
+                if *slot == 0.0 {
+                    touched.push(j);
+                }
+                *slot += v;
+            };
+            for &(i, w) in weighted {
+                for (j, s) in self.similarity.row(i as usize).iter() {
+                    add(j, w * s);
+                }
+                if beta > 0.0 {
+                    for (j, t) in self.transitions.row(i as usize).iter() {
+                        add(j, w * beta * t);
+                    }
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            let mut ranked: Vec<(u32, f32)> = touched
+                .iter()
+                .map(|&j| (j, std::mem::take(&mut dense[j as usize])))
+                .filter(|&(j, s)| s > 0.0 && s.is_finite() && excluded.binary_search(&j).is_err())
+                .collect();
+            touched.clear();
+            let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+            if ranked.len() > n {
+                if n == 0 {
+                    return Vec::new();
+                }
+                ranked.select_nth_unstable_by(n - 1, better);
+                ranked.truncate(n);
+            }
+            ranked.sort_by(better);
+            ranked
+        })
+    }
+
     /// The `n` best next items after `history`, never an item of `exclude`, best first, each with the
     /// history items that contributed most.
     pub fn recommend(
@@ -195,23 +247,40 @@ impl SequentialModel {
         n: usize,
         exclude: &[u32],
     ) -> Result<Vec<SequentialSuggestion>, RecsError> {
-        let mut scores = vec![0f32; self.n_items()];
-        self.score_into(history, &mut scores)?;
-        let top = top_n_excluding(&mut scores, exclude, n);
         let weighted: Vec<(u32, f32)> = self.weighted_history(history).collect();
         let beta = self.config.transition_weight;
+        let top = self.sparse_top_n(&weighted, n, exclude);
+        // Each suggestion's contribution per history item, gathered row by row: one pass over each history
+        // item's similarity and transition rows instead of a lookup per (history item, suggestion) pair.
+        let slot_of: foldhash::HashMap<u32, usize> =
+            top.iter().enumerate().map(|(slot, &(item, _))| (item, slot)).collect();
+        let mut parts: Vec<Vec<(u32, f32)>> = vec![Vec::new(); top.len()];
+        let (mut similarity_at, mut transition_at) = (vec![0f32; top.len()], vec![0f32; top.len()]);
+        for &(i, w) in &weighted {
+            similarity_at.fill(0.0);
+            transition_at.fill(0.0);
+            for (j, s) in self.similarity.row(i as usize).iter() {
+                if let Some(&slot) = slot_of.get(&j) {
+                    similarity_at[slot] = s;
+                }
+            }
+            for (j, t) in self.transitions.row(i as usize).iter() {
+                if let Some(&slot) = slot_of.get(&j) {
+                    transition_at[slot] = t;
+                }
+            }
+            for (slot, contributions) in parts.iter_mut().enumerate() {
+                let c = w * (similarity_at[slot] + beta * transition_at[slot]);
+                match contributions.iter_mut().find(|(a, _)| *a == i) {
+                    Some(p) => p.1 += c,
+                    None => contributions.push((i, c)),
+                }
+            }
+        }
         Ok(top
             .into_iter()
-            .filter(|&(_, s)| s > 0.0)
-            .map(|(item, score)| {
-                let mut parts: Vec<(u32, f32)> = Vec::new();
-                for &(i, w) in &weighted {
-                    let c = w * (self.similarity.get(i as usize, item) + beta * self.transitions.get(i as usize, item));
-                    match parts.iter_mut().find(|(a, _)| *a == i) {
-                        Some(p) => p.1 += c,
-                        None => parts.push((i, c)),
-                    }
-                }
+            .zip(parts)
+            .map(|((item, score), mut parts)| {
                 parts.retain(|&(_, c)| c > 0.0);
                 parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 parts.truncate(3);

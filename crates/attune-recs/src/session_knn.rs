@@ -16,8 +16,6 @@
 //! Each suggestion names the session items that contributed most to its score (each neighbour's share is
 //! split over the shared items in proportion to their weights).
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RecsError, invalid};
@@ -146,41 +144,64 @@ impl SessionKnn {
         candidates.sort_unstable_by(|a, b| b.cmp(a));
         candidates.dedup();
         candidates.truncate(cfg.sample);
-        // Similarities; per neighbour the shared items' weights and the anchor position.
-        let norm_s = (current.len() as f64).sqrt();
-        let mut neighbours: Vec<(u32, f64, usize)> = candidates
-            .iter()
-            .map(|&sid| {
-                let items = &self.sessions[sid as usize];
-                let mut dot = 0.0;
-                let mut anchor = (f64::NEG_INFINITY, 0usize);
-                // Each distinct shared item counts once; its last position in the neighbour anchors.
-                for &(ci, w) in &current {
-                    if let Some(pos) = items.iter().rposition(|&x| x == ci) {
-                        dot += w;
-                        if w > anchor.0 {
-                            anchor = (w, pos);
-                        }
-                    }
+        let Some(&oldest) = candidates.last() else { return Vec::new() };
+        // Similarities from the postings: the candidates holding a current item are exactly its sessions down to
+        // the oldest candidate (any newer one not among its first `sample` would push that candidate out), so
+        // no candidate's items are scanned. Per candidate: the summed weights of the distinct shared items, in
+        // the order of `current`, and the heaviest shared item (the first of equals), its anchor.
+        let mut shared: Vec<(f64, f64, u32)> = vec![(0.0, f64::NEG_INFINITY, 0); candidates.len()];
+        for &(item, w) in &current {
+            for &sid in self.postings[item as usize].iter().take_while(|&&sid| sid >= oldest) {
+                // `candidates` is sorted newest (largest id) first.
+                let slot =
+                    candidates.binary_search_by(|c| sid.cmp(c)).expect("a posting above the oldest is a candidate");
+                let entry = &mut shared[slot];
+                entry.0 += w;
+                if w > entry.1 {
+                    entry.1 = w;
+                    entry.2 = item;
                 }
-                let sim = dot / (norm_s * f64::from(self.distinct_len[sid as usize]).sqrt());
-                (sid, sim, anchor.1)
+            }
+        }
+        let norm_s = (current.len() as f64).sqrt();
+        let mut neighbours: Vec<(u32, f64, u32)> = candidates
+            .iter()
+            .zip(&shared)
+            .map(|(&sid, &(dot, _, anchor_item))| {
+                (sid, dot / (norm_s * f64::from(self.distinct_len[sid as usize]).sqrt()), anchor_item)
             })
             .filter(|&(_, sim, _)| sim > 0.0)
             .collect();
-        let by_sim = |a: &(u32, f64, usize), b: &(u32, f64, usize)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+        let by_sim = |a: &(u32, f64, u32), b: &(u32, f64, u32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
         if neighbours.len() > cfg.k {
             neighbours.select_nth_unstable_by(cfg.k - 1, by_sim);
             neighbours.truncate(cfg.k);
         }
         neighbours.sort_by(by_sim);
+        // The anchor's position in each kept neighbour: its last occurrence.
+        let neighbours: Vec<(u32, f64, usize)> = neighbours
+            .into_iter()
+            .map(|(sid, sim, anchor_item)| {
+                let items = &self.sessions[sid as usize];
+                (sid, sim, items.iter().rposition(|&x| x == anchor_item).expect("a neighbour holds its anchor"))
+            })
+            .collect();
         // Scores and per-anchor contributions (flat: candidate slot × current item).
         let d = current.len();
-        let mut slot_of: HashMap<u32, usize> = HashMap::new();
+        let reachable: usize = neighbours.iter().map(|&(sid, _, _)| self.sessions[sid as usize].len()).sum();
+        let mut slot_of: foldhash::HashMap<u32, usize> =
+            foldhash::HashMap::with_capacity_and_hasher(reachable, Default::default());
         let mut items_out: Vec<u32> = Vec::new();
         let mut scores: Vec<f64> = Vec::new();
         let mut contrib: Vec<f64> = Vec::new();
         let mut shares = vec![0f64; d];
+        // exp(−distance / λ₃), worked out once per distance.
+        let longest = neighbours.iter().map(|&(sid, _, _)| self.sessions[sid as usize].len()).max().unwrap_or(0);
+        let decay_at: Vec<f64> = (0..longest)
+            .map(|dist| if cfg.neighbour_decay > 0.0 { (-(dist as f64) / cfg.neighbour_decay).exp() } else { 1.0 })
+            .collect();
+        let mut seen_in_session: Vec<u32> = Vec::new();
+        let mut by_distance: Vec<(usize, u32)> = Vec::new();
         for &(sid, sim, anchor_pos) in &neighbours {
             let items = &self.sessions[sid as usize];
             let mut total = 0.0;
@@ -188,18 +209,18 @@ impl SessionKnn {
                 shares[c] = if items.contains(&ci) { w } else { 0.0 };
                 total += shares[c];
             }
-            let mut seen_in_session: Vec<u32> = Vec::with_capacity(items.len());
-            // Walk from the anchor outwards so each item takes its closest occurrence.
-            let mut by_distance: Vec<(usize, u32)> =
-                items.iter().enumerate().map(|(q, &j)| (q.abs_diff(anchor_pos), j)).collect();
+            seen_in_session.clear();
+            // Walk from the anchor outwards so each item takes its closest occurrence (a stable sort keeps the
+            // earlier of two at the same distance first).
+            by_distance.clear();
+            by_distance.extend(items.iter().enumerate().map(|(q, &j)| (q.abs_diff(anchor_pos), j)));
             by_distance.sort_by_key(|&(dist, _)| dist);
-            for (dist, j) in by_distance {
+            for &(dist, j) in &by_distance {
                 if seen_in_session.contains(&j) || exclude.contains(&j) {
                     continue;
                 }
                 seen_in_session.push(j);
-                let decay = if cfg.neighbour_decay > 0.0 { (-(dist as f64) / cfg.neighbour_decay).exp() } else { 1.0 };
-                let gain = sim * decay;
+                let gain = sim * decay_at[dist];
                 let slot = *slot_of.entry(j).or_insert_with(|| {
                     items_out.push(j);
                     scores.push(0.0);

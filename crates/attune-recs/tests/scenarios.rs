@@ -245,3 +245,64 @@ fn sequential_model_uses_the_order_of_the_history() {
     let again = SequentialModel::fit(&seqs, cosine_similarity(&seqs, 10), SequentialConfig::default()).unwrap();
     assert_eq!(again.recommend(&[1, 2, 3], 5, &[]).unwrap(), model.recommend(&[1, 2, 3], 5, &[]).unwrap());
 }
+
+/// Random walks over 40 items with a drift, so transitions and similarities overlap.
+fn drifting_sequences(seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = Lcg(seed);
+    (0..200)
+        .map(|_| {
+            let mut item = (rng.next() % 40) as u32;
+            (0..2 + rng.next() % 6)
+                .map(|_| {
+                    item = (item + 1 + (rng.next() % 3) as u32) % 40;
+                    item
+                })
+                .collect()
+        })
+        .collect()
+}
+
+proptest! {
+    /// The serving path ranks only the items its history reaches; it must agree with scoring every item.
+    #[test]
+    fn sequential_suggestions_equal_the_dense_ranking(
+        seed in 0u64..30,
+        history in proptest::collection::vec(0u32..45, 0..25),
+        exclude in proptest::collection::vec(0u32..40, 0..6),
+        n in 0usize..15,
+    ) {
+        use attune_recs::{SequentialConfig, SequentialModel, top_n_excluding};
+        let seqs = drifting_sequences(seed);
+        let model = SequentialModel::fit(&seqs, cosine_similarity(&seqs, 40), SequentialConfig::default()).unwrap();
+        let mut scores = vec![0f32; model.n_items()];
+        model.score_into(&history, &mut scores).unwrap();
+        let dense: Vec<(u32, f32)> =
+            top_n_excluding(&mut scores, &exclude, n).into_iter().filter(|&(_, s)| s > 0.0).collect();
+        let suggestions = model.recommend(&history, n, &exclude).unwrap();
+        let served: Vec<(u32, f32)> = suggestions.iter().map(|s| (s.item, s.score)).collect();
+        prop_assert_eq!(served, dense);
+        // Anchors: the history items with the largest summed contribution, each contribution being the
+        // position's weight times what that item alone scores the suggestion.
+        let config = model.config().clone();
+        let recent = &history[history.len().saturating_sub(config.max_history)..];
+        let alone = |i: u32| {
+            let mut scores = vec![0f32; model.n_items()];
+            model.score_into(&[i], &mut scores).unwrap();
+            scores
+        };
+        for suggestion in &suggestions {
+            let mut parts: Vec<(u32, f32)> = Vec::new();
+            for (p, &i) in recent.iter().enumerate().filter(|&(_, &i)| (i as usize) < model.n_items()) {
+                let c = config.decay.powi((recent.len() - 1 - p) as i32) * alone(i)[suggestion.item as usize];
+                match parts.iter_mut().find(|(a, _)| *a == i) {
+                    Some(part) => part.1 += c,
+                    None => parts.push((i, c)),
+                }
+            }
+            parts.retain(|&(_, c)| c > 0.0);
+            parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let expected: Vec<u32> = parts.iter().take(3).map(|p| p.0).collect();
+            prop_assert_eq!(&suggestion.anchors, &expected);
+        }
+    }
+}

@@ -538,7 +538,9 @@ impl CategoryCounts {
 /// The best `k` items by Σ over `sources` of weight · sim(source, j), citing the source contributing most to
 /// each j.
 fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: usize) -> Vec<Candidate> {
-    let mut scores: foldhash::HashMap<u32, (f32, u32, f32)> = foldhash::HashMap::default();
+    let reachable = sources.iter().map(|&(source, _)| model.knn.neighbours(source).len()).sum();
+    let mut scores: foldhash::HashMap<u32, (f32, u32, f32)> =
+        foldhash::HashMap::with_capacity_and_hasher(reachable, Default::default());
     for &(source, weight) in sources {
         for (j, sim) in model.knn.neighbours(source).iter() {
             let contribution = weight * sim;
