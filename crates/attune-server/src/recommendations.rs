@@ -487,15 +487,26 @@ type Because = SmallVec<[Arc<str>; 2]>;
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
     id: Arc<str>,
+    /// The item's index in the model, [`NOT_IN_MODEL`] for content matches and recently viewed items: the
+    /// catalog lookup of a model's candidate is then an array index (see [`CatalogSnapshot::by_model_index`]).
+    model_index: u32,
     score: f32,
     signal: Signal,
     because: Because,
     detail: Detail,
 }
 
+/// [`Candidate::model_index`] of a candidate that does not come from the model.
+const NOT_IN_MODEL: u32 = u32::MAX;
+
 impl Candidate {
     fn new(id: impl Into<Arc<str>>, score: f32, signal: Signal, because: Because) -> Self {
-        Self { id: id.into(), score, signal, because, detail: Detail::None }
+        Self { id: id.into(), model_index: NOT_IN_MODEL, score, signal, because, detail: Detail::None }
+    }
+
+    /// A candidate the model found, by its model index.
+    fn of_model(model: &RecsModel, index: u32, score: f32, signal: Signal, because: Because) -> Self {
+        Self { model_index: index, ..Self::new(model_id(model, index), score, signal, because) }
     }
 }
 
@@ -566,7 +577,7 @@ fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: 
     ranked
         .into_iter()
         .map(|(j, score, source)| {
-            Candidate::new(model_id(model, j), score, signal, SmallVec::from_elem(model_id(model, source), 1))
+            Candidate::of_model(model, j, score, signal, SmallVec::from_elem(model_id(model, source), 1))
         })
         .collect()
 }
@@ -581,7 +592,7 @@ fn ranked(model: &RecsModel, scores: &[f32], signal: Signal) -> Vec<Candidate> {
         order.truncate(MAX_CANDIDATES);
     }
     order.sort_by(better);
-    order.into_iter().map(|(i, s)| Candidate::new(model_id(model, i), s, signal, Because::new())).collect()
+    order.into_iter().map(|(i, s)| Candidate::of_model(model, i, s, signal, Because::new())).collect()
 }
 
 /// Cold start: items whose content is like the weighted `sources` (any catalog items, trained on or not;
@@ -756,9 +767,9 @@ fn plan<'m>(
                 suggestions
                     .into_iter()
                     .map(|s| {
-                        let id = model_id(model, s.item);
-                        let because = SmallVec::from_elem(id.clone(), 1);
-                        let mut candidate = Candidate::new(id, s.score as f32, Signal::BuyAgain, because);
+                        let because = SmallVec::from_elem(model_id(model, s.item), 1);
+                        let mut candidate =
+                            Candidate::of_model(model, s.item, s.score as f32, Signal::BuyAgain, because);
                         candidate.detail = Detail::BuyAgain {
                             interval_ms: s.typical_interval_ms,
                             times_bought: s.times_bought,
@@ -779,7 +790,7 @@ fn plan<'m>(
                     .into_iter()
                     .map(|s| {
                         let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
-                        Candidate::new(model_id(model, s.item), s.score as f32, Signal::Session, because)
+                        Candidate::of_model(model, s.item, s.score as f32, Signal::Session, because)
                     })
                     .collect(),
             );
@@ -793,7 +804,7 @@ fn plan<'m>(
                         .into_iter()
                         .map(|s| {
                             let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
-                            Candidate::new(model_id(model, s.item), s.score, Signal::Sequential, because)
+                            Candidate::of_model(model, s.item, s.score, Signal::Sequential, because)
                         })
                         .collect(),
                 );
@@ -834,7 +845,7 @@ fn basket_tiers(model: &RecsModel, anchors: &[ItemId], k: usize) -> Vec<Vec<Cand
         .into_iter()
         .map(|s| {
             let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
-            Candidate::new(model_id(model, s.item), s.score as f32, Signal::BoughtTogether, because)
+            Candidate::of_model(model, s.item, s.score as f32, Signal::BoughtTogether, because)
         })
         .collect();
     let sources: Vec<(u32, f32)> = cart.into_iter().map(|i| (i, 1.0)).collect();
@@ -870,6 +881,7 @@ struct Pooled {
 /// pickable items: under a category cap, items of a category beyond the cap count for nothing (they stay
 /// in the pool, up to [`POOL_FACTOR`] × the cap per category, because boosts may move them up).
 fn gather(
+    model: &RecsModel,
     items: Items<'_>,
     plan: &Plan,
     request: &ListRequest,
@@ -884,6 +896,7 @@ fn gather(
     let mut pickable = 0;
     let wanted =
         |seen: &foldhash::HashSet<Arc<str>>, c: &Candidate| !seen.contains(&c.id) && !plan.exclude.contains(&*c.id);
+    let by_model_index = items.catalog.map(|catalog| catalog.by_model_index(model));
     for (tier, candidates) in plan.tiers.iter().enumerate() {
         let mut rest: &[Candidate] = candidates;
         while pickable < target && !rest.is_empty() && looked_at < MAX_CANDIDATES {
@@ -908,7 +921,12 @@ fn gather(
                     break;
                 }
                 let item = match items.catalog {
-                    Some(catalog) if wanted(&seen, candidate) => catalog.get_by_text(&candidate.id).cloned(),
+                    Some(catalog) if wanted(&seen, candidate) => {
+                        match by_model_index.as_ref().and_then(|view| view.get(candidate.model_index as usize)) {
+                            Some(found) => found.clone(),
+                            None => catalog.get_by_text(&candidate.id).cloned(),
+                        }
+                    }
                     Some(_) => None,
                     None => found.remove(&*candidate.id),
                 };
@@ -1084,7 +1102,7 @@ pub fn recommend_with_rules(
     let mut wide = false;
     let (plan, picked) = loop {
         let plan = plan(model, content, request, rules, &shopper, now_ms, Depth { wanted: target, wide });
-        let mut pool = gather(items, &plan, request, rules, target)?;
+        let mut pool = gather(model, items, &plan, request, rules, target)?;
         boost(&mut pool, &rules.boosts);
         let picked = diversify(model, pool, request.count, rules);
         if picked.len() >= request.count || wide || rules.filter.is_none() {
