@@ -254,9 +254,22 @@ impl SequentialModel {
         // item's similarity and transition rows instead of a lookup per (history item, suggestion) pair.
         let slot_of: foldhash::HashMap<u32, usize> =
             top.iter().enumerate().map(|(slot, &(item, _))| (item, slot)).collect();
-        let mut parts: Vec<Vec<(u32, f32)>> = vec![Vec::new(); top.len()];
+        // The distinct history items in order of first appearance; contributions per (suggestion, item).
+        let mut distinct: Vec<u32> = Vec::with_capacity(weighted.len());
+        let position_of: Vec<usize> = weighted
+            .iter()
+            .map(|&(i, _)| match distinct.iter().position(|&d| d == i) {
+                Some(k) => k,
+                None => {
+                    distinct.push(i);
+                    distinct.len() - 1
+                }
+            })
+            .collect();
+        let width = distinct.len();
+        let mut contributions = vec![0f32; top.len() * width];
         let (mut similarity_at, mut transition_at) = (vec![0f32; top.len()], vec![0f32; top.len()]);
-        for &(i, w) in &weighted {
+        for (&(i, w), &k) in weighted.iter().zip(&position_of) {
             similarity_at.fill(0.0);
             transition_at.fill(0.0);
             for (j, s) in self.similarity.row(i as usize).iter() {
@@ -269,18 +282,21 @@ impl SequentialModel {
                     transition_at[slot] = t;
                 }
             }
-            for (slot, contributions) in parts.iter_mut().enumerate() {
-                let c = w * (similarity_at[slot] + beta * transition_at[slot]);
-                match contributions.iter_mut().find(|(a, _)| *a == i) {
-                    Some(p) => p.1 += c,
-                    None => contributions.push((i, c)),
-                }
+            for slot in 0..top.len() {
+                contributions[slot * width + k] += w * (similarity_at[slot] + beta * transition_at[slot]);
             }
         }
+        let parts = (0..top.len()).map(|slot| {
+            distinct
+                .iter()
+                .copied()
+                .zip(contributions[slot * width..(slot + 1) * width].iter().copied())
+                .collect::<Vec<_>>()
+        });
         Ok(top
             .into_iter()
             .zip(parts)
-            .map(|((item, score), mut parts)| {
+            .map(|((item, score), mut parts): ((u32, f32), Vec<(u32, f32)>)| {
                 parts.retain(|&(_, c)| c > 0.0);
                 parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 parts.truncate(3);

@@ -202,6 +202,7 @@ impl SessionKnn {
             .collect();
         let mut seen_in_session: Vec<u32> = Vec::new();
         let mut by_distance: Vec<(usize, u32)> = Vec::new();
+        let mut shared_slots: Vec<usize> = Vec::with_capacity(d);
         for &(sid, sim, anchor_pos) in &neighbours {
             let items = &self.sessions[sid as usize];
             let mut total = 0.0;
@@ -209,6 +210,9 @@ impl SessionKnn {
                 shares[c] = if items.contains(&ci) { w } else { 0.0 };
                 total += shares[c];
             }
+            // Only the shared items get a contribution (adding 0 to the others changes nothing).
+            shared_slots.clear();
+            shared_slots.extend((0..d).filter(|&c| shares[c] != 0.0));
             seen_in_session.clear();
             // Walk from the anchor outwards so each item takes its closest occurrence (a stable sort keeps the
             // earlier of two at the same distance first).
@@ -228,7 +232,7 @@ impl SessionKnn {
                     items_out.len() - 1
                 });
                 scores[slot] += gain;
-                for c in 0..d {
+                for &c in &shared_slots {
                     contrib[slot * d + c] += gain * shares[c] / total;
                 }
             }
