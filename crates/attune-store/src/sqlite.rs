@@ -1027,8 +1027,8 @@ mod tests {
         store.append_events(&tenant, &events).unwrap();
         for round in 0..3 {
             for shopper in 0..8 {
-                let user = UserId::parse(&format!("u{shopper}")).unwrap();
-                let anonymous = AnonymousId::parse(&format!("a{shopper}")).unwrap();
+                let user = UserId::parse(format!("u{shopper}")).unwrap();
+                let anonymous = AnonymousId::parse(format!("a{shopper}")).unwrap();
                 let limit = 5 + round;
                 let read = store.shopper_activity(&tenant, ShopperRef::User(&user), limit).unwrap();
                 assert_eq!(read.is_empty(), shopper % 2 == 1, "user u{shopper}");
