@@ -275,16 +275,17 @@ fn configure_reads(connection: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-/// A signed-in shopper's recent activity, newest first, walking the partial index (tenant, user, seq) backwards.
-const USER_ACTIVITY_SQL: &str = "SELECT seq, received_at, payload FROM events INDEXED BY events_by_user
-     WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL
-       AND event_type NOT IN ('impression', 'search')
+/// A signed-in shopper's recent activity, newest first, walking the partial index that holds only activity
+/// (no impressions or searches) backwards: one table read per returned event, none skipped.
+const USER_ACTIVITY_SQL: &str = "SELECT seq, received_at, payload FROM events INDEXED BY events_activity_by_user
+     WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL AND event_type NOT IN ('impression', 'search')
      ORDER BY seq DESC LIMIT ?3";
 
-/// An anonymous shopper's recent activity, newest first, walking the partial index (tenant, anonymous, seq).
-const ANONYMOUS_ACTIVITY_SQL: &str = "SELECT seq, received_at, payload FROM events INDEXED BY events_by_anonymous
-     WHERE tenant_id = ?1 AND anonymous_id = ?2 AND anonymous_id IS NOT NULL AND user_id IS NULL
-       AND event_type NOT IN ('impression', 'search')
+/// An anonymous shopper's recent activity, newest first, likewise on its activity-only partial index.
+const ANONYMOUS_ACTIVITY_SQL: &str =
+    "SELECT seq, received_at, payload FROM events INDEXED BY events_activity_by_anonymous
+     WHERE tenant_id = ?1 AND anonymous_id = ?2
+       AND anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search')
      ORDER BY seq DESC LIMIT ?3";
 
 /// Bytes of the database file mapped into memory per connection (address space, not resident memory).
@@ -731,7 +732,7 @@ impl Store for SqliteStore {
 
     fn shopper_activity(&self, tenant: &TenantId, shopper: ShopperRef<'_>, limit: usize) -> StoreResult<Vec<Event>> {
         self.with_reader(|c| {
-            // Each query walks its partial index (tenant, shopper, seq) backwards.
+            // Each query walks its activity-only partial index (tenant, shopper, seq) backwards.
             let (sql, key) = match shopper {
                 ShopperRef::User(user) => (USER_ACTIVITY_SQL, user.as_str()),
                 ShopperRef::Anonymous(anonymous) => (ANONYMOUS_ACTIVITY_SQL, anonymous.as_str()),

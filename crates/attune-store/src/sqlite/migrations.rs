@@ -89,6 +89,13 @@ const MIGRATIONS: &[&str] = &[
         payload BLOB NOT NULL,
         PRIMARY KEY (tenant_id, kind, version)
     );",
+    // 3: a shopper's own activity without what the shop showed them: every served list and query adds an
+    // impression or search event, so on the full per-shopper indexes a regular shopper's few dozen actions sit
+    // among thousands of such rows, each of which a recent-activity read would have to fetch and skip.
+    "CREATE INDEX events_activity_by_user ON events (tenant_id, user_id, seq)
+        WHERE user_id IS NOT NULL AND event_type NOT IN ('impression', 'search');
+    CREATE INDEX events_activity_by_anonymous ON events (tenant_id, anonymous_id, seq)
+        WHERE anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search');",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
