@@ -890,12 +890,10 @@ fn gather(
 ) -> ApiResult<Vec<Pooled>> {
     let chunk_size = (target * 2).max(20);
     let mut pool: Vec<Pooled> = Vec::new();
-    let mut seen: foldhash::HashSet<Arc<str>> = foldhash::HashSet::default();
+    let mut unpoolable = Unpoolable::new(model, &plan.exclude);
     let mut looked_at = 0;
     let mut per_category = CategoryCounts::default();
     let mut pickable = 0;
-    let wanted =
-        |seen: &foldhash::HashSet<Arc<str>>, c: &Candidate| !seen.contains(&c.id) && !plan.exclude.contains(&*c.id);
     let by_model_index = items.catalog.map(|catalog| catalog.by_model_index(model));
     for (tier, candidates) in plan.tiers.iter().enumerate() {
         let mut rest: &[Candidate] = candidates;
@@ -908,7 +906,7 @@ fn gather(
             if items.catalog.is_none() {
                 let ids: Vec<ItemId> = chunk
                     .iter()
-                    .filter(|c| wanted(&seen, c))
+                    .filter(|c| unpoolable.allows(c))
                     .filter_map(|c| ItemId::parse(c.id.to_string()).ok())
                     .collect();
                 if ids.is_empty() {
@@ -921,7 +919,7 @@ fn gather(
                     break;
                 }
                 let item = match items.catalog {
-                    Some(catalog) if wanted(&seen, candidate) => {
+                    Some(catalog) if unpoolable.allows(candidate) => {
                         match by_model_index.as_ref().and_then(|view| view.get(candidate.model_index as usize)) {
                             Some(found) => found.clone(),
                             None => catalog.get_by_text(&candidate.id).cloned(),
@@ -949,12 +947,68 @@ fn gather(
                     }
                     _ => pickable += 1,
                 }
-                seen.insert(candidate.id.clone());
+                unpoolable.pooled(candidate);
                 pool.push(Pooled { item, score: candidate.score, tier, candidate: candidate.clone() });
             }
         }
     }
     Ok(pool)
+}
+
+/// What `gather` may no longer pool: the items already pooled and the plan's exclusions. Items the model knows
+/// are bits over its item indices (a candidate from the model is checked without hashing its id); others
+/// are kept by id.
+struct Unpoolable<'a> {
+    model: &'a RecsModel,
+    pooled_bits: Vec<u64>,
+    excluded_bits: Vec<u64>,
+    pooled_ids: foldhash::HashSet<Arc<str>>,
+    excluded_ids: &'a HashSet<ItemId>,
+}
+
+impl<'a> Unpoolable<'a> {
+    fn new(model: &'a RecsModel, exclude: &'a HashSet<ItemId>) -> Self {
+        let words = model.item_ids.len().div_ceil(64);
+        let mut excluded_bits = vec![0u64; words];
+        for index in exclude.iter().filter_map(|id| model.items.index(id.as_str())) {
+            excluded_bits[index as usize / 64] |= 1 << (index % 64);
+        }
+        Self {
+            model,
+            pooled_bits: vec![0u64; words],
+            excluded_bits,
+            pooled_ids: foldhash::HashSet::default(),
+            excluded_ids: exclude,
+        }
+    }
+
+    /// The candidate's model index: carried by the model's candidates, looked up for the others.
+    fn model_index(&self, candidate: &Candidate) -> Option<u32> {
+        if (candidate.model_index as usize) < self.model.item_ids.len() {
+            Some(candidate.model_index)
+        } else {
+            self.model.items.index(&candidate.id)
+        }
+    }
+
+    fn allows(&self, candidate: &Candidate) -> bool {
+        match self.model_index(candidate) {
+            Some(index) => {
+                let (word, bit) = (index as usize / 64, 1u64 << (index % 64));
+                self.pooled_bits[word] & bit == 0 && self.excluded_bits[word] & bit == 0
+            }
+            None => !self.pooled_ids.contains(&candidate.id) && !self.excluded_ids.contains(&*candidate.id),
+        }
+    }
+
+    fn pooled(&mut self, candidate: &Candidate) {
+        match self.model_index(candidate) {
+            Some(index) => self.pooled_bits[index as usize / 64] |= 1 << (index % 64),
+            None => {
+                self.pooled_ids.insert(candidate.id.clone());
+            }
+        }
+    }
 }
 
 /// Applies the boosts and orders the pool: by tier, then boosted score, then item id.
