@@ -197,46 +197,47 @@ impl SequentialModel {
         let beta = self.config.transition_weight;
         let mut excluded = exclude.to_vec();
         excluded.sort_unstable();
-        SCRATCH.with_borrow_mut(|(dense, touched)| {
-            if dense.len() < self.n_items() {
-                dense.resize(self.n_items(), 0.0);
+        // Taken out of the thread's slot while in use: a panic mid-way drops it instead of leaving stale sums.
+        let (mut dense, mut touched) = SCRATCH.with_borrow_mut(std::mem::take);
+        if dense.len() < self.n_items() {
+            dense.resize(self.n_items(), 0.0);
+        }
+        let mut add = |j: u32, v: f32| {
+            let slot = &mut dense[j as usize];
+            if *slot == 0.0 {
+                touched.push(j);
             }
-            let mut add = |j: u32, v: f32| {
-                let slot = &mut dense[j as usize];
-                if *slot == 0.0 {
-                    touched.push(j);
-                }
-                *slot += v;
-            };
-            for &(i, w) in weighted {
-                for (j, s) in self.similarity.row(i as usize).iter() {
-                    add(j, w * s);
-                }
-                if beta > 0.0 {
-                    for (j, t) in self.transitions.row(i as usize).iter() {
-                        add(j, w * beta * t);
-                    }
+            *slot += v;
+        };
+        for &(i, w) in weighted {
+            for (j, s) in self.similarity.row(i as usize).iter() {
+                add(j, w * s);
+            }
+            if beta > 0.0 {
+                for (j, t) in self.transitions.row(i as usize).iter() {
+                    add(j, w * beta * t);
                 }
             }
-            touched.sort_unstable();
-            touched.dedup();
-            let mut ranked: Vec<(u32, f32)> = touched
-                .iter()
-                .map(|&j| (j, std::mem::take(&mut dense[j as usize])))
-                .filter(|&(j, s)| s > 0.0 && s.is_finite() && excluded.binary_search(&j).is_err())
-                .collect();
-            touched.clear();
-            let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-            if ranked.len() > n {
-                if n == 0 {
-                    return Vec::new();
-                }
-                ranked.select_nth_unstable_by(n - 1, better);
-                ranked.truncate(n);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let mut ranked: Vec<(u32, f32)> = touched
+            .iter()
+            .map(|&j| (j, std::mem::take(&mut dense[j as usize])))
+            .filter(|&(j, s)| s > 0.0 && s.is_finite() && excluded.binary_search(&j).is_err())
+            .collect();
+        touched.clear();
+        SCRATCH.with_borrow_mut(|scratch| *scratch = (dense, touched));
+        let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if ranked.len() > n {
+            if n == 0 {
+                return Vec::new();
             }
-            ranked.sort_by(better);
-            ranked
-        })
+            ranked.select_nth_unstable_by(n - 1, better);
+            ranked.truncate(n);
+        }
+        ranked.sort_by(better);
+        ranked
     }
 
     /// The `n` best next items after `history`, never an item of `exclude`, best first, each with the

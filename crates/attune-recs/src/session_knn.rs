@@ -188,9 +188,16 @@ impl SessionKnn {
             .collect();
         // Scores and per-anchor contributions (flat: candidate slot × current item).
         let d = current.len();
-        let reachable: usize = neighbours.iter().map(|&(sid, _, _)| self.sessions[sid as usize].len()).sum();
-        let mut slot_of: foldhash::HashMap<u32, usize> =
-            foldhash::HashMap::with_capacity_and_hasher(reachable, Default::default());
+        // Each item's slot in `items_out` (`NO_SLOT`: none yet), in a per-thread buffer over all items that is
+        // reset where used; taken out while in use, so a panic mid-way leaves no stale slots behind.
+        thread_local! {
+            static SLOTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        const NO_SLOT: u32 = u32::MAX;
+        let mut slot_of = SLOTS.with_borrow_mut(std::mem::take);
+        if slot_of.len() < self.postings.len() {
+            slot_of.resize(self.postings.len(), NO_SLOT);
+        }
         let mut items_out: Vec<u32> = Vec::new();
         let mut scores: Vec<f64> = Vec::new();
         let mut contrib: Vec<f64> = Vec::new();
@@ -214,29 +221,44 @@ impl SessionKnn {
             shared_slots.clear();
             shared_slots.extend((0..d).filter(|&c| shares[c] != 0.0));
             seen_in_session.clear();
-            // Walk from the anchor outwards so each item takes its closest occurrence (a stable sort keeps the
-            // earlier of two at the same distance first).
+            // Walk from the anchor outwards so each item takes its closest occurrence (of two at the same
+            // distance, the earlier first).
             by_distance.clear();
-            by_distance.extend(items.iter().enumerate().map(|(q, &j)| (q.abs_diff(anchor_pos), j)));
-            by_distance.sort_by_key(|&(dist, _)| dist);
+            by_distance.push((0, items[anchor_pos]));
+            for dist in 1..items.len() {
+                if let Some(before) = anchor_pos.checked_sub(dist) {
+                    by_distance.push((dist, items[before]));
+                }
+                if let Some(&after) = items.get(anchor_pos + dist) {
+                    by_distance.push((dist, after));
+                }
+            }
             for &(dist, j) in &by_distance {
                 if seen_in_session.contains(&j) || exclude.contains(&j) {
                     continue;
                 }
                 seen_in_session.push(j);
                 let gain = sim * decay_at[dist];
-                let slot = *slot_of.entry(j).or_insert_with(|| {
-                    items_out.push(j);
-                    scores.push(0.0);
-                    contrib.extend(std::iter::repeat_n(0.0, d));
-                    items_out.len() - 1
-                });
+                let slot = match slot_of[j as usize] {
+                    NO_SLOT => {
+                        items_out.push(j);
+                        scores.push(0.0);
+                        contrib.extend(std::iter::repeat_n(0.0, d));
+                        slot_of[j as usize] = (items_out.len() - 1) as u32;
+                        items_out.len() - 1
+                    }
+                    slot => slot as usize,
+                };
                 scores[slot] += gain;
                 for &c in &shared_slots {
                     contrib[slot * d + c] += gain * shares[c] / total;
                 }
             }
         }
+        for &j in &items_out {
+            slot_of[j as usize] = NO_SLOT;
+        }
+        SLOTS.with_borrow_mut(|slots| *slots = slot_of);
         let mut order: Vec<usize> = (0..items_out.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(items_out[a].cmp(&items_out[b])));
         order.truncate(n);
