@@ -91,11 +91,14 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: a shopper's own activity without what the shop showed them: every served list and query adds an
     // impression or search event, so on the full per-shopper indexes a regular shopper's few dozen actions sit
-    // among thousands of such rows, each of which a recent-activity read would have to fetch and skip.
+    // among thousands of such rows, each of which a recent-activity read would have to fetch and skip. The
+    // full anonymous index served only that read, so it goes (the full user index still serves timelines and
+    // erasure).
     "CREATE INDEX events_activity_by_user ON events (tenant_id, user_id, seq)
         WHERE user_id IS NOT NULL AND event_type NOT IN ('impression', 'search');
     CREATE INDEX events_activity_by_anonymous ON events (tenant_id, anonymous_id, seq)
-        WHERE anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search');",
+        WHERE anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search');
+    DROP INDEX events_by_anonymous;",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
