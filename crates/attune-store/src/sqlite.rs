@@ -1002,16 +1002,22 @@ mod tests {
     use attune_core::{AnonymousId, EventInput};
     use rusqlite::StatementStatus;
 
-    /// Reading the activity of one shopper after another reuses the compiled statement: the per-request read must
-    /// not pay for a fresh query plan each time a new shopper id or limit is bound.
-    #[test]
-    fn shopper_activity_reads_reuse_their_compiled_statements() {
+    /// A store in a temporary directory (kept alive by the returned guard) with tenant `alpha`.
+    fn store_with_tenant(options: SqliteOptions) -> (tempfile::TempDir, SqliteStore, TenantId) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("attune.sqlite3"), SqliteOptions::default()).unwrap();
+        let store = SqliteStore::open(dir.path().join("attune.sqlite3"), options).unwrap();
         let tenant = TenantId::parse_slug("alpha").unwrap();
         store
             .create_tenant(&Tenant { id: tenant.clone(), name: "A".into(), created_at: Timestamp::now() }, b"s")
             .unwrap();
+        (dir, store, tenant)
+    }
+
+    /// Reading the activity of one shopper after another reuses the compiled statement: the per-request read must
+    /// not pay for a fresh query plan each time a new shopper id or limit is bound.
+    #[test]
+    fn shopper_activity_reads_reuse_their_compiled_statements() {
+        let (_dir, store, tenant) = store_with_tenant(SqliteOptions::default());
         let events: Vec<Event> = (0..40)
             .map(|i| {
                 let shopper = if i % 2 == 0 {
@@ -1047,13 +1053,7 @@ mod tests {
     /// opening more), and every connection is back in the pool afterwards.
     #[test]
     fn concurrent_reads_share_a_bounded_set_of_connections() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteOptions { max_readers: 2, ..SqliteOptions::default() };
-        let store = SqliteStore::open(dir.path().join("attune.sqlite3"), options).unwrap();
-        let tenant = TenantId::parse_slug("alpha").unwrap();
-        store
-            .create_tenant(&Tenant { id: tenant.clone(), name: "A".into(), created_at: Timestamp::now() }, b"s")
-            .unwrap();
+        let (_dir, store, tenant) = store_with_tenant(SqliteOptions { max_readers: 2, ..SqliteOptions::default() });
         let user = UserId::parse("u").unwrap();
         std::thread::scope(|scope| {
             for _ in 0..8 {
