@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use crate::error::{RecsError, invalid};
+use crate::recommender::keep_best;
 
 /// Field weights of the features.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -282,19 +283,11 @@ impl ContentIndex {
         }
         let mut ranked: Vec<(u32, f32)> =
             touched.into_iter().map(|i| (i, scores[i as usize])).filter(|(_, s)| *s > 0.0).collect();
-        let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        let keep = |ranked: &mut Vec<(u32, f32)>, n: usize| {
-            if ranked.len() > n {
-                ranked.select_nth_unstable_by(n, better);
-                ranked.truncate(n);
-            }
-            ranked.sort_by(better);
-        };
         let total_weight: f32 = sources.iter().map(|(_, w)| w.abs()).sum::<f32>().max(f32::MIN_POSITIVE);
         if let Some((dimension, flat)) = &self.embeddings
             && *dimension > 0
         {
-            keep(&mut ranked, self.config.rescore_depth.max(k));
+            keep_best(&mut ranked, self.config.rescore_depth.max(k));
             let beta = self.config.embedding_weight;
             let row = |i: u32| &flat[i as usize * dimension..(i as usize + 1) * dimension];
             for (item, score) in ranked.iter_mut() {
@@ -305,7 +298,7 @@ impl ContentIndex {
         } else {
             ranked.iter_mut().for_each(|(_, s)| *s /= total_weight);
         }
-        keep(&mut ranked, k);
+        keep_best(&mut ranked, k);
         Ok(ranked)
     }
 

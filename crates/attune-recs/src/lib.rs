@@ -37,7 +37,7 @@ pub use evaluation::{EvalReport, Metrics, evaluate};
 pub use interactions::{IdMap, Interaction, InteractionMatrix, InteractionWeights, interactions_from_events};
 pub use item_knn::{ItemKnn, ItemKnnConfig};
 pub use popularity::{Popularity, TimedInteraction, Trending};
-pub use recommender::{Recommender, top_n_excluding};
+pub use recommender::{Recommender, keep_best, top_n_excluding};
 pub use repurchase::{BuyAgain, BuyAgainConfig, BuyAgainSuggestion, RepurchaseProfile};
 pub use sequential::{SequentialConfig, SequentialModel, SequentialSuggestion, top_k_similarity};
 pub use session_knn::{PastSession, SessionKnn, SessionKnnConfig, SessionSuggestion};

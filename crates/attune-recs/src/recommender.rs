@@ -36,6 +36,16 @@ pub(crate) fn check_scores_len(scores: &[f32], n_items: usize) -> Result<(), Rec
     Ok(())
 }
 
+/// Keeps the `n` best of `ranked` `(item, score)` pairs, best first (ties: lower index first).
+pub fn keep_best(ranked: &mut Vec<(u32, f32)>, n: usize) {
+    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if ranked.len() > n {
+        ranked.select_nth_unstable_by(n, better);
+        ranked.truncate(n);
+    }
+    ranked.sort_by(better);
+}
+
 /// The `n` best `(item, score)` pairs, best first (ties: lower index first). Items in `exclude` and
 /// items whose score is NaN or −∞ are never returned; `scores` is overwritten at the excluded items.
 pub fn top_n_excluding(scores: &mut [f32], exclude: &[u32], n: usize) -> Vec<(u32, f32)> {

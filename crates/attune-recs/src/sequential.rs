@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RecsError, invalid};
-use crate::recommender::top_n_excluding;
+use crate::recommender::{keep_best, top_n_excluding};
 use crate::sparse::CsrMatrix;
 
 /// Hyper-parameters of [`SequentialModel`].
@@ -173,43 +173,16 @@ impl SequentialModel {
             )));
         }
         scores.fill(0.0);
-        let beta = self.config.transition_weight;
-        for (i, w) in self.weighted_history(history) {
-            for (j, s) in self.similarity.row(i as usize).iter() {
-                scores[j as usize] += w * s;
-            }
-            if beta > 0.0 {
-                for (j, t) in self.transitions.row(i as usize).iter() {
-                    scores[j as usize] += w * beta * t;
-                }
-            }
-        }
+        self.accumulate(self.weighted_history(history), |j, v| scores[j as usize] += v);
         Ok(())
     }
 
-    /// The `n` best positive scores (ties by item index) among the items reached from the rows of `weighted`:
-    /// the same sums, added in the same order, as [`Self::score_into`], but only the touched items of a dense
-    /// buffer kept per thread are ranked and zeroed again, not the whole catalog.
-    fn sparse_top_n(&self, weighted: &[(u32, f32)], n: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-        }
+    /// Hands `add` every contribution to a score, row by row in the order of `weighted`: the similarity row,
+    /// then (with β > 0) the transition row of each history item. Dense and sparse scoring both sum through
+    /// here, so they add the same terms in the same order.
+    fn accumulate(&self, weighted: impl IntoIterator<Item = (u32, f32)>, mut add: impl FnMut(u32, f32)) {
         let beta = self.config.transition_weight;
-        let mut excluded = exclude.to_vec();
-        excluded.sort_unstable();
-        // Taken out of the thread's slot while in use: a panic mid-way drops it instead of leaving stale sums.
-        let (mut dense, mut touched) = SCRATCH.with_borrow_mut(std::mem::take);
-        if dense.len() < self.n_items() {
-            dense.resize(self.n_items(), 0.0);
-        }
-        let mut add = |j: u32, v: f32| {
-            let slot = &mut dense[j as usize];
-            if *slot == 0.0 {
-                touched.push(j);
-            }
-            *slot += v;
-        };
-        for &(i, w) in weighted {
+        for (i, w) in weighted {
             for (j, s) in self.similarity.row(i as usize).iter() {
                 add(j, w * s);
             }
@@ -219,6 +192,29 @@ impl SequentialModel {
                 }
             }
         }
+    }
+
+    /// The `n` best positive scores (ties by item index) among the items reached from the rows of `weighted`:
+    /// the same sums, added in the same order, as [`Self::score_into`], but only the touched items of a dense
+    /// buffer kept per thread are ranked and zeroed again, not the whole catalog.
+    fn sparse_top_n(&self, weighted: &[(u32, f32)], n: usize, exclude: &[u32]) -> Vec<(u32, f32)> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<u32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        let mut excluded = exclude.to_vec();
+        excluded.sort_unstable();
+        // Taken out of the thread's slot while in use: a panic mid-way drops it instead of leaving stale sums.
+        let (mut dense, mut touched) = SCRATCH.with_borrow_mut(std::mem::take);
+        if dense.len() < self.n_items() {
+            dense.resize(self.n_items(), 0.0);
+        }
+        self.accumulate(weighted.iter().copied(), |j, v| {
+            let slot = &mut dense[j as usize];
+            if *slot == 0.0 {
+                touched.push(j);
+            }
+            *slot += v;
+        });
         touched.sort_unstable();
         touched.dedup();
         let mut ranked: Vec<(u32, f32)> = touched
@@ -228,15 +224,7 @@ impl SequentialModel {
             .collect();
         touched.clear();
         SCRATCH.with_borrow_mut(|scratch| *scratch = (dense, touched));
-        let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if ranked.len() > n {
-            if n == 0 {
-                return Vec::new();
-            }
-            ranked.select_nth_unstable_by(n - 1, better);
-            ranked.truncate(n);
-        }
-        ranked.sort_by(better);
+        keep_best(&mut ranked, n);
         ranked
     }
 

@@ -29,7 +29,7 @@ use crate::error::ApiResult;
 use crate::state::{AppState, blocking};
 use crate::training::{FittedRecs, ensure_model, retrain_if_stale};
 use attune_core::{AnonymousId, Event, EventKind, FilterExpr, Item, ItemId, TenantId, Timestamp, UserId};
-use attune_recs::{InteractionWeights, interactions_from_events};
+use attune_recs::{InteractionWeights, interactions_from_events, keep_best};
 use attune_store::{ShopperRef, Store};
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -508,6 +508,15 @@ impl Candidate {
     fn of_model(model: &RecsModel, index: u32, score: f32, signal: Signal, because: Because) -> Self {
         Self { model_index: index, ..Self::new(model_id(model, index), score, signal, because) }
     }
+
+    /// The item's index in `model`: carried by the model's candidates, looked up by id for the others.
+    fn index_in(&self, model: &RecsModel) -> Option<u32> {
+        if (self.model_index as usize) < model.item_ids.len() {
+            Some(self.model_index)
+        } else {
+            model.items.index(&self.id)
+        }
+    }
 }
 
 fn model_id(model: &RecsModel, index: u32) -> Arc<str> {
@@ -586,12 +595,7 @@ fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: 
 fn ranked(model: &RecsModel, scores: &[f32], signal: Signal) -> Vec<Candidate> {
     let mut order: Vec<(u32, f32)> =
         scores.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(i, s)| (i as u32, *s)).collect();
-    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if order.len() > MAX_CANDIDATES {
-        order.select_nth_unstable_by(MAX_CANDIDATES, better);
-        order.truncate(MAX_CANDIDATES);
-    }
-    order.sort_by(better);
+    keep_best(&mut order, MAX_CANDIDATES);
     order.into_iter().map(|(i, s)| Candidate::of_model(model, i, s, signal, Because::new())).collect()
 }
 
@@ -982,17 +986,8 @@ impl<'a> Unpoolable<'a> {
         }
     }
 
-    /// The candidate's model index: carried by the model's candidates, looked up for the others.
-    fn model_index(&self, candidate: &Candidate) -> Option<u32> {
-        if (candidate.model_index as usize) < self.model.item_ids.len() {
-            Some(candidate.model_index)
-        } else {
-            self.model.items.index(&candidate.id)
-        }
-    }
-
     fn allows(&self, candidate: &Candidate) -> bool {
-        match self.model_index(candidate) {
+        match candidate.index_in(self.model) {
             Some(index) => {
                 let (word, bit) = (index as usize / 64, 1u64 << (index % 64));
                 self.pooled_bits[word] & bit == 0 && self.excluded_bits[word] & bit == 0
@@ -1002,7 +997,7 @@ impl<'a> Unpoolable<'a> {
     }
 
     fn pooled(&mut self, candidate: &Candidate) {
-        match self.model_index(candidate) {
+        match candidate.index_in(self.model) {
             Some(index) => self.pooled_bits[index as usize / 64] |= 1 << (index % 64),
             None => {
                 self.pooled_ids.insert(candidate.id.clone());
@@ -1052,7 +1047,7 @@ fn diversify(model: &RecsModel, pool: Vec<Pooled>, count: usize, rules: &Rules) 
                     break;
                 }
                 Some(lambda) => {
-                    let own = model.items.index(pooled.item.id.as_str());
+                    let own = pooled.candidate.index_in(model);
                     let redundancy = own
                         .map(|i| picked_indices.iter().map(|&j| model.knn.similarity(j, i)).fold(0.0f32, f32::max))
                         .unwrap_or(0.0);
@@ -1068,7 +1063,7 @@ fn diversify(model: &RecsModel, pool: Vec<Pooled>, count: usize, rules: &Rules) 
         if !pooled.item.category_path.is_empty() {
             per_category.increment(&pooled.item);
         }
-        if let Some(index) = model.items.index(pooled.item.id.as_str()) {
+        if let Some(index) = pooled.candidate.index_in(model) {
             picked_indices.push(index);
         }
         picked.push(pooled);
