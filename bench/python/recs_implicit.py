@@ -6,8 +6,9 @@ Input (--split-dir): train.txt (first line "n_users n_items", then "user item va
 users.txt (one user index per line). Output in the same folder: recs_als_SEED.txt and recs_itemknn.txt
 (one line of K item indices per user, in users.txt order). Attune computes the metrics from these lists
 with the same code it uses for its own models. ALS is fitted once per seed of --seeds (its result depends
-on the random initial factors); each seed writes its own list file and the JSON line lists the fit seconds in
---seeds order.
+on the initial factors); each seed starts from Attune's initial factors for that seed (init_users_SEED.f32 and
+init_items_SEED.f32, raw little-endian f32, row-major), writes its own list file, and the JSON line lists the
+fit seconds in --seeds order.
 
 Confidence: Attune's ALS uses c = 1 + alpha*r; implicit uses its matrix values as c (times its own
 alpha), so the script passes 1 + alpha*r with implicit's alpha = 1: the same objective.
@@ -71,8 +72,14 @@ def main() -> None:
             num_threads=args.threads,
             random_state=seed,
         )
+        # Attune's initial factors for this seed, so both sides solve from the same start.
+        start_users = np.fromfile(d / f"init_users_{seed}.f32", dtype="<f4").reshape(n_users, args.factors)
+        start_items = np.fromfile(d / f"init_items_{seed}.f32", dtype="<f4").reshape(n_items, args.factors)
+        als.user_factors, als.item_factors = start_users, start_items
         t0 = time.perf_counter()
         als.fit(conf, show_progress=False)
+        if als.user_factors is not start_users or als.item_factors is not start_items:
+            sys.exit("implicit replaced the given initial factors; the comparison would not be paired")
         als_fit.append(time.perf_counter() - t0)
         ids, _ = als.recommend(users, train[users], N=args.top_k, filter_already_liked_items=True)
         np.savetxt(d / f"recs_als_{seed}.txt", ids, fmt="%d")

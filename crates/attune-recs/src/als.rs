@@ -32,6 +32,25 @@ impl Default for AlsConfig {
     }
 }
 
+/// The factors a fit starts from (row-major, `factors` values per row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitialFactors {
+    pub user_factors: Vec<f32>,
+    pub item_factors: Vec<f32>,
+}
+
+impl AlsConfig {
+    /// The random start of a fit on `n_users × n_items` with this config's seed: uniform in [0, 0.01),
+    /// items drawn first. Exposed so a peer implementation can be started from the very same factors.
+    pub fn initial_factors(&self, n_users: usize, n_items: usize) -> InitialFactors {
+        let f = self.factors;
+        let mut rng = SplitMix64(self.seed);
+        let item_factors = (0..n_items * f).map(|_| rng.next_f32() * 0.01).collect();
+        let user_factors = (0..n_users * f).map(|_| rng.next_f32() * 0.01).collect();
+        InitialFactors { user_factors, item_factors }
+    }
+}
+
 /// A fitted (or not yet fitted) ALS model: row-major user and item factor matrices.
 #[derive(Debug, Clone)]
 pub struct Als {
@@ -111,10 +130,9 @@ impl Als {
         }
         let f = self.config.factors;
         let (n_users, n_items) = (train.n_rows(), train.n_cols());
-        let mut rng = SplitMix64(self.config.seed);
-        // Small uniform start, items first (the first half-step solves users from them).
-        self.item_factors = (0..n_items * f).map(|_| rng.next_f32() * 0.01).collect();
-        self.user_factors = (0..n_users * f).map(|_| rng.next_f32() * 0.01).collect();
+        let start = self.config.initial_factors(n_users, n_items);
+        self.item_factors = start.item_factors;
+        self.user_factors = start.user_factors;
         self.n_users = n_users;
         self.n_items = n_items;
         let by_item = train.transpose();

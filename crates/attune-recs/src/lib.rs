@@ -27,7 +27,7 @@ pub mod session_knn;
 pub mod sparse;
 pub mod split;
 
-pub use als::{Als, AlsConfig};
+pub use als::{Als, AlsConfig, InitialFactors};
 pub use basket::{BasketRanking, BasketSuggestion, BoughtTogether, BoughtTogetherConfig, Companion};
 pub use blend::{BlendedItem, blend, tune_weights};
 pub use content::{ContentConfig, ContentFields, ContentIndex, ContentMatch, ItemContent, describe_feature};
