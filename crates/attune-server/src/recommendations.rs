@@ -352,7 +352,7 @@ struct WeightedHistory {
 
 /// A shopper's latest events (newest first), read from the store at request time.
 struct ShopperEvents {
-    events: Vec<Event>,
+    events: Arc<[Event]>,
 }
 
 impl ShopperEvents {
@@ -360,7 +360,7 @@ impl ShopperEvents {
         let whose = match (user.or(shopper.user.as_ref()), &shopper.anonymous) {
             (Some(user), _) => ShopperRef::User(user),
             (None, Some(anonymous)) => ShopperRef::Anonymous(anonymous),
-            (None, None) => return Ok(Self { events: Vec::new() }),
+            (None, None) => return Ok(Self { events: Arc::from(Vec::new()) }),
         };
         Ok(Self { events: store.shopper_activity(tenant, whose, SHOPPER_EVENTS)? })
     }
@@ -398,7 +398,7 @@ impl ShopperEvents {
     fn current_session(&self) -> Vec<ItemId> {
         let mut items: Vec<ItemId> = Vec::new();
         let mut later: Option<&Event> = None;
-        for event in &self.events {
+        for event in self.events.iter() {
             let acted = acted_on(&event.kind);
             if acted.is_empty() {
                 continue;

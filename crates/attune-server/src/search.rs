@@ -597,7 +597,7 @@ fn shopper_profile(
     index: &TenantIndex,
     params: &SearchParams,
 ) -> ApiResult<Option<ShopperProfile>> {
-    let recent = |keep: &dyn Fn(&Event) -> bool| -> ApiResult<Vec<Event>> {
+    let recent = |keep: &dyn Fn(&Event) -> bool| -> ApiResult<Arc<[Event]>> {
         Ok(store
             .recent_events(tenant, ANONYMOUS_SCAN)?
             .into_iter()
@@ -607,7 +607,7 @@ fn shopper_profile(
             .collect())
     };
     // The shopper's own events (their searches and the impressions they were shown left out).
-    let events: Vec<Event> = if let Some(user) = &params.user {
+    let events: Arc<[Event]> = if let Some(user) = &params.user {
         store.shopper_activity(tenant, ShopperRef::User(user), SHOPPER_EVENTS)?
     } else if let Some(anonymous) = &params.anonymous {
         store.shopper_activity(tenant, ShopperRef::Anonymous(anonymous), SHOPPER_EVENTS)?
@@ -619,7 +619,7 @@ fn shopper_profile(
     let engine = &index.engine;
     let item = |id: &ItemId| engine.position_of(id).map(|p| &engine.items()[p]);
     let mut interactions: Vec<(&Item, f32)> = Vec::new();
-    for event in &events {
+    for event in events.iter() {
         match &event.kind {
             EventKind::Purchase { lines, .. } => {
                 interactions.extend(lines.iter().filter_map(|l| item(&l.item_id)).map(|i| (i, 5.0)))

@@ -16,7 +16,7 @@ macro_rules! conformance_tests {
             tenants_are_created_once, api_keys_are_found_by_hash_and_revoked, items_upsert_keep_created_at,
             item_listing_pages_and_searches, items_are_isolated_between_tenants, users_round_trip_and_delete_with_events,
             events_are_idempotent_by_id, events_are_isolated_between_tenants, timeline_is_newest_first_and_pages,
-            shopper_activity_leaves_out_what_the_shop_showed,
+            shopper_activity_leaves_out_what_the_shop_showed, repeated_activity_reads_follow_appends_and_erasure,
             stats_and_daily_counts_follow_appends, event_log_scans_in_order, concurrent_appends_store_each_event_once,
             item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned);
     };
@@ -252,7 +252,7 @@ pub fn shopper_activity_leaves_out_what_the_shop_showed(store: &dyn Store) {
         r#"{"type":"impression","event_id":"anon-3","anonymous_id":"x","item_ids":["e"],"recommendation_id":"r9"}"#,
     ));
     store.append_events(&t, &events).unwrap();
-    let ids = |events: Vec<Event>| events.into_iter().map(|e| e.id.to_string()).collect::<Vec<_>>();
+    let ids = |events: std::sync::Arc<[Event]>| events.iter().map(|e| e.id.to_string()).collect::<Vec<_>>();
     let user = UserId::parse("u").unwrap();
     assert_eq!(ids(store.shopper_activity(&t, ShopperRef::User(&user), 10).unwrap()), ["v1", "v0"]);
     assert_eq!(ids(store.shopper_activity(&t, ShopperRef::User(&user), 1).unwrap()), ["v1"]);
@@ -261,6 +261,40 @@ pub fn shopper_activity_leaves_out_what_the_shop_showed(store: &dyn Store) {
     assert_eq!(ids(store.shopper_activity(&t, ShopperRef::Anonymous(&anonymous), 10).unwrap()), ["anon-1"]);
     let other = tenant(store, "beta");
     assert!(store.shopper_activity(&other, ShopperRef::User(&user), 10).unwrap().is_empty());
+}
+
+/// Reading a shopper's activity again (as every list does) always returns what a first read would: new events
+/// in front, any limit honoured, nothing left after erasure.
+pub fn repeated_activity_reads_follow_appends_and_erasure(store: &dyn Store) {
+    let t = tenant(store, "alpha");
+    let user = UserId::parse("u").unwrap();
+    let anonymous = attune_core::AnonymousId::parse("x").unwrap();
+    let read = |limit: usize| -> Vec<String> {
+        store.shopper_activity(&t, ShopperRef::User(&user), limit).unwrap().iter().map(|e| e.id.to_string()).collect()
+    };
+    let append = |ids: std::ops::Range<usize>| {
+        let events: Vec<Event> = ids.map(|i| view(&format!("e{i}"), "u", "a", "2011-01-01T10:00:00Z")).collect();
+        store.append_events(&t, &events).unwrap();
+    };
+    let newest = |from: usize, to: usize| (from..to).rev().map(|i| format!("e{i}")).collect::<Vec<_>>();
+    assert!(read(10).is_empty());
+    append(0..3);
+    assert_eq!(read(2), newest(1, 3));
+    assert_eq!(read(10), newest(0, 3), "a larger limit than the last read's");
+    append(3..5);
+    assert_eq!(read(10), newest(0, 5), "new events in front");
+    assert_eq!(read(3), newest(2, 5), "a smaller limit");
+    append(5..20);
+    assert_eq!(read(10), newest(10, 20), "more new events than the limit");
+    assert_eq!(read(30), newest(0, 20));
+    store.append_events(&t, &[event(r#"{"type":"view","event_id":"anon","anonymous_id":"x","item_id":"c"}"#)]).unwrap();
+    let anonymous_read = || store.shopper_activity(&t, ShopperRef::Anonymous(&anonymous), 10).unwrap().len();
+    assert_eq!(anonymous_read(), 1);
+    store.delete_user(&t, &user).unwrap();
+    assert!(read(10).is_empty(), "erased events must not be served from memory");
+    assert_eq!(anonymous_read(), 1);
+    append(20..21);
+    assert_eq!(read(10), newest(20, 21));
 }
 
 pub fn stats_and_daily_counts_follow_appends(store: &dyn Store) {

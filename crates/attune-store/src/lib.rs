@@ -66,7 +66,12 @@ pub trait Store: Send + Sync + 'static {
     fn events_after(&self, tenant: &TenantId, after_seq: i64, limit: usize) -> StoreResult<Vec<StoredEvent>>;
     /// A shopper's newest `limit` events of their own doing, newest first: impressions and searches (what the
     /// shop showed them) are left out, so however many lists a shopper is shown, their history stays in reach.
-    fn shopper_activity(&self, tenant: &TenantId, shopper: ShopperRef<'_>, limit: usize) -> StoreResult<Vec<Event>>;
+    fn shopper_activity(
+        &self,
+        tenant: &TenantId,
+        shopper: ShopperRef<'_>,
+        limit: usize,
+    ) -> StoreResult<std::sync::Arc<[Event]>>;
     /// The tenant's newest `limit` events, newest first.
     fn recent_events(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<StoredEvent>>;
     fn event_by_id(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>>;

@@ -2,8 +2,10 @@
 //! With `synchronous=FULL` (the default) a commit is fsynced before `append_events` returns, so an
 //! acknowledged event survives a process or machine crash.
 
+mod activity_cache;
 mod migrations;
 
+use self::activity_cache::{ActivityCache, ActivityKey, CachedActivity};
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use attune_core::{ApiKeyKind, Event, EventInput, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
@@ -29,11 +31,14 @@ pub struct SqliteOptions {
     /// Most reader connections open at once; a read that finds them all busy waits for one to come back
     /// instead of opening (and soon closing) another.
     pub max_readers: usize,
+    /// Most shopper events kept decoded in memory for the next recent-activity read of their shopper
+    /// (0: none). Each read still checks with the database that nothing changed.
+    pub activity_cache_events: usize,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { synchronous: Synchronous::Full, max_readers: 8 }
+        Self { synchronous: Synchronous::Full, max_readers: 8, activity_cache_events: 200_000 }
     }
 }
 
@@ -44,6 +49,7 @@ pub struct SqliteStore {
     readers: Mutex<ReaderPool>,
     reader_returned: Condvar,
     pending_appends: Mutex<Vec<PendingAppend>>,
+    activity: ActivityCache,
 }
 
 /// Read-only connections: the idle ones, and how many exist (idle or lent out).
@@ -192,6 +198,7 @@ impl SqliteStore {
         tracing::debug!(path = %path.display(), "sqlite store opened");
         Ok(Self {
             path,
+            activity: ActivityCache::new(options.activity_cache_events),
             options,
             writer: Mutex::new(writer),
             readers: Mutex::new(ReaderPool::default()),
@@ -275,18 +282,37 @@ fn configure_reads(connection: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-/// A signed-in shopper's recent activity, newest first, walking the partial index that holds only activity
-/// (no impressions or searches) backwards: one table read per returned event, none skipped.
+/// A signed-in shopper's recent activity after sequence number ?4, newest first, walking the partial index
+/// that holds only activity (no impressions or searches) backwards: one table read per returned event, none
+/// skipped.
 const USER_ACTIVITY_SQL: &str = "SELECT seq, received_at, payload FROM events INDEXED BY events_activity_by_user
      WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL AND event_type NOT IN ('impression', 'search')
+       AND seq > ?4
      ORDER BY seq DESC LIMIT ?3";
 
-/// An anonymous shopper's recent activity, newest first, likewise on its activity-only partial index.
+/// An anonymous shopper's recent activity after ?4, newest first, likewise on its activity-only partial index.
 const ANONYMOUS_ACTIVITY_SQL: &str =
     "SELECT seq, received_at, payload FROM events INDEXED BY events_activity_by_anonymous
      WHERE tenant_id = ?1 AND anonymous_id = ?2
        AND anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search')
+       AND seq > ?4
      ORDER BY seq DESC LIMIT ?3";
+
+/// A signed-in shopper's newest activity sequence number and the tenant's event-deletion generation: what
+/// a cached activity read must still match (the last entry of the partial index, and one primary-key read).
+const USER_ACTIVITY_VERSION_SQL: &str = "SELECT
+       (SELECT seq FROM events INDEXED BY events_activity_by_user
+         WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL AND event_type NOT IN ('impression', 'search')
+         ORDER BY seq DESC LIMIT 1),
+       (SELECT generation FROM event_deletions WHERE tenant_id = ?1)";
+
+/// The same for an anonymous shopper.
+const ANONYMOUS_ACTIVITY_VERSION_SQL: &str = "SELECT
+       (SELECT seq FROM events INDEXED BY events_activity_by_anonymous
+         WHERE tenant_id = ?1 AND anonymous_id = ?2
+           AND anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search')
+         ORDER BY seq DESC LIMIT 1),
+       (SELECT generation FROM event_deletions WHERE tenant_id = ?1)";
 
 /// Bytes of the database file mapped into memory per connection (address space, not resident memory).
 const READ_MMAP_BYTES: i64 = 1 << 30;
@@ -318,6 +344,17 @@ fn read_event(seq: i64, received_at: i64, payload: &str) -> StoreResult<StoredEv
     let received_at = timestamp(received_at)?;
     let event = Event::parse(input, received_at).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
     Ok(StoredEvent { seq, received_at, event })
+}
+
+/// Records that events of `tenant` were deleted (see migration 4): every statement that deletes events calls
+/// this in the same transaction, so cached activity reads see the change.
+fn bump_event_deletions(tx: &rusqlite::Transaction<'_>, tenant: &TenantId) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO event_deletions (tenant_id, generation) VALUES (?1, 1)
+         ON CONFLICT (tenant_id) DO UPDATE SET generation = generation + 1",
+        params![tenant.as_str()],
+    )?;
+    Ok(())
 }
 
 /// Escape `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
@@ -645,6 +682,7 @@ impl Store for SqliteStore {
             }
             let events =
                 tx.execute("DELETE FROM events WHERE tenant_id = ?1 AND user_id = ?2", params![tenant.as_str(), id.as_str()])?;
+            bump_event_deletions(&tx, tenant)?;
             tx.commit()?;
             Ok(DeletedUser { profile, events: events as u64 })
         })
@@ -730,20 +768,73 @@ impl Store for SqliteStore {
         })
     }
 
-    fn shopper_activity(&self, tenant: &TenantId, shopper: ShopperRef<'_>, limit: usize) -> StoreResult<Vec<Event>> {
+    fn shopper_activity(&self, tenant: &TenantId, shopper: ShopperRef<'_>, limit: usize) -> StoreResult<Arc<[Event]>> {
+        let (version_sql, activity_sql, key) = match shopper {
+            ShopperRef::User(user) => (USER_ACTIVITY_VERSION_SQL, USER_ACTIVITY_SQL, user.as_str()),
+            ShopperRef::Anonymous(anonymous) => {
+                (ANONYMOUS_ACTIVITY_VERSION_SQL, ANONYMOUS_ACTIVITY_SQL, anonymous.as_str())
+            }
+        };
         self.with_reader(|c| {
-            // Each query walks its activity-only partial index (tenant, shopper, seq) backwards.
-            let (sql, key) = match shopper {
-                ShopperRef::User(user) => (USER_ACTIVITY_SQL, user.as_str()),
-                ShopperRef::Anonymous(anonymous) => (ANONYMOUS_ACTIVITY_SQL, anonymous.as_str()),
+            let read_after = |after_seq: i64, limit: usize| -> StoreResult<Vec<(i64, Event)>> {
+                let mut statement = c.prepare_cached(activity_sql)?;
+                let rows = statement
+                    .query_map(params![tenant.as_str(), key, limit as i64, after_seq], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.iter()
+                    .map(|(seq, received, payload)| Ok((*seq, read_event(*seq, *received, payload)?.event)))
+                    .collect()
             };
-            let mut statement = c.prepare_cached(sql)?;
-            let rows = statement
-                .query_map(params![tenant.as_str(), key, limit as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.iter().map(|(seq, received, payload)| read_event(*seq, *received, payload).map(|s| s.event)).collect()
+            if !self.activity.enabled() {
+                return Ok(read_after(i64::MIN, limit)?.into_iter().map(|(_, e)| e).collect());
+            }
+            // Each query walks its activity-only partial index (tenant, shopper, seq) backwards.
+            let (newest_seq, deletions): (Option<i64>, Option<i64>) = c
+                .prepare_cached(version_sql)?
+                .query_row(params![tenant.as_str(), key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let deletions = deletions.unwrap_or(0);
+            let cache_key = ActivityKey {
+                tenant: tenant.as_str().to_string(),
+                anonymous: matches!(shopper, ShopperRef::Anonymous(_)),
+                shopper: key.to_string(),
+            };
+            let Some(newest_seq) = newest_seq else {
+                self.activity.remove(&cache_key);
+                return Ok(Arc::from(Vec::new()));
+            };
+            let usable = self.activity.get(&cache_key).filter(|cached| {
+                cached.deletions == deletions
+                    && cached.newest_seq <= newest_seq
+                    && (cached.limit >= limit || cached.holds_all())
+            });
+            let entry = match usable {
+                Some(cached) if cached.newest_seq == newest_seq => cached,
+                Some(cached) => {
+                    // Only events newer than the entry are read, put in front of it and cut to length.
+                    let limit = limit.max(cached.limit);
+                    let newer = read_after(cached.newest_seq, limit)?;
+                    let newest = newer.first().map_or(cached.newest_seq, |(seq, _)| *seq);
+                    let events: Vec<Event> =
+                        newer.into_iter().map(|(_, e)| e).chain(cached.events.iter().cloned()).take(limit).collect();
+                    CachedActivity { newest_seq: newest, deletions, limit, events: events.into() }
+                }
+                None => {
+                    let read = read_after(i64::MIN, limit)?;
+                    let newest = read.first().map_or(newest_seq, |(seq, _)| *seq);
+                    CachedActivity {
+                        newest_seq: newest,
+                        deletions,
+                        limit,
+                        events: read.into_iter().map(|(_, e)| e).collect::<Vec<_>>().into(),
+                    }
+                }
+            };
+            let events =
+                if entry.events.len() > limit { Arc::from(&entry.events[..limit]) } else { entry.events.clone() };
+            self.activity.put(cache_key, entry);
+            Ok(events)
         })
     }
 
@@ -1017,7 +1108,14 @@ mod tests {
     /// not pay for a fresh query plan each time a new shopper id or limit is bound.
     #[test]
     fn shopper_activity_reads_reuse_their_compiled_statements() {
-        let (_dir, store, tenant) = store_with_tenant(SqliteOptions::default());
+        // Without the in-memory copy every read runs the activity statement; with it, the version check.
+        for activity_cache_events in [0, 1_000] {
+            reads_reuse_their_compiled_statements(SqliteOptions { activity_cache_events, ..SqliteOptions::default() });
+        }
+    }
+
+    fn reads_reuse_their_compiled_statements(options: SqliteOptions) {
+        let (_dir, store, tenant) = store_with_tenant(options);
         let events: Vec<Event> = (0..40)
             .map(|i| {
                 let shopper = if i % 2 == 0 {
@@ -1047,6 +1145,36 @@ mod tests {
         };
         assert_eq!(reprepares(USER_ACTIVITY_SQL), 0, "signed-in shopper read compiled again");
         assert_eq!(reprepares(ANONYMOUS_ACTIVITY_SQL), 0, "anonymous shopper read compiled again");
+        assert_eq!(reprepares(USER_ACTIVITY_VERSION_SQL), 0, "signed-in shopper check compiled again");
+        assert_eq!(reprepares(ANONYMOUS_ACTIVITY_VERSION_SQL), 0, "anonymous shopper check compiled again");
+    }
+
+    /// The in-memory copy of a shopper's activity also notices changes made through another connection to the
+    /// same file (another process, such as a command-line erasure): appends and deletions alike.
+    #[test]
+    fn cached_activity_follows_changes_made_by_another_store() {
+        let (dir, store, tenant) = store_with_tenant(SqliteOptions::default());
+        let other = SqliteStore::open(dir.path().join("attune.sqlite3"), SqliteOptions::default()).unwrap();
+        let view = |id: &str| {
+            let input: EventInput =
+                serde_json::from_str(&format!(r#"{{"type":"view","event_id":"{id}","user_id":"u","item_id":"i"}}"#))
+                    .unwrap();
+            Event::parse(input, Timestamp::now()).unwrap()
+        };
+        let user = UserId::parse("u").unwrap();
+        let read = || -> Vec<String> {
+            let events = store.shopper_activity(&tenant, ShopperRef::User(&user), 10).unwrap();
+            events.iter().map(|e| e.id.to_string()).collect()
+        };
+        store.append_events(&tenant, &[view("a")]).unwrap();
+        assert_eq!(read(), ["a"]);
+        other.append_events(&tenant, &[view("b")]).unwrap();
+        assert_eq!(read(), ["b", "a"]);
+        assert_eq!(store.activity.held_events(), 2);
+        other.delete_user(&tenant, &user).unwrap();
+        assert!(read().is_empty(), "an erasure by another connection must not be served from memory");
+        other.append_events(&tenant, &[view("c")]).unwrap();
+        assert_eq!(read(), ["c"]);
     }
 
     /// Many threads reading at once share at most `max_readers` connections (waiting for one rather than

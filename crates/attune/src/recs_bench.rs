@@ -48,6 +48,9 @@ pub struct RecsBenchArgs {
     /// Only these scenarios (comma-separated, e.g. `for_you_rules,next`); all by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Shopper events the store keeps decoded in memory between reads (0: read and decode every time).
+    #[arg(long, default_value_t = SqliteOptions::default().activity_cache_events)]
+    pub activity_cache_events: usize,
 }
 
 /// SplitMix64: a small seeded generator, so every run simulates the same shop.
@@ -335,7 +338,11 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
     // Durability as in production: every commit synced.
     let store = SqliteStore::open(
         directory.path().join("bench.sqlite3"),
-        SqliteOptions { synchronous: Synchronous::Full, ..Default::default() },
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            activity_cache_events: args.activity_cache_events,
+            ..Default::default()
+        },
     )?;
     let store: Arc<dyn Store> = Arc::new(store);
     let tenant = TenantId::parse_slug("bench").expect("valid tenant id");
@@ -454,12 +461,16 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
                     "Throughput with wrk: {} connections, 2 threads, {} s per scenario, server on the same 2 cores",
                     args.wrk_connections, args.wrk_seconds
                 );
-                println!("{:<18} {:>12} {:>10} {:>10}", "scenario", "requests/s", "p50 ms", "p99 ms");
+                println!(
+                    "{:<18} {:>12} {:>10} {:>10} {:>16} {:>13}",
+                    "scenario", "requests/s", "p50 ms", "p99 ms", "server CPU µs/req", "wrk CPU µs/req"
+                );
                 for scenario in scenarios.iter().filter(|s| !unsupported.contains(s)) {
                     let bodies: Vec<String> =
                         (0..500).map(|_| request_body(scenario, &mut rng, &items, args.shoppers)).collect();
                     let script = directory.path().join(format!("{scenario}.lua"));
                     std::fs::write(&script, wrk_script(&key, &bodies))?;
+                    let cpu_before = CpuSeconds::now();
                     let output = std::process::Command::new(&wrk)
                         .args(["-t2", &format!("-c{}", args.wrk_connections), &format!("-d{}s", args.wrk_seconds)])
                         .arg("--latency")
@@ -468,12 +479,25 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
                         .arg(format!("{base}/v1/recommendations"))
                         .output()
                         .context("run wrk")?;
+                    let cpu = CpuSeconds::now().since(cpu_before);
                     let text = String::from_utf8_lossy(&output.stdout);
                     let (rps, p50, p99) = parse_wrk(&text);
                     if text.contains("Non-2xx") {
                         bail!("wrk saw failed requests for {scenario}:\n{text}");
                     }
-                    println!("{:<18} {:>12} {:>10} {:>10}", scenario, rps, p50, p99);
+                    let per_request = |seconds: f64| match wrk_requests(&text) {
+                        Some(n) if n > 0 => format!("{:.0}", seconds * 1e6 / n as f64),
+                        _ => "?".to_string(),
+                    };
+                    println!(
+                        "{:<18} {:>12} {:>10} {:>10} {:>16} {:>13}",
+                        scenario,
+                        rps,
+                        p50,
+                        p99,
+                        per_request(cpu.this_process),
+                        per_request(cpu.children)
+                    );
                 }
             }
         }
@@ -502,6 +526,45 @@ fn wrk_script(key: &str, bodies: &[String]) -> String {
 }
 
 /// Requests/s and the 50th and 99th latency percentiles from wrk's `--latency` output.
+/// Requests wrk completed ("48123 requests in 10.01s, ...").
+fn wrk_requests(text: &str) -> Option<u64> {
+    text.lines().map(str::trim).find(|l| l.contains(" requests in "))?.split_whitespace().next()?.parse().ok()
+}
+
+/// CPU seconds (user + system) used by this process (the server and everything it runs) and by its
+/// finished children (wrk): per request, a throughput figure that neighbours on a shared machine disturb
+/// far less than requests per second.
+#[derive(Debug, Clone, Copy)]
+struct CpuSeconds {
+    this_process: f64,
+    children: f64,
+}
+
+impl CpuSeconds {
+    #[cfg(not(unix))]
+    fn now() -> Self {
+        Self { this_process: f64::NAN, children: f64::NAN }
+    }
+
+    #[cfg(unix)]
+    fn now() -> Self {
+        fn seconds(who: libc::c_int) -> f64 {
+            // SAFETY: getrusage only writes the zeroed struct it is given.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+                return f64::NAN;
+            }
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            tv(usage.ru_utime) + tv(usage.ru_stime)
+        }
+        Self { this_process: seconds(libc::RUSAGE_SELF), children: seconds(libc::RUSAGE_CHILDREN) }
+    }
+
+    fn since(self, earlier: Self) -> Self {
+        Self { this_process: self.this_process - earlier.this_process, children: self.children - earlier.children }
+    }
+}
+
 fn parse_wrk(text: &str) -> (String, String, String) {
     let find = |prefix: &str| {
         text.lines()

@@ -99,6 +99,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_activity_by_anonymous ON events (tenant_id, anonymous_id, seq)
         WHERE anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search');
     DROP INDEX events_by_anonymous;",
+    // 4: a per-tenant generation that every deletion of events bumps in its own transaction. Events are
+    // otherwise only appended (with sequence numbers never reused), so a shopper's newest sequence number and
+    // this generation tell whether a copy of their recent activity read earlier is still exact.
+    "CREATE TABLE event_deletions (
+        tenant_id TEXT PRIMARY KEY,
+        generation INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
