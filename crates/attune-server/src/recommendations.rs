@@ -34,7 +34,6 @@ use attune_store::{ShopperRef, Store};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
@@ -77,22 +76,17 @@ pub struct RecsModel {
     /// The trending and popular fallback tiers, ranked once per model on first use: every `for_you`,
     /// `trending` and `next` answer borrows them instead of ranking the whole catalog again.
     pub(crate) fallback_tiers: std::sync::OnceLock<[Vec<Candidate>; 2]>,
-    /// The model's item ids by model index, shared: a candidate holds one by reference count, not a copy.
-    pub(crate) item_ids: Vec<Arc<str>>,
 }
 
 impl RecsModel {
     /// Wraps a fitted model for serving.
     pub(crate) fn new(version: i64, loaded_at: Timestamp, next_check_ms: i64, fitted: FittedRecs) -> Self {
-        let item_ids =
-            (0..fitted.items.len() as u32).map(|i| Arc::from(fitted.items.id(i).unwrap_or_default())).collect();
         Self {
             version,
             loaded_at,
             checked_through: AtomicI64::new(fitted.events_through_seq),
             next_check_ms: AtomicI64::new(next_check_ms),
             fallback_tiers: std::sync::OnceLock::new(),
-            item_ids,
             fitted,
         }
     }
@@ -479,79 +473,90 @@ enum Detail {
     },
 }
 
-/// The items a candidate comes from (one or two almost always, so they are kept inline).
-type Because = SmallVec<[Arc<str>; 2]>;
+/// An item a candidate is or comes from: by its model index when the model knows it (no id is copied or
+/// reference-counted for the thousands of candidates a list looks at), else by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ItemRef {
+    Model(u32),
+    Other(Arc<str>),
+}
 
-/// One candidate item with its score and the reason it is a candidate. Ids are shared (`Arc<str>`): a
-/// list looks at thousands of candidates and returns ten.
+impl ItemRef {
+    fn id<'a>(&'a self, model: &'a RecsModel) -> &'a str {
+        match self {
+            Self::Model(index) => model.items.id(*index).unwrap_or_default(),
+            Self::Other(id) => id,
+        }
+    }
+}
+
+/// The items a candidate comes from (one or two almost always, so they are kept inline).
+type Because = SmallVec<[ItemRef; 2]>;
+
+/// One candidate item with its score and the reason it is a candidate.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
-    id: Arc<str>,
-    /// The item's index in the model, [`NOT_IN_MODEL`] for content matches and recently viewed items: the
-    /// catalog lookup of a model's candidate is then an array index (see [`CatalogSnapshot::by_model_index`]).
-    model_index: u32,
+    /// The item; a model index makes the catalog lookup an array index (see
+    /// [`CatalogSnapshot::by_model_index`]).
+    item: ItemRef,
     score: f32,
     signal: Signal,
     because: Because,
     detail: Detail,
 }
 
-/// [`Candidate::model_index`] of a candidate that does not come from the model.
-const NOT_IN_MODEL: u32 = u32::MAX;
-
 impl Candidate {
+    /// A candidate the model does not know (content matches, recently viewed items), by id.
     fn new(id: impl Into<Arc<str>>, score: f32, signal: Signal, because: Because) -> Self {
-        Self { id: id.into(), model_index: NOT_IN_MODEL, score, signal, because, detail: Detail::None }
+        Self { item: ItemRef::Other(id.into()), score, signal, because, detail: Detail::None }
     }
 
     /// A candidate the model found, by its model index.
-    fn of_model(model: &RecsModel, index: u32, score: f32, signal: Signal, because: Because) -> Self {
-        Self { model_index: index, ..Self::new(model_id(model, index), score, signal, because) }
+    fn of_model(index: u32, score: f32, signal: Signal, because: Because) -> Self {
+        Self { item: ItemRef::Model(index), score, signal, because, detail: Detail::None }
+    }
+
+    fn id<'a>(&'a self, model: &'a RecsModel) -> &'a str {
+        self.item.id(model)
     }
 
     /// The item's index in `model`: carried by the model's candidates, looked up by id for the others.
     fn index_in(&self, model: &RecsModel) -> Option<u32> {
-        if (self.model_index as usize) < model.item_ids.len() {
-            Some(self.model_index)
-        } else {
-            model.items.index(&self.id)
+        match &self.item {
+            ItemRef::Model(index) if (*index as usize) < model.items.len() => Some(*index),
+            ItemRef::Model(_) => None,
+            ItemRef::Other(id) => model.items.index(id),
         }
     }
 }
 
-fn model_id(model: &RecsModel, index: u32) -> Arc<str> {
-    model.item_ids.get(index as usize).cloned().unwrap_or_else(|| Arc::from(""))
-}
-
-/// An item standing for its category path in per-category counts: equal and hashed by the path, so a
-/// count needs no joined category string.
-struct SameCategory(Arc<Item>);
-
-impl PartialEq for SameCategory {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.category_path == other.0.category_path
-    }
-}
-
-impl Eq for SameCategory {}
-
-impl Hash for SameCategory {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.category_path.hash(state);
-    }
-}
-
-/// Items counted per category path (items without a category are not counted).
+/// Items counted per category (items without a category are not counted). Items from the catalog copy come
+/// with their category's number; items read from the store are counted by their category path.
 #[derive(Default)]
-struct CategoryCounts(foldhash::HashMap<SameCategory, usize>);
+struct CategoryCounts {
+    numbered: foldhash::HashMap<u32, usize>,
+    by_path: foldhash::HashMap<Vec<String>, usize>,
+}
 
 impl CategoryCounts {
-    fn get(&self, item: &Arc<Item>) -> usize {
-        self.0.get(&SameCategory(item.clone())).copied().unwrap_or(0)
+    fn get(&self, item: &Item, number: Option<u32>) -> usize {
+        match number {
+            Some(number) => self.numbered.get(&number).copied(),
+            None => self.by_path.get(item.category_path.as_slice()).copied(),
+        }
+        .unwrap_or(0)
     }
 
-    fn increment(&mut self, item: &Arc<Item>) {
-        *self.0.entry(SameCategory(item.clone())).or_default() += 1;
+    fn increment(&mut self, item: &Item, number: Option<u32>) {
+        match number {
+            Some(number) => *self.numbered.entry(number).or_default() += 1,
+            None => match self.by_path.get_mut(item.category_path.as_slice()) {
+                Some(count) => *count += 1,
+                None => {
+                    self.by_path.insert(item.category_path.clone(), 1);
+                }
+            },
+        }
     }
 }
 
@@ -585,18 +590,16 @@ fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: 
     ranked.sort_by(better);
     ranked
         .into_iter()
-        .map(|(j, score, source)| {
-            Candidate::of_model(model, j, score, signal, SmallVec::from_elem(model_id(model, source), 1))
-        })
+        .map(|(j, score, source)| Candidate::of_model(j, score, signal, SmallVec::from_elem(ItemRef::Model(source), 1)))
         .collect()
 }
 
 /// The best [`MAX_CANDIDATES`] items by a dense score vector.
-fn ranked(model: &RecsModel, scores: &[f32], signal: Signal) -> Vec<Candidate> {
+fn ranked(scores: &[f32], signal: Signal) -> Vec<Candidate> {
     let mut order: Vec<(u32, f32)> =
         scores.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(i, s)| (i as u32, *s)).collect();
     keep_best(&mut order, MAX_CANDIDATES);
-    order.into_iter().map(|(i, s)| Candidate::of_model(model, i, s, signal, Because::new())).collect()
+    order.into_iter().map(|(i, s)| Candidate::of_model(i, s, signal, Because::new())).collect()
 }
 
 /// Cold start: items whose content is like the weighted `sources` (any catalog items, trained on or not;
@@ -621,8 +624,12 @@ fn content_candidates(content: Option<&CatalogContent>, sources: &[(ItemId, f32)
         .into_iter()
         .filter_map(|(position, score)| {
             let id = content.id(position)?;
-            let mut candidate =
-                Candidate::new(id.as_str(), score, Signal::SimilarContent, SmallVec::from_elem(cited.clone(), 1));
+            let mut candidate = Candidate::new(
+                id.as_str(),
+                score,
+                Signal::SimilarContent,
+                SmallVec::from_elem(ItemRef::Other(cited.clone()), 1),
+            );
             candidate.detail = Detail::ContentMatch { position, anchors: anchors.clone() };
             Some(candidate)
         })
@@ -686,10 +693,7 @@ fn plan<'m>(
     let mut touch = HashMap::new();
     let fallbacks = || -> [Cow<'m, [Candidate]>; 2] {
         let [trending, popular] = model.fallback_tiers.get_or_init(|| {
-            [
-                ranked(model, model.trending.scores(), Signal::Trending),
-                ranked(model, model.popularity.scores(), Signal::Popular),
-            ]
+            [ranked(model.trending.scores(), Signal::Trending), ranked(model.popularity.scores(), Signal::Popular)]
         });
         [Cow::Borrowed(trending.as_slice()), Cow::Borrowed(popular.as_slice())]
     };
@@ -735,7 +739,7 @@ fn plan<'m>(
                             id.clone(),
                             (n - rank as f32) / n,
                             Signal::RecentlyViewed,
-                            SmallVec::from_elem(id, 1),
+                            SmallVec::from_elem(ItemRef::Other(id), 1),
                         )
                     })
                     .collect(),
@@ -771,9 +775,8 @@ fn plan<'m>(
                 suggestions
                     .into_iter()
                     .map(|s| {
-                        let because = SmallVec::from_elem(model_id(model, s.item), 1);
-                        let mut candidate =
-                            Candidate::of_model(model, s.item, s.score as f32, Signal::BuyAgain, because);
+                        let because = SmallVec::from_elem(ItemRef::Model(s.item), 1);
+                        let mut candidate = Candidate::of_model(s.item, s.score as f32, Signal::BuyAgain, because);
                         candidate.detail = Detail::BuyAgain {
                             interval_ms: s.typical_interval_ms,
                             times_bought: s.times_bought,
@@ -793,8 +796,8 @@ fn plan<'m>(
                 suggestions
                     .into_iter()
                     .map(|s| {
-                        let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
-                        Candidate::of_model(model, s.item, s.score as f32, Signal::Session, because)
+                        let because = s.anchors.iter().map(|a| ItemRef::Model(*a)).collect();
+                        Candidate::of_model(s.item, s.score as f32, Signal::Session, because)
                     })
                     .collect(),
             );
@@ -807,8 +810,8 @@ fn plan<'m>(
                     suggestions
                         .into_iter()
                         .map(|s| {
-                            let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
-                            Candidate::of_model(model, s.item, s.score, Signal::Sequential, because)
+                            let because = s.anchors.iter().map(|a| ItemRef::Model(*a)).collect();
+                            Candidate::of_model(s.item, s.score, Signal::Sequential, because)
                         })
                         .collect(),
                 );
@@ -848,8 +851,8 @@ fn basket_tiers(model: &RecsModel, anchors: &[ItemId], k: usize) -> Vec<Vec<Cand
         .for_items(&cart, k, &[])
         .into_iter()
         .map(|s| {
-            let because = s.anchors.iter().map(|a| model_id(model, *a)).collect();
-            Candidate::of_model(model, s.item, s.score as f32, Signal::BoughtTogether, because)
+            let because = s.anchors.iter().map(|a| ItemRef::Model(*a)).collect();
+            Candidate::of_model(s.item, s.score as f32, Signal::BoughtTogether, because)
         })
         .collect();
     let sources: Vec<(u32, f32)> = cart.into_iter().map(|i| (i, 1.0)).collect();
@@ -873,9 +876,11 @@ impl Items<'_> {
     }
 }
 
-/// A candidate that passed the hard rules, with its catalog item.
+/// A candidate that passed the hard rules, with its catalog item (and its category's number in the catalog
+/// copy, when it came from there).
 struct Pooled {
     item: Arc<Item>,
+    category: Option<u32>,
     score: f32,
     tier: usize,
     candidate: Candidate,
@@ -911,7 +916,7 @@ fn gather(
                 let ids: Vec<ItemId> = chunk
                     .iter()
                     .filter(|c| unpoolable.allows(c))
-                    .filter_map(|c| ItemId::parse(c.id.to_string()).ok())
+                    .filter_map(|c| ItemId::parse(c.id(model).to_string()).ok())
                     .collect();
                 if ids.is_empty() {
                     continue;
@@ -924,15 +929,21 @@ fn gather(
                 }
                 let item = match items.catalog {
                     Some(catalog) if unpoolable.allows(candidate) => {
-                        match by_model_index.as_ref().and_then(|view| view.get(candidate.model_index as usize)) {
-                            Some(found) => found.clone(),
-                            None => catalog.get_by_text(&candidate.id).cloned(),
+                        let in_view = match &candidate.item {
+                            ItemRef::Model(index) => by_model_index.as_ref().and_then(|view| view.get(*index as usize)),
+                            ItemRef::Other(_) => None,
+                        };
+                        match in_view {
+                            Some(found) => found.as_ref().map(|found| (found.item.clone(), found.category)),
+                            None => catalog
+                                .get_by_text(candidate.id(model))
+                                .map(|item| (item.clone(), catalog.category_number(item))),
                         }
                     }
                     Some(_) => None,
-                    None => found.remove(&*candidate.id),
+                    None => found.remove(candidate.id(model)).map(|item| (item, None)),
                 };
-                let Some(item) = item else { continue };
+                let Some((item, category)) = item else { continue };
                 if (request.in_stock_only && !item.is_in_stock())
                     || rules.filter.as_ref().is_some_and(|f| !f.matches(&item))
                 {
@@ -940,19 +951,19 @@ fn gather(
                 }
                 match rules.max_per_category {
                     Some(cap) if !item.category_path.is_empty() => {
-                        let so_far = per_category.get(&item);
+                        let so_far = per_category.get(&item, category);
                         if so_far >= cap * POOL_FACTOR {
                             continue;
                         }
                         if so_far < cap {
                             pickable += 1;
                         }
-                        per_category.increment(&item);
+                        per_category.increment(&item, category);
                     }
                     _ => pickable += 1,
                 }
                 unpoolable.pooled(candidate);
-                pool.push(Pooled { item, score: candidate.score, tier, candidate: candidate.clone() });
+                pool.push(Pooled { item, category, score: candidate.score, tier, candidate: candidate.clone() });
             }
         }
     }
@@ -966,13 +977,13 @@ struct Unpoolable<'a> {
     model: &'a RecsModel,
     pooled_bits: Vec<u64>,
     excluded_bits: Vec<u64>,
-    pooled_ids: foldhash::HashSet<Arc<str>>,
+    pooled_ids: foldhash::HashSet<String>,
     excluded_ids: &'a HashSet<ItemId>,
 }
 
 impl<'a> Unpoolable<'a> {
     fn new(model: &'a RecsModel, exclude: &'a HashSet<ItemId>) -> Self {
-        let words = model.item_ids.len().div_ceil(64);
+        let words = model.items.len().div_ceil(64);
         let mut excluded_bits = vec![0u64; words];
         for index in exclude.iter().filter_map(|id| model.items.index(id.as_str())) {
             excluded_bits[index as usize / 64] |= 1 << (index % 64);
@@ -992,7 +1003,10 @@ impl<'a> Unpoolable<'a> {
                 let (word, bit) = (index as usize / 64, 1u64 << (index % 64));
                 self.pooled_bits[word] & bit == 0 && self.excluded_bits[word] & bit == 0
             }
-            None => !self.pooled_ids.contains(&candidate.id) && !self.excluded_ids.contains(&*candidate.id),
+            None => {
+                let id = candidate.id(self.model);
+                !self.pooled_ids.contains(id) && !self.excluded_ids.contains(id)
+            }
         }
     }
 
@@ -1000,14 +1014,14 @@ impl<'a> Unpoolable<'a> {
         match candidate.index_in(self.model) {
             Some(index) => self.pooled_bits[index as usize / 64] |= 1 << (index % 64),
             None => {
-                self.pooled_ids.insert(candidate.id.clone());
+                self.pooled_ids.insert(candidate.id(self.model).to_string());
             }
         }
     }
 }
 
 /// Applies the boosts and orders the pool: by tier, then boosted score, then item id.
-fn boost(pool: &mut [Pooled], boosts: &[Boost]) {
+fn boost(model: &RecsModel, pool: &mut [Pooled], boosts: &[Boost]) {
     for pooled in pool.iter_mut() {
         for boost in boosts.iter().filter(|b| b.filter.matches(&pooled.item)) {
             pooled.score = match boost.effect {
@@ -1017,7 +1031,10 @@ fn boost(pool: &mut [Pooled], boosts: &[Boost]) {
         }
     }
     pool.sort_by(|a, b| {
-        a.tier.cmp(&b.tier).then(b.score.total_cmp(&a.score)).then_with(|| a.candidate.id.cmp(&b.candidate.id))
+        a.tier
+            .cmp(&b.tier)
+            .then(b.score.total_cmp(&a.score))
+            .then_with(|| a.candidate.id(model).cmp(b.candidate.id(model)))
     });
 }
 
@@ -1033,7 +1050,7 @@ fn diversify(model: &RecsModel, pool: Vec<Pooled>, count: usize, rules: &Rules) 
     let mut picked_indices: Vec<u32> = Vec::new();
     while picked.len() < count && !remaining.is_empty() {
         let allowed = |p: &Pooled| match rules.max_per_category {
-            Some(cap) if !p.item.category_path.is_empty() => per_category.get(&p.item) < cap,
+            Some(cap) if !p.item.category_path.is_empty() => per_category.get(&p.item, p.category) < cap,
             _ => true,
         };
         let mut best: Option<(usize, f32)> = None;
@@ -1061,7 +1078,7 @@ fn diversify(model: &RecsModel, pool: Vec<Pooled>, count: usize, rules: &Rules) 
         let Some((position, _)) = best else { break };
         let (_, pooled) = remaining.remove(position);
         if !pooled.item.category_path.is_empty() {
-            per_category.increment(&pooled.item);
+            per_category.increment(&pooled.item, pooled.category);
         }
         if let Some(index) = pooled.candidate.index_in(model) {
             picked_indices.push(index);
@@ -1085,15 +1102,19 @@ fn days(ms: f64) -> i64 {
 }
 
 fn explanation_text(
+    model: &RecsModel,
     candidate: &Candidate,
     content: Option<&CatalogContent>,
     names: &HashMap<String, String>,
     touch: &HashMap<ItemId, Touch>,
     now_ms: i64,
 ) -> String {
-    let title = |id: &Arc<str>| names.get(&**id).cloned().unwrap_or_else(|| id.to_string());
+    let title = |item: &ItemRef| {
+        let id = item.id(model);
+        names.get(id).cloned().unwrap_or_else(|| id.to_string())
+    };
     let first = candidate.because.first().map(title).unwrap_or_default();
-    let how = |id: Option<&Arc<str>>| id.and_then(|id| touch.get(&**id).copied()).unwrap_or(Touch::Other);
+    let how = |item: Option<&ItemRef>| item.and_then(|item| touch.get(item.id(model)).copied()).unwrap_or(Touch::Other);
     match candidate.signal {
         Signal::SimilarItems => format!("Customers who bought {first} also bought this"),
         Signal::YourHistory | Signal::Session | Signal::Sequential => how(candidate.because.first()).text(&first),
@@ -1152,7 +1173,7 @@ pub fn recommend_with_rules(
     let (plan, picked) = loop {
         let plan = plan(model, content, request, rules, &shopper, now_ms, Depth { wanted: target, wide });
         let mut pool = gather(model, items, &plan, request, rules, target)?;
-        boost(&mut pool, &rules.boosts);
+        boost(model, &mut pool, &rules.boosts);
         let picked = diversify(model, pool, request.count, rules);
         if picked.len() >= request.count || wide || rules.filter.is_none() {
             break (plan, picked);
@@ -1162,7 +1183,7 @@ pub fn recommend_with_rules(
     let mut cited: Vec<ItemId> = picked
         .iter()
         .flat_map(|p| p.candidate.because.iter())
-        .filter_map(|id| ItemId::parse(id.to_string()).ok())
+        .filter_map(|item| ItemId::parse(item.id(model).to_string()).ok())
         .collect();
     cited.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     cited.dedup();
@@ -1170,9 +1191,9 @@ pub fn recommend_with_rules(
     Ok(picked
         .into_iter()
         .map(|p| {
-            let text = explanation_text(&p.candidate, content, &names, &plan.touch, now_ms);
+            let text = explanation_text(model, &p.candidate, content, &names, &plan.touch, now_ms);
             let because_item_ids =
-                p.candidate.because.iter().filter_map(|id| ItemId::parse(id.to_string()).ok()).collect();
+                p.candidate.because.iter().filter_map(|item| ItemId::parse(item.id(model).to_string()).ok()).collect();
             Recommended {
                 item: p.item,
                 score: p.score,
