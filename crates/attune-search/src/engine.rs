@@ -16,7 +16,7 @@
 //!
 //! Every hit carries its score breakdown (lexical, semantic, fused, personal, total).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use attune_core::{Availability, Item, ItemId};
 
@@ -67,6 +67,11 @@ pub struct SearchConfig {
     pub facet_limit: usize,
     /// When semantic retrieval uses an approximate (HNSW) graph; fixed at build time.
     pub ann: AnnConfig,
+    /// Lexical hits whose indexed text holds every (analysed) query term come first, in lexical order, before
+    /// the hits that match only some terms and the semantic matches, in lexical-only and hybrid search alike
+    /// (BM25 alone can rank one rare word above all of them). Checked among the best [`ALL_TERMS_CHECKED`]
+    /// lexical hits.
+    pub all_terms_first: bool,
 }
 
 impl Default for SearchConfig {
@@ -83,6 +88,7 @@ impl Default for SearchConfig {
             rerank_depth: 200,
             facet_limit: 20,
             ann: AnnConfig::default(),
+            all_terms_first: true,
         }
     }
 }
@@ -340,6 +346,22 @@ impl SearchEngine {
     }
 
     /// Runs one search.
+    /// Whether the item at `position` holds every one of the analysed `terms` in the text the lexical index
+    /// has of it (title, brand, category path, attribute values, description).
+    fn holds_every_term(&self, position: usize, terms: &HashSet<String>) -> bool {
+        let item = &self.items[position];
+        let text = format!(
+            "{} {} {} {} {}",
+            item.title,
+            item.brand.as_deref().unwrap_or(""),
+            item.category_path.join(" "),
+            crate::lexical::attribute_text(item),
+            item.description
+        );
+        let held: HashSet<String> = self.lexical.analyze(&text).into_iter().collect();
+        terms.is_subset(&held)
+    }
+
     pub fn search<'s>(&'s self, request: &SearchRequest<'_>) -> Result<SearchResponse<'s>, SearchError> {
         let config = &self.config;
         let mut warnings = Vec::new();
@@ -469,6 +491,18 @@ impl SearchEngine {
                 score.relevance =
                     fuse(config.fusion, score, lexical_range, semantic_range, lexical_used, semantic_used);
             }
+            if config.all_terms_first && lexical_used {
+                // Above every fused score (at most 1 + 1e-3): the hits holding every query term, by BM25.
+                let terms: HashSet<String> = self.lexical.analyze(&lexical_text).into_iter().collect();
+                for (position, _) in lexical.iter().take(ALL_TERMS_CHECKED) {
+                    if !terms.is_empty() && self.holds_every_term(*position, &terms) {
+                        let score = candidates.get_mut(position).expect("lexical hits are candidates");
+                        let (lo, hi) = lexical_range;
+                        let lexical = score.lexical.map_or(0.0, |v| if hi > lo { (v - lo) / (hi - lo) } else { 1.0 });
+                        score.relevance = 2.0 + lexical;
+                    }
+                }
+            }
         }
         if config.attribute_mode == AttributeMode::Boost && !parsed.attributes.is_empty() {
             let wanted = group_by_kind(&parsed.attributes);
@@ -585,6 +619,9 @@ fn group_by_kind(attributes: &[(AttributeKind, String)]) -> Vec<(AttributeKind, 
 fn score_range(list: &[(usize, f32)]) -> (f32, f32) {
     list.iter().fold((f32::MAX, f32::MIN), |(lo, hi), (_, s)| (lo.min(*s), hi.max(*s)))
 }
+
+/// How many of the top lexical hits [`SearchConfig::all_terms_first`] checks for every query term.
+const ALL_TERMS_CHECKED: usize = 100;
 
 fn fuse(
     fusion: Fusion,

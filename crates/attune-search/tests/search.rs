@@ -429,3 +429,30 @@ fn real_fashion_catalog_if_present() {
     let top = response.hits[0].item.title.to_lowercase();
     assert!(["puma", "men", "black", "shoe"].iter().all(|w| top.contains(w)), "{top}");
 }
+
+/// BM25 alone can rank a short title holding only the rarest query word above every title holding all of
+/// them; with `all_terms_first` (the default) the titles holding every word come first, in lexical order.
+#[test]
+fn hits_holding_every_query_word_come_first() {
+    let titled = |id: &str, title: &str| {
+        let input = ItemInput {
+            id: Some(id.to_string()),
+            title: Some(title.to_string()),
+            category_path: Some(vec!["Clothing".to_string()]),
+            ..Default::default()
+        };
+        Item::parse(input, Timestamp::from_millis(1_800_000_000_000).unwrap()).unwrap()
+    };
+    let mut items = vec![
+        titled("partial", "Winter"),
+        titled("full", "Quilted Hooded Long Padded Outdoor Jacket For Winter Weather And Rainy Days"),
+    ];
+    for i in 0..12 {
+        items.push(titled(&format!("jacket-{i}"), "Jacket"));
+    }
+    let mut engine = SearchEngine::build(items, None, SearchConfig::default()).unwrap();
+    let first = |engine: &SearchEngine| ids(&engine.search(&SearchRequest::new("winter jacket")).unwrap())[0].clone();
+    assert_eq!(first(&engine), "full");
+    engine.set_config(SearchConfig { all_terms_first: false, ..SearchConfig::default() });
+    assert_eq!(first(&engine), "partial", "the premise: BM25 alone puts the short partial match first");
+}

@@ -184,8 +184,22 @@ async fn save_screenshot(client: &Client, name: &str) {
     }
 }
 
+/// The text of the element `css`. A page that is still being replaced (after a form submit) can make the
+/// element found go stale before its text is read; it is then found again, a few times.
 async fn text_of(client: &Client, css: &str) -> String {
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no element `{css}`: {e}")).text().await.unwrap()
+    for _ in 0..20 {
+        let element = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no element `{css}`: {e}"));
+        match element.text().await {
+            Ok(text) => return text,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the text of `{css}`: {e}"),
+        }
+    }
+    panic!("`{css}` kept going stale")
 }
 
 async fn run(client: &Client, base: &str, expected: &Expected) {

@@ -471,6 +471,20 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
                     }
                 }
             }
+            // Ablation: the same without putting hits that hold every query term first.
+            let ablation = SearchConfig { all_terms_first: false, ..base.clone() };
+            engine.set_config(ablation.clone());
+            add(
+                label,
+                &format!("lexical only, all terms not first{suffix}"),
+                &run_queries(&engine, queries, &fixture.query_vectors, Retrieval::LexicalOnly)?,
+            );
+            add(
+                label,
+                &format!("hybrid (default), all terms not first{suffix}"),
+                &run_queries(&engine, queries, &fixture.query_vectors, Retrieval::Hybrid)?,
+            );
+            engine.set_config(base.clone());
             let semantic = add(
                 label,
                 &format!("semantic only{suffix}"),
