@@ -349,15 +349,7 @@ impl SearchEngine {
     /// Whether the item at `position` holds every one of the analysed `terms` in the text the lexical index
     /// has of it (title, brand, category path, attribute values, description).
     fn holds_every_term(&self, position: usize, terms: &HashSet<String>) -> bool {
-        let item = &self.items[position];
-        let text = format!(
-            "{} {} {} {} {}",
-            item.title,
-            item.brand.as_deref().unwrap_or(""),
-            item.category_path.join(" "),
-            crate::lexical::attribute_text(item),
-            item.description
-        );
+        let text = crate::lexical::indexed_texts(&self.items[position]).join(" ");
         let held: HashSet<String> = self.lexical.analyze(&text).into_iter().collect();
         terms.is_subset(&held)
     }
@@ -494,12 +486,11 @@ impl SearchEngine {
             if config.all_terms_first && lexical_used {
                 // Above every fused score (at most 1 + 1e-3): the hits holding every query term, by BM25.
                 let terms: HashSet<String> = self.lexical.analyze(&lexical_text).into_iter().collect();
-                for (position, _) in lexical.iter().take(ALL_TERMS_CHECKED) {
-                    if !terms.is_empty() && self.holds_every_term(*position, &terms) {
+                let checked = if terms.is_empty() { 0 } else { ALL_TERMS_CHECKED };
+                for (position, _) in lexical.iter().take(checked) {
+                    if self.holds_every_term(*position, &terms) {
                         let score = candidates.get_mut(position).expect("lexical hits are candidates");
-                        let (lo, hi) = lexical_range;
-                        let lexical = score.lexical.map_or(0.0, |v| if hi > lo { (v - lo) / (hi - lo) } else { 1.0 });
-                        score.relevance = 2.0 + lexical;
+                        score.relevance = 2.0 + normalised(score.lexical, lexical_range);
                     }
                 }
             }
@@ -620,6 +611,16 @@ fn score_range(list: &[(usize, f32)]) -> (f32, f32) {
     list.iter().fold((f32::MAX, f32::MIN), |(lo, hi), (_, s)| (lo.min(*s), hi.max(*s)))
 }
 
+/// `value` min-max normalised over its list's `(lo, hi)` range (1 when the list's scores are all equal, 0 when
+/// the list does not hold the item).
+fn normalised(value: Option<f32>, (lo, hi): (f32, f32)) -> f32 {
+    match value {
+        Some(v) if hi > lo => (v - lo) / (hi - lo),
+        Some(_) => 1.0,
+        None => 0.0,
+    }
+}
+
 /// How many of the top lexical hits [`SearchConfig::all_terms_first`] checks for every query term.
 const ALL_TERMS_CHECKED: usize = 100;
 
@@ -637,19 +638,14 @@ fn fuse(
             part(score.lexical_rank) + semantic * part(score.semantic_rank)
         }
         Fusion::Weighted { lexical } => {
-            let normalise = |value: Option<f32>, (lo, hi): (f32, f32)| match value {
-                Some(v) if hi > lo => (v - lo) / (hi - lo),
-                Some(_) => 1.0,
-                None => 0.0,
-            };
             let (w_lexical, w_semantic) = match (lexical_used, semantic_used) {
                 (true, true) => (lexical, 1.0 - lexical),
                 (true, false) => (1.0, 0.0),
                 _ => (0.0, 1.0),
             };
             // A small floor keeps items found by one list above nothing.
-            w_lexical * normalise(score.lexical, lexical_range)
-                + w_semantic * normalise(score.semantic, semantic_range)
+            w_lexical * normalised(score.lexical, lexical_range)
+                + w_semantic * normalised(score.semantic, semantic_range)
                 + 1e-3 * f32::from(u8::from(score.lexical.is_some() || score.semantic.is_some()))
         }
     }

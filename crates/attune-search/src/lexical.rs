@@ -78,6 +78,18 @@ pub fn attribute_text(item: &Item) -> String {
     item.attributes.values().map(|v| v.to_text()).collect::<Vec<_>>().join(" ")
 }
 
+/// The texts the index holds of an item: title, brand, category path, attribute values, description (in
+/// the order of the index's fields; an item without a brand has an empty brand text).
+pub fn indexed_texts(item: &Item) -> [String; 5] {
+    [
+        item.title.clone(),
+        item.brand.clone().unwrap_or_default(),
+        item.category_path.join(" "),
+        attribute_text(item),
+        item.description.clone(),
+    ]
+}
+
 impl LexicalIndex {
     /// Indexes `items`; item `i` is returned as `i` by [`LexicalIndex::search`].
     pub fn build(items: &[Item], boosts: FieldBoosts) -> Result<Self, SearchError> {
@@ -96,13 +108,12 @@ impl LexicalIndex {
         let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 64_000_000)?;
         for (position, item) in items.iter().enumerate() {
             let mut document = TantivyDocument::default();
-            document.add_text(title, &item.title);
-            if let Some(name) = &item.brand {
-                document.add_text(brand, name);
+            for (field, text) in [title, brand, category, attributes, description].into_iter().zip(indexed_texts(item))
+            {
+                if field != brand || item.brand.is_some() {
+                    document.add_text(field, text);
+                }
             }
-            document.add_text(category, item.category_path.join(" "));
-            document.add_text(attributes, attribute_text(item));
-            document.add_text(description, &item.description);
             document.add_u64(doc_index, position as u64);
             writer.add_document(document)?;
         }

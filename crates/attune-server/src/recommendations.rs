@@ -977,7 +977,7 @@ struct Unpoolable<'a> {
     model: &'a RecsModel,
     pooled_bits: Vec<u64>,
     excluded_bits: Vec<u64>,
-    pooled_ids: foldhash::HashSet<String>,
+    pooled_ids: foldhash::HashSet<ItemRef>,
     excluded_ids: &'a HashSet<ItemId>,
 }
 
@@ -1003,10 +1003,7 @@ impl<'a> Unpoolable<'a> {
                 let (word, bit) = (index as usize / 64, 1u64 << (index % 64));
                 self.pooled_bits[word] & bit == 0 && self.excluded_bits[word] & bit == 0
             }
-            None => {
-                let id = candidate.id(self.model);
-                !self.pooled_ids.contains(id) && !self.excluded_ids.contains(id)
-            }
+            None => !self.pooled_ids.contains(&candidate.item) && !self.excluded_ids.contains(candidate.id(self.model)),
         }
     }
 
@@ -1014,7 +1011,7 @@ impl<'a> Unpoolable<'a> {
         match candidate.index_in(self.model) {
             Some(index) => self.pooled_bits[index as usize / 64] |= 1 << (index % 64),
             None => {
-                self.pooled_ids.insert(candidate.id(self.model).to_string());
+                self.pooled_ids.insert(candidate.item.clone());
             }
         }
     }

@@ -282,37 +282,51 @@ fn configure_reads(connection: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
+/// `FROM … WHERE` of a signed-in shopper's activity (tenant ?1, user ?2): the partial index that holds only
+/// activity (no impressions or searches), and the conditions that let SQLite use it. Shared by the read and
+/// its version check, so the two cannot drift apart.
+macro_rules! user_activity_rows {
+    () => {
+        "FROM events INDEXED BY events_activity_by_user
+         WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL AND event_type NOT IN ('impression', 'search')"
+    };
+}
+
+/// The same for an anonymous shopper (anonymous id ?2, no user id).
+macro_rules! anonymous_activity_rows {
+    () => {
+        "FROM events INDEXED BY events_activity_by_anonymous
+         WHERE tenant_id = ?1 AND anonymous_id = ?2
+           AND anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search')"
+    };
+}
+
 /// A signed-in shopper's recent activity after sequence number ?4, newest first, walking the partial index
-/// that holds only activity (no impressions or searches) backwards: one table read per returned event, none
-/// skipped.
-const USER_ACTIVITY_SQL: &str = "SELECT seq, received_at, payload FROM events INDEXED BY events_activity_by_user
-     WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL AND event_type NOT IN ('impression', 'search')
-       AND seq > ?4
-     ORDER BY seq DESC LIMIT ?3";
+/// backwards: one table read per returned event, none skipped.
+const USER_ACTIVITY_SQL: &str =
+    concat!("SELECT seq, received_at, payload ", user_activity_rows!(), " AND seq > ?4 ORDER BY seq DESC LIMIT ?3");
 
 /// An anonymous shopper's recent activity after ?4, newest first, likewise on its activity-only partial index.
-const ANONYMOUS_ACTIVITY_SQL: &str =
-    "SELECT seq, received_at, payload FROM events INDEXED BY events_activity_by_anonymous
-     WHERE tenant_id = ?1 AND anonymous_id = ?2
-       AND anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search')
-       AND seq > ?4
-     ORDER BY seq DESC LIMIT ?3";
+const ANONYMOUS_ACTIVITY_SQL: &str = concat!(
+    "SELECT seq, received_at, payload ",
+    anonymous_activity_rows!(),
+    " AND seq > ?4 ORDER BY seq DESC LIMIT ?3"
+);
 
 /// A signed-in shopper's newest activity sequence number and the tenant's event-deletion generation: what
 /// a cached activity read must still match (the last entry of the partial index, and one primary-key read).
-const USER_ACTIVITY_VERSION_SQL: &str = "SELECT
-       (SELECT seq FROM events INDEXED BY events_activity_by_user
-         WHERE tenant_id = ?1 AND user_id = ?2 AND user_id IS NOT NULL AND event_type NOT IN ('impression', 'search')
-         ORDER BY seq DESC LIMIT 1),
-       (SELECT generation FROM event_deletions WHERE tenant_id = ?1)";
+const USER_ACTIVITY_VERSION_SQL: &str = concat!(
+    "SELECT (SELECT seq ",
+    user_activity_rows!(),
+    " ORDER BY seq DESC LIMIT 1), (SELECT generation FROM event_deletions WHERE tenant_id = ?1)"
+);
 
 /// The same for an anonymous shopper.
-const ANONYMOUS_ACTIVITY_VERSION_SQL: &str = "SELECT
-       (SELECT seq FROM events INDEXED BY events_activity_by_anonymous
-         WHERE tenant_id = ?1 AND anonymous_id = ?2
-           AND anonymous_id IS NOT NULL AND user_id IS NULL AND event_type NOT IN ('impression', 'search')
-         ORDER BY seq DESC LIMIT 1),
-       (SELECT generation FROM event_deletions WHERE tenant_id = ?1)";
+const ANONYMOUS_ACTIVITY_VERSION_SQL: &str = concat!(
+    "SELECT (SELECT seq ",
+    anonymous_activity_rows!(),
+    " ORDER BY seq DESC LIMIT 1), (SELECT generation FROM event_deletions WHERE tenant_id = ?1)"
+);
 
 /// Bytes of the database file mapped into memory per connection (address space, not resident memory).
 const READ_MMAP_BYTES: i64 = 1 << 30;
