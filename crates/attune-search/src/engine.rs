@@ -16,12 +16,12 @@
 //!
 //! Every hit carries its score breakdown (lexical, semantic, fused, personal, total).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use attune_core::{Availability, Item, ItemId};
 
 use crate::error::SearchError;
-use crate::facets::{Facets, count_facets};
+use crate::facets::{FacetIndex, Facets};
 use crate::lexical::{FieldBoosts, LexicalIndex};
 use crate::profile::ShopperProfile;
 use crate::query::{AttributeKind, ParsedQuery, QueryVocabulary, item_attribute, parse_query};
@@ -282,6 +282,11 @@ pub struct SearchEngine {
     vocabulary: QueryVocabulary,
     /// Per item, its colour, size and gender lower-cased (indexed by `kind_slot`), for fast filtering.
     kind_values: Vec<[Option<String>; 3]>,
+    /// Per item, the analysed terms of its indexed text as numbers into `term_numbers`, sorted, for
+    /// [`SearchConfig::all_terms_first`].
+    item_terms: Vec<Box<[u32]>>,
+    term_numbers: HashMap<String, u32>,
+    facets: FacetIndex,
     config: SearchConfig,
 }
 
@@ -313,7 +318,37 @@ impl SearchEngine {
                     .map(|kind| item_attribute(item, kind))
             })
             .collect();
-        Ok(Self { items, positions, lexical, vectors, vocabulary, kind_values, config })
+        let facets = FacetIndex::build(&items);
+        let mut term_numbers: HashMap<String, u32> = HashMap::new();
+        let item_terms = items
+            .iter()
+            .map(|item| {
+                let text = crate::lexical::indexed_texts(item).join(" ");
+                let mut numbers: Vec<u32> = lexical
+                    .analyze(&text)
+                    .into_iter()
+                    .map(|term| {
+                        let next = term_numbers.len() as u32;
+                        *term_numbers.entry(term).or_insert(next)
+                    })
+                    .collect();
+                numbers.sort_unstable();
+                numbers.dedup();
+                numbers.into_boxed_slice()
+            })
+            .collect();
+        Ok(Self {
+            items,
+            positions,
+            lexical,
+            vectors,
+            vocabulary,
+            kind_values,
+            item_terms,
+            term_numbers,
+            facets,
+            config,
+        })
     }
 
     pub fn items(&self) -> &[Item] {
@@ -346,12 +381,12 @@ impl SearchEngine {
     }
 
     /// Runs one search.
-    /// Whether the item at `position` holds every one of the analysed `terms` in the text the lexical index
-    /// has of it (title, brand, category path, attribute values, description).
-    fn holds_every_term(&self, position: usize, terms: &HashSet<String>) -> bool {
-        let text = crate::lexical::indexed_texts(&self.items[position]).join(" ");
-        let held: HashSet<String> = self.lexical.analyze(&text).into_iter().collect();
-        terms.is_subset(&held)
+    /// Whether the item at `position` holds every one of the analysed query `terms` (as numbers; `None` for a
+    /// term no item holds) in the text the lexical index has of it (title, brand, category path, attribute
+    /// values, description).
+    fn holds_every_term(&self, position: usize, terms: &[Option<u32>]) -> bool {
+        let held = &self.item_terms[position];
+        terms.iter().all(|term| term.is_some_and(|term| held.binary_search(&term).is_ok()))
     }
 
     pub fn search<'s>(&'s self, request: &SearchRequest<'_>) -> Result<SearchResponse<'s>, SearchError> {
@@ -485,7 +520,12 @@ impl SearchEngine {
             }
             if config.all_terms_first && lexical_used {
                 // Above every fused score (at most 1 + 1e-3): the hits holding every query term, by BM25.
-                let terms: HashSet<String> = self.lexical.analyze(&lexical_text).into_iter().collect();
+                let terms: Vec<Option<u32>> = self
+                    .lexical
+                    .analyze(&lexical_text)
+                    .into_iter()
+                    .map(|term| self.term_numbers.get(&term).copied())
+                    .collect();
                 let checked = if terms.is_empty() { 0 } else { ALL_TERMS_CHECKED };
                 for (position, _) in lexical.iter().take(checked) {
                     if self.holds_every_term(*position, &terms) {
@@ -546,7 +586,7 @@ impl SearchEngine {
             }
         }
         let price = |position: usize| self.items[position].price.as_ref().map(|p| p.as_major_f64());
-        ranked.sort_by(|a, b| {
+        let order = |a: &(usize, ScoreBreakdown), b: &(usize, ScoreBreakdown)| {
             let by_relevance = b.1.total.total_cmp(&a.1.total);
             let primary = match request.sort {
                 SortOrder::Relevance => by_relevance,
@@ -557,9 +597,16 @@ impl SearchEngine {
                 SortOrder::Newest => self.items[b.0].created_at.cmp(&self.items[a.0].created_at).then(by_relevance),
             };
             primary.then(a.0.cmp(&b.0))
-        });
-        let facets =
-            request.facets.then(|| count_facets(ranked.iter().map(|(p, _)| &self.items[*p]), config.facet_limit));
+        };
+        // Only the requested page needs its order: the rest is cut off (a broad query has thousands).
+        let page_end = request.offset.saturating_add(request.limit);
+        if ranked.len() > page_end {
+            ranked.select_nth_unstable_by(page_end, order);
+            ranked[..page_end].sort_by(order);
+        } else {
+            ranked.sort_by(order);
+        }
+        let facets = request.facets.then(|| self.facets.count(ranked.iter().map(|(p, _)| *p), config.facet_limit));
         let total = ranked.len();
         let hits = ranked
             .into_iter()

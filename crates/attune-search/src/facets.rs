@@ -1,5 +1,6 @@
 //! Facet counts over a filtered result set: brand, category (top level and second level), colour, size and
-//! price ranges. Values are counted as the catalog spells them; lists are sorted by count, then name.
+//! price ranges. Values are counted as the catalog spells them; lists are sorted by count, then name. Each
+//! item's values are numbered once ([`FacetIndex`]), so a count is array increments.
 
 use std::collections::HashMap;
 
@@ -39,60 +40,90 @@ pub struct Facets {
 /// Upper bounds of the price buckets in major units.
 pub const PRICE_BOUNDS: &[f64] = &[10.0, 25.0, 50.0, 100.0, 200.0, 500.0];
 
-fn sorted(counts: HashMap<String, usize>, limit: usize) -> Vec<FacetCount> {
-    let mut list: Vec<FacetCount> = counts.into_iter().map(|(value, count)| FacetCount { value, count }).collect();
-    list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-    list.truncate(limit);
-    list
+/// The facets counted by value, in the order of [`FacetIndex::values`]: brand, category, subcategory,
+/// colour, size.
+const VALUE_FACETS: usize = 5;
+
+/// Each item's facet values as numbers into per-facet value lists, worked out once when the engine is built, so
+/// counting a result set (thousands of items for a broad query) touches no strings.
+pub struct FacetIndex {
+    /// Per facet, its distinct values as the catalog spells them.
+    values: [Vec<String>; VALUE_FACETS],
+    /// Per item, per facet, the number of its value (if it has one), and its price bucket.
+    per_item: Vec<([Option<u32>; VALUE_FACETS], Option<u8>)>,
 }
 
-/// Counts facets over `items`, keeping at most `limit` values per facet.
-pub fn count_facets<'a>(items: impl IntoIterator<Item = &'a Item>, limit: usize) -> Facets {
-    let mut brand = HashMap::new();
-    let mut category = HashMap::new();
-    let mut subcategory = HashMap::new();
-    let mut colour = HashMap::new();
-    let mut size = HashMap::new();
-    let mut price = vec![0usize; PRICE_BOUNDS.len() + 1];
-    for item in items {
-        if let Some(name) = &item.brand {
-            *brand.entry(name.clone()).or_default() += 1;
-        }
-        if let Some(top) = item.category_path.first() {
-            *category.entry(top.clone()).or_default() += 1;
-        }
-        if item.category_path.len() >= 2 {
-            *subcategory.entry(item.category_path[..2].join(" > ")).or_default() += 1;
-        }
-        if let Some(value) = attribute_display(item, AttributeKind::Colour) {
-            *colour.entry(value).or_default() += 1;
-        }
-        if let Some(value) = attribute_display(item, AttributeKind::Size) {
-            *size.entry(value).or_default() += 1;
-        }
-        if let Some(money) = &item.price {
-            let amount = money.as_major_f64();
-            let bucket = PRICE_BOUNDS.iter().position(|bound| amount < *bound).unwrap_or(PRICE_BOUNDS.len());
-            price[bucket] += 1;
-        }
+impl FacetIndex {
+    pub fn build(items: &[Item]) -> Self {
+        let mut values: [Vec<String>; VALUE_FACETS] = Default::default();
+        let mut numbers: [HashMap<String, u32>; VALUE_FACETS] = Default::default();
+        let per_item = items
+            .iter()
+            .map(|item| {
+                let texts: [Option<String>; VALUE_FACETS] = [
+                    item.brand.clone(),
+                    item.category_path.first().cloned(),
+                    (item.category_path.len() >= 2).then(|| item.category_path[..2].join(" > ")),
+                    attribute_display(item, AttributeKind::Colour),
+                    attribute_display(item, AttributeKind::Size),
+                ];
+                let mut item_values = [None; VALUE_FACETS];
+                for (facet, text) in texts.into_iter().enumerate() {
+                    item_values[facet] = text.map(|text| {
+                        *numbers[facet].entry(text).or_insert_with_key(|text| {
+                            values[facet].push(text.clone());
+                            (values[facet].len() - 1) as u32
+                        })
+                    });
+                }
+                let bucket = item.price.as_ref().map(|money| {
+                    let amount = money.as_major_f64();
+                    PRICE_BOUNDS.iter().position(|bound| amount < *bound).unwrap_or(PRICE_BOUNDS.len()) as u8
+                });
+                (item_values, bucket)
+            })
+            .collect();
+        Self { values, per_item }
     }
-    let price = price
-        .into_iter()
-        .enumerate()
-        .filter(|(_, count)| *count > 0)
-        .map(|(bucket, count)| PriceRangeCount {
-            min: if bucket == 0 { 0.0 } else { PRICE_BOUNDS[bucket - 1] },
-            max: PRICE_BOUNDS.get(bucket).copied(),
-            count,
-        })
-        .collect();
-    Facets {
-        brand: sorted(brand, limit),
-        category: sorted(category, limit),
-        subcategory: sorted(subcategory, limit),
-        colour: sorted(colour, limit),
-        size: sorted(size, limit),
-        price,
+
+    /// Counts facets over the items at `positions`, keeping at most `limit` values per facet (most frequent
+    /// first, then by name).
+    pub fn count(&self, positions: impl IntoIterator<Item = usize>, limit: usize) -> Facets {
+        let mut counts: [Vec<usize>; VALUE_FACETS] = std::array::from_fn(|facet| vec![0; self.values[facet].len()]);
+        let mut price = [0usize; PRICE_BOUNDS.len() + 1];
+        for position in positions {
+            let (item_values, bucket) = &self.per_item[position];
+            for (facet, value) in item_values.iter().enumerate() {
+                if let Some(value) = value {
+                    counts[facet][*value as usize] += 1;
+                }
+            }
+            if let Some(bucket) = bucket {
+                price[usize::from(*bucket)] += 1;
+            }
+        }
+        let [brand, category, subcategory, colour, size] =
+            std::array::from_fn(|facet| self.sorted(facet, &counts[facet], limit));
+        let price = price
+            .into_iter()
+            .enumerate()
+            .filter(|(_, count)| *count > 0)
+            .map(|(bucket, count)| PriceRangeCount {
+                min: if bucket == 0 { 0.0 } else { PRICE_BOUNDS[bucket - 1] },
+                max: PRICE_BOUNDS.get(bucket).copied(),
+                count,
+            })
+            .collect();
+        Facets { brand, category, subcategory, colour, size, price }
+    }
+
+    fn sorted(&self, facet: usize, counts: &[usize], limit: usize) -> Vec<FacetCount> {
+        let names = &self.values[facet];
+        let mut list: Vec<(usize, usize)> =
+            counts.iter().enumerate().filter(|(_, count)| **count > 0).map(|(value, count)| (value, *count)).collect();
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| names[a.0].cmp(&names[b.0])));
+        list.truncate(limit);
+        list.into_iter().map(|(value, count)| FacetCount { value: names[value].clone(), count }).collect()
     }
 }
 
