@@ -305,25 +305,82 @@ pub fn title_vectors(model_dir: &Path, embedder: &SentenceEmbedder, titles: &[&s
     Ok(vectors)
 }
 
+/// Per query, NDCG@10 (binary gains) and capped Recall@50 of its ranked list.
+pub fn per_query_scores(queries: &[JudgedQuery], lists: &[Vec<usize>]) -> Vec<(f64, f64)> {
+    queries
+        .iter()
+        .zip(lists)
+        .map(|(query, list)| {
+            let dcg: f64 = list
+                .iter()
+                .take(10)
+                .enumerate()
+                .filter(|(_, p)| query.relevant.contains(p))
+                .map(|(rank, _)| 1.0 / (rank as f64 + 2.0).log2())
+                .sum();
+            let ideal: f64 = (0..query.relevant.len().min(10)).map(|rank| 1.0 / (rank as f64 + 2.0).log2()).sum();
+            let found = list.iter().take(50).filter(|p| query.relevant.contains(p)).count();
+            (dcg / ideal, found as f64 / query.relevant.len().min(50) as f64)
+        })
+        .collect()
+}
+
 /// Mean NDCG@10 (binary gains) and capped Recall@50 of ranked lists against the judged queries.
 pub fn score_lists(queries: &[JudgedQuery], lists: &[Vec<usize>]) -> (f64, f64) {
-    let mut ndcg = 0.0;
-    let mut recall = 0.0;
-    for (query, list) in queries.iter().zip(lists) {
-        let dcg: f64 = list
-            .iter()
-            .take(10)
-            .enumerate()
-            .filter(|(_, p)| query.relevant.contains(p))
-            .map(|(rank, _)| 1.0 / (rank as f64 + 2.0).log2())
-            .sum();
-        let ideal: f64 = (0..query.relevant.len().min(10)).map(|rank| 1.0 / (rank as f64 + 2.0).log2()).sum();
-        ndcg += dcg / ideal;
-        let found = list.iter().take(50).filter(|p| query.relevant.contains(p)).count();
-        recall += found as f64 / query.relevant.len().min(50) as f64;
+    mean_scores(&per_query_scores(queries, lists))
+}
+
+fn mean_scores(scores: &[(f64, f64)]) -> (f64, f64) {
+    let n = scores.len().max(1) as f64;
+    (scores.iter().map(|s| s.0).sum::<f64>() / n, scores.iter().map(|s| s.1).sum::<f64>() / n)
+}
+
+/// One metric of two runs over the same queries, compared query by query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairedDifference {
+    /// Mean of (a − b) per query.
+    pub mean: f64,
+    /// 95% percentile bootstrap interval of that mean (queries resampled with replacement).
+    pub low: f64,
+    pub high: f64,
+    /// Queries where a scores higher, the same (within 1e-9), lower.
+    pub wins: usize,
+    pub ties: usize,
+    pub losses: usize,
+}
+
+impl PairedDifference {
+    /// Whether a is better than b beyond resampling noise: the whole interval is above zero.
+    pub fn significant(&self) -> bool {
+        self.low > 0.0
     }
-    let n = queries.len().max(1) as f64;
-    (ndcg / n, recall / n)
+}
+
+/// Resamples in [`paired_difference`] and its fixed seed.
+const BOOTSTRAP_RESAMPLES: usize = 10_000;
+const BOOTSTRAP_SEED: u64 = 42;
+
+/// Compares per-query scores `a` and `b` (same queries, same order).
+pub fn paired_difference(a: &[f64], b: &[f64]) -> PairedDifference {
+    use rand::{Rng as _, SeedableRng as _};
+    let differences: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let n = differences.len();
+    let mean = differences.iter().sum::<f64>() / n.max(1) as f64;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(BOOTSTRAP_SEED);
+    let mut means: Vec<f64> = (0..if n == 0 { 0 } else { BOOTSTRAP_RESAMPLES })
+        .map(|_| (0..n).map(|_| differences[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |share: f64| means.get(((means.len() as f64 - 1.0) * share).round() as usize).copied().unwrap_or(0.0);
+    let count = |keep: fn(f64) -> bool| differences.iter().filter(|d| keep(**d)).count();
+    PairedDifference {
+        mean,
+        low: at(0.025),
+        high: at(0.975),
+        wins: count(|d| d > 1e-9),
+        ties: count(|d| d.abs() <= 1e-9),
+        losses: count(|d| d < -1e-9),
+    }
 }
 
 /// The top-50 positions for every judged query.
@@ -416,9 +473,10 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
 
     let mut rows = Vec::new();
     let mut add = |protocol: &str, name: &str, lists: &[Vec<usize>]| {
-        let (ndcg, recall) = score_lists(queries, lists);
+        let scores = per_query_scores(queries, lists);
+        let (ndcg, recall) = mean_scores(&scores);
         rows.push(vec![protocol.to_string(), name.to_string(), format!("{ndcg:.4}"), format!("{recall:.4}")]);
-        (ndcg, recall)
+        scores
     };
     let mut summary = Vec::new();
     for protocol in [Protocol::TitleOnly, Protocol::TitleAndAttributes] {
@@ -505,18 +563,83 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
                     &run_queries(&engine, queries, &fixture.query_vectors, Retrieval::Hybrid)?,
                 );
                 if fusion == SearchConfig::default().fusion {
-                    summary.push((format!("{label}{suffix}"), lexical, semantic, hybrid));
+                    summary.push((format!("{label}{suffix}"), lexical.clone(), semantic.clone(), hybrid));
                 }
             }
         }
     }
     out.push_str(&table(&["protocol", "retrieval", "NDCG@10", "Recall@50"], &rows));
     writeln!(out)?;
-    writeln!(out, "Goal: the default hybrid beats lexical only and semantic only on both metrics")?;
+    writeln!(
+        out,
+        "Goal: the default hybrid beats lexical only and semantic only on both metrics, beyond noise: the 95% \
+         bootstrap interval of the mean per-query difference ({BOOTSTRAP_RESAMPLES} resamples of the queries, \
+         seed {BOOTSTRAP_SEED}) lies above zero"
+    )?;
     for (label, lexical, semantic, hybrid) in summary {
-        let ok = hybrid.0 > lexical.0 && hybrid.0 > semantic.0 && hybrid.1 > lexical.1 && hybrid.1 > semantic.1;
-        writeln!(out, "  {label}: {}", super::pass(ok))?;
+        let metric = |scores: &[(f64, f64)], recall: bool| -> Vec<f64> {
+            scores.iter().map(|s| if recall { s.1 } else { s.0 }).collect()
+        };
+        let mut all_significant = true;
+        let mut lines = Vec::new();
+        for (other_name, other) in [("lexical", &lexical), ("semantic", &semantic)] {
+            for (metric_name, recall) in [("NDCG@10", false), ("Recall@50", true)] {
+                let difference = paired_difference(&metric(&hybrid, recall), &metric(other, recall));
+                all_significant &= difference.significant();
+                lines.push(format!(
+                    "    hybrid - {other_name:<8} {metric_name:<9} {:+.4}  95% CI [{:+.4}, {:+.4}]  \
+                     queries better/same/worse {}/{}/{}{}",
+                    difference.mean,
+                    difference.low,
+                    difference.high,
+                    difference.wins,
+                    difference.ties,
+                    difference.losses,
+                    if difference.significant() { "" } else { "  (not significant)" }
+                ));
+            }
+        }
+        writeln!(out, "  {label}: {}", super::pass(all_significant))?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        // What any fusion of the two lists could reach at most if it knew, per query, which list is better.
+        let better_of = |recall: bool| -> f64 {
+            let pick = |s: &(f64, f64)| if recall { s.1 } else { s.0 };
+            lexical.iter().zip(&semantic).map(|(l, m)| pick(l).max(pick(m))).sum::<f64>() / lexical.len().max(1) as f64
+        };
+        writeln!(
+            out,
+            "    headroom: the better of lexical only and semantic only, chosen per query in hindsight, scores {:.4} / {:.4}",
+            better_of(false),
+            better_of(true)
+        )?;
     }
     writeln!(out, "({} queries, {:.0} s)", queries.len(), started.elapsed().as_secs_f64())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paired_difference_is_significant_only_when_the_gain_is_consistent() {
+        let same = [0.5; 40];
+        let none = paired_difference(&same, &same);
+        assert_eq!((none.mean, none.low, none.high), (0.0, 0.0, 0.0));
+        assert_eq!((none.wins, none.ties, none.losses), (0, 40, 0));
+        assert!(!none.significant());
+        // One query much better and the rest equal: a higher mean, but a third of the resamples leave it out.
+        let mut one_better = same;
+        one_better[0] = 1.0;
+        let one = paired_difference(&one_better, &same);
+        assert!(one.mean > 0.0 && one.wins == 1 && one.low == 0.0 && !one.significant(), "{one:?}");
+        // Every query a little better: significant, with the interval around the true gain.
+        let all_better: Vec<f64> = same.iter().enumerate().map(|(i, x)| x + 0.01 + 0.001 * (i % 3) as f64).collect();
+        let all = paired_difference(&all_better, &same);
+        assert!(all.significant() && all.low > 0.01 - 1e-12 && all.high < 0.012 + 1e-12, "{all:?}");
+        let worse = paired_difference(&same, &all_better);
+        assert!(!worse.significant() && worse.losses == 40);
+    }
 }
