@@ -1,6 +1,7 @@
 //! The BERT encoder of MiniLM written out on candle tensors: embeddings, then per layer multi-head self-attention
 //! and a GELU feed-forward block, each followed by a residual connection and layer normalisation (post-norm).
-//! Matmuls are candle's (multi-threaded gemm); the steps between them are the fused ops of [`crate::fused_ops`].
+//! Matmuls are candle's (multi-threaded gemm), or [`crate::panel_matmul`] for a few rows; the steps between them
+//! are the fused ops of [`crate::fused_ops`].
 
 use candle_core::{Device, Result, Tensor, bail};
 use rayon::prelude::*;
@@ -10,13 +11,37 @@ use crate::batch::PaddedBatch;
 use crate::config::BertConfig;
 use crate::fast_math::layer_norm_in_place;
 use crate::fused_ops::{AttentionDims, BiasGelu, BiasResidualLayerNorm, MaskedSoftmax, MergeHeads, SplitHeads};
+use crate::panel_matmul::PanelWeights;
 use crate::weights::WeightStore;
 
-/// A dense layer `y = x W^T + b`: `W^T` as a contiguous `[in, out]` tensor for the matmul, the bias as plain
-/// floats for the fused op that follows it.
+/// A dense layer `y = x W^T + b`: `W^T` as a contiguous `[in, out]` tensor for gemm, the same weights as
+/// panels for a few rows, the bias as plain floats for the fused op that follows it.
 struct Dense {
     weight_t: Tensor,
+    panels: PanelWeights,
     bias: Vec<f32>,
+}
+
+/// Up to this many rows (tokens of the batch, padding included) a dense layer uses the panel kernel; gemm is
+/// faster above (measured with `embed_throughput`).
+const PANEL_ROWS_LIMIT: usize = 32;
+
+impl Dense {
+    fn new(weight_t: Tensor, bias: Vec<f32>) -> Result<Self> {
+        let (inputs, outputs) = weight_t.dims2()?;
+        let panels = PanelWeights::from_transposed(&weight_t.flatten_all()?.to_vec1::<f32>()?, inputs, outputs);
+        Ok(Self { weight_t, panels, bias })
+    }
+
+    /// `x W^T` (the bias is left to the next fused op).
+    fn project(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows, _) = x.dims2()?;
+        if rows > PANEL_ROWS_LIMIT {
+            return x.matmul(&self.weight_t);
+        }
+        let product = self.panels.multiply(&x.flatten_all()?.to_vec1::<f32>()?, rows);
+        Tensor::from_vec(product, (rows, self.panels.outputs()), &Device::Cpu)
+    }
 }
 
 struct NormWeights {
@@ -85,13 +110,12 @@ impl BertEncoder {
             let fused_weight = Tensor::cat(&[&query_w, &key_w, &value_w], 1).and_then(|w| w.contiguous());
             let layer_dense = |name: &str, inputs, outputs| {
                 dense(&format!("{prefix}.{name}"), inputs, outputs, 1.0)
-                    .map(|(weight_t, bias)| Dense { weight_t, bias })
+                    .and_then(|(weight_t, bias)| Dense::new(weight_t, bias).map_err(tensor_error))
             };
             layers.push(EncoderLayer {
-                query_key_value: Dense {
-                    weight_t: fused_weight.map_err(tensor_error)?,
-                    bias: [query_b, key_b, value_b].concat(),
-                },
+                query_key_value: fused_weight
+                    .and_then(|weight_t| Dense::new(weight_t, [query_b, key_b, value_b].concat()))
+                    .map_err(tensor_error)?,
                 attention_output: layer_dense("attention.output.dense", hidden, hidden)?,
                 attention_norm: norm(&format!("{prefix}.attention.output.LayerNorm"))?,
                 intermediate: layer_dense("intermediate.dense", hidden, config.intermediate_size)?,
@@ -161,11 +185,11 @@ impl EncoderLayer {
     /// `x`: `[batch * seq_len, hidden]` in and out.
     fn forward(&self, x: &Tensor, lengths: &[usize], dims: AttentionDims, eps: f32) -> Result<Tensor> {
         let context = self.self_attention(x, lengths, dims)?;
-        let attended = context.matmul(&self.attention_output.weight_t)?;
+        let attended = self.attention_output.project(&context)?;
         attended.inplace_op2(x, &self.add_and_norm(&self.attention_output, &self.attention_norm, eps))?;
-        let hidden = attended.matmul(&self.intermediate.weight_t)?;
+        let hidden = self.intermediate.project(&attended)?;
         hidden.inplace_op1(&BiasGelu { bias: &self.intermediate.bias })?;
-        let output = hidden.matmul(&self.output.weight_t)?;
+        let output = self.output.project(&hidden)?;
         output.inplace_op2(&attended, &self.add_and_norm(&self.output, &self.output_norm, eps))?;
         Ok(output)
     }
@@ -177,7 +201,7 @@ impl EncoderLayer {
     /// Multi-head scaled dot-product attention over the real tokens; returns the heads' contexts side by side,
     /// `[batch * seq_len, hidden]`.
     fn self_attention(&self, x: &Tensor, lengths: &[usize], dims: AttentionDims) -> Result<Tensor> {
-        let projected = x.matmul(&self.query_key_value.weight_t)?;
+        let projected = self.query_key_value.project(x)?;
         // [3, batch, heads, seq_len, head_dim]
         let heads = projected.apply_op1_no_bwd(&SplitHeads { bias: &self.query_key_value.bias, dims })?;
         let (query, key, value) = (heads.get(0)?, heads.get(1)?, heads.get(2)?);

@@ -1,8 +1,9 @@
 //! Sentence embeddings for Attune: all-MiniLM-L6-v2 run in pure Rust on the CPU.
 //!
 //! The 6-layer BERT encoder is written out on `candle-core` tensors: f32 matmuls on candle's multi-threaded gemm
-//! (with its AVX-512 kernels where the CPU has them), and the steps between matmuls as fused custom ops spread over
-//! all cores with rayon. Text is split by the model's own `tokenizer.json` (WordPiece, via `tokenizers` without
+//! (with its AVX-512 kernels where the CPU has them) — or, for an input of a few dozen tokens such as a search
+//! query, a kernel that streams half-precision copies of the weights once — and the steps between matmuls as fused
+//! custom ops spread over all cores with rayon. Text is split by the model's own `tokenizer.json` (WordPiece, via `tokenizers` without
 //! network features) and truncated at 256 wordpieces. A sentence vector is the L2-normalised mean of its token
 //! vectors, as in sentence-transformers; batches are padded to their own longest text and the padding is masked
 //! out. Nothing is downloaded: the model directory must already be on disk (see [`default_model_dir`]). No I/O
@@ -27,6 +28,7 @@ mod error;
 mod fast_math;
 mod fused_ops;
 mod model_dir;
+mod panel_matmul;
 mod tokenize;
 mod vector;
 mod weights;

@@ -1,4 +1,7 @@
-//! Batching must not change results: padding is masked out, order is kept, batch size is only a speed knob.
+//! Batching must not change results: padding is masked out, order is kept, batch size is only a speed knob. A
+//! batch of at most a few dozen tokens (a query) is multiplied with half-precision copies of the weights and a
+//! larger one with the f32 weights, so "the same vector" allows for that rounding (about 1e-4 per component; a
+//! padding leak moves components by 1e-2).
 
 mod common;
 
@@ -6,7 +9,7 @@ use attune_text::cosine;
 
 fn assert_same_vectors(a: &[f32], b: &[f32], what: &str) {
     let largest_difference = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-    assert!(largest_difference < 1e-5, "{what}: vectors differ by up to {largest_difference}");
+    assert!(largest_difference < 3e-4, "{what}: vectors differ by up to {largest_difference}");
     assert!(cosine(a, b) > 0.99999, "{what}: cosine {}", cosine(a, b));
 }
 
