@@ -282,10 +282,8 @@ pub struct SearchEngine {
     vocabulary: QueryVocabulary,
     /// Per item, its colour, size and gender lower-cased (indexed by `kind_slot`), for fast filtering.
     kind_values: Vec<[Option<String>; 3]>,
-    /// Per item, the analysed terms of its indexed text as numbers into `term_numbers`, sorted, for
-    /// [`SearchConfig::all_terms_first`].
-    item_terms: Vec<Box<[u32]>>,
-    term_numbers: HashMap<String, u32>,
+    /// Every item's analysed terms, for [`SearchConfig::all_terms_first`].
+    term_sets: TermSets,
     facets: FacetIndex,
     config: SearchConfig,
 }
@@ -319,36 +317,8 @@ impl SearchEngine {
             })
             .collect();
         let facets = FacetIndex::build(&items);
-        let mut term_numbers: HashMap<String, u32> = HashMap::new();
-        let item_terms = items
-            .iter()
-            .map(|item| {
-                let text = crate::lexical::indexed_texts(item).join(" ");
-                let mut numbers: Vec<u32> = lexical
-                    .analyze(&text)
-                    .into_iter()
-                    .map(|term| {
-                        let next = term_numbers.len() as u32;
-                        *term_numbers.entry(term).or_insert(next)
-                    })
-                    .collect();
-                numbers.sort_unstable();
-                numbers.dedup();
-                numbers.into_boxed_slice()
-            })
-            .collect();
-        Ok(Self {
-            items,
-            positions,
-            lexical,
-            vectors,
-            vocabulary,
-            kind_values,
-            item_terms,
-            term_numbers,
-            facets,
-            config,
-        })
+        let term_sets = TermSets::build(&items, &lexical);
+        Ok(Self { items, positions, lexical, vectors, vocabulary, kind_values, term_sets, facets, config })
     }
 
     pub fn items(&self) -> &[Item] {
@@ -381,14 +351,6 @@ impl SearchEngine {
     }
 
     /// Runs one search.
-    /// Whether the item at `position` holds every one of the analysed query `terms` (as numbers; `None` for a
-    /// term no item holds) in the text the lexical index has of it (title, brand, category path, attribute
-    /// values, description).
-    fn holds_every_term(&self, position: usize, terms: &[Option<u32>]) -> bool {
-        let held = &self.item_terms[position];
-        terms.iter().all(|term| term.is_some_and(|term| held.binary_search(&term).is_ok()))
-    }
-
     pub fn search<'s>(&'s self, request: &SearchRequest<'_>) -> Result<SearchResponse<'s>, SearchError> {
         let config = &self.config;
         let mut warnings = Vec::new();
@@ -520,15 +482,10 @@ impl SearchEngine {
             }
             if config.all_terms_first && lexical_used {
                 // Above every fused score (at most 1 + 1e-3): the hits holding every query term, by BM25.
-                let terms: Vec<Option<u32>> = self
-                    .lexical
-                    .analyze(&lexical_text)
-                    .into_iter()
-                    .map(|term| self.term_numbers.get(&term).copied())
-                    .collect();
+                let terms = self.term_sets.numbers_of(self.lexical.analyze(&lexical_text));
                 let checked = if terms.is_empty() { 0 } else { ALL_TERMS_CHECKED };
                 for (position, _) in lexical.iter().take(checked) {
-                    if self.holds_every_term(*position, &terms) {
+                    if self.term_sets.holds_every(*position, &terms) {
                         let score = candidates.get_mut(position).expect("lexical hits are candidates");
                         score.relevance = 2.0 + normalised(score.lexical, lexical_range);
                     }
@@ -615,6 +572,47 @@ impl SearchEngine {
             .map(|(position, score)| SearchHit { position, item: &self.items[position], score })
             .collect();
         Ok(SearchResponse { mode, warnings, parsed, lexical_text, total, hits, facets })
+    }
+}
+
+/// Each item's analysed terms (of the text the lexical index has of it: title, brand, category path, attribute
+/// values, description) as sorted numbers, worked out when the engine is built.
+struct TermSets {
+    numbers: HashMap<String, u32>,
+    per_item: Vec<Box<[u32]>>,
+}
+
+impl TermSets {
+    fn build(items: &[Item], lexical: &LexicalIndex) -> Self {
+        let mut numbers: HashMap<String, u32> = HashMap::new();
+        let per_item = items
+            .iter()
+            .map(|item| {
+                let mut held: Vec<u32> = lexical
+                    .analyze(&crate::lexical::indexed_texts(item).join(" "))
+                    .into_iter()
+                    .map(|term| {
+                        let next = numbers.len() as u32;
+                        *numbers.entry(term).or_insert(next)
+                    })
+                    .collect();
+                held.sort_unstable();
+                held.dedup();
+                held.into_boxed_slice()
+            })
+            .collect();
+        Self { numbers, per_item }
+    }
+
+    /// The numbers of analysed query terms; `None` for a term no item holds.
+    fn numbers_of(&self, terms: Vec<String>) -> Vec<Option<u32>> {
+        terms.iter().map(|term| self.numbers.get(term).copied()).collect()
+    }
+
+    /// Whether the item at `position` holds every one of `terms`.
+    fn holds_every(&self, position: usize, terms: &[Option<u32>]) -> bool {
+        let held = &self.per_item[position];
+        terms.iter().all(|term| term.is_some_and(|term| held.binary_search(&term).is_ok()))
     }
 }
 
