@@ -175,13 +175,9 @@ mod tests {
 
     #[test]
     fn matches_a_plain_product_for_every_row_count_and_ragged_outputs() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        use rand::{Rng as _, SeedableRng as _};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut next = move || rng.random_range(-0.5f32..0.5);
         for (inputs, outputs) in [(384, 1152), (37, 13), (5, 8), (16, 1)] {
             let weight_t: Vec<f32> = (0..inputs * outputs).map(|_| next()).collect();
             let weights = PanelWeights::from_transposed(&weight_t, inputs, outputs);
