@@ -69,8 +69,9 @@ pub struct SearchConfig {
     pub ann: AnnConfig,
     /// Lexical hits whose indexed text holds every (analysed) query term come first, in lexical order, before
     /// the hits that match only some terms and the semantic matches, in lexical-only and hybrid search alike
-    /// (BM25 alone can rank one rare word above all of them). Checked among the best [`ALL_TERMS_CHECKED`]
-    /// lexical hits.
+    /// (BM25 alone can rank one rare word above all of them). Only terms that some item holds count: a word the
+    /// catalog does not have at all (a brand the shop does not carry, a typo) cannot be held by any hit, so it
+    /// does not empty the group. Checked among the best [`ALL_TERMS_CHECKED`] lexical hits.
     pub all_terms_first: bool,
 }
 
@@ -481,8 +482,9 @@ impl SearchEngine {
                     fuse(config.fusion, score, lexical_range, semantic_range, lexical_used, semantic_used);
             }
             if config.all_terms_first && lexical_used {
-                // Above every fused score (at most 1 + 1e-3): the hits holding every query term, by BM25.
-                let terms = self.term_sets.numbers_of(self.lexical.analyze(&lexical_text));
+                // Above every fused score (at most 1 + 1e-3): the hits holding every query term the catalog
+                // has, by BM25.
+                let terms = self.term_sets.known_numbers(self.lexical.analyze(&lexical_text));
                 let checked = if terms.is_empty() { 0 } else { ALL_TERMS_CHECKED };
                 for (position, _) in lexical.iter().take(checked) {
                     if self.term_sets.holds_every(*position, &terms) {
@@ -604,15 +606,15 @@ impl TermSets {
         Self { numbers, per_item }
     }
 
-    /// The numbers of analysed query terms; `None` for a term no item holds.
-    fn numbers_of(&self, terms: Vec<String>) -> Vec<Option<u32>> {
-        terms.iter().map(|term| self.numbers.get(term).copied()).collect()
+    /// The numbers of the analysed query terms that some item holds (the others are left out).
+    fn known_numbers(&self, terms: Vec<String>) -> Vec<u32> {
+        terms.iter().filter_map(|term| self.numbers.get(term).copied()).collect()
     }
 
     /// Whether the item at `position` holds every one of `terms`.
-    fn holds_every(&self, position: usize, terms: &[Option<u32>]) -> bool {
+    fn holds_every(&self, position: usize, terms: &[u32]) -> bool {
         let held = &self.per_item[position];
-        terms.iter().all(|term| term.is_some_and(|term| held.binary_search(&term).is_ok()))
+        terms.iter().all(|term| held.binary_search(term).is_ok())
     }
 }
 
