@@ -25,6 +25,7 @@ use crate::facets::{FacetIndex, Facets};
 use crate::lexical::{FieldBoosts, LexicalIndex};
 use crate::profile::ShopperProfile;
 use crate::query::{AttributeKind, ParsedQuery, QueryVocabulary, item_attribute, parse_query};
+use crate::text::within_edit_distance;
 use crate::vector::{AnnConfig, VectorIndex, dot};
 
 /// How lexical and semantic lists are combined.
@@ -69,9 +70,10 @@ pub struct SearchConfig {
     pub ann: AnnConfig,
     /// Lexical hits whose indexed text holds every (analysed) query term come first, in lexical order, before
     /// the hits that match only some terms and the semantic matches, in lexical-only and hybrid search alike
-    /// (BM25 alone can rank one rare word above all of them). Only terms that some item holds count: a word the
-    /// catalog does not have at all (a brand the shop does not carry, a typo) cannot be held by any hit, so it
-    /// does not empty the group. Checked among the best [`ALL_TERMS_CHECKED`] lexical hits.
+    /// (BM25 alone can rank one rare word above all of them). A word the catalog does not have at all is read
+    /// as the catalog word it is a typo of (within the fuzzy distance of lexical retrieval, the one most items
+    /// hold) when some hit holds every word of that reading; otherwise it is left out (a brand the shop does
+    /// not carry), so it does not empty the group. Checked among the best [`ALL_TERMS_CHECKED`] lexical hits.
     pub all_terms_first: bool,
 }
 
@@ -483,14 +485,25 @@ impl SearchEngine {
             }
             if config.all_terms_first && lexical_used {
                 // Above every fused score (at most 1 + 1e-3): the hits holding every query term the catalog
-                // has, by BM25.
-                let terms = self.term_sets.known_numbers(self.lexical.analyze(&lexical_text));
-                let checked = if terms.is_empty() { 0 } else { ALL_TERMS_CHECKED };
-                for (position, _) in lexical.iter().take(checked) {
-                    if self.term_sets.holds_every(*position, &terms) {
-                        let score = candidates.get_mut(position).expect("lexical hits are candidates");
-                        score.relevance = 2.0 + normalised(score.lexical, lexical_range);
+                // has, by BM25. A term it does not have counts as the term it is a typo of when some hit holds
+                // that reading of the whole query; otherwise it is left out (a brand the shop does not carry).
+                let analysed = self.lexical.analyze(&lexical_text);
+                let top: Vec<usize> = lexical.iter().take(ALL_TERMS_CHECKED).map(|(position, _)| *position).collect();
+                let holding = |terms: &[u32]| -> Vec<usize> {
+                    if terms.is_empty() {
+                        return Vec::new();
                     }
+                    top.iter().copied().filter(|position| self.term_sets.holds_every(*position, terms)).collect()
+                };
+                let corrected = holding(&self.term_sets.numbers(&analysed, Typos::Corrected));
+                let group = if corrected.is_empty() {
+                    holding(&self.term_sets.numbers(&analysed, Typos::Left))
+                } else {
+                    corrected
+                };
+                for position in group {
+                    let score = candidates.get_mut(&position).expect("lexical hits are candidates");
+                    score.relevance = 2.0 + normalised(score.lexical, lexical_range);
                 }
             }
         }
@@ -577,16 +590,28 @@ impl SearchEngine {
     }
 }
 
+/// What [`TermSets::numbers`] does with a query term that no item holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typos {
+    /// Take it for the catalog term it is a typo of, if there is one.
+    Corrected,
+    /// Leave it out.
+    Left,
+}
+
 /// Each item's analysed terms (of the text the lexical index has of it: title, brand, category path, attribute
 /// values, description) as sorted numbers, worked out when the engine is built.
 struct TermSets {
     numbers: HashMap<String, u32>,
+    /// Term by number, and how many items hold it.
+    terms: Vec<(String, u32)>,
     per_item: Vec<Box<[u32]>>,
 }
 
 impl TermSets {
     fn build(items: &[Item], lexical: &LexicalIndex) -> Self {
         let mut numbers: HashMap<String, u32> = HashMap::new();
+        let mut terms: Vec<(String, u32)> = Vec::new();
         let per_item = items
             .iter()
             .map(|item| {
@@ -594,21 +619,54 @@ impl TermSets {
                     .analyze(&crate::lexical::indexed_texts(item).join(" "))
                     .into_iter()
                     .map(|term| {
-                        let next = numbers.len() as u32;
-                        *numbers.entry(term).or_insert(next)
+                        *numbers.entry(term).or_insert_with_key(|term| {
+                            terms.push((term.clone(), 0));
+                            (terms.len() - 1) as u32
+                        })
                     })
                     .collect();
                 held.sort_unstable();
                 held.dedup();
+                for number in &held {
+                    terms[*number as usize].1 += 1;
+                }
                 held.into_boxed_slice()
             })
             .collect();
-        Self { numbers, per_item }
+        Self { numbers, terms, per_item }
     }
 
-    /// The numbers of the analysed query terms that some item holds (the others are left out).
-    fn known_numbers(&self, terms: Vec<String>) -> Vec<u32> {
-        terms.iter().filter_map(|term| self.numbers.get(term).copied()).collect()
+    /// The numbers of the analysed query terms that some item holds; a term none holds is corrected or left
+    /// out, as `typos` says.
+    fn numbers(&self, terms: &[String], typos: Typos) -> Vec<u32> {
+        terms
+            .iter()
+            .filter_map(|term| match (self.numbers.get(term), typos) {
+                (Some(number), _) => Some(*number),
+                (None, Typos::Corrected) => self.correction_of(term),
+                (None, Typos::Left) => None,
+            })
+            .collect()
+    }
+
+    /// The catalog term `term` is a typo of: within the lexical index's fuzzy distance (fewer edits first), the
+    /// one most items hold.
+    fn correction_of(&self, term: &str) -> Option<u32> {
+        let length = term.chars().count();
+        if length < crate::lexical::FUZZY_MIN_LEN {
+            return None;
+        }
+        let most_edits = if length >= crate::lexical::FUZZY_TWO_EDITS_MIN_LEN { 2 } else { 1 };
+        (1..=most_edits).find_map(|edits| {
+            self.terms
+                .iter()
+                .enumerate()
+                .filter(|(_, (known, _))| {
+                    known.chars().count().abs_diff(length) <= edits && within_edit_distance(term, known, edits)
+                })
+                .max_by_key(|(number, (_, items))| (*items, std::cmp::Reverse(*number)))
+                .map(|(number, _)| number as u32)
+        })
     }
 
     /// Whether the item at `position` holds every one of `terms`.

@@ -465,3 +465,23 @@ fn hits_holding_every_query_word_come_first() {
     );
     assert_eq!(first(&engine, "zanellato winter jacket"), "partial");
 }
+
+#[test]
+fn a_word_one_edit_from_a_catalog_word_is_read_as_its_typo() {
+    let titled = |id: &str, title: &str| {
+        let input = ItemInput { id: Some(id.to_string()), title: Some(title.to_string()), ..Default::default() };
+        Item::parse(input, Timestamp::from_millis(1_800_000_000_000).unwrap()).unwrap()
+    };
+    let mut items =
+        vec![titled("winter-jacket", "Quilted Hooded Long Padded Outdoor Jacket For Winter Weather And Rainy Days")];
+    items.extend((0..12).map(|i| titled(&format!("jacket-{i}"), "Jacket")));
+    items.extend((0..60).map(|i| titled(&format!("shirt-{i}"), "Cotton Shirt")));
+    let engine = SearchEngine::build(items, None, SearchConfig::default()).unwrap();
+    let first = |query: &str| ids(&engine.search(&SearchRequest::new(query)).unwrap())[0].clone();
+    assert_eq!(first("winter jacket"), "winter-jacket");
+    // "wintr" is no catalog word; read as "winter", some hit holds every word, so that hit comes first (left
+    // out instead, the short "Jacket" titles would).
+    assert_eq!(first("wintr jacket"), "winter-jacket");
+    // A word with no catalog word within one edit is left out.
+    assert_eq!(first("zanellato jacket"), "jacket-0");
+}

@@ -16,6 +16,8 @@
 //!   all — mostly brands this catalog does not carry ("michael kors bags black"). The shop has nothing with
 //!   such a word, so the products with the stated attributes are the relevant ones; the words stay in the query
 //!   the engine sees. Queries with a word that titles use but no attribute names ("sneakers") stay dropped.
+//! * A third set ("one typo") is the first with the middle letter of each query's longest word deleted; its
+//!   relevant products are those of the query as typed correctly.
 //! * The goal is judged query by query: the default hybrid against lexical only and semantic only, per metric,
 //!   with a 95% bootstrap interval of the mean difference; PASS needs every interval above zero.
 //! * Retrieval sees, in the main ("title only") protocol, only the product title (brand and words as a shop
@@ -236,6 +238,33 @@ pub fn judge(rows: &[CatalogRow], queries: &[LoggedQuery], query_set: QuerySet) 
         judgement.kept.push(JudgedQuery { text: query.text.clone(), stated, relevant });
     }
     judgement
+}
+
+/// The same queries with one typo each: the middle letter of the longest word (the last of equal length, at
+/// least 5 letters) deleted, "women yellow" → "women yelow". Deterministic, so runs compare; the relevant
+/// products stay those of the query as typed correctly.
+pub fn with_one_typo(queries: &[JudgedQuery]) -> Vec<JudgedQuery> {
+    queries
+        .iter()
+        .map(|query| {
+            let words: Vec<&str> = query.text.split_whitespace().collect();
+            let longest = (0..words.len()).max_by_key(|i| words[*i].chars().count());
+            let text = words
+                .iter()
+                .enumerate()
+                .map(|(i, word)| {
+                    let letters: Vec<char> = word.chars().collect();
+                    if Some(i) != longest || letters.len() < 5 {
+                        return word.to_string();
+                    }
+                    let middle = letters.len() / 2;
+                    letters.iter().enumerate().filter(|(j, _)| *j != middle).map(|(_, c)| *c).collect()
+                })
+                .collect::<Vec<String>>()
+                .join(" ");
+            JudgedQuery { text, stated: query.stated.clone(), relevant: query.relevant.clone() }
+        })
+        .collect()
 }
 
 /// Which fields retrieval sees.
@@ -478,6 +507,9 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     let open = judge(&fixture.rows, &fixture.logged, QuerySet::UnknownWordsIgnored);
     let open_texts: Vec<&str> = open.kept.iter().map(|q| q.text.as_str()).collect();
     let open_vectors = fixture.embedder.embed(&open_texts)?;
+    let typo_queries = with_one_typo(queries);
+    let typo_texts: Vec<&str> = typo_queries.iter().map(|q| q.text.as_str()).collect();
+    let typo_vectors = fixture.embedder.embed(&typo_texts)?;
     writeln!(
         out,
         "  Queries: {} logged, {} kept (every word names a catalog attribute value; >= 1 relevant product)",
@@ -498,6 +530,12 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         let examples: Vec<&str> = texts.iter().take(4).map(String::as_str).collect();
         writeln!(out, "    dropped {:>3}: {reason} (e.g. {})", texts.len(), examples.join(", "))?;
     }
+    writeln!(
+        out,
+        "  \"one typo\" query set: the {} kept queries with the middle letter of their longest word deleted (e.g. {})",
+        typo_queries.len(),
+        typo_texts.iter().take(4).copied().collect::<Vec<_>>().join(", ")
+    )?;
     writeln!(
         out,
         "  Skipped: faq/algolia_ecommerce_instant_search_demo_query_suggestions.json (Best Buy electronics, not this catalog)"
@@ -525,6 +563,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         ("title only", Protocol::TitleOnly, queries, &fixture.query_vectors),
         ("title + attributes", Protocol::TitleAndAttributes, queries, &fixture.query_vectors),
         ("title only, unknown words", Protocol::TitleOnly, &open.kept, &open_vectors),
+        ("title only, one typo", Protocol::TitleOnly, &typo_queries, &typo_vectors),
     ] {
         let items = catalog_items(&fixture.rows, protocol)?;
         let mut engine = SearchEngine::build(items, Some(&fixture.title_vectors), SearchConfig::default())?;
@@ -641,7 +680,13 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
                     difference.wins,
                     difference.ties,
                     difference.losses,
-                    if difference.significant() { "" } else { "  (not significant)" }
+                    if difference.significant() {
+                        ""
+                    } else if difference.high < 0.0 {
+                        "  (significantly worse)"
+                    } else {
+                        "  (not significant)"
+                    }
                 ));
             }
         }
@@ -661,7 +706,14 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
             better_of(true)
         )?;
     }
-    writeln!(out, "({} + {} queries, {:.0} s)", queries.len(), open.kept.len(), started.elapsed().as_secs_f64())?;
+    writeln!(
+        out,
+        "({} + {} + {} queries, {:.0} s)",
+        queries.len(),
+        open.kept.len(),
+        typo_queries.len(),
+        started.elapsed().as_secs_f64()
+    )?;
     Ok(out)
 }
 
