@@ -23,6 +23,7 @@ use attune_core::{Availability, Item, ItemId};
 use crate::error::SearchError;
 use crate::facets::{FacetIndex, Facets};
 use crate::lexical::{FieldBoosts, LexicalIndex};
+use crate::numbering::Numbering;
 use crate::profile::ShopperProfile;
 use crate::query::{AttributeKind, ParsedQuery, QueryVocabulary, item_attribute, parse_query};
 use crate::text::within_edit_distance;
@@ -495,12 +496,12 @@ impl SearchEngine {
                     }
                     top.iter().copied().filter(|position| self.term_sets.holds_every(*position, terms)).collect()
                 };
-                let corrected = holding(&self.term_sets.numbers(&analysed, Typos::Corrected));
-                let group = if corrected.is_empty() {
-                    holding(&self.term_sets.numbers(&analysed, Typos::Left))
-                } else {
-                    corrected
-                };
+                let corrected = self.term_sets.numbers(&analysed, Typos::Corrected);
+                let left = self.term_sets.numbers(&analysed, Typos::Left);
+                let mut group = holding(&corrected);
+                if group.is_empty() && corrected != left {
+                    group = holding(&left);
+                }
                 for position in group {
                     let score = candidates.get_mut(&position).expect("lexical hits are candidates");
                     score.relevance = 2.0 + normalised(score.lexical, lexical_range);
@@ -602,38 +603,34 @@ enum Typos {
 /// Each item's analysed terms (of the text the lexical index has of it: title, brand, category path, attribute
 /// values, description) as sorted numbers, worked out when the engine is built.
 struct TermSets {
-    numbers: HashMap<String, u32>,
-    /// Term by number, and how many items hold it.
-    terms: Vec<(String, u32)>,
+    terms: Numbering,
+    /// Per term number, how many items hold it.
+    items_holding: Vec<u32>,
     per_item: Vec<Box<[u32]>>,
 }
 
 impl TermSets {
     fn build(items: &[Item], lexical: &LexicalIndex) -> Self {
-        let mut numbers: HashMap<String, u32> = HashMap::new();
-        let mut terms: Vec<(String, u32)> = Vec::new();
+        let mut terms = Numbering::default();
+        let mut items_holding: Vec<u32> = Vec::new();
         let per_item = items
             .iter()
             .map(|item| {
                 let mut held: Vec<u32> = lexical
                     .analyze(&crate::lexical::indexed_texts(item).join(" "))
                     .into_iter()
-                    .map(|term| {
-                        *numbers.entry(term).or_insert_with_key(|term| {
-                            terms.push((term.clone(), 0));
-                            (terms.len() - 1) as u32
-                        })
-                    })
+                    .map(|term| terms.number(term))
                     .collect();
                 held.sort_unstable();
                 held.dedup();
+                items_holding.resize(terms.len(), 0);
                 for number in &held {
-                    terms[*number as usize].1 += 1;
+                    items_holding[*number as usize] += 1;
                 }
                 held.into_boxed_slice()
             })
             .collect();
-        Self { numbers, terms, per_item }
+        Self { terms, items_holding, per_item }
     }
 
     /// The numbers of the analysed query terms that some item holds; a term none holds is corrected or left
@@ -641,8 +638,8 @@ impl TermSets {
     fn numbers(&self, terms: &[String], typos: Typos) -> Vec<u32> {
         terms
             .iter()
-            .filter_map(|term| match (self.numbers.get(term), typos) {
-                (Some(number), _) => Some(*number),
+            .filter_map(|term| match (self.terms.get(term), typos) {
+                (Some(number), _) => Some(number),
                 (None, Typos::Corrected) => self.correction_of(term),
                 (None, Typos::Left) => None,
             })
@@ -660,12 +657,11 @@ impl TermSets {
         (1..=most_edits).find_map(|edits| {
             self.terms
                 .iter()
-                .enumerate()
-                .filter(|(_, (known, _))| {
+                .filter(|(_, known)| {
                     known.chars().count().abs_diff(length) <= edits && within_edit_distance(term, known, edits)
                 })
-                .max_by_key(|(number, (_, items))| (*items, std::cmp::Reverse(*number)))
-                .map(|(number, _)| number as u32)
+                .max_by_key(|(number, _)| (self.items_holding[*number as usize], std::cmp::Reverse(*number)))
+                .map(|(number, _)| number)
         })
     }
 

@@ -2,9 +2,9 @@
 //! price ranges. Values are counted as the catalog spells them; lists are sorted by count, then name. Each
 //! item's values are numbered once ([`FacetIndex`]), so a count is array increments.
 
-use std::collections::HashMap;
-
 use attune_core::Item;
+
+use crate::numbering::Numbering;
 
 use crate::query::{AttributeKind, item_attribute};
 
@@ -48,15 +48,14 @@ const VALUE_FACETS: usize = 5;
 /// counting a result set (thousands of items for a broad query) touches no strings.
 pub struct FacetIndex {
     /// Per facet, its distinct values as the catalog spells them.
-    values: [Vec<String>; VALUE_FACETS],
+    values: [Numbering; VALUE_FACETS],
     /// Per item, per facet, the number of its value (if it has one), and its price bucket.
     per_item: Vec<([Option<u32>; VALUE_FACETS], Option<u8>)>,
 }
 
 impl FacetIndex {
     pub fn build(items: &[Item]) -> Self {
-        let mut values: [Vec<String>; VALUE_FACETS] = Default::default();
-        let mut numbers: [HashMap<String, u32>; VALUE_FACETS] = Default::default();
+        let mut values: [Numbering; VALUE_FACETS] = Default::default();
         let per_item = items
             .iter()
             .map(|item| {
@@ -69,12 +68,7 @@ impl FacetIndex {
                 ];
                 let mut item_values = [None; VALUE_FACETS];
                 for (facet, text) in texts.into_iter().enumerate() {
-                    item_values[facet] = text.map(|text| {
-                        *numbers[facet].entry(text).or_insert_with_key(|text| {
-                            values[facet].push(text.clone());
-                            (values[facet].len() - 1) as u32
-                        })
-                    });
+                    item_values[facet] = text.map(|text| values[facet].number(text));
                 }
                 let bucket = item.price.as_ref().map(|money| {
                     let amount = money.as_major_f64();
@@ -121,9 +115,11 @@ impl FacetIndex {
         let names = &self.values[facet];
         let mut list: Vec<(usize, usize)> =
             counts.iter().enumerate().filter(|(_, count)| **count > 0).map(|(value, count)| (value, *count)).collect();
-        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| names[a.0].cmp(&names[b.0])));
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| names.text(a.0 as u32).cmp(names.text(b.0 as u32))));
         list.truncate(limit);
-        list.into_iter().map(|(value, count)| FacetCount { value: names[value].clone(), count }).collect()
+        list.into_iter()
+            .map(|(value, count)| FacetCount { value: names.text(value as u32).to_string(), count })
+            .collect()
     }
 }
 

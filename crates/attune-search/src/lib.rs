@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod facets;
 pub mod lexical;
+mod numbering;
 pub mod profile;
 pub mod query;
 pub mod text;

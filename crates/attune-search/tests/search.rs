@@ -430,19 +430,16 @@ fn real_fashion_catalog_if_present() {
     assert!(["puma", "men", "black", "shoe"].iter().all(|w| top.contains(w)), "{top}");
 }
 
+/// An item with only an id and a title.
+fn titled(id: &str, title: &str) -> Item {
+    let input = ItemInput { id: Some(id.to_string()), title: Some(title.to_string()), ..Default::default() };
+    Item::parse(input, Timestamp::from_millis(1_800_000_000_000).unwrap()).unwrap()
+}
+
 /// BM25 alone can rank a short title holding only the rarest query word above every title holding all of
 /// them; with `all_terms_first` (the default) the titles holding every word come first, in lexical order.
 #[test]
 fn hits_holding_every_query_word_come_first() {
-    let titled = |id: &str, title: &str| {
-        let input = ItemInput {
-            id: Some(id.to_string()),
-            title: Some(title.to_string()),
-            category_path: Some(vec!["Clothing".to_string()]),
-            ..Default::default()
-        };
-        Item::parse(input, Timestamp::from_millis(1_800_000_000_000).unwrap()).unwrap()
-    };
     let mut items = vec![
         titled("partial", "Winter"),
         titled("full", "Quilted Hooded Long Padded Outdoor Jacket For Winter Weather And Rainy Days"),
@@ -468,10 +465,6 @@ fn hits_holding_every_query_word_come_first() {
 
 #[test]
 fn a_word_one_edit_from_a_catalog_word_is_read_as_its_typo() {
-    let titled = |id: &str, title: &str| {
-        let input = ItemInput { id: Some(id.to_string()), title: Some(title.to_string()), ..Default::default() };
-        Item::parse(input, Timestamp::from_millis(1_800_000_000_000).unwrap()).unwrap()
-    };
     let mut items =
         vec![titled("winter-jacket", "Quilted Hooded Long Padded Outdoor Jacket For Winter Weather And Rainy Days")];
     items.extend((0..12).map(|i| titled(&format!("jacket-{i}"), "Jacket")));

@@ -95,7 +95,7 @@ impl PanelWeights {
 fn multiply_panel(x: &[f32], rows: usize, panel: &[f16], out: &mut [f32]) {
     debug_assert!(rows <= ROWS_PER_PASS && out.len() == rows * PANEL && x.len() * PANEL == panel.len() * rows);
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if has_avx2_fma_f16c() {
         // SAFETY: the CPU has AVX2, FMA and F16C, checked just above.
         return unsafe { multiply_panel_avx2(x, rows, panel, out) };
     }
@@ -112,7 +112,7 @@ fn multiply_panel(x: &[f32], rows: usize, panel: &[f16], out: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
+fn has_avx2_fma_f16c() -> bool {
     static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DETECTED.get_or_init(|| {
         std::arch::is_x86_feature_detected!("avx2")
