@@ -169,8 +169,13 @@ pub fn judge(rows: &[CatalogRow], queries: &[LoggedQuery], query_set: QuerySet) 
             }
         }
     }
-    let title_words: HashSet<String> =
-        rows.iter().flat_map(|row| words(&row.title)).map(|word| singular(&word)).collect();
+    // Only the unknown-words set asks whether titles use a word.
+    let title_words: HashSet<String> = match query_set {
+        QuerySet::EveryWordJudged => HashSet::new(),
+        QuerySet::UnknownWordsIgnored => {
+            rows.iter().flat_map(|row| words(&row.title)).map(|word| singular(&word)).collect()
+        }
+    };
     let mut judgement = Judgement::default();
     let mut seen = HashSet::new();
     for query in queries {
@@ -490,6 +495,15 @@ impl SearchFixture {
     }
 }
 
+/// One report line per reason queries were dropped, with their count and a few of them.
+fn write_dropped(out: &mut String, judgement: &Judgement, indent: &str) -> std::fmt::Result {
+    for (reason, texts) in &judgement.dropped {
+        let examples: Vec<&str> = texts.iter().take(4).map(String::as_str).collect();
+        writeln!(out, "{indent}dropped {:>3}: {reason} (e.g. {})", texts.len(), examples.join(", "))?;
+    }
+    Ok(())
+}
+
 /// Runs the evaluation and returns the printed report.
 pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     let started = Instant::now();
@@ -516,20 +530,14 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         fixture.logged.len(),
         queries.len()
     )?;
-    for (reason, texts) in &fixture.judgement.dropped {
-        let examples: Vec<&str> = texts.iter().take(4).map(String::as_str).collect();
-        writeln!(out, "  dropped {:>3}: {reason} (e.g. {})", texts.len(), examples.join(", "))?;
-    }
+    write_dropped(&mut out, &fixture.judgement, "  ")?;
     writeln!(
         out,
         "  \"unknown words\" query set: {} kept, also with words that no product title contains (brands this catalog does \
          not carry); those words stay in the query but are not judged",
         open.kept.len()
     )?;
-    for (reason, texts) in &open.dropped {
-        let examples: Vec<&str> = texts.iter().take(4).map(String::as_str).collect();
-        writeln!(out, "    dropped {:>3}: {reason} (e.g. {})", texts.len(), examples.join(", "))?;
-    }
+    write_dropped(&mut out, &open, "    ")?;
     writeln!(
         out,
         "  \"one typo\" query set: the {} kept queries with the middle letter of their longest word deleted (e.g. {})",
