@@ -2,6 +2,7 @@
 //! facets, sorting and paging over one in-memory catalog.
 //!
 //! One call of [`SearchEngine::search`]:
+//! 0. corrects misspelt words against the catalog's own words ([`SearchEngine::correct_spelling`]);
 //! 1. understands the query ([`crate::query`]): price phrases become a price filter; colour/size/gender words
 //!    become attribute filters ([`AttributeMode::Filter`]) or a ranking boost ([`AttributeMode::Boost`]);
 //! 2. computes the allowed set from the structured filters, the understood ones and the caller's predicate;
@@ -20,13 +21,12 @@ use std::collections::HashMap;
 
 use attune_core::{Availability, Item, ItemId};
 
+use crate::catalog_words::CatalogWords;
 use crate::error::SearchError;
 use crate::facets::{FacetIndex, Facets};
 use crate::lexical::{FieldBoosts, LexicalIndex};
-use crate::numbering::Numbering;
 use crate::profile::ShopperProfile;
-use crate::query::{AttributeKind, ParsedQuery, QueryVocabulary, item_attribute, parse_query};
-use crate::text::within_edit_distance;
+use crate::query::{AttributeKind, ParsedQuery, QueryVocabulary, is_price_word, item_attribute, parse_query};
 use crate::vector::{AnnConfig, VectorIndex, dot};
 
 /// How lexical and semantic lists are combined.
@@ -71,10 +71,9 @@ pub struct SearchConfig {
     pub ann: AnnConfig,
     /// Lexical hits whose indexed text holds every (analysed) query term come first, in lexical order, before
     /// the hits that match only some terms and the semantic matches, in lexical-only and hybrid search alike
-    /// (BM25 alone can rank one rare word above all of them). A word the catalog does not have at all is read
-    /// as the catalog word it is a typo of (within the fuzzy distance of lexical retrieval, the one most items
-    /// hold) when some hit holds every word of that reading; otherwise it is left out (a brand the shop does
-    /// not carry), so it does not empty the group. Checked among the best [`ALL_TERMS_CHECKED`] lexical hits.
+    /// (BM25 alone can rank one rare word above all of them). A word the catalog does not have at all (left
+    /// after spelling correction: a brand the shop does not carry) is left out, so it does not empty the
+    /// group. Checked among the best [`ALL_TERMS_CHECKED`] lexical hits.
     pub all_terms_first: bool,
 }
 
@@ -204,6 +203,9 @@ pub struct SearchRequest<'a> {
     pub retrieval: Retrieval,
     /// Parse prices and attribute words out of the query (on by default).
     pub understand: bool,
+    /// Correct misspelt words against the catalog's words first ([`SearchEngine::correct_spelling`]; on by
+    /// default). Off searches the query as typed ("search instead for ...").
+    pub correct_spelling: bool,
     pub facets: bool,
 }
 
@@ -230,6 +232,7 @@ impl<'a> SearchRequest<'a> {
             limit: 20,
             retrieval: Retrieval::Hybrid,
             understand: true,
+            correct_spelling: true,
             facets: true,
         }
     }
@@ -267,6 +270,8 @@ pub struct SearchHit<'a> {
 pub struct SearchResponse<'a> {
     pub mode: SearchMode,
     pub warnings: Vec<String>,
+    /// The query as searched when spelling correction changed it.
+    pub corrected_query: Option<String>,
     /// What query understanding found.
     pub parsed: ParsedQuery,
     /// The text sent to lexical retrieval.
@@ -286,8 +291,9 @@ pub struct SearchEngine {
     vocabulary: QueryVocabulary,
     /// Per item, its colour, size and gender lower-cased (indexed by `kind_slot`), for fast filtering.
     kind_values: Vec<[Option<String>; 3]>,
-    /// Every item's analysed terms, for [`SearchConfig::all_terms_first`].
-    term_sets: TermSets,
+    /// Every item's analysed terms (for [`SearchConfig::all_terms_first`]) and the catalog's words (for
+    /// spelling correction).
+    catalog_words: CatalogWords,
     facets: FacetIndex,
     config: SearchConfig,
 }
@@ -321,8 +327,8 @@ impl SearchEngine {
             })
             .collect();
         let facets = FacetIndex::build(&items);
-        let term_sets = TermSets::build(&items, &lexical);
-        Ok(Self { items, positions, lexical, vectors, vocabulary, kind_values, term_sets, facets, config })
+        let catalog_words = CatalogWords::build(&items, &lexical);
+        Ok(Self { items, positions, lexical, vectors, vocabulary, kind_values, catalog_words, facets, config })
     }
 
     pub fn items(&self) -> &[Item] {
@@ -354,16 +360,31 @@ impl SearchEngine {
         &self.vocabulary
     }
 
+    /// `query` with its misspelt words corrected against the catalog's own words, or `None` when no word
+    /// needed it. A word no item holds, or a rare catalog word one edit from one a hundred times as common
+    /// (of at least 4 letters, no digits, not a price or attribute word query understanding knows, not a last
+    /// word still being typed that starts a catalog word), becomes the catalog word within the lexical index's
+    /// fuzzy distance — fewer edits first, then the more common — that at least 0.1% of the items hold and for
+    /// which some item holds every word of the query so read; a word with no such reading stays as typed (a
+    /// brand the shop does not carry). Details: `catalog_words::CatalogWords::correct`. [`SearchEngine::search`]
+    /// does this itself (see [`SearchRequest::correct_spelling`]); a caller that embeds the query should embed
+    /// the corrected text, since a misspelt word's embedding is noise.
+    pub fn correct_spelling(&self, query: &str) -> Option<String> {
+        self.catalog_words.correct(&self.lexical, query, |word| is_price_word(word) || self.vocabulary.knows_word(word))
+    }
+
     /// Runs one search.
     pub fn search<'s>(&'s self, request: &SearchRequest<'_>) -> Result<SearchResponse<'s>, SearchError> {
         let config = &self.config;
         let mut warnings = Vec::new();
+        let corrected_query = if request.correct_spelling { self.correct_spelling(request.query) } else { None };
+        let query = corrected_query.as_deref().unwrap_or(request.query);
         let parsed = if request.understand {
-            parse_query(request.query, &self.vocabulary)
+            parse_query(query, &self.vocabulary)
         } else {
             ParsedQuery {
-                text: request.query.to_string(),
-                text_without_attributes: request.query.to_string(),
+                text: query.to_string(),
+                text_without_attributes: query.to_string(),
                 ..ParsedQuery::default()
             }
         };
@@ -486,25 +507,16 @@ impl SearchEngine {
             }
             if config.all_terms_first && lexical_used {
                 // Above every fused score (at most 1 + 1e-3): the hits holding every query term the catalog
-                // has, by BM25. A term it does not have counts as the term it is a typo of when some hit holds
-                // that reading of the whole query; otherwise it is left out (a brand the shop does not carry).
-                let analysed = self.lexical.analyze(&lexical_text);
-                let top: Vec<usize> = lexical.iter().take(ALL_TERMS_CHECKED).map(|(position, _)| *position).collect();
-                let holding = |terms: &[u32]| -> Vec<usize> {
-                    if terms.is_empty() {
-                        return Vec::new();
+                // has, by BM25. A term it does not have is left out (a brand the shop does not carry; a typo
+                // was corrected above when some item holds the corrected reading).
+                let terms = self.catalog_words.known_terms(&self.lexical.analyze(&lexical_text));
+                if !terms.is_empty() {
+                    for (position, _) in lexical.iter().take(ALL_TERMS_CHECKED) {
+                        if self.catalog_words.holds_every(*position, &terms) {
+                            let score = candidates.get_mut(position).expect("lexical hits are candidates");
+                            score.relevance = 2.0 + normalised(score.lexical, lexical_range);
+                        }
                     }
-                    top.iter().copied().filter(|position| self.term_sets.holds_every(*position, terms)).collect()
-                };
-                let corrected = self.term_sets.numbers(&analysed, Typos::Corrected);
-                let left = self.term_sets.numbers(&analysed, Typos::Left);
-                let mut group = holding(&corrected);
-                if group.is_empty() && corrected != left {
-                    group = holding(&left);
-                }
-                for position in group {
-                    let score = candidates.get_mut(&position).expect("lexical hits are candidates");
-                    score.relevance = 2.0 + normalised(score.lexical, lexical_range);
                 }
             }
         }
@@ -587,88 +599,7 @@ impl SearchEngine {
             .take(request.limit)
             .map(|(position, score)| SearchHit { position, item: &self.items[position], score })
             .collect();
-        Ok(SearchResponse { mode, warnings, parsed, lexical_text, total, hits, facets })
-    }
-}
-
-/// What [`TermSets::numbers`] does with a query term that no item holds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Typos {
-    /// Take it for the catalog term it is a typo of, if there is one.
-    Corrected,
-    /// Leave it out.
-    Left,
-}
-
-/// Each item's analysed terms (of the text the lexical index has of it: title, brand, category path, attribute
-/// values, description) as sorted numbers, worked out when the engine is built.
-struct TermSets {
-    terms: Numbering,
-    /// Per term number, how many items hold it.
-    items_holding: Vec<u32>,
-    per_item: Vec<Box<[u32]>>,
-}
-
-impl TermSets {
-    fn build(items: &[Item], lexical: &LexicalIndex) -> Self {
-        let mut terms = Numbering::default();
-        let mut items_holding: Vec<u32> = Vec::new();
-        let per_item = items
-            .iter()
-            .map(|item| {
-                let mut held: Vec<u32> = lexical
-                    .analyze(&crate::lexical::indexed_texts(item).join(" "))
-                    .into_iter()
-                    .map(|term| terms.number(term))
-                    .collect();
-                held.sort_unstable();
-                held.dedup();
-                items_holding.resize(terms.len(), 0);
-                for number in &held {
-                    items_holding[*number as usize] += 1;
-                }
-                held.into_boxed_slice()
-            })
-            .collect();
-        Self { terms, items_holding, per_item }
-    }
-
-    /// The numbers of the analysed query terms that some item holds; a term none holds is corrected or left
-    /// out, as `typos` says.
-    fn numbers(&self, terms: &[String], typos: Typos) -> Vec<u32> {
-        terms
-            .iter()
-            .filter_map(|term| match (self.terms.get(term), typos) {
-                (Some(number), _) => Some(number),
-                (None, Typos::Corrected) => self.correction_of(term),
-                (None, Typos::Left) => None,
-            })
-            .collect()
-    }
-
-    /// The catalog term `term` is a typo of: within the lexical index's fuzzy distance (fewer edits first), the
-    /// one most items hold.
-    fn correction_of(&self, term: &str) -> Option<u32> {
-        let length = term.chars().count();
-        if length < crate::lexical::FUZZY_MIN_LEN {
-            return None;
-        }
-        let most_edits = if length >= crate::lexical::FUZZY_TWO_EDITS_MIN_LEN { 2 } else { 1 };
-        (1..=most_edits).find_map(|edits| {
-            self.terms
-                .iter()
-                .filter(|(_, known)| {
-                    known.chars().count().abs_diff(length) <= edits && within_edit_distance(term, known, edits)
-                })
-                .max_by_key(|(number, _)| (self.items_holding[*number as usize], std::cmp::Reverse(*number)))
-                .map(|(number, _)| number)
-        })
-    }
-
-    /// Whether the item at `position` holds every one of `terms`.
-    fn holds_every(&self, position: usize, terms: &[u32]) -> bool {
-        let held = &self.per_item[position];
-        terms.iter().all(|term| held.binary_search(term).is_ok())
+        Ok(SearchResponse { mode, warnings, corrected_query, parsed, lexical_text, total, hits, facets })
     }
 }
 

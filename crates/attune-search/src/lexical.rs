@@ -52,6 +52,8 @@ pub struct LexicalIndex {
     /// (field, boost) for every searched field.
     fields: Vec<(Field, f32)>,
     analyzer: TextAnalyzer,
+    /// The same analysis without stemming: words as the catalog writes them.
+    word_analyzer: TextAnalyzer,
     /// Per segment, the column mapping a tantivy doc id to the item's position in the engine.
     doc_index_columns: Vec<Column<u64>>,
 }
@@ -60,7 +62,9 @@ pub struct LexicalIndex {
 pub const FUZZY_MIN_LEN: usize = 4;
 pub const FUZZY_TWO_EDITS_MIN_LEN: usize = 8;
 
-fn analyzer() -> TextAnalyzer {
+/// The index's analysis: split, drop long tokens, lower-case, fold accents, drop stop words, and Porter-stem
+/// when `stem` is set.
+fn analyzer(stem: bool) -> TextAnalyzer {
     let builder = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
@@ -70,7 +74,7 @@ fn analyzer() -> TextAnalyzer {
         Some(stop_words) => builder.filter_dynamic(stop_words),
         None => builder,
     };
-    builder.filter_dynamic(Stemmer::new(Language::English)).build()
+    if stem { builder.filter_dynamic(Stemmer::new(Language::English)).build() } else { builder.build() }
 }
 
 /// The text of an item's attribute values (colour, size, material, ...), space separated.
@@ -104,7 +108,7 @@ impl LexicalIndex {
         let description = schema.add_text_field("description", text);
         let doc_index = schema.add_u64_field(DOC_INDEX, FAST);
         let index = Index::create_in_ram(schema.build());
-        index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(ANALYZER, analyzer(true));
         let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 64_000_000)?;
         for (position, item) in items.iter().enumerate() {
             let mut document = TantivyDocument::default();
@@ -132,7 +136,7 @@ impl LexicalIndex {
             (attributes, boosts.attributes),
             (description, boosts.description),
         ];
-        Ok(Self { reader, fields, analyzer: analyzer(), doc_index_columns })
+        Ok(Self { reader, fields, analyzer: analyzer(true), word_analyzer: analyzer(false), doc_index_columns })
     }
 
     /// The analysed (lower-cased, folded, stemmed) terms of `text`, stop words removed.
@@ -144,6 +148,24 @@ impl LexicalIndex {
             terms.push(stream.token().text.clone());
         }
         terms
+    }
+
+    /// The words of `text` as the index splits and folds them, before stemming (stop words removed), each
+    /// with its byte range in `text`.
+    pub fn words(&self, text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+        let mut analyzer = self.word_analyzer.clone();
+        let mut stream = analyzer.token_stream(text);
+        let mut words = Vec::new();
+        while stream.advance() {
+            let token = stream.token();
+            words.push((token.offset_from..token.offset_to, token.text.clone()));
+        }
+        words
+    }
+
+    /// The analysed term of one word given by [`LexicalIndex::words`].
+    pub fn stem(&self, word: &str) -> String {
+        self.analyze(word).into_iter().next().unwrap_or_else(|| word.to_string())
     }
 
     fn build_query(&self, text: &str) -> Option<Box<dyn Query>> {

@@ -12,6 +12,7 @@
 //! Pure: no HTTP, async, SQL or file I/O. The caller owns the model and the catalog's source.
 
 pub mod autocomplete;
+mod catalog_words;
 pub mod engine;
 pub mod error;
 pub mod facets;
@@ -31,5 +32,5 @@ pub use error::SearchError;
 pub use facets::{FacetCount, Facets, PriceRangeCount};
 pub use lexical::FieldBoosts;
 pub use profile::ShopperProfile;
-pub use query::{AttributeKind, ParsedQuery, QueryVocabulary, Understood, parse_query};
+pub use query::{AttributeKind, ParsedQuery, QueryVocabulary, Understood, is_price_word, parse_query};
 pub use vector::{AnnConfig, VectorIndex};

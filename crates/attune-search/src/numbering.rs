@@ -30,9 +30,4 @@ impl Numbering {
     pub(crate) fn len(&self) -> usize {
         self.texts.len()
     }
-
-    /// Every text with its number, in number order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.texts.iter().enumerate().map(|(number, text)| (number as u32, text.as_str()))
-    }
 }

@@ -128,6 +128,11 @@ impl QueryVocabulary {
         self.phrases.entry(key.join(" ")).or_insert((kind, value.to_string()));
     }
 
+    /// Whether `word` (lower-cased) alone names a colour, gender or size, or is a synonym of one ("ladies").
+    pub fn knows_word(&self, word: &str) -> bool {
+        self.phrases.contains_key(&singular(word)) || self.sizes.contains_key(word)
+    }
+
     /// Whether the vocabulary knows no attribute values (e.g. a catalog without colour/size/gender).
     pub fn is_empty(&self) -> bool {
         self.phrases.is_empty() && self.sizes.is_empty()
@@ -266,6 +271,14 @@ const LOWER_PHRASES: &[&[&str]] = &[
     &["from"],
     &["starting", "at"],
 ];
+
+/// Whether `word` (lower-cased) belongs to the price grammar ("under", "between", "pounds", ...), so it is
+/// no typo of a catalog word.
+pub fn is_price_word(word: &str) -> bool {
+    UPPER_PHRASES.iter().chain(LOWER_PHRASES).any(|phrase| phrase.contains(&word))
+        || UNITS.contains(&word)
+        || ["between", "and", "to", "size"].contains(&word)
+}
 
 struct PriceParser<'a> {
     tokens: &'a [Token],

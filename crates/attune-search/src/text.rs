@@ -39,36 +39,54 @@ pub fn normalized_phrase(text: &str) -> String {
 pub fn within_edit_distance(a: &str, b: &str, max: usize) -> bool {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > max {
-        return false;
-    }
-    let width = b.len() + 1;
-    let big = max + 1;
-    let mut prev2 = vec![big; width];
-    let mut prev: Vec<usize> = (0..width).map(|j| j.min(big)).collect();
-    let mut current = vec![big; width];
-    for i in 1..=a.len() {
-        current.iter_mut().for_each(|c| *c = big);
-        current[0] = i.min(big);
-        let low = i.saturating_sub(max).max(1);
-        let high = (i + max).min(b.len());
-        let mut row_min = current[0];
-        for j in low..=high {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut value = (prev[j - 1] + cost).min(prev[j] + 1).min(current[j - 1] + 1);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                value = value.min(prev2[j - 2] + 1);
+    EditDistance::default().at_most(&a, &b, max).is_some()
+}
+
+/// The banded Damerau–Levenshtein (optimal string alignment) computation with its rows kept between calls,
+/// for comparing one word with many.
+#[derive(Debug, Default)]
+pub struct EditDistance {
+    /// Rows i − 2, i − 1 and i of the table.
+    rows: [Vec<usize>; 3],
+}
+
+impl EditDistance {
+    /// The distance between `a` and `b` if it is at most `max`.
+    pub fn at_most(&mut self, a: &[char], b: &[char], max: usize) -> Option<usize> {
+        if a.len().abs_diff(b.len()) > max {
+            return None;
+        }
+        let width = b.len() + 1;
+        let big = max + 1;
+        let [prev2, prev, current] = &mut self.rows;
+        for row in [&mut *prev2, &mut *prev, &mut *current] {
+            row.clear();
+            row.resize(width, big);
+        }
+        prev.iter_mut().enumerate().for_each(|(j, c)| *c = j.min(big));
+        for i in 1..=a.len() {
+            current.iter_mut().for_each(|c| *c = big);
+            current[0] = i.min(big);
+            let low = i.saturating_sub(max).max(1);
+            let high = (i + max).min(b.len());
+            let mut row_min = current[0];
+            for j in low..=high {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut value = (prev[j - 1] + cost).min(prev[j] + 1).min(current[j - 1] + 1);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    value = value.min(prev2[j - 2] + 1);
+                }
+                current[j] = value.min(big);
+                row_min = row_min.min(current[j]);
             }
-            current[j] = value.min(big);
-            row_min = row_min.min(current[j]);
+            if row_min > max {
+                return None;
+            }
+            std::mem::swap(prev2, prev);
+            std::mem::swap(prev, current);
         }
-        if row_min > max {
-            return false;
-        }
-        std::mem::swap(&mut prev2, &mut prev);
-        std::mem::swap(&mut prev, &mut current);
+        Some(prev[b.len()]).filter(|distance| *distance <= max)
     }
-    prev[b.len()] <= max
 }
 
 #[cfg(test)]
@@ -93,6 +111,50 @@ mod tests {
         assert!(within_edit_distance("jaket", "jackets", 2));
         assert!(within_edit_distance("", "ab", 2));
         assert!(!within_edit_distance("shoe", "shirt", 2));
+        let letters = |w: &str| w.chars().collect::<Vec<char>>();
+        let mut distance = EditDistance::default();
+        assert_eq!(distance.at_most(&letters("jaket"), &letters("jackets"), 2), Some(2));
+        assert_eq!(distance.at_most(&letters("jacket"), &letters("jacket"), 2), Some(0));
+        assert_eq!(distance.at_most(&letters("jcaket"), &letters("jacket"), 2), Some(1));
+        assert_eq!(distance.at_most(&letters("jaket"), &letters("jackets"), 1), None);
+    }
+
+    /// The optimal string alignment distance, filling the whole table.
+    fn full_distance(a: &[char], b: &[char]) -> usize {
+        let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in table.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for (j, cell) in table[0].iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut value = (table[i - 1][j - 1] + cost).min(table[i - 1][j] + 1).min(table[i][j - 1] + 1);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    value = value.min(table[i - 2][j - 2] + 1);
+                }
+                table[i][j] = value;
+            }
+        }
+        table[a.len()][b.len()]
+    }
+
+    proptest::proptest! {
+        /// The banded computation, reused across calls, gives the full table's distance whenever it is within
+        /// the bound, and nothing otherwise.
+        #[test]
+        fn the_banded_distance_agrees_with_the_full_table(
+            pairs in proptest::collection::vec(("[abc]{0,9}", "[abc]{0,9}", 0usize..4), 1..20)
+        ) {
+            let mut distance = EditDistance::default();
+            for (a, b, max) in pairs {
+                let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+                let full = full_distance(&a, &b);
+                proptest::prop_assert_eq!(distance.at_most(&a, &b, max), (full <= max).then_some(full));
+            }
+        }
     }
 
     #[test]

@@ -478,3 +478,43 @@ fn a_word_one_edit_from_a_catalog_word_is_read_as_its_typo() {
     // A word with no catalog word within one edit is left out.
     assert_eq!(first("zanellato jacket"), "jacket-0");
 }
+
+/// Spelling correction reads a word no item holds as the catalog word it is a typo of and says so; it can be
+/// turned off. A word the shop does not use stays as typed when its only neighbour is a rare catalog word, a
+/// catalog word is read as a typo only of a far more common one, and a word being typed is left for prefix
+/// matching.
+#[test]
+fn misspelt_words_are_corrected_against_the_catalog() {
+    let mut items: Vec<Item> = (0..3).map(|i| titled(&format!("winter-jacket-{i}"), "Padded Winter Jacket")).collect();
+    items.push(titled("koro", "Koro Women Bag"));
+    items.push(titled("shit", "Shit Happens Tshirt"));
+    items.extend((0..1200).map(|i| titled(&format!("top-{i}"), "Women Cotton Top")));
+    items.extend((0..150).map(|i| titled(&format!("shirt-{i}"), "Men Formal Shirts")));
+    let engine = SearchEngine::build(items, None, SearchConfig::default()).unwrap();
+
+    let response = engine.search(&SearchRequest::new("wintr jacket")).unwrap();
+    assert_eq!(response.corrected_query.as_deref(), Some("winter jacket"));
+    assert_eq!(response.lexical_text, "winter jacket");
+    assert_eq!(ids(&response)[0], "winter-jacket-0");
+    let mut as_typed = SearchRequest::new("wintr jacket");
+    as_typed.correct_spelling = false;
+    let response = engine.search(&as_typed).unwrap();
+    assert_eq!(response.corrected_query, None);
+    assert_eq!(response.lexical_text, "wintr jacket");
+
+    // Only the misspelt word changes; price phrases and numbers are no typos.
+    assert_eq!(
+        engine.correct_spelling("Padded  WINTR jacket under 40").as_deref(),
+        Some("Padded  winter jacket under 40")
+    );
+    assert_eq!(engine.correct_spelling("winter jacket"), None);
+    // The last word of a query still being typed may be a prefix; once followed by a space it is a word.
+    assert_eq!(engine.correct_spelling("padded winte"), None);
+    assert_eq!(engine.correct_spelling("padded winte ").as_deref(), Some("padded winter "));
+    // "kors" is one edit from "koro", which one of 1,355 items holds (under 0.1%): a brand, not a typo.
+    assert_eq!(engine.correct_spelling("kors women"), None);
+    // "shits" is a catalog word, but 150 times as many items hold "shirts", one edit away ...
+    assert_eq!(engine.correct_spelling("men shits").as_deref(), Some("men shirts"));
+    // ... unless no item holds the query so read.
+    assert_eq!(engine.correct_spelling("women shits"), None);
+}

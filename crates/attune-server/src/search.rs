@@ -445,6 +445,8 @@ pub struct SearchParams {
     pub page: usize,
     pub per_page: usize,
     pub facets: bool,
+    /// Correct misspelt words against the catalog before searching.
+    pub correct_spelling: bool,
 }
 
 /// What the query was understood to ask for.
@@ -529,6 +531,9 @@ pub struct SearchResults {
     /// `browse` (no words: filtered catalog).
     pub mode: &'static str,
     pub warnings: Vec<String>,
+    /// The query as searched, when spelling correction changed it ("showing results for ..."); search again
+    /// with `correct_spelling=false` for the query as typed.
+    pub corrected_query: Option<String>,
     pub understood: UnderstoodQuery,
     /// Size of the whole result set.
     pub total: usize,
@@ -669,11 +674,15 @@ pub fn run_search(
 ) -> ApiResult<SearchResults> {
     let engine = &index.engine;
     let mut warnings = Vec::new();
+    // Corrected here rather than inside the engine's search, so the embedding is of the corrected words (a
+    // misspelt word's embedding is noise).
+    let corrected_query = if params.correct_spelling { engine.correct_spelling(&params.query) } else { None };
+    let query = corrected_query.as_deref().unwrap_or(&params.query);
     let embedder = state.search.embedder();
     let query_vector = match &embedder {
-        EmbedderState::Ready { embedder, .. } if engine.has_vectors() && !params.query.trim().is_empty() => {
-            let parsed = attune_search::parse_query(&params.query, engine.vocabulary());
-            let text = if parsed.text.trim().is_empty() { params.query.clone() } else { parsed.text };
+        EmbedderState::Ready { embedder, .. } if engine.has_vectors() && !query.trim().is_empty() => {
+            let parsed = attune_search::parse_query(query, engine.vocabulary());
+            let text = if parsed.text.trim().is_empty() { query.to_string() } else { parsed.text };
             Some(state.search.query_vector(embedder, &text)?)
         }
         EmbedderState::Ready { .. } => {
@@ -698,7 +707,8 @@ pub fn run_search(
     let profile = shopper_profile(state.store.as_ref(), tenant, index, params)?;
     let filter = params.filter.clone();
     let predicate = move |item: &Item| filter.as_ref().is_none_or(|f| f.matches(item));
-    let mut request = SearchRequest::new(&params.query);
+    let mut request = SearchRequest::new(query);
+    request.correct_spelling = false;
     request.query_vector = query_vector.as_deref().map(Vec::as_slice);
     if query_vector.is_none() {
         // The warnings above already say why there is no semantic retrieval.
@@ -762,6 +772,7 @@ pub fn run_search(
         search_id,
         mode: mode_name(response.mode),
         warnings,
+        corrected_query,
         understood: understood_view(&response.parsed),
         total: response.total,
         page: params.page,

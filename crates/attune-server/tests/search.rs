@@ -169,8 +169,18 @@ fn a_typo_query_finds_the_item() {
     let server = TestServer::start(None);
     let results = expect(server.get(&[("q", "ceramic teapto")]), StatusCode::OK);
     assert_eq!(ids(&results).first().map(String::as_str), Some("T1"), "{results}");
+    // The misspelt word is read as the catalog's word, and the response says so.
+    assert_eq!(results["corrected_query"], "ceramic teapot", "{results}");
+    assert_eq!(results["understood"]["text"], "ceramic teapot", "{results}");
+    // As typed, fuzzy matching still finds it; nothing is corrected.
+    let as_typed = expect(server.get(&[("q", "ceramic teapto"), ("correct_spelling", "false")]), StatusCode::OK);
+    assert_eq!(ids(&as_typed).first().map(String::as_str), Some("T1"), "{as_typed}");
+    assert!(as_typed["corrected_query"].is_null(), "{as_typed}");
     let results = expect(server.post(&json!({"q": "leathr bots"})), StatusCode::OK);
     assert_eq!(ids(&results).first().map(String::as_str), Some("B1"), "{results}");
+    assert_eq!(results["corrected_query"], "leather boots", "{results}");
+    let spelled_right = expect(server.post(&json!({"q": "leather boots", "correct_spelling": true})), StatusCode::OK);
+    assert!(spelled_right["corrected_query"].is_null(), "{spelled_right}");
     let hit = &results["hits"][0];
     assert_eq!(hit["title"], "Leather boots");
     assert_eq!(hit["brand"], "Zed");
@@ -249,6 +259,8 @@ fn malformed_requests_get_400s() {
     expect_error(server.get(&[("q", "jumper"), ("page", "0")]), "out_of_range");
     expect_error(server.get(&[("q", "jumper"), ("per_page", "101")]), "out_of_range");
     expect_error(server.get(&[("q", "jumper"), ("per_page", "ten")]), "invalid_number");
+    expect_error(server.get(&[("q", "jumper"), ("correct_spelling", "maybe")]), "invalid_value");
+    expect_error(server.post(&json!({"q": "jumper", "correct_spelling": "yes"})), "invalid_body");
     expect_error(server.get(&[("q", "jumper"), ("price_min", "50"), ("price_max", "10")]), "out_of_range");
     expect_error(server.post(&json!({"q": "jumper", "colour_of_the_day": "red"})), "invalid_body");
     // A public key searches for anonymous visitors, and for a user only with their user token.
@@ -364,6 +376,21 @@ fn the_storefront_and_the_console_playground_show_search_results() {
     // On a results page the search box also offers titles for the query.
     let typed = html(server.client.get(format!("{}/shop/search", server.base)).query(&[("q", "cashm")]));
     assert!(typed.contains("<option value=\"Cashmere jumper\">"), "{typed}");
+    assert!(!typed.contains("id=\"spelling-note\""), "a word being typed is no typo: {typed}");
+    // A misspelt query shows what was searched instead, with a link to the words as typed.
+    let misspelt = html(server.client.get(format!("{}/shop/search", server.base)).query(&[("q", "cashmere jumpr")]));
+    assert!(misspelt.contains("id=\"spelling-note\""), "{misspelt}");
+    assert!(misspelt.contains("<strong>cashmere jumper</strong>"), "{misspelt}");
+    assert!(misspelt.contains("q=cashmere%20jumpr&amp;as_typed=true"), "{misspelt}");
+    assert!(misspelt.contains("data-item-id=\"J3\""), "{misspelt}");
+    let as_typed = html(
+        server
+            .client
+            .get(format!("{}/shop/search", server.base))
+            .query(&[("q", "cashmere jumpr"), ("as_typed", "true")]),
+    );
+    assert!(!as_typed.contains("id=\"spelling-note\""), "{as_typed}");
+    assert!(as_typed.contains("Results for “cashmere jumpr”"), "{as_typed}");
     // The search box offers past queries.
     let home = html(server.client.get(format!("{}/shop", server.base)));
     assert!(home.contains("<datalist id=\"search-suggestions\">"), "{home}");

@@ -1,10 +1,10 @@
 //! `attune bench search`: per-query latency of the hybrid search on the 44k-product fashion catalog.
 //!
-//! The queries are the judged queries of `attune eval search` (the real fashion query log), as logged and, in one
-//! row, with one typo each (`eval search`'s "one typo" set: unknown words are read as typos). The engine is
-//! built with the "title + attributes" protocol (so facets have colours and categories) and title vectors
-//! from all-MiniLM-L6-v2 (cached under `target/search-eval/`). Each query runs the whole path: embedding the
-//! query with MiniLM (in the "with embedding" row), query understanding, lexical retrieval, semantic retrieval
+//! The queries are the judged queries of `attune eval search` (the real fashion query log), as logged and, in
+//! one row, with one typo each (`eval search`'s "one typo" set). The engine is built with the "title +
+//! attributes" protocol (so facets have colours and categories) and title vectors from all-MiniLM-L6-v2 (cached
+//! under `target/search-eval/`). Each query runs the whole path: spelling correction and embedding the corrected
+//! query with MiniLM (in the "with embedding" rows), query understanding, lexical retrieval, semantic retrieval
 //! over all 44k vectors (an exact scan at this size; an HNSW graph built anyway is timed beside it with its
 //! recall against the scan), fusion, the personal rerank for a shopper with brand/category/attribute
 //! affinities and a session, facet counting over the whole result set, sorting and the first page. Single
@@ -69,6 +69,22 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
         Ok(engine.search(&request)?.total)
     };
     let run = |text: &str, vector: Option<&[f32]>, retrieval: Retrieval| run_as(text, vector, retrieval, true);
+    // As the server does it: the spelling corrected first, so the embedding is of the corrected text.
+    // Returns the milliseconds the correction and the embedding took.
+    let run_embedding = |text: &str| -> anyhow::Result<(f64, f64)> {
+        let started = Instant::now();
+        let corrected = engine.correct_spelling(text);
+        let corrected_at = started.elapsed().as_secs_f64() * 1e3;
+        let searched = corrected.as_deref().unwrap_or(text);
+        let embedded = fixture.embedder.embed_one(searched).context("embedding the query")?;
+        let embedded_at = started.elapsed().as_secs_f64() * 1e3;
+        let mut request = SearchRequest::new(searched);
+        request.correct_spelling = false;
+        request.query_vector = Some(&embedded);
+        request.profile = Some(&profile);
+        engine.search(&request)?;
+        Ok((corrected_at, embedded_at - corrected_at))
+    };
     // Warm-up pass.
     for (query, vector) in queries.iter().zip(&fixture.query_vectors) {
         run(&query.text, Some(vector), Retrieval::Hybrid)?;
@@ -79,15 +95,16 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     let mut lexical_only = Vec::new();
     let mut anonymous = Vec::new();
     let mut with_typo = Vec::new();
+    let mut spelling_only = Vec::new();
+    let mut typo_spelling_only = Vec::new();
     let typo_queries = with_one_typo(queries);
     for _ in 0..args.rounds.max(1) {
         for (query, vector) in queries.iter().zip(&fixture.query_vectors) {
             let started = Instant::now();
-            let embedded = fixture.embedder.embed_one(&query.text).context("embedding the query")?;
-            let embedded_at = started.elapsed().as_secs_f64() * 1e3;
-            run(&query.text, Some(&embedded), Retrieval::Hybrid)?;
+            let (spelling, embedding) = run_embedding(&query.text)?;
             with_embedding.push(started.elapsed().as_secs_f64() * 1e3);
-            embedding_only.push(embedded_at);
+            spelling_only.push(spelling);
+            embedding_only.push(embedding);
 
             let started = Instant::now();
             run(&query.text, Some(vector), Retrieval::Hybrid)?;
@@ -103,9 +120,9 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
         }
         for query in &typo_queries {
             let started = Instant::now();
-            let embedded = fixture.embedder.embed_one(&query.text).context("embedding the query")?;
-            run(&query.text, Some(&embedded), Retrieval::Hybrid)?;
+            let (spelling, _) = run_embedding(&query.text)?;
             with_typo.push(started.elapsed().as_secs_f64() * 1e3);
+            typo_spelling_only.push(spelling);
         }
     }
     // Semantic retrieval alone: the exact scan against the HNSW graph the engine uses at this size.
@@ -142,6 +159,8 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     out.push_str(&summary("hybrid, query vector given, anonymous shopper", anonymous));
     out.push_str(&summary("lexical only (no vectors)", lexical_only));
     out.push_str(&summary("query embedding alone", embedding_only));
+    out.push_str(&summary("spelling correction alone", spelling_only));
+    out.push_str(&summary("spelling correction alone, one typo per query", typo_spelling_only));
     out.push_str(&summary(&format!("exact cosine scan, {} x 384, top {k}", index.len()), scan));
     out.push_str(&summary(&format!("HNSW graph (ef {}), top {k}", ann.ef_search), graph));
     out.push_str(&format!(

@@ -56,6 +56,9 @@ pub struct SearchQueryParams {
     pub per_page: Option<String>,
     /// Count facets (default true).
     pub facets: Option<String>,
+    /// Correct misspelt words against the catalog's words first (default true); the response's
+    /// `corrected_query` says when it did. `false` searches the query as typed.
+    pub correct_spelling: Option<String>,
 }
 
 /// The body of `POST /v1/search`: the fields of the `GET` query parameters.
@@ -78,6 +81,7 @@ pub struct SearchBody {
     pub page: Option<i64>,
     pub per_page: Option<i64>,
     pub facets: Option<bool>,
+    pub correct_spelling: Option<bool>,
 }
 
 fn number<T: std::str::FromStr>(field: &'static str, text: Option<String>) -> ApiResult<Option<T>> {
@@ -92,15 +96,9 @@ fn number<T: std::str::FromStr>(field: &'static str, text: Option<String>) -> Ap
 
 impl SearchQueryParams {
     fn into_body(self) -> ApiResult<SearchBody> {
-        let facets = match self.facets.as_deref() {
-            None | Some("") => None,
-            Some("true") | Some("1") => Some(true),
-            Some("false") | Some("0") => Some(false),
-            Some(_) => {
-                return Err(ValidationError::new("facets", "invalid_value", "`facets` is true or false").into());
-            }
-        };
         Ok(SearchBody {
+            facets: boolean("facets", self.facets)?,
+            correct_spelling: boolean("correct_spelling", self.correct_spelling)?,
             price_min: number("price_min", self.price_min)?,
             price_max: number("price_max", self.price_max)?,
             page: number("page", self.page)?,
@@ -115,8 +113,16 @@ impl SearchQueryParams {
             colour: self.colour,
             size: self.size,
             sort: self.sort,
-            facets,
         })
+    }
+}
+
+fn boolean(field: &'static str, text: Option<String>) -> ApiResult<Option<bool>> {
+    match text.as_deref() {
+        None | Some("") => Ok(None),
+        Some("true") | Some("1") => Ok(Some(true)),
+        Some("false") | Some("0") => Ok(Some(false)),
+        Some(_) => Err(ValidationError::new(field, "invalid_value", format!("`{field}` is true or false")).into()),
     }
 }
 
@@ -205,6 +211,7 @@ pub fn validate(caller: Option<&Caller>, body: SearchBody) -> ApiResult<SearchPa
         page: page as usize,
         per_page: per_page as usize,
         facets: body.facets.unwrap_or(true),
+        correct_spelling: body.correct_spelling.unwrap_or(true),
     })
 }
 

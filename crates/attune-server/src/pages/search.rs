@@ -87,6 +87,7 @@ fn results_card(results: &SearchResults, q: &str, filter: &str) -> Markup {
             div.card-header { div {
                 h2 { (results.total) " results · mode " span.chip id="search-mode" { (results.mode) } }
                 p.muted {
+                    @if let Some(corrected) = &results.corrected_query { "Spelling corrected to “" (corrected) "” · " }
                     "Text searched: “" (understood.text) "”"
                     @if let Some(max) = understood.price_max { " · price at most " (format!("{max:.2}")) }
                     @if let Some(min) = understood.price_min { " · price at least " (format!("{min:.2}")) }

@@ -514,6 +514,8 @@ pub struct ShopSearchParams {
     category: Option<String>,
     colour: Option<String>,
     page: Option<usize>,
+    /// Search the words as typed (the "search instead for" link under a spelling correction).
+    as_typed: Option<bool>,
 }
 
 /// Search results ranked for the visitor by the search engine, with facet links to refine them. The search is
@@ -548,6 +550,7 @@ async fn search_page(
         page,
         per_page: GRID_PAGE,
         facets: true,
+        correct_spelling: !params.as_typed.unwrap_or(false),
     };
     let index = crate::search::tenant_index(&state, &request.shop.tenant).await?;
     let (searching, tenant, used) = (state.clone(), request.shop.tenant.clone(), index.clone());
@@ -592,7 +595,9 @@ async fn search_page(
             ],
         )
     };
-    let heading = if q.is_empty() { "Refined results".to_string() } else { format!("Results for “{q}”") };
+    let searched = results.corrected_query.as_deref().unwrap_or(&q);
+    let heading = if q.is_empty() { "Refined results".to_string() } else { format!("Results for “{searched}”") };
+    let as_typed = with_query("/shop/search", &[("q", Some(q.as_str())), ("as_typed", Some("true"))]);
     let next_page = (page * GRID_PAGE < results.total).then(|| (page + 1).to_string());
     let body = html! {
         div.shop-container {
@@ -603,6 +608,12 @@ async fn search_page(
                 div {
                     h1 { (heading) }
                     p.muted id="result-count" { (plural(results.total as u64, "product", "products")) }
+                    @if let Some(corrected) = &results.corrected_query {
+                        p.muted id="spelling-note" {
+                            "Showing results for " strong { (corrected) } ". Search instead for "
+                            a href=(as_typed) { (q) } "."
+                        }
+                    }
                 }
                 @if refined { a.link-arrow href=(with_query("/shop/search", &[("q", Some(q.as_str()))])) { "Clear filters" } }
             }

@@ -445,12 +445,23 @@ pub fn paired_difference(a: &[f64], b: &[f64]) -> PairedDifference {
     }
 }
 
-/// The top-50 positions for every judged query.
+/// The top-50 positions for every judged query (spelling corrected, as by default).
 pub fn run_queries(
     engine: &SearchEngine,
     queries: &[JudgedQuery],
     query_vectors: &[Vec<f32>],
     retrieval: Retrieval,
+) -> anyhow::Result<Vec<Vec<usize>>> {
+    run_queries_spelled(engine, queries, query_vectors, retrieval, true)
+}
+
+/// [`run_queries`], with spelling correction on or off.
+pub fn run_queries_spelled(
+    engine: &SearchEngine,
+    queries: &[JudgedQuery],
+    query_vectors: &[Vec<f32>],
+    retrieval: Retrieval,
+    correct_spelling: bool,
 ) -> anyhow::Result<Vec<Vec<usize>>> {
     queries
         .iter()
@@ -459,12 +470,43 @@ pub fn run_queries(
             let mut request = SearchRequest::new(&query.text);
             request.query_vector = Some(vector);
             request.retrieval = retrieval;
+            request.correct_spelling = correct_spelling;
             request.limit = 50;
             request.facets = false;
             let response = engine.search(&request)?;
             Ok(response.hits.iter().map(|h| h.position).collect())
         })
         .collect()
+}
+
+/// The query vectors one engine searches with, and what its spelling correction changed.
+pub struct CorrectedQueries {
+    /// Per query, the vector of the corrected text where the engine corrects it (as the server embeds it), else
+    /// of the query as typed.
+    pub vectors: Vec<Vec<f32>>,
+    /// (typed, corrected) of each query the engine corrects.
+    pub corrected: Vec<(String, String)>,
+}
+
+/// Corrects each query's spelling with `engine` and embeds the corrected ones.
+pub fn corrected_query_vectors(
+    engine: &SearchEngine,
+    embedder: &SentenceEmbedder,
+    queries: &[JudgedQuery],
+    typed_vectors: &[Vec<f32>],
+) -> anyhow::Result<CorrectedQueries> {
+    let corrected: Vec<(usize, String)> = queries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, query)| engine.correct_spelling(&query.text).map(|text| (i, text)))
+        .collect();
+    let texts: Vec<&str> = corrected.iter().map(|(_, text)| text.as_str()).collect();
+    let mut vectors = typed_vectors.to_vec();
+    for ((i, _), vector) in corrected.iter().zip(embedder.embed(&texts)?) {
+        vectors[*i] = vector;
+    }
+    let corrected = corrected.into_iter().map(|(i, text)| (queries[i].text.clone(), text)).collect();
+    Ok(CorrectedQueries { vectors, corrected })
 }
 
 /// Loads the catalog, queries and model, and embeds what is needed: shared by the eval and the benchmark.
@@ -567,6 +609,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         scores
     };
     let mut summary = Vec::new();
+    let mut corrections = Vec::new();
     for (label, protocol, queries, query_vectors) in [
         ("title only", Protocol::TitleOnly, queries, &fixture.query_vectors),
         ("title + attributes", Protocol::TitleAndAttributes, queries, &fixture.query_vectors),
@@ -575,6 +618,11 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     ] {
         let items = catalog_items(&fixture.rows, protocol)?;
         let mut engine = SearchEngine::build(items, Some(&fixture.title_vectors), SearchConfig::default())?;
+        let typed_vectors = query_vectors;
+        let CorrectedQueries { vectors: query_vectors, corrected } =
+            corrected_query_vectors(&engine, &fixture.embedder, queries, typed_vectors)?;
+        let query_vectors = &query_vectors;
+        corrections.push((label, queries.len(), corrected));
         let modes: Vec<(&str, AttributeMode)> = match protocol {
             Protocol::TitleOnly => vec![("", AttributeMode::Filter)],
             Protocol::TitleAndAttributes => {
@@ -633,7 +681,22 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
                 &format!("hybrid (default), all terms not first{suffix}"),
                 &run_queries(&engine, queries, query_vectors, Retrieval::Hybrid)?,
             );
+            // Ablation: the words as typed (no spelling correction, the embedding of the typed words).
             engine.set_config(base.clone());
+            if !corrections.last().is_some_and(|(_, _, corrected)| corrected.is_empty()) {
+                for (name, retrieval) in [
+                    ("lexical only", Retrieval::LexicalOnly),
+                    ("semantic only", Retrieval::SemanticOnly),
+                    ("hybrid (default)", Retrieval::Hybrid),
+                ] {
+                    add(
+                        queries,
+                        label,
+                        &format!("{name}, spelling as typed{suffix}"),
+                        &run_queries_spelled(&engine, queries, typed_vectors, retrieval, false)?,
+                    );
+                }
+            }
             let semantic = add(
                 queries,
                 label,
@@ -662,6 +725,18 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         }
     }
     out.push_str(&table(&["protocol", "retrieval", "NDCG@10", "Recall@50"], &rows));
+    writeln!(out)?;
+    writeln!(out, "Spelling correction (every mode searches the corrected query; the hybrid embeds it):")?;
+    for (label, count, corrected) in corrections {
+        let examples: Vec<String> =
+            corrected.iter().take(6).map(|(typed, read)| format!("{typed} -> {read}")).collect();
+        writeln!(
+            out,
+            "  {label}: {} of {count} queries corrected{}",
+            corrected.len(),
+            if examples.is_empty() { String::new() } else { format!(" ({})", examples.join(", ")) }
+        )?;
+    }
     writeln!(out)?;
     writeln!(
         out,
