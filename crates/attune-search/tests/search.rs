@@ -394,6 +394,34 @@ proptest! {
         }
         prop_assert_eq!(paged, ids(&all));
     }
+
+    /// Whatever is typed (misspelt catalog words, unknown words, accents, punctuation, prices), spelling
+    /// correction only replaces whole words by single catalog words: the text between them is kept, so the
+    /// corrected query splits into as many pieces at whitespace as the typed one. Searching the typed query
+    /// reports the same correction.
+    #[test]
+    fn spelling_correction_replaces_words_and_keeps_the_rest(
+        pieces in prop::collection::vec(
+            prop::sample::select(vec![
+                "leathr", "jaket", "JUMPR", "trainres", "shoes", "Nikee", "zzzz", "wintér", "£40", "under", "t-shirt",
+                "bag,", "ceramic", "teapto", "!!", "size", "xl", "kors",
+            ]),
+            0..6,
+        ),
+        trailing_space in any::<bool>(),
+    ) {
+        let engine = engine(false);
+        let query = format!("{}{}", pieces.join(" "), if trailing_space { " " } else { "" });
+        let corrected = engine.correct_spelling(&query);
+        if let Some(corrected) = &corrected {
+            prop_assert_ne!(corrected, &query);
+            prop_assert_eq!(corrected.split_whitespace().count(), query.split_whitespace().count());
+            prop_assert_eq!(corrected.ends_with(' '), query.ends_with(' '));
+        }
+        if !query.trim().is_empty() {
+            prop_assert_eq!(engine.search(&SearchRequest::new(&query)).unwrap().corrected_query, corrected);
+        }
+    }
 }
 
 #[test]
