@@ -391,6 +391,7 @@ fn the_storefront_and_the_console_playground_show_search_results() {
     );
     assert!(!as_typed.contains("id=\"spelling-note\""), "{as_typed}");
     assert!(as_typed.contains("Results for “cashmere jumpr”"), "{as_typed}");
+    assert!(as_typed.contains("brand=Zed&amp;as_typed=true"), "facet links keep the words as typed: {as_typed}");
     // The search box offers past queries.
     let home = html(server.client.get(format!("{}/shop", server.base)));
     assert!(home.contains("<datalist id=\"search-suggestions\">"), "{home}");

@@ -592,6 +592,7 @@ async fn search_page(
                 ("category", category.or(params.category.as_deref())),
                 ("colour", colour.or(params.colour.as_deref())),
                 ("page", page),
+                ("as_typed", params.as_typed.filter(|as_typed| *as_typed).map(|_| "true")),
             ],
         )
     };

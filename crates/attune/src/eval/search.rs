@@ -18,6 +18,8 @@
 //!   the engine sees. Queries with a word that titles use but no attribute names ("sneakers") stay dropped.
 //! * A third set ("one typo") is the first with the middle letter of each query's longest word deleted; its
 //!   relevant products are those of the query as typed correctly.
+//! * Spelling: every mode searches the query as the engine's spelling correction reads it, and the query
+//!   vector is the corrected text's (as the server embeds it); rows marked "spelling as typed" turn it off.
 //! * The goal is judged query by query: the default hybrid against lexical only and semantic only, per metric,
 //!   with a 95% bootstrap interval of the mean difference; PASS needs every interval above zero.
 //! * Retrieval sees, in the main ("title only") protocol, only the product title (brand and words as a shop
@@ -622,6 +624,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         let CorrectedQueries { vectors: query_vectors, corrected } =
             corrected_query_vectors(&engine, &fixture.embedder, queries, typed_vectors)?;
         let query_vectors = &query_vectors;
+        let any_corrected = !corrected.is_empty();
         corrections.push((label, queries.len(), corrected));
         let modes: Vec<(&str, AttributeMode)> = match protocol {
             Protocol::TitleOnly => vec![("", AttributeMode::Filter)],
@@ -683,7 +686,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
             );
             // Ablation: the words as typed (no spelling correction, the embedding of the typed words).
             engine.set_config(base.clone());
-            if !corrections.last().is_some_and(|(_, _, corrected)| corrected.is_empty()) {
+            if any_corrected {
                 for (name, retrieval) in [
                     ("lexical only", Retrieval::LexicalOnly),
                     ("semantic only", Retrieval::SemanticOnly),
