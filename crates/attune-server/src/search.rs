@@ -236,7 +236,11 @@ impl SearchService {
         let mut counts: HashMap<String, u64> = HashMap::new();
         for stored in store.recent_events(tenant, QUERY_SCAN)? {
             if let EventKind::Search { query, .. } = &stored.event.kind {
-                let key = normalise_query(query);
+                let searched = match stored.event.context.get(CORRECTED_QUERY_KEY) {
+                    Some(ScalarValue::Text(corrected)) => corrected,
+                    _ => query,
+                };
+                let key = normalise_query(searched);
                 if !key.is_empty() && (counts.len() < MAX_QUERIES || counts.contains_key(&key)) {
                     *counts.entry(key).or_default() += 1;
                 }
@@ -246,6 +250,10 @@ impl SearchService {
         Ok(())
     }
 }
+
+/// The `search` event's context key holding the query as searched when spelling correction changed it (the
+/// event's `query` is what the shopper typed).
+const CORRECTED_QUERY_KEY: &str = "corrected_query";
 
 fn normalise_query(query: &str) -> String {
     query.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
@@ -745,8 +753,16 @@ pub fn run_search(
         .collect();
     if !params.query.trim().is_empty() {
         state.search.ensure_queries(state.store.as_ref(), tenant)?;
-        state.search.count_query(tenant, &params.query);
+        // Autocomplete suggests what was searched: a misspelling is not offered to the next shopper.
+        state.search.count_query(tenant, query);
         if params.user.is_some() || params.anonymous.is_some() {
+            let mut context = BTreeMap::from([
+                ("source".to_string(), ScalarValue::Text("search".to_string())),
+                ("search_id".to_string(), ScalarValue::Text(search_id.clone())),
+            ]);
+            if let Some(corrected) = &corrected_query {
+                context.insert(CORRECTED_QUERY_KEY.to_string(), ScalarValue::Text(corrected.clone()));
+            }
             let event = Event {
                 id: EventId::generate(),
                 subject: Subject { user_id: params.user.clone(), anonymous_id: params.anonymous.clone() },
@@ -754,10 +770,7 @@ pub fn run_search(
                 timestamp: Timestamp::now(),
                 channel: Channel::Web,
                 store_id: None,
-                context: BTreeMap::from([
-                    ("source".to_string(), ScalarValue::Text("search".to_string())),
-                    ("search_id".to_string(), ScalarValue::Text(search_id.clone())),
-                ]),
+                context,
                 kind: EventKind::Search {
                     query: params.query.clone(),
                     result_ids: response.hits.iter().map(|h| h.item.id.clone()).collect(),
@@ -893,6 +906,44 @@ mod tests {
         assert_eq!(cache.get("c").as_deref(), Some(&vec![4.0]));
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    /// After a restart, autocomplete's past queries are read back from the `search` events: a misspelt
+    /// search counts as what was searched, as it did when it was served.
+    #[test]
+    fn past_queries_are_read_back_as_searched() {
+        use attune_core::{Channel, EventId, Subject, UserId};
+        use attune_store::{SqliteOptions, SqliteStore};
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(directory.path().join("queries.sqlite3"), SqliteOptions::default()).unwrap();
+        let tenant = TenantId::parse_slug("shop").unwrap();
+        crate::keys::create_tenant(&store, &tenant, "Shop").unwrap();
+        let search = |typed: &str, corrected: Option<&str>| {
+            let mut context = BTreeMap::new();
+            if let Some(corrected) = corrected {
+                context.insert(CORRECTED_QUERY_KEY.to_string(), ScalarValue::Text(corrected.to_string()));
+            }
+            Event {
+                id: EventId::generate(),
+                subject: Subject { user_id: Some(UserId::parse("u1".to_string()).unwrap()), anonymous_id: None },
+                session_id: None,
+                timestamp: Timestamp::now(),
+                channel: Channel::Web,
+                store_id: None,
+                context,
+                kind: EventKind::Search { query: typed.to_string(), result_ids: Vec::new() },
+            }
+        };
+        store
+            .append_events(
+                &tenant,
+                &[search("Waterproof  boots", None), search("waterprof boots", Some("waterproof boots"))],
+            )
+            .unwrap();
+        let service = SearchService::default();
+        service.ensure_queries(&store, &tenant).unwrap();
+        let queries = service.queries.lock().unwrap();
+        assert_eq!(queries[&tenant], HashMap::from([("waterproof boots".to_string(), 2)]));
     }
 
     #[test]

@@ -308,6 +308,39 @@ fn a_search_is_logged_and_autocomplete_suggests_it() {
     let first = &suggestions["suggestions"][0];
     assert_eq!(first["text"], "waterproof boots", "{suggestions}");
     assert_eq!(first["source"], "query", "{suggestions}");
+    // A misspelt search is logged as typed, with what was searched in its context; autocomplete counts what was
+    // searched, so the misspelling is not suggested.
+    let results = expect(server.get(&[("q", "waterprof boots"), ("user_id", "fan")]), StatusCode::OK);
+    assert_eq!(results["corrected_query"], "waterproof boots", "{results}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged = server
+            .store
+            .recent_events(&server.tenant, 100)
+            .unwrap()
+            .into_iter()
+            .find(|s| matches!(&s.event.kind, EventKind::Search { query, .. } if query == "waterprof boots"));
+        if let Some(logged) = logged {
+            assert_eq!(
+                logged.event.context.get("corrected_query"),
+                Some(&ScalarValue::Text("waterproof boots".into()))
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no search event stored for the misspelt query");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let suggestions = expect(
+        server
+            .client
+            .get(format!("{}/v1/search/autocomplete", server.base))
+            .bearer_auth(&server.secret)
+            .query(&[("q", "waterp"), ("limit", "5")]),
+        StatusCode::OK,
+    );
+    assert_eq!(suggestions["suggestions"][0]["text"], "waterproof boots", "{suggestions}");
+    assert_eq!(suggestions["suggestions"][0]["count"], 2, "{suggestions}");
+    assert!(!suggestions.to_string().contains("waterprof"), "{suggestions}");
     let titles = expect(
         server
             .client
