@@ -143,6 +143,28 @@ impl TestServer {
     fn post(&self, body: &Value) -> RequestBuilder {
         self.client.post(format!("{}/v1/search", self.base)).bearer_auth(&self.secret).json(body)
     }
+
+    fn autocomplete(&self, query: &[(&str, &str)]) -> Value {
+        let request =
+            self.client.get(format!("{}/v1/search/autocomplete", self.base)).bearer_auth(&self.secret).query(query);
+        expect(request, StatusCode::OK)
+    }
+
+    /// The newest stored `search` event, of the query `typed` when given, waiting up to 10 s for the batched
+    /// writer.
+    fn logged_search(&self, typed: Option<&str>) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.store.recent_events(&self.tenant, 100).unwrap().into_iter().map(|s| s.event).find(
+                |e| matches!(&e.kind, EventKind::Search { query, .. } if typed.is_none_or(|typed| typed == query)),
+            );
+            if let Some(event) = found {
+                return event;
+            }
+            assert!(Instant::now() < deadline, "no search event stored for {typed:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 fn expect(request: RequestBuilder, status: StatusCode) -> Value {
@@ -282,29 +304,13 @@ fn a_search_is_logged_and_autocomplete_suggests_it() {
     let server = TestServer::start(None);
     let results = expect(server.get(&[("q", "waterproof boots"), ("user_id", "fan")]), StatusCode::OK);
     assert!(ids(&results).contains(&"B1".to_string()), "{results}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let logged =
-            server.store.recent_events(&server.tenant, 100).unwrap().into_iter().find_map(|s| match s.event.kind {
-                EventKind::Search { query, result_ids } => Some((query, result_ids)),
-                _ => None,
-            });
-        if let Some((query, result_ids)) = logged {
-            assert_eq!(query, "waterproof boots");
-            assert!(result_ids.iter().any(|id| id.as_str() == "B1"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "no search event stored");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let suggestions = expect(
-        server
-            .client
-            .get(format!("{}/v1/search/autocomplete", server.base))
-            .bearer_auth(&server.secret)
-            .query(&[("q", "waterp"), ("limit", "5")]),
-        StatusCode::OK,
+    let logged = server.logged_search(None);
+    assert!(
+        matches!(&logged.kind, EventKind::Search { query, result_ids }
+            if query == "waterproof boots" && result_ids.iter().any(|id| id.as_str() == "B1")),
+        "{logged:?}"
     );
+    let suggestions = server.autocomplete(&[("q", "waterp"), ("limit", "5")]);
     let first = &suggestions["suggestions"][0];
     assert_eq!(first["text"], "waterproof boots", "{suggestions}");
     assert_eq!(first["source"], "query", "{suggestions}");
@@ -312,43 +318,13 @@ fn a_search_is_logged_and_autocomplete_suggests_it() {
     // searched, so the misspelling is not suggested.
     let results = expect(server.get(&[("q", "waterprof boots"), ("user_id", "fan")]), StatusCode::OK);
     assert_eq!(results["corrected_query"], "waterproof boots", "{results}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let logged = server
-            .store
-            .recent_events(&server.tenant, 100)
-            .unwrap()
-            .into_iter()
-            .find(|s| matches!(&s.event.kind, EventKind::Search { query, .. } if query == "waterprof boots"));
-        if let Some(logged) = logged {
-            assert_eq!(
-                logged.event.context.get("corrected_query"),
-                Some(&ScalarValue::Text("waterproof boots".into()))
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no search event stored for the misspelt query");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let suggestions = expect(
-        server
-            .client
-            .get(format!("{}/v1/search/autocomplete", server.base))
-            .bearer_auth(&server.secret)
-            .query(&[("q", "waterp"), ("limit", "5")]),
-        StatusCode::OK,
-    );
+    let logged = server.logged_search(Some("waterprof boots"));
+    assert_eq!(logged.context.get("corrected_query"), Some(&ScalarValue::Text("waterproof boots".into())));
+    let suggestions = server.autocomplete(&[("q", "waterp"), ("limit", "5")]);
     assert_eq!(suggestions["suggestions"][0]["text"], "waterproof boots", "{suggestions}");
     assert_eq!(suggestions["suggestions"][0]["count"], 2, "{suggestions}");
     assert!(!suggestions.to_string().contains("waterprof"), "{suggestions}");
-    let titles = expect(
-        server
-            .client
-            .get(format!("{}/v1/search/autocomplete", server.base))
-            .bearer_auth(&server.secret)
-            .query(&[("q", "cerami")]),
-        StatusCode::OK,
-    );
+    let titles = server.autocomplete(&[("q", "cerami")]);
     assert_eq!(titles["suggestions"][0]["text"], "Ceramic teapot", "{titles}");
 }
 
@@ -480,22 +456,9 @@ fn a_session_personalises_and_is_logged_with_the_search() {
     let results =
         expect(server.post(&json!({"q": "rain jacket", "anonymous_id": "v-2", "session_id": "s-2"})), StatusCode::OK);
     let search_id = results["search_id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let logged = server
-            .store
-            .recent_events(&server.tenant, 100)
-            .unwrap()
-            .into_iter()
-            .find_map(|s| matches!(s.event.kind, EventKind::Search { .. }).then_some(s.event));
-        if let Some(event) = logged {
-            assert_eq!(event.session_id.as_ref().map(|s| s.as_str()), Some("s-2"));
-            assert_eq!(event.context.get("search_id"), Some(&ScalarValue::Text(search_id)));
-            break;
-        }
-        assert!(Instant::now() < deadline, "no search event stored");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let event = server.logged_search(None);
+    assert_eq!(event.session_id.as_ref().map(|s| s.as_str()), Some("s-2"));
+    assert_eq!(event.context.get("search_id"), Some(&ScalarValue::Text(search_id)));
 }
 
 #[test]
@@ -529,18 +492,10 @@ fn a_click_on_a_storefront_result_is_attributed_to_its_search() {
         matches!(&click.event.kind, EventKind::Click { item_id, position: Some(0), .. } if item_id.as_str() == "T1")
     );
     // The search event it refers to is stored too, by the same visitor.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let events = server.store.recent_events(&server.tenant, 100).unwrap();
-        if let Some(search) = events.iter().find(|s| matches!(s.event.kind, EventKind::Search { .. })) {
-            assert_eq!(search.event.context.get("search_id"), Some(&ScalarValue::Text(search_id)));
-            assert_eq!(search.event.subject, click.event.subject);
-            assert_eq!(search.event.session_id, click.event.session_id);
-            break;
-        }
-        assert!(Instant::now() < deadline, "no search event stored");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let search = server.logged_search(None);
+    assert_eq!(search.context.get("search_id"), Some(&ScalarValue::Text(search_id)));
+    assert_eq!(search.subject, click.event.subject);
+    assert_eq!(search.session_id, click.event.session_id);
 }
 
 #[test]
