@@ -62,26 +62,19 @@ impl CatalogWords {
         let mut terms_of_item = Vec::with_capacity(items.len());
         for (position, item) in items.iter().enumerate() {
             let mut held_words: Vec<u32> = Vec::new();
-            for text in indexed_texts(item) {
-                for (_, word) in lexical.words(&text) {
-                    let number = match word_numbers.get(&word) {
-                        Some(number) => *number,
-                        None => {
-                            let term = terms.number(lexical.stem(&word));
-                            items_of_term.resize_with(terms.len(), Vec::new);
-                            let number = words.len() as u32;
-                            words.push(CatalogWord {
-                                letters: word.chars().collect(),
-                                text: word.clone(),
-                                term,
-                                items: 0,
-                            });
-                            word_numbers.insert(word, number);
-                            number
-                        }
-                    };
-                    held_words.push(number);
-                }
+            for (_, word) in lexical.words(&indexed_texts(item).join(" ")) {
+                let number = match word_numbers.get(&word) {
+                    Some(number) => *number,
+                    None => {
+                        let term = terms.number(lexical.stem(&word));
+                        items_of_term.resize_with(terms.len(), Vec::new);
+                        let number = words.len() as u32;
+                        words.push(CatalogWord { letters: word.chars().collect(), text: word.clone(), term, items: 0 });
+                        word_numbers.insert(word, number);
+                        number
+                    }
+                };
+                held_words.push(number);
             }
             held_words.sort_unstable();
             held_words.dedup();
