@@ -14,4 +14,10 @@ pub enum SearchError {
     /// A vector does not have the index's dimension.
     #[error("vector of dimension {got}, expected {expected}")]
     VectorDimension { expected: usize, got: usize },
+    /// Catalog tuning was asked for with too few described products.
+    #[error("{got} described products; catalog tuning needs at least {needed}")]
+    TuningExamples { got: usize, needed: usize },
+    /// The tuning's normal equations could not be solved (a non-finite vector).
+    #[error("catalog tuning: the normal equations are not positive definite (non-finite vectors?)")]
+    TuningNotPositive,
 }

@@ -12,6 +12,7 @@
 //! Pure: no HTTP, async, SQL or file I/O. The caller owns the model and the catalog's source.
 
 pub mod autocomplete;
+pub mod catalog_tuning;
 mod catalog_words;
 pub mod engine;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod text;
 pub mod vector;
 
 pub use autocomplete::{Autocomplete, Suggestion, SuggestionSource};
+pub use catalog_tuning::{CatalogTuning, TuningConfig, TuningExample, description_text};
 pub use engine::{
     AttributeMode, Filters, Fusion, Retrieval, ScoreBreakdown, SearchConfig, SearchEngine, SearchHit, SearchMode,
     SearchRequest, SearchResponse, SortOrder, is_in_stock,

@@ -26,8 +26,9 @@ use attune_core::{
     Timestamp, UserId,
 };
 use attune_search::{
-    AttributeKind, Autocomplete, Facets, Filters, ParsedQuery, Retrieval, SearchConfig, SearchEngine, SearchMode,
-    SearchRequest, ShopperProfile, SortOrder, SuggestionSource, Understood,
+    AttributeKind, Autocomplete, CatalogTuning, Facets, Filters, ParsedQuery, Retrieval, SearchConfig, SearchEngine,
+    SearchMode, SearchRequest, ShopperProfile, SortOrder, SuggestionSource, TuningConfig, TuningExample, Understood,
+    description_text,
 };
 use attune_store::{ItemEmbedding, ShopperRef, Store};
 use attune_text::SentenceEmbedder;
@@ -126,6 +127,8 @@ pub struct TenantIndex {
     key: (u64, u64),
     /// Items with a current embedding, of all items.
     pub embedded: usize,
+    /// Whether the item vectors were tuned to the catalog ([`CatalogTuning`]).
+    pub catalog_tuned: bool,
     titles: Autocomplete,
     /// (items, newest `updated_at`) of the catalog copy it was built from: a copy reloaded after a write by
     /// another process (`attune import`, another replica) with other figures makes the index stale.
@@ -166,6 +169,9 @@ pub struct SearchService {
     queries: Mutex<HashMap<TenantId, HashMap<String, u64>>>,
     /// Vectors of recent queries, for the loaded embedder.
     query_vectors: Mutex<QueryVectors>,
+    /// Vectors of item descriptions that catalog tuning fits toward, for the loaded embedder (a catalog has a
+    /// few thousand distinct ones at most: gender, colour and category leaf).
+    description_vectors: Mutex<HashMap<String, Arc<Vec<f32>>>>,
 }
 
 impl Default for SearchService {
@@ -177,6 +183,7 @@ impl Default for SearchService {
             epochs: Mutex::new(HashMap::new()),
             queries: Mutex::new(HashMap::new()),
             query_vectors: Mutex::new(QueryVectors::new(QUERY_VECTORS_KEPT)),
+            description_vectors: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -189,6 +196,7 @@ impl SearchService {
     pub fn set_embedder(&self, state: EmbedderState) {
         *self.embedder.write().expect("embedder state poisoned") = state;
         self.query_vectors.lock().expect("query vectors poisoned").clear();
+        self.description_vectors.lock().expect("description vectors poisoned").clear();
     }
 
     /// The vector of a query text: cached, or embedded (blocking) and cached.
@@ -367,6 +375,54 @@ pub async fn tenant_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<
     crate::state::blocking(move || build_index(&state, &tenant)).await
 }
 
+/// Tunes `vectors` (one per item) to the catalog in place when at least `config.min_examples` items have a
+/// description (a category path): fitted on those, applied to every item. The descriptions' vectors are
+/// embedded once per model and kept.
+fn tune_to_catalog(
+    state: &AppState,
+    embedder: &SentenceEmbedder,
+    config: &TuningConfig,
+    items: &[Item],
+    vectors: &mut [Vec<f32>],
+) -> ApiResult<Option<CatalogTuning>> {
+    let descriptions: Vec<Option<String>> = items.iter().map(description_text).collect();
+    if descriptions.iter().flatten().count() < config.min_examples.max(1) {
+        return Ok(None);
+    }
+    let mut known = state.search.description_vectors.lock().expect("description vectors poisoned").clone();
+    let mut missing: Vec<&str> =
+        descriptions.iter().flatten().map(String::as_str).filter(|text| !known.contains_key(*text)).collect();
+    missing.sort_unstable();
+    missing.dedup();
+    for batch in missing.chunks(EMBED_BATCH) {
+        let embedded = embedder.embed(batch).map_err(ApiError::internal)?;
+        let mut cache = state.search.description_vectors.lock().expect("description vectors poisoned");
+        for (text, vector) in batch.iter().zip(embedded) {
+            let vector = Arc::new(vector);
+            cache.insert(text.to_string(), vector.clone());
+            known.insert(text.to_string(), vector);
+        }
+    }
+    let examples: Vec<TuningExample<'_>> = items
+        .iter()
+        .zip(vectors.iter())
+        .zip(&descriptions)
+        .filter_map(|((item, vector), description)| {
+            let target = known.get(description.as_deref()?)?;
+            Some(TuningExample { vector, text: &item.title, target })
+        })
+        .collect();
+    let tuning = CatalogTuning::fit(&examples, config).map_err(ApiError::internal)?;
+    let tuned: Vec<Vec<f32>> = items
+        .iter()
+        .zip(vectors.iter())
+        .map(|(item, vector)| tuning.apply(vector, &item.title))
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::internal)?;
+    vectors.iter_mut().zip(tuned).for_each(|(vector, tuned)| *vector = tuned);
+    Ok(Some(tuning))
+}
+
 fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex>> {
     let lock = state.search.builds.lock().expect("search builds poisoned").entry(tenant.clone()).or_default().clone();
     // While the tenant's index is rebuilt, other requests are served by the previous one instead of waiting.
@@ -405,13 +461,31 @@ fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex
             vectors = Some(current.into_iter().flatten().collect::<Vec<_>>());
         }
     }
-    let engine = SearchEngine::build(items, vectors.as_deref(), SearchConfig::default()).map_err(ApiError::internal)?;
+    let mut catalog_tuned = false;
+    if let (Some(item_vectors), EmbedderState::Ready { embedder, .. }, Some(config)) =
+        (vectors.as_mut(), state.search.embedder(), state.options.catalog_tuning.as_ref())
+    {
+        let tuning_clock = Instant::now();
+        if let Some(tuning) = tune_to_catalog(state, &embedder, config, &items, item_vectors)? {
+            catalog_tuned = true;
+            tracing::info!(
+                tenant = %tenant,
+                described = tuning.examples(),
+                words = tuning.words(),
+                ms = tuning_clock.elapsed().as_millis() as u64,
+                "item vectors tuned to the catalog"
+            );
+        }
+    }
+    let config = if catalog_tuned { SearchConfig::for_catalog_tuned_vectors() } else { SearchConfig::default() };
+    let engine = SearchEngine::build(items, vectors.as_deref(), config).map_err(ApiError::internal)?;
     let titles = Autocomplete::new(std::iter::empty(), engine.items().iter().map(|item| (item.title.as_str(), 1)));
     let fingerprint = fingerprint(&snapshot);
     let index = Arc::new(TenantIndex {
         engine,
         key,
         embedded,
+        catalog_tuned,
         titles,
         fingerprint,
         checked: Mutex::new((Instant::now(), snapshot)),
@@ -421,6 +495,7 @@ fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex
         items = index.engine.items().len(),
         embedded,
         semantic = index.engine.has_vectors(),
+        catalog_tuned,
         ms = clock.elapsed().as_millis() as u64,
         "search index built"
     );
@@ -542,6 +617,9 @@ pub struct SearchResults {
     /// The query as searched, when spelling correction changed it ("showing results for ..."); search again
     /// with `correct_spelling=false` for the query as typed.
     pub corrected_query: Option<String>,
+    /// Whether semantic similarity used item vectors tuned to this catalog (enough items with a category path;
+    /// `catalog_tuning` in the configuration).
+    pub catalog_tuned: bool,
     pub understood: UnderstoodQuery,
     /// Size of the whole result set.
     pub total: usize,
@@ -786,6 +864,7 @@ pub fn run_search(
         mode: mode_name(response.mode),
         warnings,
         corrected_query,
+        catalog_tuned: index.catalog_tuned && engine.has_vectors(),
         understood: understood_view(&response.parsed),
         total: response.total,
         page: params.page,

@@ -36,6 +36,9 @@ pub struct ServerOptions {
     /// The sentence-transformers model directory for semantic search; `None` or unloadable: lexical-only (the
     /// CLI defaults it to `attune_text::default_model_dir()`).
     pub model_dir: Option<std::path::PathBuf>,
+    /// How search tunes item vectors to the catalog (`attune_search::CatalogTuning`) when enough items have a
+    /// category path; `None`: never.
+    pub catalog_tuning: Option<attune_search::TuningConfig>,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +53,7 @@ impl Default for ServerOptions {
             train_interval: None,
             training: crate::training::TrainOptions::default(),
             model_dir: None,
+            catalog_tuning: Some(attune_search::TuningConfig::default()),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Search against a real server on a loopback port with a temporary store: typo tolerance, price phrases
 //! understood as filters, personalisation for a shopper with a clear brand affinity (and none for an anonymous
 //! one), lexical mode with a warning when no model can be loaded, 400s for malformed requests, `search` events
-//! and autocomplete from past queries; hybrid mode after the `embed_items` task when the model is present.
+//! and autocomplete from past queries; hybrid mode after the `embed_items` task when the model is present, with
+//! item vectors tuned to the catalog when enough items have a category path.
 
 use attune_core::input::{AmountInput, ScalarValue, TimeInput};
 use attune_core::{ApiKeyKind, Event, EventInput, EventKind, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
+use attune_search::TuningConfig;
 use attune_server::keys::{create_api_key, create_tenant};
 use attune_server::{AppState, ServerOptions};
 use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
@@ -97,6 +99,10 @@ impl TestServer {
     }
 
     fn start_with(model_dir: Option<PathBuf>, storefront: bool) -> Self {
+        Self::start_with_options(ServerOptions { model_dir, ..ServerOptions::default() }, storefront)
+    }
+
+    fn start_with_options(options: ServerOptions, storefront: bool) -> Self {
         let directory = tempfile::tempdir().unwrap();
         let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
         let store: Arc<dyn Store> =
@@ -107,8 +113,7 @@ impl TestServer {
         let public = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Public, "web").unwrap().key;
         seed(store.as_ref(), &tenant);
         let storefront_tenant = storefront.then(|| tenant.clone());
-        let state =
-            AppState::new(store.clone(), ServerOptions { model_dir, storefront_tenant, ..ServerOptions::default() });
+        let state = AppState::new(store.clone(), ServerOptions { storefront_tenant, ..options });
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let (address_sender, address_receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -133,6 +138,24 @@ impl TestServer {
             tenant,
             _directory: directory,
             _shutdown: shutdown,
+        }
+    }
+
+    /// Waits up to 300 s for the `embed_items` task to succeed.
+    fn wait_for_the_embed_task(&self) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let tasks =
+                expect(self.client.get(format!("{}/v1/tasks", self.base)).bearer_auth(&self.secret), StatusCode::OK);
+            let embed = tasks["tasks"].as_array().unwrap().iter().find(|t| t["kind"] == "embed_items").cloned();
+            if let Some(task) = embed {
+                assert_ne!(task["status"], "failed", "{task}");
+                if task["status"] == "succeeded" {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the embed task did not finish: {tasks}");
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -335,22 +358,11 @@ fn hybrid_search_after_the_embed_task_when_the_model_is_present() {
         return;
     };
     let server = TestServer::start(Some(model_dir));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let tasks =
-            expect(server.client.get(format!("{}/v1/tasks", server.base)).bearer_auth(&server.secret), StatusCode::OK);
-        let embed = tasks["tasks"].as_array().unwrap().iter().find(|t| t["kind"] == "embed_items").cloned();
-        if let Some(task) = embed {
-            assert_ne!(task["status"], "failed", "{task}");
-            if task["status"] == "succeeded" {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "the embed task did not finish: {tasks}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    server.wait_for_the_embed_task();
     let results = expect(server.get(&[("q", "warm sweater for winter")]), StatusCode::OK);
     assert_eq!(results["mode"], "hybrid", "{results}");
+    // Eight items are too few to tune the vectors to (the default asks for 200 with a category path).
+    assert_eq!(results["catalog_tuned"], false, "{results}");
     assert!(results["warnings"].as_array().unwrap().is_empty(), "{results}");
     assert!(results["hits"][0]["score"]["semantic"].as_f64().is_some(), "{results}");
     let got = ids(&results);
@@ -360,6 +372,39 @@ fn hybrid_search_after_the_embed_task_when_the_model_is_present() {
     let results = expect(server.get(&[("q", "rain jacket"), ("user_id", "fan")]), StatusCode::OK);
     let jacket = results["hits"].as_array().unwrap().iter().find(|h| h["item_id"] == "R1").expect("R1 is found");
     assert!(jacket["score"]["personal"].as_f64().unwrap() > 0.0, "{results}");
+}
+
+#[test]
+fn item_vectors_are_tuned_to_a_catalog_with_categories() {
+    let Some(model_dir) = attune_text::default_model_dir().filter(|dir| dir.is_dir()) else {
+        eprintln!("no model directory; skipping the catalog tuning test");
+        return;
+    };
+    // Every seeded item has a category path; tuning is allowed on eight.
+    let tuning = TuningConfig { min_examples: 8, min_word_examples: 1, ..TuningConfig::default() };
+    let options =
+        ServerOptions { model_dir: Some(model_dir), catalog_tuning: Some(tuning), ..ServerOptions::default() };
+    let server = TestServer::start_with_options(options, false);
+    server.wait_for_the_embed_task();
+    let results = expect(server.get(&[("q", "warm sweater for winter")]), StatusCode::OK);
+    assert_eq!((&results["mode"], &results["catalog_tuned"]), (&json!("hybrid"), &json!(true)), "{results}");
+    let got = ids(&results);
+    assert!(got.iter().take(4).any(|id| id.starts_with('J')), "no jumper near the top: {results}");
+    // Turned off, the same catalog is searched with the vectors as embedded.
+    let options =
+        ServerOptions { model_dir: attune_text::default_model_dir(), catalog_tuning: None, ..ServerOptions::default() };
+    let untuned = TestServer::start_with_options(options, false);
+    untuned.wait_for_the_embed_task();
+    // Tuned vectors lie nearer the descriptions they were fitted toward: B1's is "brown boots".
+    let similarity = |server: &TestServer| {
+        let results = expect(server.get(&[("q", "brown boots")]), StatusCode::OK);
+        let hit = results["hits"].as_array().unwrap().iter().find(|h| h["item_id"] == "B1").cloned();
+        hit.and_then(|hit| hit["score"]["semantic"].as_f64()).unwrap_or_else(|| panic!("no B1 similarity: {results}"))
+    };
+    let (tuned_similarity, untuned_similarity) = (similarity(&server), similarity(&untuned));
+    assert!(tuned_similarity > untuned_similarity + 0.05, "{tuned_similarity} against {untuned_similarity}");
+    let results = expect(untuned.get(&[("q", "warm sweater for winter")]), StatusCode::OK);
+    assert_eq!((&results["mode"], &results["catalog_tuned"]), (&json!("hybrid"), &json!(false)), "{results}");
 }
 
 fn html(request: RequestBuilder) -> String {

@@ -242,6 +242,7 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
         forecast_interval: (options.forecast_interval_minutes > 0)
             .then(|| std::time::Duration::from_secs(options.forecast_interval_minutes * 60)),
         model_dir: options.model_dir.clone(),
+        catalog_tuning: options.catalog_tuning.then(attune_search::TuningConfig::default),
         train_interval: (options.train_interval_minutes > 0)
             .then(|| std::time::Duration::from_secs(options.train_interval_minutes * 60)),
         training: TrainOptions { seed: options.train_seed, ..Default::default() },

@@ -39,6 +39,10 @@ pub struct OptionArgs {
     /// `../shared/models/all-MiniLM-L6-v2` when present); without a loadable model search is lexical-only.
     #[arg(long, env = "ATTUNE_MODEL_DIR", global = true)]
     pub model_dir: Option<PathBuf>,
+    /// Tune item vectors to the catalog for semantic search when at least 200 items have a category path
+    /// (a map fitted from their gender, colour and category to their titles; default true).
+    #[arg(long, env = "ATTUNE_CATALOG_TUNING", global = true)]
+    pub catalog_tuning: Option<bool>,
     /// Minutes between scheduled `train_recs` tasks (recommendation model training) for every tenant with new
     /// events; 0 turns the schedule off (default 60).
     #[arg(long, env = "ATTUNE_TRAIN_INTERVAL_MINUTES", global = true)]
@@ -68,6 +72,7 @@ struct FileOptions {
     secure_cookies: Option<bool>,
     forecast_interval_minutes: Option<u64>,
     model_dir: Option<PathBuf>,
+    catalog_tuning: Option<bool>,
     train_interval_minutes: Option<u64>,
     train_seed: Option<u64>,
 }
@@ -85,6 +90,8 @@ pub struct Options {
     pub forecast_interval_minutes: u64,
     /// The model directory for semantic search, if any.
     pub model_dir: Option<PathBuf>,
+    /// Whether search tunes item vectors to the catalog.
+    pub catalog_tuning: bool,
     /// Minutes between scheduled recommendation trainings; 0: off.
     pub train_interval_minutes: u64,
     /// Seed of recommendation training.
@@ -110,6 +117,7 @@ impl Options {
             secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
             forecast_interval_minutes: args.forecast_interval_minutes.or(file.forecast_interval_minutes).unwrap_or(60),
             model_dir: args.model_dir.clone().or(file.model_dir).or_else(attune_text::default_model_dir),
+            catalog_tuning: args.catalog_tuning.or(file.catalog_tuning).unwrap_or(true),
             train_interval_minutes: args.train_interval_minutes.or(file.train_interval_minutes).unwrap_or(60),
             train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_server::training::DEFAULT_SEED),
         })

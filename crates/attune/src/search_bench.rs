@@ -8,7 +8,10 @@
 //! over all 44k vectors (an exact scan at this size; an HNSW graph built anyway is timed beside it with its
 //! recall against the scan), fusion, the personal rerank for a shopper with brand/category/attribute
 //! affinities and a session, facet counting over the whole result set, sorting and the first page. Single
-//! thread of requests; figures are per query after one warm-up pass. Build with `--release`.
+//! thread of requests; figures are per query after one warm-up pass. Every product has a category path, so the
+//! server would tune the vectors to this catalog: one row times the engine built as it would be then (tuned
+//! vectors, `SearchConfig::for_catalog_tuned_vectors`), and the report says how long tuning took. Build with
+//! `--release`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,7 +19,7 @@ use std::time::Instant;
 use anyhow::Context;
 use attune_search::{AnnConfig, Retrieval, SearchConfig, SearchEngine, SearchRequest, ShopperProfile, VectorIndex};
 
-use crate::eval::search::{Protocol, SearchFixture, catalog_items, with_one_typo};
+use crate::eval::search::{Protocol, SearchFixture, catalog_items, fit_tuning, with_one_typo};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SearchBenchArgs {
@@ -53,8 +56,19 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!queries.is_empty(), "no judged queries");
     let items = catalog_items(&fixture.rows, Protocol::TitleAndAttributes)?;
     let build_started = Instant::now();
-    let engine = SearchEngine::build(items, Some(&fixture.title_vectors), SearchConfig::default())?;
+    let engine = SearchEngine::build(items.clone(), Some(&fixture.title_vectors), SearchConfig::default())?;
     let build_seconds = build_started.elapsed().as_secs_f64();
+    // Every product here has a category path, so the server tunes the vectors to the catalog: timed as built.
+    let tuning_started = Instant::now();
+    let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
+    let (tuning, _) = fit_tuning(&fixture.embedder, &items, &title_vectors)?;
+    let tuned_vectors: Vec<Vec<f32>> = items
+        .iter()
+        .zip(&title_vectors)
+        .map(|(item, vector)| tuning.apply(vector, &item.title))
+        .collect::<Result<_, _>>()?;
+    let tuning_seconds = tuning_started.elapsed().as_secs_f64();
+    let tuned_engine = SearchEngine::build(items, Some(&tuned_vectors), SearchConfig::for_catalog_tuned_vectors())?;
     // A shopper who looked at and bought a few items of one kind.
     let liked: Vec<(&attune_core::Item, f32)> =
         engine.items().iter().filter(|item| item.title.contains("Puma")).take(20).map(|item| (item, 3.0)).collect();
@@ -71,7 +85,7 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     let run = |text: &str, vector: Option<&[f32]>, retrieval: Retrieval| run_as(text, vector, retrieval, true);
     // As the server does it: the spelling corrected first, so the embedding is of the corrected text.
     // Returns the milliseconds the correction and the embedding took.
-    let run_embedding = |text: &str| -> anyhow::Result<(f64, f64)> {
+    let run_embedding_on = |engine: &SearchEngine, text: &str| -> anyhow::Result<(f64, f64)> {
         let started = Instant::now();
         let corrected = engine.correct_spelling(text);
         let corrected_at = started.elapsed().as_secs_f64() * 1e3;
@@ -85,6 +99,7 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
         engine.search(&request)?;
         Ok((corrected_at, embedded_at - corrected_at))
     };
+    let run_embedding = |text: &str| run_embedding_on(&engine, text);
     // Warm-up pass.
     for (query, vector) in queries.iter().zip(&fixture.query_vectors) {
         run(&query.text, Some(vector), Retrieval::Hybrid)?;
@@ -95,6 +110,7 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     let mut lexical_only = Vec::new();
     let mut anonymous = Vec::new();
     let mut with_typo = Vec::new();
+    let mut tuned = Vec::new();
     let mut spelling_only = Vec::new();
     let mut typo_spelling_only = Vec::new();
     let typo_queries = with_one_typo(queries);
@@ -105,6 +121,10 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
             with_embedding.push(started.elapsed().as_secs_f64() * 1e3);
             spelling_only.push(spelling);
             embedding_only.push(embedding);
+
+            let started = Instant::now();
+            run_embedding_on(&tuned_engine, &query.text)?;
+            tuned.push(started.elapsed().as_secs_f64() * 1e3);
 
             let started = Instant::now();
             run(&query.text, Some(vector), Retrieval::Hybrid)?;
@@ -153,8 +173,14 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
         args.rounds.max(1)
     ));
     out.push_str(&format!("  engine build (tantivy index, vectors, vocabulary): {build_seconds:.1} s\n"));
+    out.push_str(&format!(
+        "  catalog tuning (embedding the descriptions, fitting on {} products with {} bag words, applying): {tuning_seconds:.1} s\n",
+        tuning.examples(),
+        tuning.words()
+    ));
     out.push_str(&summary("hybrid, with query embedding (MiniLM)", with_embedding.clone()));
     out.push_str(&summary("hybrid, with query embedding, one typo per query", with_typo.clone()));
+    out.push_str(&summary("hybrid, with query embedding, tuned vectors", tuned.clone()));
     out.push_str(&summary("hybrid, query vector given", without_embedding));
     out.push_str(&summary("hybrid, query vector given, anonymous shopper", anonymous));
     out.push_str(&summary("lexical only (no vectors)", lexical_only));
@@ -170,10 +196,11 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     ));
     let mut sorted = with_embedding;
     sorted.extend(with_typo);
+    sorted.extend(tuned);
     sorted.sort_by(f64::total_cmp);
     let p99 = percentile(&sorted, 0.99);
     out.push_str(&format!(
-        "Goal: p99 < 20 ms with embedding (queries as logged and with one typo): {} ({p99:.2} ms)\n",
+        "Goal: p99 < 20 ms with embedding (queries as logged, with one typo, tuned vectors): {} ({p99:.2} ms)\n",
         if p99 < 20.0 { "PASS" } else { "FAIL" }
     ));
     println!("{out}");

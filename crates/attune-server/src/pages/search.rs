@@ -89,6 +89,7 @@ fn results_card(results: &SearchResults, q: &str, filter: &str) -> Markup {
                 p.muted {
                     @if let Some(corrected) = &results.corrected_query { "Spelling corrected to “" (corrected) "” · " }
                     "Text searched: “" (understood.text) "”"
+                    @if results.catalog_tuned { " · item vectors tuned to the catalog" }
                     @if let Some(max) = understood.price_max { " · price at most " (format!("{max:.2}")) }
                     @if let Some(min) = understood.price_min { " · price at least " (format!("{min:.2}")) }
                     @for attribute in &understood.attributes { " · " (attribute.name) " = " (attribute.value) }

@@ -1,0 +1,277 @@
+//! Catalog tuning: a linear map, fitted on the shop's own catalog, that moves each product's vector toward the
+//! vector of its structured description — gender, colour and category leaf, "women black heels", the words a
+//! shopper types. MiniLM places a title near titles that read alike ("Catwalk Women Brown Sandals" near other
+//! sandals); tuned, it lies near the queries that name what the catalog says the product is (this catalog files
+//! it under flats).
+//!
+//! The map is a ridge regression onto the description's vector from the title's vector and a bag of the
+//! catalog's common words (so a brand's or a style's word can say what kind of product it is), fitted in closed
+//! form on the products that have a description and applied to every product. Same examples, same map: there
+//! is no seed because nothing is random.
+
+use std::collections::HashMap;
+
+use attune_core::Item;
+use faer::linalg::solvers::Solve as _;
+use faer::{Mat, Side};
+
+use crate::error::SearchError;
+use crate::query::{AttributeKind, item_attribute};
+use crate::text::words;
+
+/// How the map is fitted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TuningConfig {
+    /// Ridge penalty on the weights (the examples' features have unit scale).
+    pub ridge: f64,
+    /// A word joins the bag when at least this many examples hold it.
+    pub min_word_examples: usize,
+    /// At most this many words (those most examples hold).
+    pub max_words: usize,
+    /// Fewer described products than this fit no map.
+    pub min_examples: usize,
+}
+
+impl Default for TuningConfig {
+    fn default() -> Self {
+        Self { ridge: 1.0, min_word_examples: 5, max_words: 3000, min_examples: 200 }
+    }
+}
+
+/// One described product: its vector and text as searched, and the vector of its description.
+#[derive(Debug, Clone, Copy)]
+pub struct TuningExample<'a> {
+    pub vector: &'a [f32],
+    pub text: &'a str,
+    pub target: &'a [f32],
+}
+
+/// A fitted map from (product vector, product words) to the description space.
+#[derive(Debug, Clone)]
+pub struct CatalogTuning {
+    dimension: usize,
+    /// Word → its row in `weights` after the `dimension` vector rows.
+    words: HashMap<String, usize>,
+    /// Row-major `(dimension + words) × dimension`.
+    weights: Vec<f32>,
+    examples: usize,
+}
+
+/// The description a product is tuned toward: its gender and colour attributes and the last level of its
+/// category path, lower-cased ("women black heels"); `None` without a category path.
+pub fn description_text(item: &Item) -> Option<String> {
+    let leaf = item.category_path.last().filter(|leaf| !leaf.trim().is_empty())?;
+    let mut parts: Vec<String> = [AttributeKind::Gender, AttributeKind::Colour]
+        .into_iter()
+        .filter_map(|kind| item_attribute(item, kind))
+        .collect();
+    parts.push(leaf.trim().to_lowercase());
+    Some(parts.join(" "))
+}
+
+impl CatalogTuning {
+    /// Fits the map on `examples` (at least `config.min_examples`, all of one dimension).
+    pub fn fit(examples: &[TuningExample<'_>], config: &TuningConfig) -> Result<Self, SearchError> {
+        if examples.len() < config.min_examples.max(1) {
+            return Err(SearchError::TuningExamples { got: examples.len(), needed: config.min_examples.max(1) });
+        }
+        let dimension = examples[0].vector.len();
+        for example in examples {
+            for got in [example.vector.len(), example.target.len()] {
+                if got != dimension {
+                    return Err(SearchError::VectorDimension { expected: dimension, got });
+                }
+            }
+        }
+        let vocabulary = common_words(examples.iter().map(|e| e.text), config);
+        let example_words: Vec<Vec<usize>> = examples.iter().map(|e| word_rows(&vocabulary, e.text)).collect();
+        let features = dimension + vocabulary.len();
+        let vectors = Mat::<f64>::from_fn(examples.len(), dimension, |i, j| f64::from(examples[i].vector[j]));
+        let targets = Mat::<f64>::from_fn(examples.len(), dimension, |i, j| f64::from(examples[i].target[j]));
+        let mut gram = Mat::<f64>::zeros(features, features);
+        let mut cross = Mat::<f64>::zeros(features, dimension);
+        gram.as_mut().submatrix_mut(0, 0, dimension, dimension).copy_from(vectors.transpose() * &vectors);
+        cross.as_mut().submatrix_mut(0, 0, dimension, dimension).copy_from(vectors.transpose() * &targets);
+        // The word features are sparse (a title has a handful): their blocks are summed example by example.
+        for (i, rows) in example_words.iter().enumerate() {
+            let Some(scale) = word_scale(rows.len()) else { continue };
+            for &row in rows {
+                let row = dimension + row;
+                for j in 0..dimension {
+                    let value = scale * vectors[(i, j)];
+                    gram[(row, j)] += value;
+                    gram[(j, row)] += value;
+                    cross[(row, j)] += scale * targets[(i, j)];
+                }
+                for &other in rows {
+                    gram[(row, dimension + other)] += scale * scale;
+                }
+            }
+        }
+        for k in 0..features {
+            gram[(k, k)] += config.ridge;
+        }
+        let cholesky = gram.llt(Side::Lower).map_err(|_| SearchError::TuningNotPositive)?;
+        let solution = cholesky.solve(&cross);
+        let weights =
+            (0..features).flat_map(|i| (0..dimension).map(move |j| (i, j))).map(|(i, j)| solution[(i, j)] as f32);
+        Ok(Self { dimension, words: vocabulary, weights: weights.collect(), examples: examples.len() })
+    }
+
+    /// The tuned, unit-length vector of a product with this vector and text.
+    pub fn apply(&self, vector: &[f32], text: &str) -> Result<Vec<f32>, SearchError> {
+        if vector.len() != self.dimension {
+            return Err(SearchError::VectorDimension { expected: self.dimension, got: vector.len() });
+        }
+        let mut out = vec![0.0f32; self.dimension];
+        for (i, x) in vector.iter().enumerate() {
+            let row = &self.weights[i * self.dimension..(i + 1) * self.dimension];
+            out.iter_mut().zip(row).for_each(|(o, w)| *o += x * w);
+        }
+        let rows = word_rows(&self.words, text);
+        if let Some(scale) = word_scale(rows.len()) {
+            for row in rows {
+                let start = (self.dimension + row) * self.dimension;
+                let row = &self.weights[start..start + self.dimension];
+                out.iter_mut().zip(row).for_each(|(o, w)| *o += scale as f32 * w);
+            }
+        }
+        let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            out.iter_mut().for_each(|x| *x /= norm);
+        }
+        Ok(out)
+    }
+
+    /// How many described products it was fitted on.
+    pub fn examples(&self) -> usize {
+        self.examples
+    }
+
+    /// How many words its bag holds.
+    pub fn words(&self) -> usize {
+        self.words.len()
+    }
+}
+
+/// The words at least `min_word_examples` texts hold, the `max_words` most held (ties by the word), numbered in
+/// that order.
+fn common_words<'a>(texts: impl Iterator<Item = &'a str>, config: &TuningConfig) -> HashMap<String, usize> {
+    let mut held: HashMap<String, usize> = HashMap::new();
+    for text in texts {
+        let mut distinct = words(text);
+        distinct.sort_unstable();
+        distinct.dedup();
+        for word in distinct {
+            *held.entry(word).or_default() += 1;
+        }
+    }
+    let mut common: Vec<(String, usize)> =
+        held.into_iter().filter(|(_, count)| *count >= config.min_word_examples.max(1)).collect();
+    common.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    common.into_iter().take(config.max_words).enumerate().map(|(row, (word, _))| (word, row)).collect()
+}
+
+/// The bag rows of a text's distinct known words, ascending.
+fn word_rows(vocabulary: &HashMap<String, usize>, text: &str) -> Vec<usize> {
+    let mut rows: Vec<usize> = words(text).iter().filter_map(|word| vocabulary.get(word).copied()).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// Each of a text's n known words weighs 1/√n, so the bag has unit length like the vector.
+fn word_scale(known_words: usize) -> Option<f64> {
+    (known_words > 0).then(|| 1.0 / (known_words as f64).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Examples whose target is a fixed function of their vector and one marker word.
+    fn examples(count: usize) -> (Vec<Vec<f32>>, Vec<String>, Vec<Vec<f32>>) {
+        let mut vectors = Vec::new();
+        let mut texts = Vec::new();
+        let mut targets = Vec::new();
+        for i in 0..count {
+            let angle = i as f32 * 0.37;
+            let vector = vec![angle.cos(), angle.sin(), (angle * 0.5).cos()];
+            let heel = i % 3 == 0;
+            // The target swaps the first two axes; the word "heels" adds the third.
+            let target = vec![vector[1], vector[0], if heel { 1.0 } else { 0.0 }];
+            texts.push(format!("item {i} {}", if heel { "heels" } else { "flats" }));
+            vectors.push(vector);
+            targets.push(target);
+        }
+        (vectors, texts, targets)
+    }
+
+    #[test]
+    fn the_map_learns_a_linear_target_and_its_words() {
+        let (vectors, texts, targets) = examples(300);
+        let examples: Vec<TuningExample<'_>> =
+            (0..300).map(|i| TuningExample { vector: &vectors[i], text: &texts[i], target: &targets[i] }).collect();
+        let config = TuningConfig { ridge: 0.01, ..TuningConfig::default() };
+        let tuning = CatalogTuning::fit(&examples, &config).unwrap();
+        // "item", "heels", "flats": the numbers are held by one example each.
+        assert_eq!((tuning.examples(), tuning.words()), (300, 3));
+        // A product it has seen and one it has not, with the other word: the map reproduces the target.
+        let cosine = |a: &[f32], b: &[f32]| {
+            let norm = |x: &[f32]| x.iter().map(|v| v * v).sum::<f32>().sqrt();
+            a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (norm(a) * norm(b))
+        };
+        let seen = tuning.apply(&vectors[3], &texts[3]).unwrap();
+        assert!(cosine(&seen, &targets[3]) > 0.99, "{seen:?} against {:?}", targets[3]);
+        // The word carries what the vector does not: a flat's vector with the word "heels" moves up the third axis.
+        let flat = tuning.apply(&vectors[4], &texts[4]).unwrap();
+        assert!(cosine(&flat, &targets[4]) > 0.99, "{flat:?} against {:?}", targets[4]);
+        let said_heels = tuning.apply(&vectors[4], "new heels").unwrap();
+        assert!(said_heels[2] > flat[2] + 0.3, "{said_heels:?} against {flat:?}");
+        let length = seen.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((length - 1.0).abs() < 1e-5);
+        // Deterministic: the same examples fit the same map.
+        let again = CatalogTuning::fit(&examples, &config).unwrap();
+        assert_eq!(again.weights, tuning.weights);
+    }
+
+    #[test]
+    fn too_few_examples_or_mixed_dimensions_fit_nothing() {
+        let (vectors, texts, targets) = examples(10);
+        let examples: Vec<TuningExample<'_>> =
+            (0..10).map(|i| TuningExample { vector: &vectors[i], text: &texts[i], target: &targets[i] }).collect();
+        let error = CatalogTuning::fit(&examples, &TuningConfig::default()).unwrap_err();
+        assert!(matches!(error, SearchError::TuningExamples { got: 10, needed: 200 }), "{error}");
+        let short = [0.0f32; 2];
+        let mut mixed = examples.clone();
+        mixed[3].target = &short;
+        let config = TuningConfig { min_examples: 5, ..TuningConfig::default() };
+        assert!(matches!(
+            CatalogTuning::fit(&mixed, &config).unwrap_err(),
+            SearchError::VectorDimension { expected: 3, got: 2 }
+        ));
+    }
+
+    #[test]
+    fn a_description_needs_a_category_and_takes_gender_and_colour() {
+        use attune_core::input::ScalarValue;
+        use attune_core::{ItemInput, Timestamp};
+        let now = Timestamp::from_millis(1_700_000_000_000).unwrap();
+        let item = |path: Vec<&str>, attributes: Vec<(&str, &str)>| {
+            let input = ItemInput {
+                id: Some("a".into()),
+                title: Some("Catwalk Women Brown Sandals".into()),
+                category_path: Some(path.into_iter().map(String::from).collect()),
+                attributes: Some(
+                    attributes.into_iter().map(|(k, v)| (k.to_string(), ScalarValue::Text(v.to_string()))).collect(),
+                ),
+                ..Default::default()
+            };
+            Item::parse(input, now).unwrap()
+        };
+        let described = item(vec!["Footwear", "Shoes", "Flats"], vec![("gender", "Women"), ("colour", "Brown")]);
+        assert_eq!(description_text(&described).as_deref(), Some("women brown flats"));
+        assert_eq!(description_text(&item(vec!["Footwear", "Flats"], vec![])).as_deref(), Some("flats"));
+        assert_eq!(description_text(&item(vec![], vec![("gender", "Women")])), None);
+    }
+}
