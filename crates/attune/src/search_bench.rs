@@ -61,7 +61,7 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     // Every product here has a category path, so the server tunes the vectors to the catalog: timed as built.
     let tuning_started = Instant::now();
     let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
-    let (tuning, _) = fit_tuning(&fixture.embedder, &items, &title_vectors)?;
+    let (tuning, descriptions) = fit_tuning(&fixture.embedder, &items, &title_vectors)?;
     let tuned_vectors: Vec<Vec<f32>> = items
         .iter()
         .zip(&title_vectors)
@@ -174,7 +174,7 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     ));
     out.push_str(&format!("  engine build (tantivy index, vectors, vocabulary): {build_seconds:.1} s\n"));
     out.push_str(&format!(
-        "  catalog tuning (embedding the descriptions, fitting on {} products with {} bag words, applying): {tuning_seconds:.1} s\n",
+        "  catalog tuning (embedding {descriptions} descriptions, fitting on {} products with {} bag words, applying): {tuning_seconds:.1} s\n",
         tuning.examples(),
         tuning.words()
     ));
