@@ -489,6 +489,21 @@ fn hits_holding_every_query_word_come_first() {
         "the premise: BM25 alone puts the short partial match first"
     );
     assert_eq!(first(&engine, "zanellato winter jacket"), "partial");
+    // With vectors tuned to the catalog only an item whose category is indexed too joins the group: the title
+    // alone holding every word is left to the fused order.
+    engine.set_config(SearchConfig { all_terms_needs_category: true, ..SearchConfig::default() });
+    assert_eq!(first(&engine, "winter jacket"), "partial", "no item has a category path");
+    let mut items = vec![
+        titled("partial", "Winter"),
+        titled("full", "Quilted Hooded Long Padded Outdoor Jacket For Winter Weather And Rainy Days"),
+    ];
+    let mut described = titled("described", "Quilted Hooded Long Padded Outdoor Jacket For Winter Weather And Rain");
+    described.category_path = vec!["Outerwear".to_string(), "Jackets".to_string()];
+    items.push(described);
+    items.extend((0..12).map(|i| titled(&format!("jacket-{i}"), "Jacket")));
+    let config = SearchConfig { all_terms_needs_category: true, ..SearchConfig::default() };
+    let engine = SearchEngine::build(items, None, config).unwrap();
+    assert_eq!(first(&engine, "winter jacket"), "described");
 }
 
 #[test]

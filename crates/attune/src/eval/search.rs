@@ -34,6 +34,8 @@
 //!   titles only (the map never saw their attributes), judged on that half. The settings for tuned vectors are
 //!   checked on a validation split (fitted on ids ≡ 0 mod 4, searched over ids ≡ 2 mod 4), printed per lexical
 //!   weight.
+//! * Under "title + attributes" every product has a category path, so the server would tune the vectors to
+//!   the catalog: rows "tuned vectors (as the server builds this catalog)" search that engine.
 //! * Metrics: NDCG@10 with binary gains; Recall@50 = relevant products in the top 50 / min(|relevant|, 50)
 //!   (capped, since broad queries such as "shoes" have thousands of relevant products); both averaged over
 //!   the kept queries.
@@ -733,6 +735,21 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         ("title only, one typo", Protocol::TitleOnly, &typo_queries, &typo_vectors),
     ] {
         let items = catalog_items(&fixture.rows, protocol)?;
+        // Every product has a category path under "title + attributes", so the server would tune the vectors to
+        // this catalog: rows "tuned vectors" search the engine it would build.
+        let mut tuned_engine = match protocol {
+            Protocol::TitleOnly => None,
+            Protocol::TitleAndAttributes => {
+                let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
+                let (tuning, _) = fit_tuning(&fixture.embedder, &items, &title_vectors)?;
+                let tuned: Vec<Vec<f32>> = items
+                    .iter()
+                    .zip(&title_vectors)
+                    .map(|(item, vector)| tuning.apply(vector, &item.title))
+                    .collect::<Result<_, _>>()?;
+                Some(SearchEngine::build(items.clone(), Some(&tuned), SearchConfig::for_catalog_tuned_vectors())?)
+            }
+        };
         let mut engine = SearchEngine::build(items, Some(&fixture.title_vectors), SearchConfig::default())?;
         let typed_vectors = query_vectors;
         let CorrectedQueries { vectors: query_vectors, corrected } =
@@ -820,6 +837,21 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
                 &format!("semantic only{suffix}"),
                 &run_queries(&engine, queries, query_vectors, Retrieval::SemanticOnly)?,
             );
+            if let Some(tuned_engine) = tuned_engine.as_mut() {
+                tuned_engine.set_config(SearchConfig { attribute_mode, ..SearchConfig::for_catalog_tuned_vectors() });
+                let mut tuned = Vec::new();
+                for (name, retrieval) in [("semantic only", Retrieval::SemanticOnly), ("hybrid", Retrieval::Hybrid)] {
+                    tuned.push(add(
+                        queries,
+                        label,
+                        &format!("{name}, tuned vectors (as the server builds this catalog){suffix}"),
+                        &run_queries(tuned_engine, queries, query_vectors, retrieval)?,
+                    ));
+                }
+                let hybrid = tuned.pop().unwrap_or_default();
+                let semantic = tuned.pop().unwrap_or_default();
+                summary.push((format!("{label}{suffix}, tuned vectors"), lexical.clone(), semantic, hybrid));
+            }
             for (name, fusion) in [
                 ("hybrid RRF k=60", Fusion::Rrf { k: 60.0, semantic: 1.0 }),
                 ("hybrid RRF k=60, semantic x0.5", Fusion::Rrf { k: 60.0, semantic: 0.5 }),
