@@ -143,6 +143,14 @@ impl CatalogTuning {
         Ok(out)
     }
 
+    /// The tuned vectors of `items`, each with its vector in `vectors` and its title as the text.
+    pub fn apply_to_items<V: AsRef<[f32]>>(&self, items: &[Item], vectors: &[V]) -> Result<Vec<Vec<f32>>, SearchError> {
+        if items.len() != vectors.len() {
+            return Err(SearchError::VectorCount { items: items.len(), vectors: vectors.len() });
+        }
+        items.iter().zip(vectors).map(|(item, vector)| self.apply(vector.as_ref(), &item.title)).collect()
+    }
+
     /// How many described products it was fitted on.
     pub fn examples(&self) -> usize {
         self.examples

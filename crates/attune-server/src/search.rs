@@ -413,12 +413,7 @@ fn tune_to_catalog(
         })
         .collect();
     let tuning = CatalogTuning::fit(&examples, config).map_err(ApiError::internal)?;
-    let tuned: Vec<Vec<f32>> = items
-        .iter()
-        .zip(vectors.iter())
-        .map(|(item, vector)| tuning.apply(vector, &item.title))
-        .collect::<Result<_, _>>()
-        .map_err(ApiError::internal)?;
+    let tuned = tuning.apply_to_items(items, vectors).map_err(ApiError::internal)?;
     vectors.iter_mut().zip(tuned).for_each(|(vector, tuned)| *vector = tuned);
     Ok(Some(tuning))
 }

@@ -62,11 +62,7 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     let tuning_started = Instant::now();
     let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
     let (tuning, descriptions) = fit_tuning(&fixture.embedder, &items, &title_vectors)?;
-    let tuned_vectors: Vec<Vec<f32>> = items
-        .iter()
-        .zip(&title_vectors)
-        .map(|(item, vector)| tuning.apply(vector, &item.title))
-        .collect::<Result<_, _>>()?;
+    let tuned_vectors = tuning.apply_to_items(&items, &title_vectors)?;
     let tuning_seconds = tuning_started.elapsed().as_secs_f64();
     let tuned_engine = SearchEngine::build(items, Some(&tuned_vectors), SearchConfig::for_catalog_tuned_vectors())?;
     // A shopper who looked at and bought a few items of one kind.

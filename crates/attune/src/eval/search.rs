@@ -557,7 +557,7 @@ impl SearchFixture {
 /// their attributes, and search runs over the odd ids' products, which it sees by title only.
 pub struct TunedHalf {
     /// The searched half, titles only.
-    pub rows: Vec<CatalogRow>,
+    pub items: Vec<Item>,
     /// Their title vectors as tuned, and as MiniLM gives them.
     pub tuned_vectors: Vec<Vec<f32>>,
     pub title_vectors: Vec<Vec<f32>>,
@@ -627,13 +627,10 @@ pub fn tuned_half(fixture: &SearchFixture, split: CatalogSplit) -> anyhow::Resul
     let fit_seconds = started.elapsed().as_secs_f64();
     let rows: Vec<CatalogRow> = searched.iter().map(|i| fixture.rows[*i].clone()).collect();
     let title_vectors: Vec<Vec<f32>> = searched.iter().map(|i| fixture.title_vectors[*i].clone()).collect();
-    let tuned_vectors = rows
-        .iter()
-        .zip(&title_vectors)
-        .map(|(row, vector)| tuning.apply(vector, &row.title))
-        .collect::<Result<_, _>>()?;
+    let items = catalog_items(&rows, Protocol::TitleOnly)?;
+    let tuned_vectors = tuning.apply_to_items(&items, &title_vectors)?;
     let positions = searched.iter().enumerate().map(|(position, row)| (*row, position)).collect();
-    Ok(TunedHalf { rows, tuned_vectors, title_vectors, positions, tuning, descriptions, fit_seconds })
+    Ok(TunedHalf { items, tuned_vectors, title_vectors, positions, tuning, descriptions, fit_seconds })
 }
 
 /// The queries with a relevant product in the searched half, judged there, with their vectors.
@@ -742,11 +739,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
             Protocol::TitleAndAttributes => {
                 let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
                 let (tuning, _) = fit_tuning(&fixture.embedder, &items, &title_vectors)?;
-                let tuned: Vec<Vec<f32>> = items
-                    .iter()
-                    .zip(&title_vectors)
-                    .map(|(item, vector)| tuning.apply(vector, &item.title))
-                    .collect::<Result<_, _>>()?;
+                let tuned = tuning.apply_to_items(&items, &title_vectors)?;
                 Some(SearchEngine::build(items.clone(), Some(&tuned), SearchConfig::for_catalog_tuned_vectors())?)
             }
         };
@@ -875,10 +868,10 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     }
     // Catalog tuning: fitted on half the catalog with its attributes, searched on the other half by title.
     let half = tuned_half(&fixture, CatalogSplit::Test)?;
-    let half_items = catalog_items(&half.rows, Protocol::TitleOnly)?;
     let mut tuned_engine =
-        SearchEngine::build(half_items.clone(), Some(&half.tuned_vectors), SearchConfig::for_catalog_tuned_vectors())?;
-    let mut untuned_engine = SearchEngine::build(half_items, Some(&half.title_vectors), SearchConfig::default())?;
+        SearchEngine::build(half.items.clone(), Some(&half.tuned_vectors), SearchConfig::for_catalog_tuned_vectors())?;
+    let mut untuned_engine =
+        SearchEngine::build(half.items.clone(), Some(&half.title_vectors), SearchConfig::default())?;
     let mut tuned_counts = Vec::new();
     for (label, queries, typed_vectors) in [
         ("tuned half, title only", queries, &fixture.query_vectors),
@@ -913,7 +906,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     // the three query sets, per lexical weight.
     let validation = tuned_half(&fixture, CatalogSplit::Validation)?;
     let mut validation_engine = SearchEngine::build(
-        catalog_items(&validation.rows, Protocol::TitleOnly)?,
+        validation.items.clone(),
         Some(&validation.tuned_vectors),
         SearchConfig::for_catalog_tuned_vectors(),
     )?;
@@ -962,7 +955,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         half.descriptions,
         half.tuning.words(),
         half.fit_seconds,
-        half.rows.len(),
+        half.items.len(),
         tuned_counts[0],
         tuned_counts[1],
         tuned_counts[2]
@@ -977,7 +970,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
          searched over the {} with ids = 2 mod 4): hybrid NDCG@10 + Recall@50 summed over the three query sets, \
          by lexical weight: {}",
         validation.tuning.examples(),
-        validation.rows.len(),
+        validation.items.len(),
         validated
             .iter()
             .map(|(weight, sum)| format!(
