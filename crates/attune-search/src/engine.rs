@@ -104,7 +104,7 @@ impl Default for SearchConfig {
 
 impl SearchConfig {
     /// The settings for item vectors tuned to the catalog ([`crate::CatalogTuning`]), checked by `attune eval
-    /// search`: lexical weight 0.3 in the fusion (of 0.3 to 0.7 on a validation split of the catalog, tuning
+    /// search`: lexical weight 0.3 in the fusion (of 0.1 to 0.7 on a validation split of the catalog, tuning
     /// fitted on one quarter and another quarter searched by title: the best NDCG@10 + Recall@50 summed over the
     /// three query sets), and the all-terms group only for items with a category path. The group and the 0.7
     /// lexical weight protect precision from MiniLM's untuned similarity, which among titles that match the same

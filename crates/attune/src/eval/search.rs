@@ -432,7 +432,7 @@ impl PairedDifference {
 }
 
 /// The lexical weights the validation split compares for tuned vectors.
-const TUNED_LEXICAL_WEIGHTS: [f32; 5] = [0.3, 0.4, 0.5, 0.6, 0.7];
+const TUNED_LEXICAL_WEIGHTS: [f32; 7] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
 
 /// Resamples in [`paired_difference`] and its fixed seed.
 const BOOTSTRAP_RESAMPLES: usize = 10_000;
