@@ -172,6 +172,10 @@ pub struct SearchService {
     /// Vectors of item descriptions that catalog tuning fits toward, for the loaded embedder (a catalog has a
     /// few thousand distinct ones at most: gender, colour and category leaf).
     description_vectors: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+    /// Per tenant, the last fitted catalog tuning with the fingerprint of what it was fitted on: an index
+    /// rebuilt after a write that changed no described item's text (a price, the stock) maps with it again
+    /// instead of refitting.
+    tunings: Mutex<HashMap<TenantId, (u64, Arc<CatalogTuning>)>>,
 }
 
 impl Default for SearchService {
@@ -184,6 +188,7 @@ impl Default for SearchService {
             queries: Mutex::new(HashMap::new()),
             query_vectors: Mutex::new(QueryVectors::new(QUERY_VECTORS_KEPT)),
             description_vectors: Mutex::new(HashMap::new()),
+            tunings: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -197,6 +202,7 @@ impl SearchService {
         *self.embedder.write().expect("embedder state poisoned") = state;
         self.query_vectors.lock().expect("query vectors poisoned").clear();
         self.description_vectors.lock().expect("description vectors poisoned").clear();
+        self.tunings.lock().expect("tunings poisoned").clear();
     }
 
     /// The vector of a query text: cached, or embedded (blocking) and cached.
@@ -377,18 +383,55 @@ pub async fn tenant_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<
 
 /// Tunes `vectors` (one per item) to the catalog in place when at least `config.min_examples` items have a
 /// description (a category path): fitted on those, applied to every item. The descriptions' vectors are
-/// embedded once per model and kept.
+/// embedded once per model and kept; the fitted map is reused while the described items' texts are unchanged.
 fn tune_to_catalog(
     state: &AppState,
+    tenant: &TenantId,
     embedder: &SentenceEmbedder,
     config: &TuningConfig,
     items: &[Item],
     vectors: &mut [Vec<f32>],
-) -> ApiResult<Option<CatalogTuning>> {
+) -> ApiResult<Option<(Arc<CatalogTuning>, bool)>> {
     let descriptions: Vec<Option<String>> = items.iter().map(description_text).collect();
     if descriptions.iter().flatten().count() < config.min_examples.max(1) {
         return Ok(None);
     }
+    // The examples are fixed by each described item's embedded text (its vector, for the loaded model), title
+    // and description.
+    let fingerprint = items.iter().zip(&descriptions).fold(0xcbf2_9ce4_8422_2325_u64, |hash, (item, description)| {
+        let Some(description) = description else { return hash };
+        [embedding_text(item).as_str(), item.title.as_str(), description.as_str()]
+            .iter()
+            .fold(hash, |hash, text| (hash ^ content_hash(text)).wrapping_mul(0x0100_0000_01b3))
+    });
+    let cached = state.search.tunings.lock().expect("tunings poisoned").get(tenant).cloned();
+    let (tuning, fitted) = match cached {
+        Some((key, tuning)) if key == fingerprint => (tuning, false),
+        _ => {
+            let tuning = Arc::new(fit_tuning(state, embedder, config, items, vectors, &descriptions)?);
+            state
+                .search
+                .tunings
+                .lock()
+                .expect("tunings poisoned")
+                .insert(tenant.clone(), (fingerprint, tuning.clone()));
+            (tuning, true)
+        }
+    };
+    let tuned = tuning.apply_to_items(items, vectors).map_err(ApiError::internal)?;
+    vectors.iter_mut().zip(tuned).for_each(|(vector, tuned)| *vector = tuned);
+    Ok(Some((tuning, fitted)))
+}
+
+/// Fits catalog tuning on the described items, embedding the descriptions not yet known.
+fn fit_tuning(
+    state: &AppState,
+    embedder: &SentenceEmbedder,
+    config: &TuningConfig,
+    items: &[Item],
+    vectors: &[Vec<f32>],
+    descriptions: &[Option<String>],
+) -> ApiResult<CatalogTuning> {
     let mut known = state.search.description_vectors.lock().expect("description vectors poisoned").clone();
     let mut missing: Vec<&str> =
         descriptions.iter().flatten().map(String::as_str).filter(|text| !known.contains_key(*text)).collect();
@@ -406,16 +449,13 @@ fn tune_to_catalog(
     let examples: Vec<TuningExample<'_>> = items
         .iter()
         .zip(vectors.iter())
-        .zip(&descriptions)
+        .zip(descriptions)
         .filter_map(|((item, vector), description)| {
             let target = known.get(description.as_deref()?)?;
             Some(TuningExample { vector, text: &item.title, target })
         })
         .collect();
-    let tuning = CatalogTuning::fit(&examples, config).map_err(ApiError::internal)?;
-    let tuned = tuning.apply_to_items(items, vectors).map_err(ApiError::internal)?;
-    vectors.iter_mut().zip(tuned).for_each(|(vector, tuned)| *vector = tuned);
-    Ok(Some(tuning))
+    CatalogTuning::fit(&examples, config).map_err(ApiError::internal)
 }
 
 fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex>> {
@@ -461,10 +501,11 @@ fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex
         (vectors.as_mut(), state.search.embedder(), state.options.catalog_tuning.as_ref())
     {
         let tuning_clock = Instant::now();
-        if let Some(tuning) = tune_to_catalog(state, &embedder, config, &items, item_vectors)? {
+        if let Some((tuning, fitted)) = tune_to_catalog(state, tenant, &embedder, config, &items, item_vectors)? {
             catalog_tuned = true;
             tracing::info!(
                 tenant = %tenant,
+                fitted,
                 described = tuning.examples(),
                 words = tuning.words(),
                 ms = tuning_clock.elapsed().as_millis() as u64,

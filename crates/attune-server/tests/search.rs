@@ -403,6 +403,17 @@ fn item_vectors_are_tuned_to_a_catalog_with_categories() {
     };
     let (tuned_similarity, untuned_similarity) = (similarity(&server), similarity(&untuned));
     assert!(tuned_similarity > untuned_similarity + 0.05, "{tuned_similarity} against {untuned_similarity}");
+    // A new price rebuilds the index; no described text changed, so the same map tunes it again.
+    let boots = json!({"title": "Leather boots", "description": "Waterproof winter boots", "price": "49.00",
+        "currency": "GBP", "brand": "Zed", "category": "Footwear > Boots", "attributes": {"colour": "brown"}});
+    expect(
+        server.client.put(format!("{}/v1/items/B1", server.base)).bearer_auth(&server.secret).json(&boots),
+        StatusCode::OK,
+    );
+    let repriced = expect(server.get(&[("q", "leather boots")]), StatusCode::OK);
+    assert_eq!(repriced["hits"][0]["price"]["amount"], "49.00", "the index was rebuilt: {repriced}");
+    assert_eq!(repriced["catalog_tuned"], true, "{repriced}");
+    assert!((similarity(&server) - tuned_similarity).abs() < 1e-6, "the same map tunes the rebuilt index");
     let results = expect(untuned.get(&[("q", "warm sweater for winter")]), StatusCode::OK);
     assert_eq!((&results["mode"], &results["catalog_tuned"]), (&json!("hybrid"), &json!(false)), "{results}");
 }
