@@ -30,11 +30,14 @@ pub struct TuningConfig {
     pub max_words: usize,
     /// Fewer described products than this fit no map.
     pub min_examples: usize,
+    /// Fewer distinct descriptions than this fit no map: every product would be pulled toward one of a handful
+    /// of points ("clothing"), and similarity would lose what the vectors knew.
+    pub min_descriptions: usize,
 }
 
 impl Default for TuningConfig {
     fn default() -> Self {
-        Self { ridge: 1.0, min_word_examples: 5, max_words: 3000, min_examples: 200 }
+        Self { ridge: 1.0, min_word_examples: 5, max_words: 3000, min_examples: 200, min_descriptions: 20 }
     }
 }
 
@@ -82,6 +85,16 @@ impl CatalogTuning {
                     return Err(SearchError::VectorDimension { expected: dimension, got });
                 }
             }
+        }
+        let mut distinct: Vec<Vec<u32>> =
+            examples.iter().map(|e| e.target.iter().map(|x| x.to_bits()).collect()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < config.min_descriptions.max(1) {
+            return Err(SearchError::TuningDescriptions {
+                got: distinct.len(),
+                needed: config.min_descriptions.max(1),
+            });
         }
         let vocabulary = common_words(examples.iter().map(|e| e.text), config);
         let example_words: Vec<Vec<usize>> = examples.iter().map(|e| word_rows(&vocabulary, e.text)).collect();
@@ -258,6 +271,13 @@ mod tests {
             CatalogTuning::fit(&mixed, &config).unwrap_err(),
             SearchError::VectorDimension { expected: 3, got: 2 }
         ));
+        // Ten products described alike ("clothing") would all be pulled to one point.
+        let one = [1.0f32, 0.0, 0.0];
+        let alike: Vec<TuningExample<'_>> = examples.iter().map(|e| TuningExample { target: &one, ..*e }).collect();
+        let error = CatalogTuning::fit(&alike, &config).unwrap_err();
+        assert!(matches!(error, SearchError::TuningDescriptions { got: 1, needed: 20 }), "{error}");
+        let config = TuningConfig { min_descriptions: 1, ..config };
+        assert!(CatalogTuning::fit(&alike, &config).is_ok());
     }
 
     #[test]

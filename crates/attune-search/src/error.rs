@@ -17,6 +17,9 @@ pub enum SearchError {
     /// Catalog tuning was asked for with too few described products.
     #[error("{got} described products; catalog tuning needs at least {needed}")]
     TuningExamples { got: usize, needed: usize },
+    /// Catalog tuning was asked for with too few distinct descriptions.
+    #[error("{got} distinct product descriptions; catalog tuning needs at least {needed}")]
+    TuningDescriptions { got: usize, needed: usize },
     /// The tuning's normal equations could not be solved (a non-finite vector).
     #[error("catalog tuning: the normal equations are not positive definite (non-finite vectors?)")]
     TuningNotPositive,

@@ -396,6 +396,10 @@ fn tune_to_catalog(
     if descriptions.iter().flatten().count() < config.min_examples.max(1) {
         return Ok(None);
     }
+    let distinct: HashSet<&str> = descriptions.iter().flatten().map(String::as_str).collect();
+    if distinct.len() < config.min_descriptions.max(1) {
+        return Ok(None);
+    }
     // The examples are fixed by each described item's embedded text (its vector, for the loaded model), title
     // and description.
     let fingerprint = items.iter().zip(&descriptions).fold(0xcbf2_9ce4_8422_2325_u64, |hash, (item, description)| {

@@ -380,8 +380,8 @@ fn item_vectors_are_tuned_to_a_catalog_with_categories() {
         eprintln!("no model directory; skipping the catalog tuning test");
         return;
     };
-    // Every seeded item has a category path; tuning is allowed on eight.
-    let tuning = TuningConfig { min_examples: 8, min_word_examples: 1, ..TuningConfig::default() };
+    // Every seeded item has a category path (six distinct descriptions); tuning is allowed on eight.
+    let tuning = TuningConfig { min_examples: 8, min_word_examples: 1, min_descriptions: 2, ..TuningConfig::default() };
     let options =
         ServerOptions { model_dir: Some(model_dir), catalog_tuning: Some(tuning), ..ServerOptions::default() };
     let server = TestServer::start_with_options(options, false);
