@@ -131,6 +131,31 @@ impl CatalogTuning {
         Ok(Self { dimension, words: vocabulary, weights: weights.collect(), examples: examples.len() })
     }
 
+    /// Fits the map on the items that have a description (`descriptions`, one per item, from
+    /// [`description_text`]) whose vector `description_vector` knows: each such item with its vector in
+    /// `vectors` and its title as the text, as [`Self::apply_to_items`] reads them.
+    pub fn fit_to_descriptions<'a, V: AsRef<[f32]>>(
+        items: &'a [Item],
+        vectors: &'a [V],
+        descriptions: &'a [Option<String>],
+        description_vector: impl Fn(&str) -> Option<&'a [f32]>,
+        config: &TuningConfig,
+    ) -> Result<Self, SearchError> {
+        if items.len() != vectors.len() {
+            return Err(SearchError::VectorCount { items: items.len(), vectors: vectors.len() });
+        }
+        let examples: Vec<TuningExample<'a>> = items
+            .iter()
+            .zip(vectors)
+            .zip(descriptions)
+            .filter_map(|((item, vector), description)| {
+                let target = description_vector(description.as_deref()?)?;
+                Some(TuningExample { vector: vector.as_ref(), text: &item.title, target })
+            })
+            .collect();
+        Self::fit(&examples, config)
+    }
+
     /// The tuned, unit-length vector of a product with this vector and text.
     pub fn apply(&self, vector: &[f32], text: &str) -> Result<Vec<f32>, SearchError> {
         if vector.len() != self.dimension {

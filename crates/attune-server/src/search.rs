@@ -27,8 +27,7 @@ use attune_core::{
 };
 use attune_search::{
     AttributeKind, Autocomplete, CatalogTuning, Facets, Filters, ParsedQuery, Retrieval, SearchConfig, SearchEngine,
-    SearchMode, SearchRequest, ShopperProfile, SortOrder, SuggestionSource, TuningConfig, TuningExample, Understood,
-    description_text,
+    SearchMode, SearchRequest, ShopperProfile, SortOrder, SuggestionSource, TuningConfig, Understood, description_text,
 };
 use attune_store::{ItemEmbedding, ShopperRef, Store};
 use attune_text::SentenceEmbedder;
@@ -381,15 +380,17 @@ pub async fn tenant_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<
     crate::state::blocking(move || build_index(&state, &tenant)).await
 }
 
-/// Tunes `vectors` (one per item) to the catalog in place when at least `config.min_examples` items have a
-/// description (a category path): fitted on those, applied to every item. The descriptions' vectors are
-/// embedded once per model and kept; the fitted map is reused while the described items' texts are unchanged.
+/// Tunes `vectors` (one per item, embedded from texts with `content_hashes`) to the catalog in place when at
+/// least `config.min_examples` items have a description (a category path): fitted on those, applied to every
+/// item. The descriptions' vectors are embedded once per model and kept; the fitted map is reused while the
+/// described items' texts are unchanged.
 fn tune_to_catalog(
     state: &AppState,
     tenant: &TenantId,
     embedder: &SentenceEmbedder,
     config: &TuningConfig,
     items: &[Item],
+    content_hashes: &[u64],
     vectors: &mut [Vec<f32>],
 ) -> ApiResult<Option<(Arc<CatalogTuning>, bool)>> {
     let descriptions: Vec<Option<String>> = items.iter().map(description_text).collect();
@@ -400,14 +401,15 @@ fn tune_to_catalog(
     if distinct.len() < config.min_descriptions.max(1) {
         return Ok(None);
     }
-    // The examples are fixed by each described item's embedded text (its vector, for the loaded model), title
-    // and description.
-    let fingerprint = items.iter().zip(&descriptions).fold(0xcbf2_9ce4_8422_2325_u64, |hash, (item, description)| {
-        let Some(description) = description else { return hash };
-        [embedding_text(item).as_str(), item.title.as_str(), description.as_str()]
-            .iter()
-            .fold(hash, |hash, text| (hash ^ content_hash(text)).wrapping_mul(0x0100_0000_01b3))
-    });
+    // The examples are fixed by each described item's embedded text (its vector, for the loaded model, and its
+    // title, which that text holds) and description.
+    let fingerprint =
+        content_hashes.iter().zip(&descriptions).fold(0xcbf2_9ce4_8422_2325_u64, |hash, (text_hash, description)| {
+            let Some(description) = description else { return hash };
+            [*text_hash, content_hash(description)]
+                .into_iter()
+                .fold(hash, |hash, part| (hash ^ part).wrapping_mul(0x0100_0000_01b3))
+        });
     let cached = state.search.tunings.lock().expect("tunings poisoned").get(tenant).cloned();
     let (tuning, fitted) = match cached {
         Some((key, tuning)) if key == fingerprint => (tuning, false),
@@ -450,16 +452,9 @@ fn fit_tuning(
             known.insert(text.to_string(), vector);
         }
     }
-    let examples: Vec<TuningExample<'_>> = items
-        .iter()
-        .zip(vectors.iter())
-        .zip(descriptions)
-        .filter_map(|((item, vector), description)| {
-            let target = known.get(description.as_deref()?)?;
-            Some(TuningExample { vector, text: &item.title, target })
-        })
-        .collect();
-    CatalogTuning::fit(&examples, config).map_err(ApiError::internal)
+    let description_vector = |text: &str| known.get(text).map(|vector| vector.as_slice());
+    CatalogTuning::fit_to_descriptions(items, vectors, descriptions, description_vector, config)
+        .map_err(ApiError::internal)
 }
 
 fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex>> {
@@ -482,30 +477,31 @@ fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex
     let mut items: Vec<Item> = snapshot.iter().map(|item| Item::clone(item)).collect();
     items.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     let mut embedded = 0;
-    let mut vectors = None;
+    // Every item's vector with the content hash of its embedded text, when all are current.
+    let mut vectors: Option<(Vec<u64>, Vec<Vec<f32>>)> = None;
     if let EmbedderState::Ready { model, .. } = state.search.embedder() {
         let mut stored: HashMap<ItemId, ItemEmbedding> =
             state.store.item_embeddings(tenant, &model)?.into_iter().map(|e| (e.item_id.clone(), e)).collect();
-        let current: Vec<Option<Vec<f32>>> = items
+        let current: Vec<Option<(u64, Vec<f32>)>> = items
             .iter()
             .map(|item| {
-                stored
-                    .remove(&item.id)
-                    .filter(|e| e.content_hash == content_hash(&embedding_text(item)))
-                    .map(|e| e.vector)
+                let hash = content_hash(&embedding_text(item));
+                stored.remove(&item.id).filter(|e| e.content_hash == hash).map(|e| (hash, e.vector))
             })
             .collect();
         embedded = current.iter().filter(|v| v.is_some()).count();
         if embedded == items.len() && !items.is_empty() {
-            vectors = Some(current.into_iter().flatten().collect::<Vec<_>>());
+            vectors = Some(current.into_iter().flatten().unzip());
         }
     }
     let mut catalog_tuned = false;
-    if let (Some(item_vectors), EmbedderState::Ready { embedder, .. }, Some(config)) =
+    if let (Some((content_hashes, item_vectors)), EmbedderState::Ready { embedder, .. }, Some(config)) =
         (vectors.as_mut(), state.search.embedder(), state.options.catalog_tuning.as_ref())
     {
         let tuning_clock = Instant::now();
-        if let Some((tuning, fitted)) = tune_to_catalog(state, tenant, &embedder, config, &items, item_vectors)? {
+        if let Some((tuning, fitted)) =
+            tune_to_catalog(state, tenant, &embedder, config, &items, content_hashes, item_vectors)?
+        {
             catalog_tuned = true;
             tracing::info!(
                 tenant = %tenant,
@@ -518,6 +514,7 @@ fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex
         }
     }
     let config = if catalog_tuned { SearchConfig::for_catalog_tuned_vectors() } else { SearchConfig::default() };
+    let vectors = vectors.map(|(_, vectors)| vectors);
     let engine = SearchEngine::build(items, vectors.as_deref(), config).map_err(ApiError::internal)?;
     let titles = Autocomplete::new(std::iter::empty(), engine.items().iter().map(|item| (item.title.as_str(), 1)));
     let fingerprint = fingerprint(&snapshot);
@@ -904,7 +901,7 @@ pub fn run_search(
         mode: mode_name(response.mode),
         warnings,
         corrected_query,
-        catalog_tuned: index.catalog_tuned && engine.has_vectors(),
+        catalog_tuned: index.catalog_tuned,
         understood: understood_view(&response.parsed),
         total: response.total,
         page: params.page,

@@ -61,7 +61,7 @@ pub fn search(args: &SearchBenchArgs) -> anyhow::Result<()> {
     // Every product here has a category path, so the server tunes the vectors to the catalog: timed as built.
     let tuning_started = Instant::now();
     let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
-    let (tuning, descriptions) = fit_tuning(&fixture.embedder, &items, &title_vectors)?;
+    let (tuning, descriptions) = fit_tuning(&fixture, &items, &title_vectors)?;
     let tuned_vectors = tuning.apply_to_items(&items, &title_vectors)?;
     let tuning_seconds = tuning_started.elapsed().as_secs_f64();
     let tuned_engine = SearchEngine::build(items, Some(&tuned_vectors), SearchConfig::for_catalog_tuned_vectors())?;
