@@ -120,6 +120,15 @@ impl CatalogWords {
         terms.iter().all(|term| held.binary_search(term).is_ok())
     }
 
+    /// The share of `terms` the item at `position` holds (1 for none).
+    pub(crate) fn held_share(&self, position: usize, terms: &[u32]) -> f32 {
+        if terms.is_empty() {
+            return 1.0;
+        }
+        let held = &self.terms_of_item[position];
+        terms.iter().filter(|term| held.binary_search(term).is_ok()).count() as f32 / terms.len() as f32
+    }
+
     /// Whether some item holds every one of `terms` (true for none).
     fn some_item_holds(&self, terms: &[u32]) -> bool {
         let Some(rarest) = terms.iter().min_by_key(|term| self.items_of_term[**term as usize].len()) else {

@@ -80,6 +80,12 @@ pub struct SearchConfig {
     /// title alone that holds them may be another kind of product (set with vectors tuned to the catalog,
     /// whose similarity then orders those items).
     pub all_terms_needs_category: bool,
+    /// In weighted fusion, each lexical hit's lexical part is multiplied by the share of the query's terms
+    /// that it holds raised to this power (a coordination factor; 0 turns it off). BM25 can give a hit that
+    /// holds one rare query word (the "bag" of "bags black", in another colour) nearly the best lexical score;
+    /// with tuned vectors that would push products the similarity rightly finds (a black handbag) out of the
+    /// page. Terms the catalog does not have are left out, as for [`Self::all_terms_first`].
+    pub lexical_coordination: f32,
 }
 
 impl Default for SearchConfig {
@@ -98,22 +104,29 @@ impl Default for SearchConfig {
             ann: AnnConfig::default(),
             all_terms_first: true,
             all_terms_needs_category: false,
+            lexical_coordination: 0.0,
         }
     }
 }
 
 impl SearchConfig {
     /// The settings for item vectors tuned to the catalog ([`crate::CatalogTuning`]), checked by `attune eval
-    /// search`: lexical weight 0.3 in the fusion (of 0.1 to 0.7 on a validation split of the catalog, tuning
-    /// fitted on one quarter and another quarter searched by title: the best NDCG@10 + Recall@50 summed over the
-    /// three query sets), and the all-terms group only for items with a category path. The group and the 0.7
+    /// search`: lexical weight 0.4 in the fusion with a lexical coordination power of 3 (of weights 0.1 to 0.7
+    /// and powers 0 to 4 on a validation split of the catalog, tuning fitted on one quarter and another quarter
+    /// searched by title: the best NDCG@10 + Recall@50 summed over the three query sets), and the all-terms
+    /// group only for items with a category path. The group and the 0.7
     /// lexical weight protect precision from MiniLM's untuned similarity, which among titles that match the same
     /// words prefers the one that reads most like the query rather than the kind of product it names; the tuned
     /// similarity says what kind of product it is. An item whose category and attributes are indexed and match
     /// every query word is still a precise match (without the group, the "title + attributes" protocol lost
     /// 0.006 NDCG@10 to lexical only).
     pub fn for_catalog_tuned_vectors() -> Self {
-        Self { fusion: Fusion::Weighted { lexical: 0.3 }, all_terms_needs_category: true, ..Self::default() }
+        Self {
+            fusion: Fusion::Weighted { lexical: 0.4 },
+            lexical_coordination: 3.0,
+            all_terms_needs_category: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -522,15 +535,31 @@ impl SearchEngine {
             } else {
                 (0.0, 0.0)
             };
-            for score in candidates.values_mut() {
-                score.relevance =
-                    fuse(config.fusion, score, lexical_range, semantic_range, lexical_used, semantic_used);
+            let terms = if lexical_used {
+                self.catalog_words.known_terms(&self.lexical.analyze(&lexical_text))
+            } else {
+                Vec::new()
+            };
+            for (position, score) in candidates.iter_mut() {
+                let lexical_factor = if config.lexical_coordination > 0.0 && score.lexical.is_some() {
+                    self.catalog_words.held_share(*position, &terms).powf(config.lexical_coordination)
+                } else {
+                    1.0
+                };
+                score.relevance = fuse(
+                    config.fusion,
+                    score,
+                    lexical_range,
+                    semantic_range,
+                    lexical_used,
+                    semantic_used,
+                    lexical_factor,
+                );
             }
             if config.all_terms_first && lexical_used {
                 // Above every fused score (at most 1 + 1e-3): the hits holding every query term the catalog
                 // has, by BM25. A term it does not have is left out (a brand the shop does not carry; a typo
                 // was corrected above when some item holds the corrected reading).
-                let terms = self.catalog_words.known_terms(&self.lexical.analyze(&lexical_text));
                 if !terms.is_empty() {
                     for (position, _) in lexical.iter().take(ALL_TERMS_CHECKED) {
                         let described = !self.items[*position].category_path.is_empty();
@@ -680,6 +709,8 @@ fn normalised(value: Option<f32>, (lo, hi): (f32, f32)) -> f32 {
 /// How many of the top lexical hits [`SearchConfig::all_terms_first`] checks for every query term.
 const ALL_TERMS_CHECKED: usize = 100;
 
+/// A candidate's relevance from its lexical and semantic scores; in weighted fusion its lexical part is
+/// scaled by `lexical_factor` ([`SearchConfig::lexical_coordination`]).
 fn fuse(
     fusion: Fusion,
     score: &ScoreBreakdown,
@@ -687,6 +718,7 @@ fn fuse(
     semantic_range: (f32, f32),
     lexical_used: bool,
     semantic_used: bool,
+    lexical_factor: f32,
 ) -> f32 {
     match fusion {
         Fusion::Rrf { k, semantic } => {
@@ -700,7 +732,7 @@ fn fuse(
                 _ => (0.0, 1.0),
             };
             // A small floor keeps items found by one list above nothing.
-            w_lexical * normalised(score.lexical, lexical_range)
+            w_lexical * lexical_factor * normalised(score.lexical, lexical_range)
                 + w_semantic * normalised(score.semantic, semantic_range)
                 + 1e-3 * f32::from(u8::from(score.lexical.is_some() || score.semantic.is_some()))
         }

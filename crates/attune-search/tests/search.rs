@@ -506,6 +506,36 @@ fn hits_holding_every_query_word_come_first() {
     assert_eq!(first(&engine, "winter jacket"), "described");
 }
 
+/// With a lexical coordination power, a lexical hit holding only some of the query's words weighs less in the
+/// fusion: a brown bag that holds the rare "bag" no longer outranks the black handbag that the similarity finds
+/// nearest, while a hit holding every word keeps its full lexical part.
+#[test]
+fn lexical_coordination_weighs_partial_matches_down() {
+    let unit = |cosine: f32| vec![cosine, (1.0 - cosine * cosine).sqrt(), 0.0];
+    let mut items = vec![titled("brown-bag", "Brown Bag"), titled("black-handbag", "Black Leather Handbag")];
+    let mut vectors = vec![unit(0.45), unit(0.9)];
+    for i in 0..30 {
+        items.push(titled(&format!("shirt-{i}"), "Black Shirt"));
+        vectors.push(vec![0.0, 0.0, 1.0]);
+    }
+    let plain = SearchConfig { lexical_coordination: 0.0, ..SearchConfig::for_catalog_tuned_vectors() };
+    let mut engine = SearchEngine::build(items.clone(), Some(&vectors), plain).unwrap();
+    let query_vector = [1.0, 0.0, 0.0];
+    let first_two = |engine: &SearchEngine, query: &str| {
+        let mut request = SearchRequest::new(query);
+        request.query_vector = Some(&query_vector);
+        let response = engine.search(&request).unwrap();
+        assert_eq!(response.mode, SearchMode::Hybrid);
+        ids(&response)[..2].to_vec()
+    };
+    assert_eq!(first_two(&engine, "black bag"), ["brown-bag", "black-handbag"], "the premise: BM25 on the rare word");
+    engine.set_config(SearchConfig::for_catalog_tuned_vectors());
+    assert!(SearchConfig::for_catalog_tuned_vectors().lexical_coordination > 0.0);
+    assert_eq!(first_two(&engine, "black bag"), ["black-handbag", "brown-bag"]);
+    // Holding every word, the brown bag keeps its lexical part ("bag" alone is the whole query).
+    assert_eq!(first_two(&engine, "bag"), ["brown-bag", "black-handbag"]);
+}
+
 #[test]
 fn a_word_one_edit_from_a_catalog_word_is_read_as_its_typo() {
     let mut items =

@@ -33,7 +33,7 @@
 //!   even ids described by their gender, colour and article type; search runs over the products with odd ids,
 //!   titles only (the map never saw their attributes), judged on that half. The settings for tuned vectors are
 //!   checked on a validation split (fitted on ids ≡ 0 mod 4, searched over ids ≡ 2 mod 4), printed per lexical
-//!   weight.
+//!   coordination power and lexical weight.
 //! * Under "title + attributes" every product has a category path, so the server would tune the vectors to
 //!   the catalog: rows "tuned vectors (as the server builds this catalog)" search that engine.
 //! * Metrics: NDCG@10 with binary gains; Recall@50 = relevant products in the top 50 / min(|relevant|, 50)
@@ -431,8 +431,9 @@ impl PairedDifference {
     }
 }
 
-/// The lexical weights the validation split compares for tuned vectors.
+/// The lexical weights and lexical coordination powers the validation split compares for tuned vectors.
 const TUNED_LEXICAL_WEIGHTS: [f32; 7] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
+const TUNED_COORDINATION_POWERS: [f32; 5] = [0.0, 1.0, 2.0, 3.0, 4.0];
 
 /// Resamples in [`paired_difference`] and its fixed seed.
 const BOOTSTRAP_RESAMPLES: usize = 10_000;
@@ -935,18 +936,21 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         validation_sets.push((queries, vectors));
     }
     let mut validated = Vec::new();
-    for lexical in TUNED_LEXICAL_WEIGHTS {
-        validation_engine.set_config(SearchConfig {
-            fusion: Fusion::Weighted { lexical },
-            ..SearchConfig::for_catalog_tuned_vectors()
-        });
-        let mut sum = 0.0;
-        for (queries, vectors) in &validation_sets {
-            let (ndcg, recall) =
-                score_lists(queries, &run_queries(&validation_engine, queries, vectors, Retrieval::Hybrid)?);
-            sum += ndcg + recall;
+    for lexical_coordination in TUNED_COORDINATION_POWERS {
+        for lexical in TUNED_LEXICAL_WEIGHTS {
+            validation_engine.set_config(SearchConfig {
+                fusion: Fusion::Weighted { lexical },
+                lexical_coordination,
+                ..SearchConfig::for_catalog_tuned_vectors()
+            });
+            let mut sum = 0.0;
+            for (queries, vectors) in &validation_sets {
+                let (ndcg, recall) =
+                    score_lists(queries, &run_queries(&validation_engine, queries, vectors, Retrieval::Hybrid)?);
+                sum += ndcg + recall;
+            }
+            validated.push((lexical_coordination, lexical, sum));
         }
-        validated.push((lexical, sum));
     }
     out.push_str(&table(&["protocol", "retrieval", "NDCG@10", "Recall@50"], &rows));
     writeln!(out)?;
@@ -976,7 +980,8 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         tuned_counts[1],
         tuned_counts[2]
     )?;
-    let default_weight = match SearchConfig::for_catalog_tuned_vectors().fusion {
+    let tuned_defaults = SearchConfig::for_catalog_tuned_vectors();
+    let default_weight = match tuned_defaults.fusion {
         Fusion::Weighted { lexical } => Some(lexical),
         Fusion::Rrf { .. } => None,
     };
@@ -984,18 +989,21 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         out,
         "  Settings for tuned vectors, validated on another split (fitted on the {} products with ids = 0 mod 4, \
          searched over the {} with ids = 2 mod 4): hybrid NDCG@10 + Recall@50 summed over the three query sets, \
-         by lexical weight: {}",
+         by lexical coordination power and lexical weight:",
         validation.tuning.examples(),
         validation.items.len(),
-        validated
-            .iter()
-            .map(|(weight, sum)| format!(
-                "{weight:.1} {sum:.4}{}",
-                if Some(*weight) == default_weight { " (default)" } else { "" }
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
     )?;
+    for power in TUNED_COORDINATION_POWERS {
+        let sums: Vec<String> = validated
+            .iter()
+            .filter(|(p, _, _)| *p == power)
+            .map(|(p, weight, sum)| {
+                let default = Some(*weight) == default_weight && *p == tuned_defaults.lexical_coordination;
+                format!("{weight:.1} {sum:.4}{}", if default { " (default)" } else { "" })
+            })
+            .collect();
+        writeln!(out, "    power {power}: {}", sums.join(", "))?;
+    }
     writeln!(out)?;
     writeln!(
         out,
