@@ -1055,6 +1055,13 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
             better_of(false),
             better_of(true)
         )?;
+        let (lexical_ndcg, lexical_recall) = mean_scores(&lexical);
+        if better_of(false) - lexical_ndcg < 1e-9 && better_of(true) - lexical_recall < 1e-9 {
+            writeln!(
+                out,
+                "    lexical only is at the headroom on both metrics: semantic only is the better list on no query"
+            )?;
+        }
     }
     writeln!(
         out,
