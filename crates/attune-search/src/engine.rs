@@ -278,6 +278,9 @@ pub struct ScoreBreakdown {
     /// BM25-based score and 1-based rank in the lexical list, if the item was in it.
     pub lexical: Option<f32>,
     pub lexical_rank: Option<usize>,
+    /// For a lexical hit, the share of the query's words (those some item holds) that its indexed text holds;
+    /// [`SearchConfig::lexical_coordination`] scales its lexical part by a power of it.
+    pub words_held: Option<f32>,
     /// Cosine similarity (for every candidate in hybrid mode) and 1-based rank in the semantic list, if the
     /// item was in it.
     pub semantic: Option<f32>,
@@ -541,10 +544,12 @@ impl SearchEngine {
                 Vec::new()
             };
             for (position, score) in candidates.iter_mut() {
-                let lexical_factor = if config.lexical_coordination > 0.0 && score.lexical.is_some() {
-                    self.catalog_words.held_share(*position, &terms).powf(config.lexical_coordination)
-                } else {
-                    1.0
+                if score.lexical.is_some() {
+                    score.words_held = Some(self.catalog_words.held_share(*position, &terms));
+                }
+                let lexical_factor = match score.words_held {
+                    Some(share) if config.lexical_coordination > 0.0 => share.powf(config.lexical_coordination),
+                    _ => 1.0,
                 };
                 score.relevance = fuse(
                     config.fusion,

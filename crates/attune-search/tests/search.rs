@@ -532,6 +532,15 @@ fn lexical_coordination_weighs_partial_matches_down() {
     engine.set_config(SearchConfig::for_catalog_tuned_vectors());
     assert!(SearchConfig::for_catalog_tuned_vectors().lexical_coordination > 0.0);
     assert_eq!(first_two(&engine, "black bag"), ["black-handbag", "brown-bag"]);
+    // The breakdown says how much of the query each lexical hit holds; a semantic-only match holds none.
+    let mut request = SearchRequest::new("black bag");
+    request.query_vector = Some(&query_vector);
+    let response = engine.search(&request).unwrap();
+    let held = |id: &str| response.hits.iter().find(|h| h.item.id.to_string() == id).unwrap().score.words_held;
+    assert_eq!((held("black-handbag"), held("brown-bag"), held("shirt-0")), (Some(0.5), Some(0.5), Some(0.5)));
+    let response = engine.search(&SearchRequest { query_vector: Some(&query_vector), ..SearchRequest::new("bag") });
+    let hits = response.unwrap().hits;
+    assert_eq!(hits.iter().map(|h| h.score.words_held).collect::<Vec<_>>()[..2], [Some(1.0), None]);
     // Holding every word, the brown bag keeps its lexical part ("bag" alone is the whole query).
     assert_eq!(first_two(&engine, "bag"), ["brown-bag", "black-handbag"]);
 }

@@ -594,6 +594,9 @@ pub struct UnderstoodAttribute {
 pub struct ScoreView {
     /// BM25-based score, when the item matched the words.
     pub lexical: Option<f32>,
+    /// When the item matched the words: the share of the query's words (those the catalog has) it holds. With
+    /// item vectors tuned to the catalog, the lexical part of the relevance is scaled by a power of it.
+    pub words_held: Option<f32>,
     /// Cosine similarity to the query, in hybrid mode.
     pub semantic: Option<f32>,
     /// Fused relevance, 1 for the best candidate.
@@ -859,6 +862,7 @@ pub fn run_search(
             image_url: hit.item.image_url.clone(),
             score: ScoreView {
                 lexical: hit.score.lexical,
+                words_held: hit.score.words_held,
                 semantic: hit.score.semantic,
                 relevance: hit.score.relevance,
                 personal: hit.score.personal,

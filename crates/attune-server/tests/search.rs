@@ -231,6 +231,7 @@ fn a_typo_query_finds_the_item() {
     assert_eq!(hit["brand"], "Zed");
     assert_eq!(hit["category"], "Footwear > Boots");
     assert!(hit["score"]["lexical"].as_f64().unwrap() > 0.0, "{hit}");
+    assert_eq!(hit["score"]["words_held"].as_f64(), Some(1.0), "both words, corrected: {hit}");
     assert!(hit["score"]["total"].as_f64().unwrap() > 0.0, "{hit}");
     assert!(results["search_id"].as_str().is_some_and(|id| !id.is_empty()));
     assert!(results["facets"]["brand"].is_array(), "{results}");
@@ -472,6 +473,7 @@ fn the_storefront_and_the_console_playground_show_search_results() {
     );
     assert!(console.contains("id=\"search-hits\""), "{console}");
     assert!(console.contains("Personal") && console.contains("Lexical"), "{console}");
+    assert!(console.contains("Words held") && console.contains("100%"), "{console}");
     assert!(console.contains("id=\"search-mode\""), "{console}");
     let bad = html(
         server

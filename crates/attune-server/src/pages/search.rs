@@ -99,7 +99,7 @@ fn results_card(results: &SearchResults, q: &str, filter: &str) -> Markup {
             table.data-table id="search-hits" {
                 thead { tr {
                     th { "#" } th { "Product" } th { "Brand" } th { "Category" }
-                    th.num { "Lexical" } th.num { "Semantic" } th.num { "Relevance" } th.num { "Personal" } th.num { "Total" }
+                    th.num { "Lexical" } th.num { "Words held" } th.num { "Semantic" } th.num { "Relevance" } th.num { "Personal" } th.num { "Total" }
                 } }
                 tbody {
                     @for (position, hit) in results.hits.iter().enumerate() {
@@ -109,6 +109,7 @@ fn results_card(results: &SearchResults, q: &str, filter: &str) -> Markup {
                             td { (hit.brand.as_deref().unwrap_or("–")) }
                             td { (hit.category) }
                             td.num { (score(hit.score.lexical)) }
+                            td.num { (hit.score.words_held.map_or("–".to_string(), |share| format!("{:.0}%", share * 100.0))) }
                             td.num { (score(hit.score.semantic)) }
                             td.num { (format!("{:.3}", hit.score.relevance)) }
                             td.num { (format!("{:.3}", hit.score.personal)) }
