@@ -433,6 +433,8 @@ fn the_storefront_and_the_console_playground_show_search_results() {
     let page = html(server.client.get(format!("{}/shop/search", server.base)).query(&[("q", "knitted jumper")]));
     assert!(page.contains("id=\"search-grid\""), "{page}");
     assert!(page.contains("data-item-id=\"J1\""), "{page}");
+    // A jumper that is not knitted holds half the query's words, and its breakdown says so.
+    assert!(page.contains("(50% of the query)"), "{page}");
     assert!(page.contains("id=\"search-facets\""), "{page}");
     assert!(page.contains("brand=Zed"), "no facet link: {page}");
     assert!(page.contains("action=\"/shop/search\""), "{page}");

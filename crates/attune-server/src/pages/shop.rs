@@ -687,7 +687,12 @@ fn search_click(item_id: &ItemId, from: &ProductParams) -> Option<EventInput> {
 fn score_note(score: &crate::search::ScoreView) -> String {
     let mut parts = Vec::new();
     if let Some(lexical) = score.lexical {
-        parts.push(format!("words {lexical:.2}"));
+        match score.words_held {
+            Some(share) if share < 1.0 => {
+                parts.push(format!("words {lexical:.2} ({:.0}% of the query)", share * 100.0));
+            }
+            _ => parts.push(format!("words {lexical:.2}")),
+        }
     }
     if let Some(semantic) = score.semantic {
         parts.push(format!("meaning {semantic:.2}"));
