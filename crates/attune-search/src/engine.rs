@@ -114,10 +114,10 @@ impl SearchConfig {
     /// search`: lexical weight 0.4 in the fusion with a lexical coordination power of 3 (of weights 0.1 to 0.7
     /// and powers 0 to 4 on a validation split of the catalog, tuning fitted on one quarter and another quarter
     /// searched by title: the best NDCG@10 + Recall@50 summed over the three query sets), and the all-terms
-    /// group only for items with a category path. The group and the 0.7
-    /// lexical weight protect precision from MiniLM's untuned similarity, which among titles that match the same
-    /// words prefers the one that reads most like the query rather than the kind of product it names; the tuned
-    /// similarity says what kind of product it is. An item whose category and attributes are indexed and match
+    /// group only for items with a category path. The group and the 0.7 lexical weight of the defaults protect
+    /// precision from MiniLM's untuned similarity, which among titles that match the same words prefers the one
+    /// that reads most like the query rather than the kind of product it names; the tuned similarity says what
+    /// kind of product it is. An item whose category and attributes are indexed and match
     /// every query word is still a precise match (without the group, the "title + attributes" protocol lost
     /// 0.006 NDCG@10 to lexical only).
     pub fn for_catalog_tuned_vectors() -> Self {
