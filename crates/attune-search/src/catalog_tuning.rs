@@ -41,6 +41,19 @@ impl Default for TuningConfig {
     }
 }
 
+/// A fitted [`CatalogTuning`] as plain parts (for storage; the caller chooses the format).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuningParts {
+    /// The vectors' dimension.
+    pub dimension: usize,
+    /// The bag's words, in the order of their weight rows.
+    pub words: Vec<String>,
+    /// Row-major `(dimension + words) × dimension`: the vector rows, then one row per word.
+    pub weights: Vec<f32>,
+    /// How many described products it was fitted on.
+    pub examples: usize,
+}
+
 /// One described product: its vector and text as searched, and the vector of its description.
 #[derive(Debug, Clone, Copy)]
 pub struct TuningExample<'a> {
@@ -189,6 +202,42 @@ impl CatalogTuning {
         items.iter().zip(vectors).map(|(item, vector)| self.apply(vector.as_ref(), &item.title)).collect()
     }
 
+    /// The map as plain parts, to be stored and read back with [`Self::from_parts`].
+    pub fn to_parts(&self) -> TuningParts {
+        let mut words = vec![String::new(); self.words.len()];
+        for (word, row) in &self.words {
+            words[*row] = word.clone();
+        }
+        TuningParts { dimension: self.dimension, words, weights: self.weights.clone(), examples: self.examples }
+    }
+
+    /// The map from parts that [`Self::to_parts`] gave; an error when they do not fit together (a weight count
+    /// other than `(dimension + words) × dimension`, a repeated or empty word, a non-finite weight).
+    pub fn from_parts(parts: TuningParts) -> Result<Self, SearchError> {
+        let TuningParts { dimension, words, weights, examples } = parts;
+        if dimension == 0 {
+            return Err(SearchError::TuningParts("dimension 0".to_string()));
+        }
+        let expected = (dimension + words.len()).checked_mul(dimension);
+        if expected != Some(weights.len()) {
+            return Err(SearchError::TuningParts(format!(
+                "{} weights for {} words of dimension {dimension}",
+                weights.len(),
+                words.len()
+            )));
+        }
+        if weights.iter().any(|w| !w.is_finite()) {
+            return Err(SearchError::TuningParts("a non-finite weight".to_string()));
+        }
+        let mut rows = HashMap::with_capacity(words.len());
+        for (row, word) in words.into_iter().enumerate() {
+            if word.is_empty() || rows.insert(word, row).is_some() {
+                return Err(SearchError::TuningParts(format!("word {row} is empty or repeated")));
+            }
+        }
+        Ok(Self { dimension, words: rows, weights, examples })
+    }
+
     /// How many described products it was fitted on.
     pub fn examples(&self) -> usize {
         self.examples
@@ -279,6 +328,35 @@ mod tests {
         // Deterministic: the same examples fit the same map.
         let again = CatalogTuning::fit(&examples, &config).unwrap();
         assert_eq!(again.weights, tuning.weights);
+    }
+
+    #[test]
+    fn parts_read_back_to_the_same_map_and_bad_parts_are_errors() {
+        let (vectors, texts, targets) = examples(300);
+        let examples: Vec<TuningExample<'_>> =
+            (0..300).map(|i| TuningExample { vector: &vectors[i], text: &texts[i], target: &targets[i] }).collect();
+        let tuning = CatalogTuning::fit(&examples, &TuningConfig::default()).unwrap();
+        let parts = tuning.to_parts();
+        assert_eq!((parts.dimension, parts.words.len(), parts.examples), (3, 3, 300));
+        let again = CatalogTuning::from_parts(parts.clone()).unwrap();
+        for (vector, text) in vectors.iter().zip(&texts).take(20) {
+            assert_eq!(again.apply(vector, text).unwrap(), tuning.apply(vector, text).unwrap());
+        }
+        assert_eq!(again.to_parts(), parts);
+        let broken = |change: fn(&mut TuningParts)| {
+            let mut parts = parts.clone();
+            change(&mut parts);
+            CatalogTuning::from_parts(parts).unwrap_err()
+        };
+        for error in [
+            broken(|p| p.weights.truncate(p.weights.len() - 1)),
+            broken(|p| p.words[1] = p.words[0].clone()),
+            broken(|p| p.words[2] = String::new()),
+            broken(|p| p.weights[5] = f32::NAN),
+            broken(|p| p.dimension = 0),
+        ] {
+            assert!(matches!(error, SearchError::TuningParts(_)), "{error}");
+        }
     }
 
     #[test]

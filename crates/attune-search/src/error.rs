@@ -23,4 +23,7 @@ pub enum SearchError {
     /// The tuning's normal equations could not be solved (a non-finite vector).
     #[error("catalog tuning: the normal equations are not positive definite (non-finite vectors?)")]
     TuningNotPositive,
+    /// A stored tuning's parts do not fit together.
+    #[error("catalog tuning parts: {0}")]
+    TuningParts(String),
 }

@@ -25,7 +25,7 @@ pub mod text;
 pub mod vector;
 
 pub use autocomplete::{Autocomplete, Suggestion, SuggestionSource};
-pub use catalog_tuning::{CatalogTuning, TuningConfig, TuningExample, description_text};
+pub use catalog_tuning::{CatalogTuning, TuningConfig, TuningExample, TuningParts, description_text};
 pub use engine::{
     AttributeMode, Filters, Fusion, Retrieval, ScoreBreakdown, SearchConfig, SearchEngine, SearchHit, SearchMode,
     SearchRequest, SearchResponse, SortOrder, is_in_stock,

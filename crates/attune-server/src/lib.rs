@@ -17,7 +17,9 @@ pub mod metrics;
 pub mod pages;
 mod recommendations;
 pub mod search;
+mod snapshot_payload;
 mod state;
+mod stored_tuning;
 pub mod tasks;
 pub mod training;
 

@@ -19,6 +19,7 @@
 use crate::catalog::{CATALOG_TTL, CatalogSnapshot};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::stored_tuning::{self, TuningKey};
 use crate::tasks::TaskProgress;
 use attune_core::input::ScalarValue;
 use attune_core::{
@@ -171,10 +172,9 @@ pub struct SearchService {
     /// Vectors of item descriptions that catalog tuning fits toward, for the loaded embedder (a catalog has a
     /// few thousand distinct ones at most: gender, colour and category leaf).
     description_vectors: Mutex<HashMap<String, Arc<Vec<f32>>>>,
-    /// Per tenant, the last fitted catalog tuning with the fingerprint of what it was fitted on: an index
-    /// rebuilt after a write that changed no described item's text (a price, the stock) maps with it again
-    /// instead of refitting.
-    tunings: Mutex<HashMap<TenantId, (u64, Arc<CatalogTuning>)>>,
+    /// Per tenant, the last catalog tuning with what it was fitted on: an index rebuilt after a write that
+    /// changed no described item's text (a price, the stock) maps with it again instead of refitting.
+    tunings: Mutex<HashMap<TenantId, (TuningKey, Arc<CatalogTuning>)>>,
 }
 
 impl Default for SearchService {
@@ -380,19 +380,40 @@ pub async fn tenant_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<
     crate::state::blocking(move || build_index(&state, &tenant)).await
 }
 
-/// Tunes `vectors` (one per item, embedded from texts with `content_hashes`) to the catalog in place when at
-/// least `config.min_examples` items have a description (a category path): fitted on those, applied to every
-/// item. The descriptions' vectors are embedded once per model and kept; the fitted map is reused while the
-/// described items' texts are unchanged.
+/// Where the map that tuned an index build came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TuningSource {
+    /// Kept in memory from an earlier build of this process.
+    Memory,
+    /// Read from the store (fitted by an earlier process or another replica).
+    Store,
+    /// Fitted now (and stored).
+    Fitted,
+}
+
+impl TuningSource {
+    fn name(self) -> &'static str {
+        match self {
+            TuningSource::Memory => "memory",
+            TuningSource::Store => "store",
+            TuningSource::Fitted => "fitted",
+        }
+    }
+}
+
+/// Tunes `vectors` (one per item, embedded by `model` from texts with `content_hashes`) to the catalog in place
+/// when at least `config.min_examples` items have a description (a category path): fitted on those, applied to
+/// every item. The descriptions' vectors are embedded once per model and kept; the fitted map is kept in memory
+/// and in the store, and reused while the described items' texts, the model and the settings are unchanged.
 fn tune_to_catalog(
     state: &AppState,
     tenant: &TenantId,
-    embedder: &SentenceEmbedder,
+    (model, embedder): (&str, &SentenceEmbedder),
     config: &TuningConfig,
     items: &[Item],
     content_hashes: &[u64],
     vectors: &mut [Vec<f32>],
-) -> ApiResult<Option<(Arc<CatalogTuning>, bool)>> {
+) -> ApiResult<Option<(Arc<CatalogTuning>, TuningSource)>> {
     let descriptions: Vec<Option<String>> = items.iter().map(description_text).collect();
     if descriptions.iter().flatten().count() < config.min_examples.max(1) {
         return Ok(None);
@@ -410,23 +431,26 @@ fn tune_to_catalog(
                 .into_iter()
                 .fold(hash, |hash, part| (hash ^ part).wrapping_mul(0x0100_0000_01b3))
         });
+    let key = TuningKey::new(fingerprint, model, config);
     let cached = state.search.tunings.lock().expect("tunings poisoned").get(tenant).cloned();
-    let (tuning, fitted) = match cached {
-        Some((key, tuning)) if key == fingerprint => (tuning, false),
+    let (tuning, source) = match cached {
+        Some((cached_key, tuning)) if cached_key == key => (tuning, TuningSource::Memory),
         _ => {
-            let tuning = Arc::new(fit_tuning(state, embedder, config, items, vectors, &descriptions)?);
-            state
-                .search
-                .tunings
-                .lock()
-                .expect("tunings poisoned")
-                .insert(tenant.clone(), (fingerprint, tuning.clone()));
-            (tuning, true)
+            let (tuning, source) = match stored_tuning::load(state.store.as_ref(), tenant, &key) {
+                Some(tuning) => (Arc::new(tuning), TuningSource::Store),
+                None => {
+                    let tuning = fit_tuning(state, embedder, config, items, vectors, &descriptions)?;
+                    stored_tuning::save(state.store.as_ref(), tenant, &key, &tuning);
+                    (Arc::new(tuning), TuningSource::Fitted)
+                }
+            };
+            state.search.tunings.lock().expect("tunings poisoned").insert(tenant.clone(), (key, tuning.clone()));
+            (tuning, source)
         }
     };
     let tuned = tuning.apply_to_items(items, vectors).map_err(ApiError::internal)?;
     vectors.iter_mut().zip(tuned).for_each(|(vector, tuned)| *vector = tuned);
-    Ok(Some((tuning, fitted)))
+    Ok(Some((tuning, source)))
 }
 
 /// Fits catalog tuning on the described items, embedding the descriptions not yet known.
@@ -495,17 +519,17 @@ fn build_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex
         }
     }
     let mut catalog_tuned = false;
-    if let (Some((content_hashes, item_vectors)), EmbedderState::Ready { embedder, .. }, Some(config)) =
+    if let (Some((content_hashes, item_vectors)), EmbedderState::Ready { embedder, model }, Some(config)) =
         (vectors.as_mut(), state.search.embedder(), state.options.catalog_tuning.as_ref())
     {
         let tuning_clock = Instant::now();
-        if let Some((tuning, fitted)) =
-            tune_to_catalog(state, tenant, &embedder, config, &items, content_hashes, item_vectors)?
+        if let Some((tuning, source)) =
+            tune_to_catalog(state, tenant, (&model, &embedder), config, &items, content_hashes, item_vectors)?
         {
             catalog_tuned = true;
             tracing::info!(
                 tenant = %tenant,
-                fitted,
+                source = source.name(),
                 described = tuning.examples(),
                 words = tuning.words(),
                 ms = tuning_clock.elapsed().as_millis() as u64,

@@ -33,7 +33,6 @@ use attune_recs::{
 };
 use attune_store::{ModelSnapshotInfo, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,7 +48,6 @@ pub const DEFAULT_EVAL_USERS: usize = 2_000;
 pub const EVAL_K: usize = 10;
 /// The first bytes of every payload; the number is the payload format's version.
 const MAGIC: &[u8; 8] = b"ATRECS01";
-const DIGEST_BYTES: usize = 32;
 /// Events read per store call while scanning the log.
 const SCAN_CHUNK: usize = 5_000;
 /// Neighbours kept per item.
@@ -442,23 +440,13 @@ fn evaluate(
 /// Encodes a fitted model as a snapshot payload: magic, SHA-256 of the body, postcard body.
 pub fn encode(model: &FittedRecs) -> Result<Vec<u8>, TrainError> {
     let body = postcard::to_stdvec(model).map_err(TrainError::Encode)?;
-    let mut payload = Vec::with_capacity(MAGIC.len() + DIGEST_BYTES + body.len());
-    payload.extend_from_slice(MAGIC);
-    payload.extend_from_slice(&Sha256::digest(&body));
-    payload.extend_from_slice(&body);
-    Ok(payload)
+    Ok(crate::snapshot_payload::seal(MAGIC, &body))
 }
 
 /// Decodes and checks a snapshot payload: format, digest, structure and that every part has the same items.
 pub fn decode(payload: &[u8]) -> Result<FittedRecs, TrainError> {
     let corrupt = |reason: &str| TrainError::Corrupt(reason.to_string());
-    if payload.len() < MAGIC.len() + DIGEST_BYTES || &payload[..MAGIC.len()] != MAGIC {
-        return Err(corrupt("not a recommendation model of this format"));
-    }
-    let (digest, body) = payload[MAGIC.len()..].split_at(DIGEST_BYTES);
-    if Sha256::digest(body).as_slice() != digest {
-        return Err(corrupt("the digest does not match"));
-    }
+    let body = crate::snapshot_payload::unseal(MAGIC, payload).map_err(corrupt)?;
     let model: FittedRecs = postcard::from_bytes(body).map_err(|e| TrainError::Corrupt(e.to_string()))?;
     let n = model.items.len();
     let sizes = [

@@ -112,6 +112,24 @@ impl TestServer {
         let secret = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test").unwrap().key;
         let public = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Public, "web").unwrap().key;
         seed(store.as_ref(), &tenant);
+        Self::launch(directory, store, tenant, (secret, public), options, storefront)
+    }
+
+    /// The same store behind a new server (nothing kept in memory); the old one is stopped first.
+    fn restart_with_options(self, options: ServerOptions) -> Self {
+        let TestServer { store, tenant, secret, public, _directory, _shutdown, .. } = self;
+        drop(_shutdown);
+        Self::launch(_directory, store, tenant, (secret, public), options, false)
+    }
+
+    fn launch(
+        directory: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        tenant: TenantId,
+        (secret, public): (String, String),
+        options: ServerOptions,
+        storefront: bool,
+    ) -> Self {
         let storefront_tenant = storefront.then(|| tenant.clone());
         let state = AppState::new(store.clone(), ServerOptions { storefront_tenant, ..options });
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -415,6 +433,23 @@ fn item_vectors_are_tuned_to_a_catalog_with_categories() {
     assert_eq!(repriced["hits"][0]["price"]["amount"], "49.00", "the index was rebuilt: {repriced}");
     assert_eq!(repriced["catalog_tuned"], true, "{repriced}");
     assert!((similarity(&server) - tuned_similarity).abs() < 1e-6, "the same map tunes the rebuilt index");
+    // The map is stored once; a restarted server reads it back instead of fitting (and storing) another.
+    let stored = |server: &TestServer| server.store.model_snapshots(&server.tenant, "catalog_tuning").unwrap();
+    assert_eq!(stored(&server).len(), 1, "the repriced build did not refit");
+    assert!(stored(&server)[0].metrics.contains("\"fingerprint\""), "{:?}", stored(&server)[0]);
+    let options = ServerOptions {
+        model_dir: attune_text::default_model_dir(),
+        catalog_tuning: Some(tuning),
+        ..ServerOptions::default()
+    };
+    let server = server.restart_with_options(options);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while expect(server.get(&[("q", "brown boots")]), StatusCode::OK)["catalog_tuned"] != true {
+        assert!(Instant::now() < deadline, "the restarted server never searched tuned vectors");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!((similarity(&server) - tuned_similarity).abs() < 1e-6, "the stored map tunes the restarted index");
+    assert_eq!(stored(&server).len(), 1, "the restarted server read the stored map instead of fitting");
     let results = expect(untuned.get(&[("q", "warm sweater for winter")]), StatusCode::OK);
     assert_eq!((&results["mode"], &results["catalog_tuned"]), (&json!("hybrid"), &json!(false)), "{results}");
 }
