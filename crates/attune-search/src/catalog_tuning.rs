@@ -302,11 +302,21 @@ mod tests {
         (vectors, texts, targets)
     }
 
+    /// The examples as [`CatalogTuning::fit`] takes them.
+    fn as_examples<'a>(
+        vectors: &'a [Vec<f32>],
+        texts: &'a [String],
+        targets: &'a [Vec<f32>],
+    ) -> Vec<TuningExample<'a>> {
+        (0..vectors.len())
+            .map(|i| TuningExample { vector: &vectors[i], text: &texts[i], target: &targets[i] })
+            .collect()
+    }
+
     #[test]
     fn the_map_learns_a_linear_target_and_its_words() {
         let (vectors, texts, targets) = examples(300);
-        let examples: Vec<TuningExample<'_>> =
-            (0..300).map(|i| TuningExample { vector: &vectors[i], text: &texts[i], target: &targets[i] }).collect();
+        let examples = as_examples(&vectors, &texts, &targets);
         let config = TuningConfig { ridge: 0.01, ..TuningConfig::default() };
         let tuning = CatalogTuning::fit(&examples, &config).unwrap();
         // "item", "heels", "flats": the numbers are held by one example each.
@@ -333,8 +343,7 @@ mod tests {
     #[test]
     fn parts_read_back_to_the_same_map_and_bad_parts_are_errors() {
         let (vectors, texts, targets) = examples(300);
-        let examples: Vec<TuningExample<'_>> =
-            (0..300).map(|i| TuningExample { vector: &vectors[i], text: &texts[i], target: &targets[i] }).collect();
+        let examples = as_examples(&vectors, &texts, &targets);
         let tuning = CatalogTuning::fit(&examples, &TuningConfig::default()).unwrap();
         let parts = tuning.to_parts();
         assert_eq!((parts.dimension, parts.words.len(), parts.examples), (3, 3, 300));
@@ -362,8 +371,7 @@ mod tests {
     #[test]
     fn too_few_examples_or_mixed_dimensions_fit_nothing() {
         let (vectors, texts, targets) = examples(10);
-        let examples: Vec<TuningExample<'_>> =
-            (0..10).map(|i| TuningExample { vector: &vectors[i], text: &texts[i], target: &targets[i] }).collect();
+        let examples = as_examples(&vectors, &texts, &targets);
         let error = CatalogTuning::fit(&examples, &TuningConfig::default()).unwrap_err();
         assert!(matches!(error, SearchError::TuningExamples { got: 10, needed: 200 }), "{error}");
         let short = [0.0f32; 2];
