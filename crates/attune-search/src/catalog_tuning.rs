@@ -18,6 +18,7 @@ use faer::{Mat, Side};
 use crate::error::SearchError;
 use crate::query::{AttributeKind, item_attribute};
 use crate::text::words;
+use crate::vector::normalise;
 
 /// How the map is fitted.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,7 +43,7 @@ impl Default for TuningConfig {
 }
 
 /// A fitted [`CatalogTuning`] as plain parts (for storage; the caller chooses the format).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TuningParts {
     /// The vectors' dimension.
     pub dimension: usize,
@@ -187,10 +188,7 @@ impl CatalogTuning {
                 out.iter_mut().zip(row).for_each(|(o, w)| *o += scale as f32 * w);
             }
         }
-        let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            out.iter_mut().for_each(|x| *x /= norm);
-        }
+        normalise(&mut out);
         Ok(out)
     }
 

@@ -117,9 +117,9 @@ impl SearchConfig {
     /// group only for items with a category path. The group and the 0.7 lexical weight of the defaults protect
     /// precision from MiniLM's untuned similarity, which among titles that match the same words prefers the one
     /// that reads most like the query rather than the kind of product it names; the tuned similarity says what
-    /// kind of product it is. An item whose category and attributes are indexed and match
-    /// every query word is still a precise match (without the group, the "title + attributes" protocol lost
-    /// 0.006 NDCG@10 to lexical only).
+    /// kind of product it is. An item whose category and attributes are indexed and match every query word is
+    /// still a precise match (without the group, the "title + attributes" protocol lost 0.006 NDCG@10 to
+    /// lexical only).
     pub fn for_catalog_tuned_vectors() -> Self {
         Self {
             fusion: Fusion::Weighted { lexical: 0.4 },

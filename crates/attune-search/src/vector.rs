@@ -106,7 +106,8 @@ impl std::fmt::Debug for VectorIndex {
     }
 }
 
-fn normalise(vector: &mut [f32]) {
+/// Scales `vector` to unit length (left as is when it is all zeros).
+pub(crate) fn normalise(vector: &mut [f32]) {
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         vector.iter_mut().for_each(|x| *x /= norm);

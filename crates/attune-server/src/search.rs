@@ -314,9 +314,17 @@ pub fn embedding_text(item: &Item) -> String {
     text
 }
 
+/// FNV-1a 64's starting value.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// One FNV-1a 64 step: `value` (a byte, or a whole hash when combining hashes) folded into `hash`.
+fn fnv_step(hash: u64, value: u64) -> u64 {
+    (hash ^ value).wrapping_mul(0x0100_0000_01b3)
+}
+
 /// FNV-1a 64 of the embedded text: stable across builds and platforms.
 pub fn content_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(FNV_OFFSET, |hash, byte| fnv_step(hash, u64::from(byte)))
 }
 
 /// The `embed_items` task: embeds the tenant's items that have no current embedding and stores them.
@@ -424,13 +432,10 @@ fn tune_to_catalog(
     }
     // The examples are fixed by each described item's embedded text (its vector, for the loaded model, and its
     // title, which that text holds) and description.
-    let fingerprint =
-        content_hashes.iter().zip(&descriptions).fold(0xcbf2_9ce4_8422_2325_u64, |hash, (text_hash, description)| {
-            let Some(description) = description else { return hash };
-            [*text_hash, content_hash(description)]
-                .into_iter()
-                .fold(hash, |hash, part| (hash ^ part).wrapping_mul(0x0100_0000_01b3))
-        });
+    let fingerprint = content_hashes.iter().zip(&descriptions).fold(FNV_OFFSET, |hash, (text_hash, description)| {
+        let Some(description) = description else { return hash };
+        fnv_step(fnv_step(hash, *text_hash), content_hash(description))
+    });
     let key = TuningKey::new(fingerprint, model, config);
     let cached = state.search.tunings.lock().expect("tunings poisoned").get(tenant).cloned();
     let (tuning, source) = match cached {

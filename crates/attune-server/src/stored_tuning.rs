@@ -39,15 +39,6 @@ struct TuningMetrics {
     words: usize,
 }
 
-/// The payload body.
-#[derive(Serialize, Deserialize)]
-struct StoredParts {
-    dimension: usize,
-    words: Vec<String>,
-    weights: Vec<f32>,
-    examples: usize,
-}
-
 /// The newest stored map fitted on `key`, or `None` (none stored, or one that cannot be read, which is logged:
 /// the caller fits again).
 pub(crate) fn load(store: &dyn Store, tenant: &TenantId, key: &TuningKey) -> Option<CatalogTuning> {
@@ -65,11 +56,8 @@ pub(crate) fn load(store: &dyn Store, tenant: &TenantId, key: &TuningKey) -> Opt
             return Ok(None);
         };
         let body = crate::snapshot_payload::unseal(MAGIC, &payload)?;
-        let parts: StoredParts = postcard::from_bytes(body).map_err(|e| e.to_string())?;
-        let StoredParts { dimension, words, weights, examples } = parts;
-        CatalogTuning::from_parts(TuningParts { dimension, words, weights, examples })
-            .map(Some)
-            .map_err(|e| e.to_string())
+        let parts: TuningParts = postcard::from_bytes(body).map_err(|e| e.to_string())?;
+        CatalogTuning::from_parts(parts).map(Some).map_err(|e| e.to_string())
     };
     read().unwrap_or_else(|error| {
         tracing::warn!(tenant = %tenant, %error, "stored catalog tuning not read; fitting again");
@@ -80,10 +68,9 @@ pub(crate) fn load(store: &dyn Store, tenant: &TenantId, key: &TuningKey) -> Opt
 /// Stores a freshly fitted map under `key`; a failure is logged (the map still serves from memory).
 pub(crate) fn save(store: &dyn Store, tenant: &TenantId, key: &TuningKey, tuning: &CatalogTuning) {
     let write = || -> Result<(), String> {
-        let TuningParts { dimension, words, weights, examples } = tuning.to_parts();
-        let metrics = TuningMetrics { key: key.clone(), examples, words: words.len() };
-        let body =
-            postcard::to_stdvec(&StoredParts { dimension, words, weights, examples }).map_err(|e| e.to_string())?;
+        let parts = tuning.to_parts();
+        let metrics = TuningMetrics { key: key.clone(), examples: parts.examples, words: parts.words.len() };
+        let body = postcard::to_stdvec(&parts).map_err(|e| e.to_string())?;
         let metrics = serde_json::to_string(&metrics).map_err(|e| e.to_string())?;
         store
             .save_model_snapshot(tenant, TUNING_KIND, 0, &metrics, &crate::snapshot_payload::seal(MAGIC, &body))

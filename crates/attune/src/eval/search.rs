@@ -893,11 +893,12 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     let mut untuned_engine =
         SearchEngine::build(half.items.clone(), Some(&half.title_vectors), SearchConfig::default())?;
     let mut tuned_counts = Vec::new();
-    for (label, queries, typed_vectors) in [
-        ("tuned half, title only", queries, &fixture.query_vectors),
-        ("tuned half, unknown words", &open.kept, &open_vectors),
-        ("tuned half, one typo", &typo_queries, &typo_vectors),
+    for (set, queries, typed_vectors) in [
+        ("title only", queries, &fixture.query_vectors),
+        ("unknown words", &open.kept, &open_vectors),
+        ("one typo", &typo_queries, &typo_vectors),
     ] {
+        let label = &format!("{HELD_OUT_LABEL}, {set}");
         let (queries, typed_vectors) = queries_in_half(queries, typed_vectors, &half.positions);
         let query_vectors =
             corrected_query_vectors(&tuned_engine, &fixture.embedder, &queries, &typed_vectors)?.vectors;
