@@ -14,6 +14,7 @@ pub mod ids;
 pub mod input;
 pub mod item;
 pub mod money;
+pub mod random;
 pub mod tenant;
 pub mod time;
 pub mod user;
@@ -25,6 +26,7 @@ pub use ids::{AnonymousId, EventId, ItemId, OrderId, RecommendationId, SessionId
 pub use input::{EventInput, ItemInput, OrderLineInput, UserInput};
 pub use item::{Availability, Item};
 pub use money::{Currency, Money};
+pub use random::SplitMix64;
 pub use tenant::{ApiKeyKind, Tenant};
 pub use time::Timestamp;
 pub use user::{Consent, User};

@@ -6,6 +6,7 @@
 //! AVX2+FMA kernels when the CPU has them, deterministic for a seed (each row is solved independently and
 //! YᵀY is summed in a fixed order).
 
+use attune_core::SplitMix64;
 use rayon::prelude::*;
 
 use crate::error::{RecsError, invalid};
@@ -44,7 +45,7 @@ impl AlsConfig {
     /// items drawn first. Exposed so a peer implementation can be started from the very same factors.
     pub fn initial_factors(&self, n_users: usize, n_items: usize) -> InitialFactors {
         let f = self.factors;
-        let mut rng = SplitMix64(self.seed);
+        let mut rng = SplitMix64::new(self.seed);
         let item_factors = (0..n_items * f).map(|_| rng.next_f32() * 0.01).collect();
         let user_factors = (0..n_users * f).map(|_| rng.next_f32() * 0.01).collect();
         InitialFactors { user_factors, item_factors }
@@ -365,22 +366,5 @@ fn cg_block<'m, const FMA: bool>(
             }
             s.rs_old[k] = rs_new;
         }
-    }
-}
-
-/// SplitMix64: a tiny, well-mixed generator for the initial factors.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 }

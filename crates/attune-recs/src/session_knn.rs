@@ -119,11 +119,27 @@ impl SessionKnn {
 
     /// The `n` best next items for a session whose clicks so far are `session` (oldest first), never an
     /// item of `exclude`; best first, ties by item index. Unknown items are ignored.
+    ///
+    /// Steps: the session's distinct recent items with position weights → the `k` most similar past sessions
+    /// among the `sample` most recent ones sharing an item → each item of those sessions scored by the
+    /// neighbour's similarity, decayed by its distance from the shared item → the best `n`, each citing the
+    /// current items that contributed most.
     pub fn recommend(&self, session: &[u32], n: usize, exclude: &[u32]) -> Vec<SessionSuggestion> {
+        let current = self.current_items(session);
+        if current.is_empty() || n == 0 {
+            return Vec::new();
+        }
+        let neighbours = self.neighbours(&current);
+        let scored = self.score_items(&current, &neighbours, exclude);
+        scored.best(&current, n)
+    }
+
+    /// The distinct known items of the session's latest `max_session_items` clicks with their weight: the
+    /// latest position's, decaying with the distance from the end of the session.
+    fn current_items(&self, session: &[u32]) -> Vec<(u32, f64)> {
         let cfg = &self.config;
         let known: Vec<u32> = session.iter().copied().filter(|&i| (i as usize) < self.postings.len()).collect();
         let recent = &known[known.len().saturating_sub(cfg.max_session_items)..];
-        // Distinct known current items with their weight (latest position wins).
         let mut current: Vec<(u32, f64)> = Vec::new();
         let len = recent.len();
         for (p, &item) in recent.iter().enumerate() {
@@ -133,12 +149,15 @@ impl SessionKnn {
                 None => current.push((item, w)),
             }
         }
-        if current.is_empty() || n == 0 {
-            return Vec::new();
-        }
-        // The `sample` most recent sessions holding any current item.
+        current
+    }
+
+    /// The `k` past sessions most similar to `current` among the `sample` most recent ones holding any current
+    /// item, most similar first: (session, cosine similarity, position of its anchor, the heaviest shared item).
+    fn neighbours(&self, current: &[(u32, f64)]) -> Vec<(u32, f64, usize)> {
+        let cfg = &self.config;
         let mut candidates: Vec<u32> = Vec::new();
-        for &(item, _) in &current {
+        for &(item, _) in current {
             candidates.extend(self.postings[item as usize].iter().take(cfg.sample));
         }
         candidates.sort_unstable_by(|a, b| b.cmp(a));
@@ -150,7 +169,7 @@ impl SessionKnn {
         // no candidate's items are scanned. Per candidate: the summed weights of the distinct shared items, in
         // the order of `current`, and the heaviest shared item (the first of equals), its anchor.
         let mut shared: Vec<(f64, f64, u32)> = vec![(0.0, f64::NEG_INFINITY, 0); candidates.len()];
-        for &(item, w) in &current {
+        for &(item, w) in current {
             for &sid in self.postings[item as usize].iter().take_while(|&&sid| sid >= oldest) {
                 // `candidates` is sorted newest (largest id) first.
                 let slot =
@@ -179,16 +198,21 @@ impl SessionKnn {
         }
         neighbours.sort_by(by_sim);
         // The anchor's position in each kept neighbour: its last occurrence.
-        let neighbours: Vec<(u32, f64, usize)> = neighbours
+        neighbours
             .into_iter()
             .map(|(sid, sim, anchor_item)| {
                 let items = &self.sessions[sid as usize];
                 (sid, sim, items.iter().rposition(|&x| x == anchor_item).expect("a neighbour holds its anchor"))
             })
-            .collect();
-        // Scores and per-anchor contributions (flat: candidate slot × current item).
+            .collect()
+    }
+
+    /// Every item of the neighbours (but the excluded) scored: Σ similarity · exp(−distance from the anchor /
+    /// λ₃), with each current item's share of every contribution.
+    fn score_items(&self, current: &[(u32, f64)], neighbours: &[(u32, f64, usize)], exclude: &[u32]) -> Scored {
+        let cfg = &self.config;
         let d = current.len();
-        // Each item's slot in `items_out` (`NO_SLOT`: none yet), in a per-thread buffer over all items that is
+        // Each item's slot in `items` (`NO_SLOT`: none yet), in a per-thread buffer over all items that is
         // reset where used; taken out while in use, so a panic mid-way leaves no stale slots behind.
         thread_local! {
             static SLOTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -198,9 +222,7 @@ impl SessionKnn {
         if slot_of.len() < self.postings.len() {
             slot_of.resize(self.postings.len(), NO_SLOT);
         }
-        let mut items_out: Vec<u32> = Vec::new();
-        let mut scores: Vec<f64> = Vec::new();
-        let mut contrib: Vec<f64> = Vec::new();
+        let mut scored = Scored { d, items: Vec::new(), scores: Vec::new(), contrib: Vec::new() };
         let mut shares = vec![0f64; d];
         // exp(−distance / λ₃), worked out once per distance.
         let longest = neighbours.iter().map(|&(sid, _, _)| self.sessions[sid as usize].len()).max().unwrap_or(0);
@@ -210,7 +232,7 @@ impl SessionKnn {
         let mut seen_in_session: Vec<u32> = Vec::new();
         let mut by_distance: Vec<(usize, u32)> = Vec::new();
         let mut shared_slots: Vec<usize> = Vec::with_capacity(d);
-        for &(sid, sim, anchor_pos) in &neighbours {
+        for &(sid, sim, anchor_pos) in neighbours {
             let items = &self.sessions[sid as usize];
             let mut total = 0.0;
             for (c, &(ci, w)) in current.iter().enumerate() {
@@ -221,18 +243,7 @@ impl SessionKnn {
             shared_slots.clear();
             shared_slots.extend((0..d).filter(|&c| shares[c] != 0.0));
             seen_in_session.clear();
-            // Walk from the anchor outwards so each item takes its closest occurrence (of two at the same
-            // distance, the earlier first).
-            by_distance.clear();
-            by_distance.push((0, items[anchor_pos]));
-            for dist in 1..items.len() {
-                if let Some(before) = anchor_pos.checked_sub(dist) {
-                    by_distance.push((dist, items[before]));
-                }
-                if let Some(&after) = items.get(anchor_pos + dist) {
-                    by_distance.push((dist, after));
-                }
-            }
+            outward_from(items, anchor_pos, &mut by_distance);
             for &(dist, j) in &by_distance {
                 if seen_in_session.contains(&j) || exclude.contains(&j) {
                     continue;
@@ -241,37 +252,74 @@ impl SessionKnn {
                 let gain = sim * decay_at[dist];
                 let slot = match slot_of[j as usize] {
                     NO_SLOT => {
-                        items_out.push(j);
-                        scores.push(0.0);
-                        contrib.extend(std::iter::repeat_n(0.0, d));
-                        slot_of[j as usize] = (items_out.len() - 1) as u32;
-                        items_out.len() - 1
+                        slot_of[j as usize] = scored.items.len() as u32;
+                        scored.push(j)
                     }
                     slot => slot as usize,
                 };
-                scores[slot] += gain;
+                scored.scores[slot] += gain;
                 for &c in &shared_slots {
-                    contrib[slot * d + c] += gain * shares[c] / total;
+                    scored.contrib[slot * d + c] += gain * shares[c] / total;
                 }
             }
         }
-        for &j in &items_out {
+        for &j in &scored.items {
             slot_of[j as usize] = NO_SLOT;
         }
         SLOTS.with_borrow_mut(|slots| *slots = slot_of);
-        let mut order: Vec<usize> = (0..items_out.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(items_out[a].cmp(&items_out[b])));
+        scored
+    }
+}
+
+/// A session's items from the anchor outwards, so each item takes its closest occurrence (of two at the same
+/// distance, the earlier first): (distance, item).
+fn outward_from(items: &[u32], anchor_pos: usize, out: &mut Vec<(usize, u32)>) {
+    out.clear();
+    out.push((0, items[anchor_pos]));
+    for dist in 1..items.len() {
+        if let Some(before) = anchor_pos.checked_sub(dist) {
+            out.push((dist, items[before]));
+        }
+        if let Some(&after) = items.get(anchor_pos + dist) {
+            out.push((dist, after));
+        }
+    }
+}
+
+/// Scored items with each current item's contribution (flat: item slot × current item).
+struct Scored {
+    /// Current items.
+    d: usize,
+    items: Vec<u32>,
+    scores: Vec<f64>,
+    contrib: Vec<f64>,
+}
+
+impl Scored {
+    /// Adds an item with a zero score; its slot.
+    fn push(&mut self, item: u32) -> usize {
+        self.items.push(item);
+        self.scores.push(0.0);
+        self.contrib.extend(std::iter::repeat_n(0.0, self.d));
+        self.items.len() - 1
+    }
+
+    /// The `n` best, ties by item index, each with the (at most three) current items contributing most.
+    fn best(self, current: &[(u32, f64)], n: usize) -> Vec<SessionSuggestion> {
+        let d = self.d;
+        let mut order: Vec<usize> = (0..self.items.len()).collect();
+        order.sort_by(|&a, &b| self.scores[b].total_cmp(&self.scores[a]).then(self.items[a].cmp(&self.items[b])));
         order.truncate(n);
         order
             .into_iter()
             .map(|slot| {
                 let mut anchors: Vec<(u32, f64)> =
-                    (0..d).map(|c| (current[c].0, contrib[slot * d + c])).filter(|&(_, v)| v > 0.0).collect();
+                    (0..d).map(|c| (current[c].0, self.contrib[slot * d + c])).filter(|&(_, v)| v > 0.0).collect();
                 anchors.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 anchors.truncate(3);
                 SessionSuggestion {
-                    item: items_out[slot],
-                    score: scores[slot],
+                    item: self.items[slot],
+                    score: self.scores[slot],
                     anchors: anchors.into_iter().map(|a| a.0).collect(),
                 }
             })

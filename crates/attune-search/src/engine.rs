@@ -410,9 +410,10 @@ impl SearchEngine {
         self.catalog_words.correct(&self.lexical, query, |word| is_price_word(word) || self.vocabulary.knows_word(word))
     }
 
-    /// Runs one search.
+    /// Runs one search: correct the spelling and understand the query, restrict the catalog by the filters,
+    /// retrieve lexically and semantically, fuse the scores (hits holding every query term first), boost
+    /// attribute matches, personalise, and order the requested page.
     pub fn search<'s>(&'s self, request: &SearchRequest<'_>) -> Result<SearchResponse<'s>, SearchError> {
-        let config = &self.config;
         let mut warnings = Vec::new();
         let corrected_query = if request.correct_spelling { self.correct_spelling(request.query) } else { None };
         let query = corrected_query.as_deref().unwrap_or(request.query);
@@ -425,15 +426,40 @@ impl SearchEngine {
                 ..ParsedQuery::default()
             }
         };
+        let scope = self.scope(request, &parsed);
+        let retrieved = self.retrieve(request, &scope, &mut warnings)?;
+        let mut candidates = self.candidates(&scope, &retrieved);
+        if retrieved.mode != SearchMode::Browse {
+            self.fuse_scores(&scope, &retrieved, &mut candidates);
+        }
+        if self.config.attribute_mode == AttributeMode::Boost && !parsed.attributes.is_empty() {
+            self.boost_attributes(&parsed, &mut candidates);
+        }
+        let mut ranked = self.personalise(request.profile, candidates);
+        self.order_page(request, &mut ranked);
+        let facets = request.facets.then(|| self.facets.count(ranked.iter().map(|(p, _)| *p), self.config.facet_limit));
+        let total = ranked.len();
+        let hits = ranked
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit)
+            .map(|(position, score)| SearchHit { position, item: &self.items[position], score })
+            .collect();
+        let (mode, lexical_text) = (retrieved.mode, scope.lexical_text);
+        Ok(SearchResponse { mode, warnings, corrected_query, parsed, lexical_text, total, hits, facets })
+    }
 
+    /// What a search may return: the request's filters with the query's price phrases, and (as filters) the
+    /// attributes the query names; the text lexical retrieval searches.
+    fn scope(&self, request: &SearchRequest<'_>, parsed: &ParsedQuery) -> Scope {
         let mut filters = request.filters.clone();
         filters.price_min = max_option(filters.price_min, parsed.price_min);
         filters.price_max = min_option(filters.price_max, parsed.price_max);
-        let attribute_filter: Vec<(AttributeKind, Vec<String>)> = match config.attribute_mode {
+        let attribute_filter: Vec<(AttributeKind, Vec<String>)> = match self.config.attribute_mode {
             AttributeMode::Filter => group_by_kind(&parsed.attributes),
             AttributeMode::Boost => Vec::new(),
         };
-        let lexical_text = match config.attribute_mode {
+        let lexical_text = match self.config.attribute_mode {
             AttributeMode::Filter => parsed.text_without_attributes.clone(),
             AttributeMode::Boost => parsed.text.clone(),
         };
@@ -450,8 +476,17 @@ impl SearchEngine {
                 })
                 .collect()
         });
-        let is_allowed = |position: usize| allowed.as_ref().is_none_or(|a| a[position]);
+        Scope { lexical_text, restricted, allowed }
+    }
 
+    /// Lexical and semantic retrieval within the scope, and the mode they make.
+    fn retrieve<'r>(
+        &'r self,
+        request: &SearchRequest<'r>,
+        scope: &Scope,
+        warnings: &mut Vec<String>,
+    ) -> Result<Retrieved<'r>, SearchError> {
+        let config = &self.config;
         let vector_query = match (request.query_vector, &self.vectors) {
             (Some(query), Some(index)) => Some((query, index)),
             _ => None,
@@ -465,12 +500,12 @@ impl SearchEngine {
                 "no query vector: lexical retrieval only".to_string()
             });
         }
-
-        let text_is_empty = self.lexical.analyze(&lexical_text).is_empty() && lexical_text.trim().is_empty();
+        let lexical_text = &scope.lexical_text;
+        let text_is_empty = self.lexical.analyze(lexical_text).is_empty() && lexical_text.trim().is_empty();
         let lexical: Vec<(usize, f32)> = if want_lexical && !text_is_empty {
-            let limit = if restricted { self.items.len() } else { config.lexical_candidates };
-            let mut hits = self.lexical.search(&lexical_text, limit)?;
-            hits.retain(|(position, _)| is_allowed(*position));
+            let limit = if scope.restricted { self.items.len() } else { config.lexical_candidates };
+            let mut hits = self.lexical.search(lexical_text, limit)?;
+            hits.retain(|(position, _)| scope.is_allowed(*position));
             hits.truncate(config.lexical_candidates.max(1));
             hits
         } else {
@@ -478,11 +513,10 @@ impl SearchEngine {
         };
         let semantic: Vec<(usize, f32)> = match vector_query {
             Some((query, index)) if want_semantic => {
-                index.search(query, config.semantic_candidates, allowed.as_deref())?
+                index.search(query, config.semantic_candidates, scope.allowed.as_deref())?
             }
             _ => Vec::new(),
         };
-
         let (mode, lexical_used, semantic_used) = if !want_lexical {
             (SearchMode::SemanticOnly, false, true)
         } else if text_is_empty && semantic.is_empty() {
@@ -497,22 +531,26 @@ impl SearchEngine {
         } else {
             (SearchMode::Hybrid, true, true)
         };
+        Ok(Retrieved { vector_query, lexical, semantic, mode, lexical_used, semantic_used })
+    }
 
+    /// Every candidate with its lexical and semantic score and rank (in browse mode, every allowed item).
+    fn candidates(&self, scope: &Scope, retrieved: &Retrieved<'_>) -> HashMap<usize, ScoreBreakdown> {
         let mut candidates: HashMap<usize, ScoreBreakdown> = HashMap::new();
-        if mode == SearchMode::Browse {
-            for position in (0..self.items.len()).filter(|p| is_allowed(*p)) {
+        if retrieved.mode == SearchMode::Browse {
+            for position in (0..self.items.len()).filter(|p| scope.is_allowed(*p)) {
                 candidates.insert(position, ScoreBreakdown { relevance: 1.0, ..Default::default() });
             }
         }
-        if lexical_used {
-            for (rank, (position, score)) in lexical.iter().enumerate() {
+        if retrieved.lexical_used {
+            for (rank, (position, score)) in retrieved.lexical.iter().enumerate() {
                 let entry = candidates.entry(*position).or_default();
                 entry.lexical = Some(*score);
                 entry.lexical_rank = Some(rank + 1);
             }
         }
-        if semantic_used {
-            for (rank, (position, score)) in semantic.iter().enumerate() {
+        if retrieved.semantic_used {
+            for (rank, (position, score)) in retrieved.semantic.iter().enumerate() {
                 let entry = candidates.entry(*position).or_default();
                 entry.semantic = Some(*score);
                 entry.semantic_rank = Some(rank + 1);
@@ -520,7 +558,7 @@ impl SearchEngine {
         }
         // Lexical candidates outside the semantic top list still get their cosine, so weighted fusion can
         // order lexical ties by meaning (exact vectors make this one dot product per candidate).
-        if let (SearchMode::Hybrid, Some((query, index))) = (mode, vector_query) {
+        if let (SearchMode::Hybrid, Some((query, index))) = (retrieved.mode, retrieved.vector_query) {
             let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
             for (position, score) in candidates.iter_mut() {
                 if score.semantic.is_none() {
@@ -528,79 +566,79 @@ impl SearchEngine {
                 }
             }
         }
-        if mode != SearchMode::Browse {
-            let lexical_range = score_range(if lexical_used { &lexical[..] } else { &[] });
-            let semantic_range = if semantic_used {
-                candidates
-                    .values()
-                    .filter_map(|s| s.semantic)
-                    .fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)))
-            } else {
-                (0.0, 0.0)
-            };
-            let terms = if lexical_used {
-                self.catalog_words.known_terms(&self.lexical.analyze(&lexical_text))
-            } else {
-                Vec::new()
-            };
-            for (position, score) in candidates.iter_mut() {
-                if score.lexical.is_some() {
-                    score.words_held = Some(self.catalog_words.held_share(*position, &terms));
-                }
-                let lexical_factor = match score.words_held {
-                    Some(share) if config.lexical_coordination > 0.0 => share.powf(config.lexical_coordination),
-                    _ => 1.0,
-                };
-                score.relevance = fuse(
-                    config.fusion,
-                    score,
-                    lexical_range,
-                    semantic_range,
-                    lexical_used,
-                    semantic_used,
-                    lexical_factor,
-                );
-            }
-            if config.all_terms_first && lexical_used {
-                // Above every fused score (at most 1 + 1e-3): the hits holding every query term the catalog
-                // has, by BM25. A term it does not have is left out (a brand the shop does not carry; a typo
-                // was corrected above when some item holds the corrected reading).
-                if !terms.is_empty() {
-                    for (position, _) in lexical.iter().take(ALL_TERMS_CHECKED) {
-                        let described = !self.items[*position].category_path.is_empty();
-                        if self.catalog_words.holds_every(*position, &terms)
-                            && (described || !config.all_terms_needs_category)
-                        {
-                            let score = candidates.get_mut(position).expect("lexical hits are candidates");
-                            score.relevance = 2.0 + normalised(score.lexical, lexical_range);
-                        }
-                    }
-                }
-            }
-        }
-        if config.attribute_mode == AttributeMode::Boost && !parsed.attributes.is_empty() {
-            let wanted = group_by_kind(&parsed.attributes);
-            for (position, score) in candidates.iter_mut() {
-                let matched = wanted
-                    .iter()
-                    .filter(|(kind, values)| {
-                        self.kind_value(*position, *kind).is_some_and(|v| values.iter().any(|w| w == v))
-                    })
-                    .count();
-                score.relevance *= 1.0 + config.attribute_boost * matched as f32 / wanted.len() as f32;
-            }
-        }
-        let best = candidates.values().map(|s| s.relevance).fold(0.0f32, f32::max);
-        let profile = request.profile.filter(|p| !p.is_empty());
-        let session_vectors: Vec<&[f32]> = match (profile, &self.vectors) {
-            (Some(profile), Some(index)) => profile
-                .session_items
-                .iter()
-                .filter_map(|id| self.positions.get(id))
-                .map(|position| index.vector(*position))
-                .collect(),
-            _ => Vec::new(),
+        candidates
+    }
+
+    /// Each candidate's relevance: the fusion of its lexical part (weighed by the share of the query's words it
+    /// holds) and its semantic part; then, above every fused score, the hits holding every query term.
+    fn fuse_scores(&self, scope: &Scope, retrieved: &Retrieved<'_>, candidates: &mut HashMap<usize, ScoreBreakdown>) {
+        let config = &self.config;
+        let (lexical_used, semantic_used) = (retrieved.lexical_used, retrieved.semantic_used);
+        let lexical_range = score_range(if lexical_used { &retrieved.lexical[..] } else { &[] });
+        let semantic_range = if semantic_used {
+            candidates
+                .values()
+                .filter_map(|s| s.semantic)
+                .fold((f32::MAX, f32::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)))
+        } else {
+            (0.0, 0.0)
         };
+        let terms = if lexical_used {
+            self.catalog_words.known_terms(&self.lexical.analyze(&scope.lexical_text))
+        } else {
+            Vec::new()
+        };
+        for (position, score) in candidates.iter_mut() {
+            if score.lexical.is_some() {
+                score.words_held = Some(self.catalog_words.held_share(*position, &terms));
+            }
+            let lexical_factor = match score.words_held {
+                Some(share) if config.lexical_coordination > 0.0 => share.powf(config.lexical_coordination),
+                _ => 1.0,
+            };
+            score.relevance =
+                fuse(config.fusion, score, lexical_range, semantic_range, lexical_used, semantic_used, lexical_factor);
+        }
+        if config.all_terms_first && lexical_used && !terms.is_empty() {
+            // Above every fused score (at most 1 + 1e-3): the hits holding every query term the catalog has, by
+            // BM25. A term it does not have is left out (a brand the shop does not carry; a typo was corrected
+            // above when some item holds the corrected reading).
+            for (position, _) in retrieved.lexical.iter().take(ALL_TERMS_CHECKED) {
+                let described = !self.items[*position].category_path.is_empty();
+                if self.catalog_words.holds_every(*position, &terms) && (described || !config.all_terms_needs_category)
+                {
+                    let score = candidates.get_mut(position).expect("lexical hits are candidates");
+                    score.relevance = 2.0 + normalised(score.lexical, lexical_range);
+                }
+            }
+        }
+    }
+
+    /// Multiplies a candidate's relevance by 1 + the attribute boost × the share of the query's attributes it
+    /// matches.
+    fn boost_attributes(&self, parsed: &ParsedQuery, candidates: &mut HashMap<usize, ScoreBreakdown>) {
+        let wanted = group_by_kind(&parsed.attributes);
+        for (position, score) in candidates.iter_mut() {
+            let matched = wanted
+                .iter()
+                .filter(|(kind, values)| {
+                    self.kind_value(*position, *kind).is_some_and(|v| values.iter().any(|w| w == v))
+                })
+                .count();
+            score.relevance *= 1.0 + self.config.attribute_boost * matched as f32 / wanted.len() as f32;
+        }
+    }
+
+    /// Relevance scaled so the best candidate has 1; with a shopper profile, the best `rerank_depth` by
+    /// relevance get a personal term (they stay above the rest, whose relevance is no higher, and the cost is
+    /// bounded on broad queries).
+    fn personalise(
+        &self,
+        profile: Option<&ShopperProfile>,
+        candidates: HashMap<usize, ScoreBreakdown>,
+    ) -> Vec<(usize, ScoreBreakdown)> {
+        let config = &self.config;
+        let best = candidates.values().map(|s| s.relevance).fold(0.0f32, f32::max);
         let mut ranked: Vec<(usize, ScoreBreakdown)> = candidates.into_iter().collect();
         for (_, score) in ranked.iter_mut() {
             if best > 0.0 {
@@ -608,26 +646,38 @@ impl SearchEngine {
             }
             score.total = score.relevance;
         }
-        if let Some(profile) = profile {
-            // Only the best `rerank_depth` by relevance get a personal term: they stay above the rest, whose
-            // relevance is no higher, and the cost is bounded on broad queries.
-            let by_relevance = |a: &(usize, ScoreBreakdown), b: &(usize, ScoreBreakdown)| {
-                b.1.relevance.total_cmp(&a.1.relevance).then(a.0.cmp(&b.0))
-            };
-            if ranked.len() > config.rerank_depth {
-                ranked.select_nth_unstable_by(config.rerank_depth, by_relevance);
-            }
-            for (position, score) in ranked.iter_mut().take(config.rerank_depth) {
-                let mut personal = profile.personal_score(&self.items[*position]);
-                if let (false, Some(index)) = (session_vectors.is_empty(), &self.vectors) {
-                    let own = index.vector(*position);
-                    let similarity = session_vectors.iter().map(|s| dot(own, s)).fold(f32::MIN, f32::max);
-                    personal += config.session_weight * similarity.max(0.0);
-                }
-                score.personal = personal;
-                score.total = score.relevance + config.personal_weight * personal;
-            }
+        let Some(profile) = profile.filter(|p| !p.is_empty()) else { return ranked };
+        let session_vectors: Vec<&[f32]> = match &self.vectors {
+            Some(index) => profile
+                .session_items
+                .iter()
+                .filter_map(|id| self.positions.get(id))
+                .map(|position| index.vector(*position))
+                .collect(),
+            None => Vec::new(),
+        };
+        let by_relevance = |a: &(usize, ScoreBreakdown), b: &(usize, ScoreBreakdown)| {
+            b.1.relevance.total_cmp(&a.1.relevance).then(a.0.cmp(&b.0))
+        };
+        if ranked.len() > config.rerank_depth {
+            ranked.select_nth_unstable_by(config.rerank_depth, by_relevance);
         }
+        for (position, score) in ranked.iter_mut().take(config.rerank_depth) {
+            let mut personal = profile.personal_score(&self.items[*position]);
+            if let (false, Some(index)) = (session_vectors.is_empty(), &self.vectors) {
+                let own = index.vector(*position);
+                let similarity = session_vectors.iter().map(|s| dot(own, s)).fold(f32::MIN, f32::max);
+                personal += config.session_weight * similarity.max(0.0);
+            }
+            score.personal = personal;
+            score.total = score.relevance + config.personal_weight * personal;
+        }
+        ranked
+    }
+
+    /// Orders the requested page by the request's sort (ties by total score, then position); only the page
+    /// needs its order, the rest is cut off (a broad query has thousands).
+    fn order_page(&self, request: &SearchRequest<'_>, ranked: &mut [(usize, ScoreBreakdown)]) {
         let price = |position: usize| self.items[position].price.as_ref().map(|p| p.as_major_f64());
         let order = |a: &(usize, ScoreBreakdown), b: &(usize, ScoreBreakdown)| {
             let by_relevance = b.1.total.total_cmp(&a.1.total);
@@ -641,7 +691,6 @@ impl SearchEngine {
             };
             primary.then(a.0.cmp(&b.0))
         };
-        // Only the requested page needs its order: the rest is cut off (a broad query has thousands).
         let page_end = request.offset.saturating_add(request.limit);
         if ranked.len() > page_end {
             ranked.select_nth_unstable_by(page_end, order);
@@ -649,16 +698,32 @@ impl SearchEngine {
         } else {
             ranked.sort_by(order);
         }
-        let facets = request.facets.then(|| self.facets.count(ranked.iter().map(|(p, _)| *p), config.facet_limit));
-        let total = ranked.len();
-        let hits = ranked
-            .into_iter()
-            .skip(request.offset)
-            .take(request.limit)
-            .map(|(position, score)| SearchHit { position, item: &self.items[position], score })
-            .collect();
-        Ok(SearchResponse { mode, warnings, corrected_query, parsed, lexical_text, total, hits, facets })
     }
+}
+
+/// What a search may return and the text it searches lexically.
+struct Scope {
+    lexical_text: String,
+    /// Whether a filter, predicate or attribute restricts the catalog.
+    restricted: bool,
+    /// Per item, whether it passes (`None`: all do).
+    allowed: Option<Vec<bool>>,
+}
+
+impl Scope {
+    fn is_allowed(&self, position: usize) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a[position])
+    }
+}
+
+/// What retrieval found, and which lists the mode uses.
+struct Retrieved<'r> {
+    vector_query: Option<(&'r [f32], &'r VectorIndex)>,
+    lexical: Vec<(usize, f32)>,
+    semantic: Vec<(usize, f32)>,
+    mode: SearchMode,
+    lexical_used: bool,
+    semantic_used: bool,
 }
 
 /// Prices ascending with unpriced items last.

@@ -3,9 +3,9 @@
 //! it for permission; the tenant always comes from the key, never from the request.
 
 use crate::error::{ApiError, ErrorKind};
-use crate::keys::{hash_api_key, verify_user_token};
-use crate::state::{AppState, ResolvedKey, blocking};
+use crate::state::{AppState, ResolvedKey};
 use attune_core::{ApiKeyKind, TenantId, Timestamp, UserId};
+use attune_engine::keys::{hash_api_key, verify_user_token};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
@@ -49,14 +49,15 @@ pub(crate) async fn resolve_key(state: &AppState, key: &str) -> Result<ResolvedK
     let resolved = match state.cached_key(&secret_hash) {
         Some(resolved) => resolved,
         None => {
-            let store = state.store.clone();
             let lookup_hash = secret_hash.clone();
-            let found = blocking(move || {
-                let Some(record) = store.api_key_by_hash(&lookup_hash)? else { return Ok(None) };
-                let secret = store.user_token_secret(&record.tenant_id)?.unwrap_or_default();
-                Ok(Some(ResolvedKey { record, user_token_secret: secret }))
-            })
-            .await?;
+            let found = state
+                .run(move |engine| {
+                    let store = engine.store();
+                    let Some(record) = store.api_key_by_hash(&lookup_hash)? else { return Ok(None) };
+                    let secret = store.user_token_secret(&record.tenant_id)?.unwrap_or_default();
+                    Ok(Some(ResolvedKey { record, user_token_secret: secret }))
+                })
+                .await?;
             let Some(resolved) = found else {
                 return Err(ApiError::new(ErrorKind::Unauthenticated, "unknown API key"));
             };

@@ -1,8 +1,10 @@
 //! API errors. Every error a client can see is an [`ApiError`]; [`ErrorKind::status_and_code`] is the
-//! one table that maps it to an HTTP status and a stable machine-readable code. The body is always
+//! one table that maps it to an HTTP status and a stable machine-readable code, and engine errors reach it
+//! through [`ErrorKind::of_engine`]. The body is always
 //! `{"code": "...", "message": "...", "details": [...]?, "request_id": "..."?}`.
 
 use attune_core::ValidationError;
+use attune_engine::EngineError;
 use attune_store::StoreError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -34,6 +36,8 @@ pub enum ErrorKind {
     NotEnoughData,
     /// A model the request needs is still being loaded or trained; retry shortly.
     ModelNotReady,
+    /// The server is stopping.
+    ShuttingDown,
     Internal,
 }
 
@@ -56,7 +60,23 @@ impl ErrorKind {
             Self::Conflict => (StatusCode::CONFLICT, "conflict"),
             Self::NotEnoughData => (StatusCode::UNPROCESSABLE_ENTITY, "not_enough_data"),
             Self::ModelNotReady => (StatusCode::SERVICE_UNAVAILABLE, "model_not_ready"),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The kind of an engine error (internal ones are logged where they are turned into an [`ApiError`]).
+    pub fn of_engine(error: &EngineError) -> Self {
+        match error {
+            EngineError::Invalid(error) => Self::Validation(error.code),
+            EngineError::InvalidFilter { .. } => Self::InvalidFilter,
+            EngineError::NotFound(_) => Self::NotFound,
+            EngineError::InvalidParameter(_) => Self::InvalidParameter,
+            EngineError::Conflict(_) | EngineError::Store(StoreError::Conflict(_)) => Self::Conflict,
+            EngineError::NotEnoughData(_) => Self::NotEnoughData,
+            EngineError::ModelNotReady(_) => Self::ModelNotReady,
+            EngineError::ShuttingDown => Self::ShuttingDown,
+            EngineError::Store(_) | EngineError::Internal(_) => Self::Internal,
         }
     }
 }
@@ -173,6 +193,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Invalid(error) => error.into(),
+            EngineError::InvalidFilter { field, error } => Self::invalid_filter(&field, &error),
+            error => match ErrorKind::of_engine(&error) {
+                ErrorKind::Internal => Self::internal(error),
+                kind => Self::new(kind, error.to_string()),
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.kind.status_and_code();
@@ -181,3 +214,30 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Engine errors keep their stable code on the way out.
+    #[test]
+    fn engine_errors_keep_their_codes() {
+        let filter = attune_core::FilterExpr::parse("price <").unwrap_err();
+        let errors = [
+            EngineError::Invalid(ValidationError::new("count", "out_of_range", "count must be 1 to 100")),
+            EngineError::InvalidFilter { field: "filter".into(), error: filter },
+            EngineError::not_found("item `a`"),
+            EngineError::InvalidParameter("x".into()),
+            EngineError::Conflict("x".into()),
+            EngineError::Store(StoreError::Conflict("tenant `a`".into())),
+            EngineError::NotEnoughData("x".into()),
+            EngineError::ModelNotReady("x".into()),
+            EngineError::ShuttingDown,
+            EngineError::Internal("x".into()),
+        ];
+        for error in errors {
+            let code = error.code();
+            assert_eq!(ApiError::from(error).body().code, code);
+        }
+    }
+}

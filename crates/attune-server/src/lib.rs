@@ -1,36 +1,29 @@
 //! Attune's HTTP server: the `/v1` JSON API, authentication, the OpenAPI document, health and metrics,
-//! and the server-rendered operator console and storefront demo.
+//! and the server-rendered operator console and storefront demo, around an [`attune_engine::Engine`].
 //!
-//! This is the only crate that knows HTTP and JSON-over-HTTP. Handlers validate input into domain types
-//! (`attune-core`), run store work and anything CPU-heavy on blocking threads, and map every failure
-//! through the one error table in [`error`].
+//! This is the only crate that knows HTTP and JSON-over-HTTP, and it stays glue: a handler parses the request
+//! into domain types (`attune-core`, the engine's request types), calls the engine on a blocking thread, and
+//! renders a view. Every failure maps through the one error table in [`error`].
 
 pub mod api;
 mod auth;
 mod body;
-pub mod catalog;
 pub mod error;
-pub mod impressions;
-mod insights;
-pub mod keys;
 pub mod metrics;
 pub mod pages;
-mod recommendations;
-pub mod search;
-mod snapshot_payload;
 mod state;
-mod stored_tuning;
-pub mod tasks;
-pub mod training;
 
 pub use state::{AppState, ServerOptions};
 
 use axum::Router;
-use axum::http::{HeaderName, Request};
-use axum::response::IntoResponse;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderName;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use error::{ApiError, ErrorKind};
 use std::future::Future;
+use std::time::Instant;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -45,7 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track_requests))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -55,35 +48,63 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve `app(state)` on `listener` until `shutdown` completes, then finish in-flight requests.
+/// Starts the engine, serves `app(state)` on `listener` until `shutdown` completes, lets in-flight requests
+/// finish (for at most the shutdown timeout), then shuts the engine down: its tasks stop at a checkpoint and
+/// every queued impression and search event is written.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Some(interval) = state.options.forecast_interval {
-        // The first round soon after start-up, so a restarted server has fresh forecasts without waiting.
-        let first = interval.min(std::time::Duration::from_secs(10));
-        tasks::spawn_scheduler(state.clone(), tasks::TaskKind::Forecast, first, interval);
+    let engine = state.engine.start();
+    let timeout = state.options.shutdown_timeout;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(signal).into_future();
+    let drain_deadline = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = drain_deadline => {
+            tracing::warn!(timeout_s = timeout.as_secs(), "requests still running at the shutdown deadline; stopping them");
+            Ok(())
+        }
+    };
+    tracing::info!("no longer serving requests; stopping the engine");
+    let report = tokio::task::spawn_blocking(move || engine.shutdown(timeout)).await;
+    if let Err(error) = report {
+        tracing::error!(%error, "the engine did not shut down cleanly");
     }
-    if let Some(interval) = state.options.train_interval {
-        tasks::spawn_scheduler(state.clone(), tasks::TaskKind::TrainRecs, interval, interval);
-    }
-    tokio::spawn(training::load_at_startup(state.clone()));
-    let starting = state.clone();
-    tokio::spawn(async move { search::start(starting).await });
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    served
 }
 
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
-    let store = state.store.clone();
-    match state::blocking(move || Ok(store.tenants()?.len())).await {
+/// Records every request's route, status and latency.
+async fn track_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state.metrics.observe_request(method, route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.run(|engine| Ok(engine.store().tenants()?.len())).await {
         Ok(tenants) => axum::Json(serde_json::json!({"status": "ok", "tenants": tenants})).into_response(),
         Err(error) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(error.body())).into_response(),
     }
 }
 
-async fn metrics_text(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 

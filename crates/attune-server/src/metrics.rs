@@ -1,15 +1,12 @@
 //! Prometheus metrics, served at `/metrics`: HTTP requests by route and status, request latency, and
 //! event ingestion counts.
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::time::Instant;
+use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -57,6 +54,12 @@ impl Metrics {
         Self { registry, http_requests, http_request_seconds, events_accepted, events_duplicate, events_rejected }
     }
 
+    /// Counts one request by method, route and status, and its latency by route.
+    pub fn observe_request(&self, method: String, route: String, status: u16, elapsed: Duration) {
+        self.http_requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();
+        self.http_request_seconds.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
+    }
+
     /// The metrics in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -69,17 +72,4 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Middleware recording every request's route, status and latency.
-pub async fn track_requests(State(state): State<crate::AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().to_string();
-    let route =
-        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    state.metrics.http_requests.get_or_create(&RequestLabels { method, route: route.clone(), status }).inc();
-    state.metrics.http_request_seconds.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
-    response
 }

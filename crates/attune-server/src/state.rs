@@ -1,12 +1,9 @@
-//! Shared server state: the store, metrics, options, the API-key cache and the per-tenant analytics.
+//! Shared server state: the engine, metrics, options and the API-key cache.
 
-use crate::catalog::CatalogCache;
-use crate::impressions::ImpressionLog;
-use crate::insights::{ForecastSnapshot, TenantAnalytics};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::recommendations::RecsModel;
-use crate::tasks::TaskRegistry;
 use attune_core::TenantId;
+use attune_engine::{Engine, EngineError};
 use attune_store::{ApiKeyRecord, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,19 +23,9 @@ pub struct ServerOptions {
     pub demo_console_key: Option<String>,
     /// Mark the console's and storefront's cookies `Secure` (serve over HTTPS, e.g. behind a TLS proxy).
     pub secure_cookies: bool,
-    /// How often the `forecast` task runs for every tenant with events; `None`: only on demand.
-    pub forecast_interval: Option<Duration>,
-    /// How often the `train_recs` task runs for every tenant with new events; `None`: only on demand (and at
-    /// start-up when a tenant has no stored model).
-    pub train_interval: Option<Duration>,
-    /// Seed and evaluation size of recommendation training.
-    pub training: crate::training::TrainOptions,
-    /// The sentence-transformers model directory for semantic search; `None` or unloadable: lexical-only (the
-    /// CLI defaults it to `attune_text::default_model_dir()`).
-    pub model_dir: Option<std::path::PathBuf>,
-    /// How search tunes item vectors to the catalog (`attune_search::CatalogTuning`) when enough items have a
-    /// category path; `None`: never.
-    pub catalog_tuning: Option<attune_search::TuningConfig>,
+    /// At shutdown, how long in-flight requests may take to finish, and then how long the engine's tasks may
+    /// take to reach a checkpoint.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -49,11 +36,7 @@ impl Default for ServerOptions {
             storefront_tenant: None,
             demo_console_key: None,
             secure_cookies: false,
-            forecast_interval: None,
-            train_interval: None,
-            training: crate::training::TrainOptions::default(),
-            model_dir: None,
-            catalog_tuning: Some(attune_search::TuningConfig::default()),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -72,29 +55,10 @@ pub struct ResolvedKey {
 pub struct AppState(Arc<AppStateInner>);
 
 pub struct AppStateInner {
-    pub store: Arc<dyn Store>,
+    pub engine: Engine,
     pub metrics: Metrics,
     pub options: ServerOptions,
     key_cache: Mutex<HashMap<String, (ResolvedKey, Instant)>>,
-    /// Per-tenant analytics (customer model, demand history), see [`crate::insights`].
-    analytics: Mutex<HashMap<TenantId, Arc<TenantAnalytics>>>,
-    /// Held while analytics are built, so concurrent requests share one build.
-    pub(crate) analytics_build: Mutex<()>,
-    /// Per-tenant results of the latest `forecast` task.
-    forecasts: Mutex<HashMap<TenantId, Arc<ForecastSnapshot>>>,
-    /// Background tasks and their progress, see [`crate::tasks`].
-    pub tasks: TaskRegistry,
-    /// In-memory copies of the tenants' catalogs for the serving path, see [`crate::catalog`].
-    pub catalog: CatalogCache,
-    /// Impressions queued for the writer thread, see [`crate::impressions`].
-    pub impressions: ImpressionLog,
-    /// Per-tenant recommendation models, see [`crate::recommendations`].
-    recs: Mutex<HashMap<TenantId, Arc<RecsModel>>>,
-    /// Per-tenant locks held while a recommendation model is loaded or trained, so concurrent requests share
-    /// one load and trainings of a tenant run one at a time.
-    recs_locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
-    /// Search indexes, the sentence embedder and past queries, see [`crate::search`].
-    pub search: crate::search::SearchService,
 }
 
 impl std::ops::Deref for AppState {
@@ -105,22 +69,17 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, options: ServerOptions) -> Self {
+    pub fn new(engine: Engine, options: ServerOptions) -> Self {
         Self(Arc::new(AppStateInner {
-            impressions: ImpressionLog::start(store.clone()),
-            store,
+            engine,
             metrics: Metrics::new(),
             options,
             key_cache: Mutex::new(HashMap::new()),
-            analytics: Mutex::new(HashMap::new()),
-            analytics_build: Mutex::new(()),
-            forecasts: Mutex::new(HashMap::new()),
-            tasks: TaskRegistry::default(),
-            catalog: CatalogCache::default(),
-            recs: Mutex::new(HashMap::new()),
-            recs_locks: Mutex::new(HashMap::new()),
-            search: crate::search::SearchService::default(),
         }))
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.engine.store()
     }
 
     pub(crate) fn cached_key(&self, secret_hash: &str) -> Option<ResolvedKey> {
@@ -136,46 +95,24 @@ impl AppState {
         cache.insert(secret_hash, (key, Instant::now()));
     }
 
-    pub(crate) fn cached_analytics(&self, tenant: &TenantId) -> Option<Arc<TenantAnalytics>> {
-        self.analytics.lock().expect("analytics cache poisoned").get(tenant).cloned()
-    }
-
-    pub(crate) fn cache_analytics(&self, tenant: TenantId, analytics: Arc<TenantAnalytics>) {
-        self.analytics.lock().expect("analytics cache poisoned").insert(tenant, analytics);
-    }
-
-    pub(crate) fn cached_forecasts(&self, tenant: &TenantId) -> Option<Arc<ForecastSnapshot>> {
-        self.forecasts.lock().expect("forecast cache poisoned").get(tenant).cloned()
-    }
-
-    pub(crate) fn cache_forecasts(&self, tenant: TenantId, snapshot: Arc<ForecastSnapshot>) {
-        self.forecasts.lock().expect("forecast cache poisoned").insert(tenant, snapshot);
-    }
-
-    pub(crate) fn cached_recs(&self, tenant: &TenantId) -> Option<Arc<RecsModel>> {
-        self.recs.lock().expect("recommendation cache poisoned").get(tenant).cloned()
-    }
-
-    /// Swaps in `tenant`'s served recommendation model; requests holding the previous one finish with it.
-    pub(crate) fn cache_recs(&self, tenant: TenantId, model: Arc<RecsModel>) {
-        self.recs.lock().expect("recommendation cache poisoned").insert(tenant, model);
-    }
-
-    /// The lock held while `tenant`'s recommendation model is loaded or trained.
-    pub(crate) fn recs_lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
-        let mut locks = self.recs_locks.lock().expect("recommendation locks poisoned");
-        locks.entry(tenant.clone()).or_default().clone()
-    }
-
     pub(crate) fn forget_key(&self, tenant: &TenantId, key_id: &str) {
         let mut cache = self.key_cache.lock().expect("key cache poisoned");
         cache.retain(|_, (key, _)| !(key.record.tenant_id == *tenant && key.record.key_id == key_id));
+    }
+
+    /// Runs `work` with the engine on a blocking thread: store access, computing, parsing big bodies.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let engine = self.engine.clone();
+        blocking(move || Ok(work(&engine)?)).await
     }
 }
 
 /// Run blocking work (store access, parsing big bodies) off the async worker threads.
 pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, crate::error::ApiError> + Send + 'static,
-) -> Result<T, crate::error::ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(crate::error::ApiError::internal)?
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
 }

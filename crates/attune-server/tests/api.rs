@@ -1,26 +1,30 @@
 //! The HTTP API against a real server on a loopback port with a temporary store: every endpoint, auth
 //! and tenant isolation, idempotent retries, and bad input that must be refused without half-writes.
 
+mod harness;
+
 use attune_core::{ApiKeyKind, TenantId};
-use attune_server::keys::{create_api_key, create_tenant};
-use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store};
+use attune_engine::EngineConfig;
+use attune_server::ServerOptions;
+use harness::Server;
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::blocking::{RequestBuilder, Response};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 struct TestServer {
-    base: String,
-    client: Client,
-    store: Arc<dyn Store>,
+    server: Server,
     /// Tenant `alpha`: secret and public keys.
     alpha_secret: String,
     alpha_public: String,
     /// Tenant `beta`: a secret key.
     beta_secret: String,
-    _directory: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 impl TestServer {
@@ -29,42 +33,14 @@ impl TestServer {
     }
 
     fn start_with(options: ServerOptions) -> Self {
-        let directory = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), SqliteOptions::default()).unwrap());
-        let alpha = TenantId::parse_slug("alpha").unwrap();
-        let beta = TenantId::parse_slug("beta").unwrap();
-        create_tenant(store.as_ref(), &alpha, "Alpha").unwrap();
-        create_tenant(store.as_ref(), &beta, "Beta").unwrap();
-        let alpha_secret = create_api_key(store.as_ref(), &alpha, ApiKeyKind::Secret, "test").unwrap().key;
-        let alpha_public = create_api_key(store.as_ref(), &alpha, ApiKeyKind::Public, "web").unwrap().key;
-        let beta_secret = create_api_key(store.as_ref(), &beta, ApiKeyKind::Secret, "test").unwrap().key;
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (address_sender, address_receiver) = std::sync::mpsc::channel();
-        let state = AppState::new(store.clone(), options);
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                address_sender.send(listener.local_addr().unwrap()).unwrap();
-                attune_server::serve(listener, state, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let address = address_receiver.recv().unwrap();
-        Self {
-            base: format!("http://{address}"),
-            client: Client::new(),
-            store,
-            alpha_secret,
-            alpha_public,
-            beta_secret,
-            _directory: directory,
-            _shutdown: shutdown,
-        }
+        let (directory, store) = harness::store(true);
+        let alpha = harness::tenant(store.as_ref(), "alpha", "Alpha");
+        let beta = harness::tenant(store.as_ref(), "beta", "Beta");
+        let alpha_secret = harness::key(store.as_ref(), &alpha, ApiKeyKind::Secret, "test");
+        let alpha_public = harness::key(store.as_ref(), &alpha, ApiKeyKind::Public, "web");
+        let beta_secret = harness::key(store.as_ref(), &beta, ApiKeyKind::Secret, "test");
+        let server = Server::launch(directory, store, options, EngineConfig::default());
+        Self { server, alpha_secret, alpha_public, beta_secret }
     }
 
     fn get(&self, key: &str, path: &str) -> RequestBuilder {

@@ -2,15 +2,17 @@
 //! simulated purchases by 200 customers, the customer model's predictions, segments, customers at risk,
 //! demand forecasts, reorder suggestions and the console pages that show them.
 
+mod harness;
+
 use attune_core::input::{AmountInput, TimeInput};
-use attune_core::{ApiKeyKind, Event, EventInput, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
-use attune_server::keys::{create_api_key, create_tenant};
-use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use attune_core::{ApiKeyKind, Event, EventInput, Item, ItemInput, OrderLineInput, SplitMix64, TenantId, Timestamp};
+use attune_engine::EngineConfig;
+use attune_server::ServerOptions;
+use attune_store::Store;
+use harness::Server;
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::RequestBuilder;
 use serde_json::Value;
-use std::sync::Arc;
 
 const CUSTOMERS: u32 = 200;
 const DAYS: u32 = 365;
@@ -18,24 +20,15 @@ const ITEMS: [(&str, &str); 5] =
     [("85123A", "2.55"), ("71053", "3.39"), ("22423", "12.75"), ("47566", "4.95"), ("20725", "1.65")];
 
 struct TestServer {
-    base: String,
-    client: Client,
+    server: Server,
     secret: String,
     public: String,
-    _directory: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-/// A small deterministic generator (SplitMix64), so the simulated shop is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+impl std::ops::Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
     }
 }
 
@@ -90,21 +83,21 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
         })
         .collect();
     store.upsert_items(tenant, &items).unwrap();
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64::new(42);
     let mut events = Vec::new();
     for c in 0..CUSTOMERS {
         let user = format!("c{c:03}");
-        let arrival = (rng.next() * 300.0) as u32;
-        let gap = 5.0 + rng.next() * 60.0;
-        let dropout_day = if rng.next() < 0.4 { arrival + (rng.next() * 120.0) as u32 } else { DAYS };
+        let arrival = (rng.next_f64() * 300.0) as u32;
+        let gap = 5.0 + rng.next_f64() * 60.0;
+        let dropout_day = if rng.next_f64() < 0.4 { arrival + (rng.next_f64() * 120.0) as u32 } else { DAYS };
         let mut day = arrival;
         let mut n = 0;
         while day < DAYS.min(dropout_day + 1) {
-            let (item, price) = ITEMS[(rng.next() * ITEMS.len() as f64) as usize % ITEMS.len()];
-            let quantity = 1 + (rng.next() * 6.0) as i64;
+            let (item, price) = ITEMS[(rng.next_f64() * ITEMS.len() as f64) as usize % ITEMS.len()];
+            let quantity = 1 + (rng.next_f64() * 6.0) as i64;
             events.push(order(format!("{user}-{n}"), &user, day, vec![(item, quantity, price), ("85123A", 2, "2.55")]));
             n += 1;
-            day += 1 + (gap * (0.5 + rng.next())) as u32;
+            day += 1 + (gap * (0.5 + rng.next_f64())) as u32;
         }
     }
     for week in 0..52 {
@@ -121,39 +114,13 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
 
 impl TestServer {
     fn start() -> Self {
-        let directory = tempfile::tempdir().unwrap();
-        let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
-        let shop = TenantId::parse_slug("shop").unwrap();
-        create_tenant(store.as_ref(), &shop, "Gift Shop").unwrap();
-        let secret = create_api_key(store.as_ref(), &shop, ApiKeyKind::Secret, "test").unwrap().key;
-        let public = create_api_key(store.as_ref(), &shop, ApiKeyKind::Public, "web").unwrap().key;
+        let (directory, store) = harness::store(false);
+        let shop = harness::tenant(store.as_ref(), "shop", "Gift Shop");
+        let secret = harness::key(store.as_ref(), &shop, ApiKeyKind::Secret, "test");
+        let public = harness::key(store.as_ref(), &shop, ApiKeyKind::Public, "web");
         seed(store.as_ref(), &shop);
-        let state = AppState::new(store, ServerOptions::default());
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (address_sender, address_receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                address_sender.send(listener.local_addr().unwrap()).unwrap();
-                attune_server::serve(listener, state, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let address = address_receiver.recv().unwrap();
-        Self {
-            base: format!("http://{address}"),
-            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-            secret,
-            public,
-            _directory: directory,
-            _shutdown: shutdown,
-        }
+        let server = Server::launch(directory, store, ServerOptions::default(), EngineConfig::default());
+        Self { server, secret, public }
     }
 
     fn get(&self, path: &str) -> RequestBuilder {

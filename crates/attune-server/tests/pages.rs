@@ -1,28 +1,33 @@
 //! The console and storefront pages against a real server on a loopback port with a temporary store:
 //! sign-in and its redirects, what every page shows, escaping, and the events the storefront records.
 
+mod harness;
+
 use attune_core::input::AmountInput;
 use attune_core::{
     ApiKeyKind, Event, EventInput, EventType, Item, ItemInput, OrderLineInput, TenantId, Timestamp, User, UserInput,
 };
-use attune_server::keys::{create_api_key, create_tenant};
-use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use attune_engine::EngineConfig;
+use attune_server::ServerOptions;
+use attune_store::Store;
+use harness::Server;
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 struct TestServer {
-    base: String,
-    client: Client,
-    store: Arc<dyn Store>,
+    server: Server,
     shop: TenantId,
     shop_secret: String,
     shop_public: String,
     other_secret: String,
-    _directory: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 const DAYS: u32 = 20;
@@ -144,45 +149,16 @@ impl TestServer {
     }
 
     fn start_with(options: impl FnOnce(&TenantId, &str) -> ServerOptions) -> Self {
-        let directory = tempfile::tempdir().unwrap();
-        let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
-        let shop = TenantId::parse_slug("shop").unwrap();
-        let other = TenantId::parse_slug("other").unwrap();
-        create_tenant(store.as_ref(), &shop, "Corner Gift Shop").unwrap();
-        create_tenant(store.as_ref(), &other, "Other Shop").unwrap();
-        let shop_secret = create_api_key(store.as_ref(), &shop, ApiKeyKind::Secret, "test").unwrap().key;
-        let shop_public = create_api_key(store.as_ref(), &shop, ApiKeyKind::Public, "web").unwrap().key;
-        let other_secret = create_api_key(store.as_ref(), &other, ApiKeyKind::Secret, "test").unwrap().key;
+        let (directory, store) = harness::store(false);
+        let shop = harness::tenant(store.as_ref(), "shop", "Corner Gift Shop");
+        let other = harness::tenant(store.as_ref(), "other", "Other Shop");
+        let shop_secret = harness::key(store.as_ref(), &shop, ApiKeyKind::Secret, "test");
+        let shop_public = harness::key(store.as_ref(), &shop, ApiKeyKind::Public, "web");
+        let other_secret = harness::key(store.as_ref(), &other, ApiKeyKind::Secret, "test");
         seed(store.as_ref(), &shop);
-        let state = AppState::new(store.clone(), options(&shop, &shop_secret));
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (address_sender, address_receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                address_sender.send(listener.local_addr().unwrap()).unwrap();
-                attune_server::serve(listener, state, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let address = address_receiver.recv().unwrap();
-        Self {
-            base: format!("http://{address}"),
-            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-            store,
-            shop,
-            shop_secret,
-            shop_public,
-            other_secret,
-            _directory: directory,
-            _shutdown: shutdown,
-        }
+        let options = options(&shop, &shop_secret);
+        let server = Server::launch(directory, store, options, EngineConfig::default());
+        Self { server, shop, shop_secret, shop_public, other_secret }
     }
 
     fn get(&self, path: &str, cookie: &str) -> Response {

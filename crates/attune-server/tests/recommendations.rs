@@ -11,13 +11,17 @@
 //! versions and activation through the API, and the console's models page. Cold start: an item added after
 //! training and a shopper who only saw it get content matches (brand, category, title words).
 
+mod harness;
+
 use attune_core::FilterExpr;
 use attune_core::input::{AmountInput, TimeInput};
 use attune_core::{ApiKeyKind, Event, EventInput, EventKind, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
 use attune_core::{RecommendationId, UserId};
-use attune_server::keys::{create_api_key, create_tenant};
-use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous, TimelineQuery};
+use attune_engine::EngineConfig;
+use attune_engine::recs::training::{self, TrainOptions};
+use attune_server::ServerOptions;
+use attune_store::{Store, TimelineQuery};
+use harness::Server;
 use proptest::prelude::*;
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder};
@@ -38,14 +42,17 @@ const ITEMS: [ItemRow; 7] = [
 ];
 
 struct TestServer {
-    base: String,
-    client: Client,
+    server: Server,
     secret: String,
     public: String,
-    store: Arc<dyn Store>,
     tenant: TenantId,
-    _directory: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 fn order(id: &str, user: &str, day: u32, items: &[&str]) -> Event {
@@ -119,63 +126,28 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
 
 impl TestServer {
     fn start() -> Self {
-        Self::start_with(ServerOptions::default())
+        Self::start_with(EngineConfig::default())
     }
 
-    fn start_with(options: ServerOptions) -> Self {
-        let directory = tempfile::tempdir().unwrap();
-        let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
-        let tenant = TenantId::parse_slug("shop").unwrap();
-        create_tenant(store.as_ref(), &tenant, "Gift Shop").unwrap();
-        let secret = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test").unwrap().key;
-        let public = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Public, "web").unwrap().key;
+    fn start_with(engine: EngineConfig) -> Self {
+        let (directory, store) = harness::store(false);
+        let tenant = harness::tenant(store.as_ref(), "shop", "Gift Shop");
         seed(store.as_ref(), &tenant);
-        Self::launch(directory, store, tenant, secret, public, options)
+        Self::launch(directory, store, tenant, engine)
     }
 
     /// The same store behind a new server: the old one is stopped first.
     fn restart(self) -> Self {
-        let TestServer { store, tenant, secret, public, _directory, _shutdown, .. } = self;
-        drop(_shutdown);
-        Self::launch(_directory, store, tenant, secret, public, ServerOptions::default())
+        let TestServer { server, secret, public, tenant } = self;
+        let server = server.restart(ServerOptions::default(), EngineConfig::default());
+        TestServer { server, secret, public, tenant }
     }
 
-    fn launch(
-        directory: tempfile::TempDir,
-        store: Arc<dyn Store>,
-        tenant: TenantId,
-        secret: String,
-        public: String,
-        options: ServerOptions,
-    ) -> Self {
-        let state = AppState::new(store.clone(), options);
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (address_sender, address_receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                address_sender.send(listener.local_addr().unwrap()).unwrap();
-                attune_server::serve(listener, state, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let address = address_receiver.recv().unwrap();
-        Self {
-            base: format!("http://{address}"),
-            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-            secret,
-            public,
-            store,
-            tenant,
-            _directory: directory,
-            _shutdown: shutdown,
-        }
+    fn launch(directory: tempfile::TempDir, store: Arc<dyn Store>, tenant: TenantId, engine: EngineConfig) -> Self {
+        let secret = harness::key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test");
+        let public = harness::key(store.as_ref(), &tenant, ApiKeyKind::Public, "web");
+        let server = Server::launch(directory, store, ServerOptions::default(), engine);
+        Self { server, secret, public, tenant }
     }
 
     fn recommend_as(&self, key: &str, body: &Value) -> RequestBuilder {
@@ -511,13 +483,8 @@ fn diversity_caps_items_per_category() {
 /// categories come after them.
 #[test]
 fn a_category_cap_fills_the_list_from_the_other_categories() {
-    let directory = tempfile::tempdir().unwrap();
-    let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
-    let tenant = TenantId::parse_slug("capped").unwrap();
-    create_tenant(store.as_ref(), &tenant, "Dress Shop").unwrap();
-    let secret = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test").unwrap().key;
-    let public = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Public, "web").unwrap().key;
+    let (directory, store) = harness::store(false);
+    let tenant = harness::tenant(store.as_ref(), "capped", "Dress Shop");
     let dresses: Vec<String> = (0..60).map(|i| format!("dress-{i}")).collect();
     let others: Vec<String> = (0..12).map(|i| format!("other-{i}")).collect();
     let item = |id: &str, category: String| {
@@ -544,7 +511,7 @@ fn a_category_cap_fills_the_list_from_the_other_categories() {
         events.push(order(&format!("{other}-0"), &format!("other-buyer-{i}"), 1, &[other.as_str()]));
     }
     store.append_events(&tenant, &events).unwrap();
-    let server = TestServer::launch(directory, store, tenant, secret, public, ServerOptions::default());
+    let server = TestServer::launch(directory, store, tenant, EngineConfig::default());
 
     let uncapped = server.list(&json!({"scenario": "trending", "count": 10}));
     assert!(ids(&uncapped).iter().all(|id| id.starts_with("dress-")), "{uncapped}");
@@ -916,13 +883,13 @@ fn training_stores_versions_with_metrics_and_the_same_seed_gives_the_same_bytes(
     let v1 = server.store.model_snapshot_payload(&server.tenant, "recs", 1).unwrap().unwrap();
     let v2 = server.store.model_snapshot_payload(&server.tenant, "recs", 2).unwrap().unwrap();
     assert!(v1 == v2, "versions 1 and 2 differ ({} and {} bytes)", v1.len(), v2.len());
-    let options = attune_server::training::TrainOptions::default();
-    let direct = attune_server::training::train(server.store.as_ref(), &server.tenant, &options, &|_, _| {}).unwrap();
+    let options = TrainOptions::default();
+    let direct = training::train(server.store.as_ref(), &server.tenant, &options, &|_, _| {}).unwrap();
     assert_eq!(direct.info.version, 3);
     let v3 = server.store.model_snapshot_payload(&server.tenant, "recs", 3).unwrap().unwrap();
     assert!(v3 == v1, "a direct training differs");
-    let other = attune_server::training::TrainOptions { seed: 7, ..options };
-    attune_server::training::train(server.store.as_ref(), &server.tenant, &other, &|_, _| {}).unwrap();
+    let other = TrainOptions { seed: 7, ..options };
+    training::train(server.store.as_ref(), &server.tenant, &other, &|_, _| {}).unwrap();
     let v4 = server.store.model_snapshot_payload(&server.tenant, "recs", 4).unwrap().unwrap();
     assert!(v4 != v1, "the seed is part of the model");
 }
@@ -1067,7 +1034,7 @@ fn wait_for_impression_after(server: &TestServer, version: i64) -> bool {
 fn a_stale_model_retrains_in_the_background_and_impressions_alone_never_make_it_stale() {
     // A short training interval: the scheduler and requests both check for staleness every 200 ms.
     let options =
-        ServerOptions { train_interval: Some(std::time::Duration::from_millis(200)), ..ServerOptions::default() };
+        EngineConfig { train_interval: Some(std::time::Duration::from_millis(200)), ..EngineConfig::default() };
     let server = TestServer::start_with(options);
     assert_eq!(server.list(&json!({"scenario": "trending"}))["model_version"], 1);
     server.settle();
@@ -1097,7 +1064,7 @@ fn a_stale_model_retrains_in_the_background_and_impressions_alone_never_make_it_
     server.settle();
     assert_eq!(server.versions(), vec![2, 1]);
     let last_event = server.store.events_after(&server.tenant, 0, 100_000).unwrap();
-    let last_trained = last_event.iter().rev().find(|e| attune_server::training::trains_on(&e.event.kind)).unwrap();
+    let last_trained = last_event.iter().rev().find(|e| training::trains_on(&e.event.kind)).unwrap();
     let newest = &server.models()["versions"][0];
     assert!(newest["events_through_seq"].as_i64() >= Some(last_trained.seq), "{newest}");
 }

@@ -4,18 +4,20 @@
 //! and autocomplete from past queries; hybrid mode after the `embed_items` task when the model is present, with
 //! item vectors tuned to the catalog when enough items have a category path.
 
+mod harness;
+
 use attune_core::input::{AmountInput, ScalarValue, TimeInput};
 use attune_core::{ApiKeyKind, Event, EventInput, EventKind, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
+use attune_engine::EngineConfig;
 use attune_search::TuningConfig;
-use attune_server::keys::{create_api_key, create_tenant};
-use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use attune_server::ServerOptions;
+use attune_store::Store;
+use harness::Server;
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::RequestBuilder;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// (id, title, description, brand, category, price, colour).
@@ -83,14 +85,17 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
 }
 
 struct TestServer {
-    base: String,
-    client: Client,
+    server: Server,
     secret: String,
     public: String,
-    store: Arc<dyn Store>,
     tenant: TenantId,
-    _directory: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
 }
 
 impl TestServer {
@@ -99,64 +104,25 @@ impl TestServer {
     }
 
     fn start_with(model_dir: Option<PathBuf>, storefront: bool) -> Self {
-        Self::start_with_options(ServerOptions { model_dir, ..ServerOptions::default() }, storefront)
+        Self::start_with_options(EngineConfig { model_dir, ..EngineConfig::default() }, storefront)
     }
 
-    fn start_with_options(options: ServerOptions, storefront: bool) -> Self {
-        let directory = tempfile::tempdir().unwrap();
-        let sqlite = SqliteOptions { synchronous: Synchronous::Normal, ..Default::default() };
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), sqlite).unwrap());
-        let tenant = TenantId::parse_slug("shop").unwrap();
-        create_tenant(store.as_ref(), &tenant, "Clothes Shop").unwrap();
-        let secret = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test").unwrap().key;
-        let public = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Public, "web").unwrap().key;
+    fn start_with_options(engine: EngineConfig, storefront: bool) -> Self {
+        let (directory, store) = harness::store(false);
+        let tenant = harness::tenant(store.as_ref(), "shop", "Clothes Shop");
+        let secret = harness::key(store.as_ref(), &tenant, ApiKeyKind::Secret, "test");
+        let public = harness::key(store.as_ref(), &tenant, ApiKeyKind::Public, "web");
         seed(store.as_ref(), &tenant);
-        Self::launch(directory, store, tenant, (secret, public), options, storefront)
+        let options = ServerOptions { storefront_tenant: storefront.then(|| tenant.clone()), ..Default::default() };
+        let server = Server::launch(directory, store, options, engine);
+        Self { server, secret, public, tenant }
     }
 
     /// The same store behind a new server (nothing kept in memory); the old one is stopped first.
-    fn restart_with_options(self, options: ServerOptions) -> Self {
-        let TestServer { store, tenant, secret, public, _directory, _shutdown, .. } = self;
-        drop(_shutdown);
-        Self::launch(_directory, store, tenant, (secret, public), options, false)
-    }
-
-    fn launch(
-        directory: tempfile::TempDir,
-        store: Arc<dyn Store>,
-        tenant: TenantId,
-        (secret, public): (String, String),
-        options: ServerOptions,
-        storefront: bool,
-    ) -> Self {
-        let storefront_tenant = storefront.then(|| tenant.clone());
-        let state = AppState::new(store.clone(), ServerOptions { storefront_tenant, ..options });
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (address_sender, address_receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                address_sender.send(listener.local_addr().unwrap()).unwrap();
-                attune_server::serve(listener, state, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let address = address_receiver.recv().unwrap();
-        Self {
-            base: format!("http://{address}"),
-            client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-            secret,
-            public,
-            store,
-            tenant,
-            _directory: directory,
-            _shutdown: shutdown,
-        }
+    fn restart_with_options(self, engine: EngineConfig) -> Self {
+        let TestServer { server, secret, public, tenant } = self;
+        let server = server.restart(ServerOptions::default(), engine);
+        TestServer { server, secret, public, tenant }
     }
 
     /// Waits up to 300 s for the `embed_items` task to succeed.
@@ -401,8 +367,7 @@ fn item_vectors_are_tuned_to_a_catalog_with_categories() {
     };
     // Every seeded item has a category path (six distinct descriptions); tuning is allowed on eight.
     let tuning = TuningConfig { min_examples: 8, min_word_examples: 1, min_descriptions: 2, ..TuningConfig::default() };
-    let options =
-        ServerOptions { model_dir: Some(model_dir), catalog_tuning: Some(tuning), ..ServerOptions::default() };
+    let options = EngineConfig { model_dir: Some(model_dir), catalog_tuning: Some(tuning), ..EngineConfig::default() };
     let server = TestServer::start_with_options(options, false);
     server.wait_for_the_embed_task();
     let results = expect(server.get(&[("q", "warm sweater for winter")]), StatusCode::OK);
@@ -411,7 +376,7 @@ fn item_vectors_are_tuned_to_a_catalog_with_categories() {
     assert!(got.iter().take(4).any(|id| id.starts_with('J')), "no jumper near the top: {results}");
     // Turned off, the same catalog is searched with the vectors as embedded.
     let options =
-        ServerOptions { model_dir: attune_text::default_model_dir(), catalog_tuning: None, ..ServerOptions::default() };
+        EngineConfig { model_dir: attune_text::default_model_dir(), catalog_tuning: None, ..EngineConfig::default() };
     let untuned = TestServer::start_with_options(options, false);
     untuned.wait_for_the_embed_task();
     // Tuned vectors lie nearer the descriptions they were fitted toward: B1's is "brown boots".
@@ -437,10 +402,10 @@ fn item_vectors_are_tuned_to_a_catalog_with_categories() {
     let stored = |server: &TestServer| server.store.model_snapshots(&server.tenant, "catalog_tuning").unwrap();
     assert_eq!(stored(&server).len(), 1, "the repriced build did not refit");
     assert!(stored(&server)[0].metrics.contains("\"fingerprint\""), "{:?}", stored(&server)[0]);
-    let options = ServerOptions {
+    let options = EngineConfig {
         model_dir: attune_text::default_model_dir(),
         catalog_tuning: Some(tuning),
-        ..ServerOptions::default()
+        ..EngineConfig::default()
     };
     let server = server.restart_with_options(options);
     let deadline = Instant::now() + Duration::from_secs(120);

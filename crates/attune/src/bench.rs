@@ -2,12 +2,13 @@
 //! `synchronous=FULL` unless configured otherwise), measured end to end from an HTTP client in the same
 //! process against a real server on a loopback port with a temporary store.
 
-use crate::config::Options;
+use crate::config::{LogArgs, parse_synchronous};
 use anyhow::{Context, ensure};
 use attune_core::{ApiKeyKind, TenantId};
-use attune_server::keys::{create_api_key, create_tenant};
+use attune_engine::keys::{create_api_key, create_tenant};
+use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store};
+use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,11 @@ pub struct IngestBenchArgs {
     /// Concurrent clients for the batch measurement.
     #[arg(long, default_value_t = 2)]
     pub batch_concurrency: usize,
+    /// `full` (fsync every commit, default) or `normal`.
+    #[arg(long, env = "ATTUNE_SYNCHRONOUS", value_parser = parse_synchronous, default_value = "full")]
+    pub synchronous: Synchronous,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// A realistic mix of event bodies: views with dwell time, cart adds and multi-line purchases.
@@ -52,12 +58,12 @@ fn event_json(index: usize) -> String {
     }
 }
 
-pub fn ingest(options: &Options, args: &IngestBenchArgs) -> anyhow::Result<()> {
+pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
     ensure!(args.batch_size >= 1 && args.batch_size <= 10_000, "--batch-size must be between 1 and 10000");
     let directory = tempfile::tempdir().context("temporary directory")?;
     let store = SqliteStore::open(
         directory.path().join("bench.sqlite3"),
-        SqliteOptions { synchronous: options.synchronous, ..Default::default() },
+        SqliteOptions { synchronous: args.synchronous, ..Default::default() },
     )?;
     let store: Arc<dyn Store> = Arc::new(store);
     let tenant = TenantId::parse_slug("bench").expect("valid tenant id");
@@ -67,7 +73,7 @@ pub fn ingest(options: &Options, args: &IngestBenchArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
-        let state = AppState::new(store.clone(), ServerOptions::default());
+        let state = AppState::new(Engine::new(store.clone(), EngineConfig::default()), ServerOptions::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(attune_server::serve(listener, state, async move {
             let _ = stopped.await;
@@ -75,7 +81,7 @@ pub fn ingest(options: &Options, args: &IngestBenchArgs) -> anyhow::Result<()> {
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         println!(
             "attune bench ingest (synchronous={:?}, {} cores)",
-            options.synchronous,
+            args.synchronous,
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         );
 

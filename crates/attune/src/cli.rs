@@ -1,22 +1,23 @@
 //! The command line: parsing with clap and running each command.
 
-use crate::config::{OptionArgs, Options};
+use crate::config::{LogArgs, OptionArgs, Options, StoreArgs};
 use crate::{bench, demo, eval, import, recs_bench, search_bench};
 use anyhow::{Context, bail};
 use attune_core::{ApiKeyKind, TenantId};
-use attune_server::keys::{create_api_key, ensure_tenant};
-use attune_server::training::{self, TrainOptions};
+use attune_engine::keys::{create_api_key, ensure_tenant};
+use attune_engine::recs::training::{self, TrainOptions};
+use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
 use attune_store::{SqliteOptions, SqliteStore, Store};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(name = "attune", version, about = "Self-hosted AI personalization engine for retailers")]
 pub struct Cli {
-    #[command(flatten)]
-    pub options: OptionArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -24,11 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API, console and storefront.
-    Serve {
-        /// Load the bundled demo store (UCI Online Retail I) into tenant `demo` and show it in the storefront.
-        #[arg(long)]
-        demo: bool,
-    },
+    Serve(ServeArgs),
     /// Import a product feed or an event file into a tenant.
     Import {
         #[command(subcommand)]
@@ -40,24 +37,12 @@ pub enum Command {
         action: KeysCommand,
     },
     /// Load the bundled demo data into tenant `demo` without serving.
-    Demo,
+    Demo(StoreArgs),
     /// Train a tenant's recommendation model against the store, save it as a new version and print its metrics
     /// (a running server swaps it in at its next restart, or with `POST /v1/models/recs/{version}/activate`).
-    Train {
-        #[arg(long)]
-        tenant: String,
-    },
+    Train(TrainArgs),
     /// Evaluate models on public data sets and print their figures beside published or peer figures.
-    Eval {
-        #[command(subcommand)]
-        what: EvalCommand,
-        /// Directory of the data sets (see ../shared/data/README.md).
-        #[arg(long, global = true, default_value = "../shared/data", env = "ATTUNE_DATASETS")]
-        datasets: PathBuf,
-        /// Also run the peer library (Python, installed with pip into target/bench-venv) on the same split.
-        #[arg(long, global = true)]
-        peer: bool,
-    },
+    Eval(EvalArgs),
     /// Measure performance.
     Bench {
         #[command(subcommand)]
@@ -65,25 +50,118 @@ pub enum Command {
     },
 }
 
+/// `attune serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Load the bundled demo store (UCI Online Retail I) into tenant `demo` and show it in the storefront.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "ATTUNE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "ATTUNE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Mark page cookies `Secure` (when users reach Attune over HTTPS).
+    #[arg(long, env = "ATTUNE_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// On SIGTERM or SIGINT: seconds in-flight requests may take to finish, then background tasks to reach a
+    /// checkpoint (default 30); queued impressions and search events are always written.
+    #[arg(long, env = "ATTUNE_SHUTDOWN_TIMEOUT_SECONDS")]
+    pub shutdown_timeout_seconds: Option<u64>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// How the engine runs, for `serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EngineArgs {
+    /// Minutes between scheduled `forecast` tasks (analytics, demand forecasts, reorder list) for every
+    /// tenant; 0 turns the schedule off (default 60).
+    #[arg(long, env = "ATTUNE_FORECAST_INTERVAL_MINUTES")]
+    pub forecast_interval_minutes: Option<u64>,
+    /// The sentence-transformers model directory for semantic search (safetensors + tokenizer.json; default:
+    /// `../shared/models/all-MiniLM-L6-v2` when present); without a loadable model search is lexical-only.
+    #[arg(long, env = "ATTUNE_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Tune item vectors to the catalog for semantic search when at least 200 items have a category path
+    /// (a map fitted from their gender, colour and category to their titles; default true).
+    #[arg(long, env = "ATTUNE_CATALOG_TUNING")]
+    pub catalog_tuning: Option<bool>,
+    /// Minutes between scheduled `train_recs` tasks (recommendation model training) for every tenant with new
+    /// events; 0 turns the schedule off (default 60).
+    #[arg(long, env = "ATTUNE_TRAIN_INTERVAL_MINUTES")]
+    pub train_interval_minutes: Option<u64>,
+    /// Seed of recommendation training (the holdout sample); the same events and seed give the same model.
+    #[arg(long, env = "ATTUNE_TRAIN_SEED")]
+    pub train_seed: Option<u64>,
+}
+
+impl ServeArgs {
+    fn options(&self) -> OptionArgs {
+        let engine = self.engine.clone();
+        OptionArgs {
+            listen: self.listen,
+            max_body_bytes: self.max_body_bytes,
+            secure_cookies: self.secure_cookies,
+            shutdown_timeout_seconds: self.shutdown_timeout_seconds,
+            forecast_interval_minutes: engine.forecast_interval_minutes,
+            model_dir: engine.model_dir,
+            catalog_tuning: engine.catalog_tuning,
+            train_interval_minutes: engine.train_interval_minutes,
+            train_seed: engine.train_seed,
+            ..self.store.options()
+        }
+    }
+}
+
+/// `attune train`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[arg(long)]
+    pub tenant: String,
+    /// Seed of the holdout sample; the same events and seed give the same model (default 42).
+    #[arg(long, env = "ATTUNE_TRAIN_SEED")]
+    pub train_seed: Option<u64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `attune eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub what: EvalCommand,
+    /// Directory of the data sets (see ../shared/data/README.md).
+    #[arg(long, global = true, default_value = "../shared/data", env = "ATTUNE_DATASETS")]
+    pub datasets: PathBuf,
+    /// Also run the peer library (Python, installed with pip into target/bench-venv) on the same split.
+    #[arg(long, global = true)]
+    pub peer: bool,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
     /// Items from a Merchant Center feed (CSV, TSV or JSONL).
-    Items {
-        file: PathBuf,
-        #[arg(long)]
-        tenant: String,
-        /// Override the format otherwise chosen by file extension.
-        #[arg(long, value_enum)]
-        format: Option<FileFormat>,
-    },
+    Items(ImportArgs),
     /// Events in the API wire format (JSONL or CSV).
-    Events {
-        file: PathBuf,
-        #[arg(long)]
-        tenant: String,
-        #[arg(long, value_enum)]
-        format: Option<FileFormat>,
-    },
+    Events(ImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    pub file: PathBuf,
+    #[arg(long)]
+    pub tenant: String,
+    /// Override the format otherwise chosen by file extension.
+    #[arg(long, value_enum)]
+    pub format: Option<FileFormat>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -113,18 +191,32 @@ pub enum KeysCommand {
         kind: KeyKindArg,
         #[arg(long, default_value = "")]
         label: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// List a tenant's keys.
     List {
         #[arg(long)]
         tenant: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Revoke a key by its id.
     Revoke {
         #[arg(long)]
         tenant: String,
         key_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
+}
+
+impl KeysCommand {
+    fn store(&self) -> &StoreArgs {
+        match self {
+            Self::Create { store, .. } | Self::List { store, .. } | Self::Revoke { store, .. } => store,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -156,34 +248,55 @@ pub enum BenchCommand {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let options = Options::resolve(&cli.options)?;
-    init_logging(&options.log);
     match cli.command {
-        Command::Serve { demo } => serve(&options, demo),
-        Command::Import { what } => run_import(&options, what),
-        Command::Keys { action } => run_keys(&options, action),
-        Command::Demo => {
-            let store = open_store(&options)?;
-            let summary = seed_demo_tenant(&store)?;
-            println!("{summary}");
+        Command::Serve(args) => serve(&resolve(&args.options())?, args.demo),
+        Command::Import { what } => run_import(what),
+        Command::Keys { action } => run_keys(&resolve(&action.store().options())?, action),
+        Command::Demo(store) => {
+            let store = open_store(&resolve(&store.options())?)?;
+            println!("{}", seed_demo_tenant(&store)?);
             Ok(())
         }
-        Command::Train { tenant } => train(&options, &tenant),
-        Command::Bench { what: BenchCommand::Ingest(args) } => bench::ingest(&options, &args),
-        Command::Bench { what: BenchCommand::Search(args) } => search_bench::search(&args),
-        Command::Bench { what: BenchCommand::Recs(args) } => recs_bench::recs(&args),
-        Command::Eval { what, datasets, peer } => {
-            anyhow::ensure!(datasets.is_dir(), "no data sets at {} (use --datasets DIR)", datasets.display());
-            let report = match what {
-                EvalCommand::Clv => eval::run_clv_eval(&datasets, peer)?,
-                EvalCommand::Forecast => eval::run_forecast_eval(&datasets, peer)?,
-                EvalCommand::Recs(args) => eval::run_recs_eval(&datasets, peer, &args)?,
-                EvalCommand::Search => eval::run_search_eval(&datasets)?,
-            };
-            println!("{report}");
-            Ok(())
+        Command::Train(args) => {
+            let options = resolve(&OptionArgs { train_seed: args.train_seed, ..args.store.options() })?;
+            train(&options, &args.tenant)
         }
+        Command::Bench { what: BenchCommand::Ingest(args) } => {
+            init_logging(args.log.log.as_deref().unwrap_or("info"));
+            bench::ingest(&args)
+        }
+        Command::Bench { what: BenchCommand::Search(args) } => {
+            init_logging(args.log.log.as_deref().unwrap_or("info"));
+            search_bench::search(&args)
+        }
+        Command::Bench { what: BenchCommand::Recs(args) } => {
+            init_logging(args.log.log.as_deref().unwrap_or("info"));
+            recs_bench::recs(&args)
+        }
+        Command::Eval(args) => run_eval(args),
     }
+}
+
+/// The configuration of a command that reads settings, with logging started by it.
+fn resolve(args: &OptionArgs) -> anyhow::Result<Options> {
+    let options = Options::resolve(args)?;
+    init_logging(&options.log);
+    Ok(options)
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let LogArgs { log } = &args.log;
+    init_logging(log.as_deref().unwrap_or("info"));
+    let (datasets, peer) = (&args.datasets, args.peer);
+    anyhow::ensure!(datasets.is_dir(), "no data sets at {} (use --datasets DIR)", datasets.display());
+    let report = match args.what {
+        EvalCommand::Clv => eval::run_clv_eval(datasets, peer)?,
+        EvalCommand::Forecast => eval::run_forecast_eval(datasets, peer)?,
+        EvalCommand::Recs(recs) => eval::run_recs_eval(datasets, peer, &recs)?,
+        EvalCommand::Search => eval::run_search_eval(datasets)?,
+    };
+    println!("{report}");
+    Ok(())
 }
 
 fn init_logging(filter: &str) {
@@ -239,13 +352,7 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
     let mut server_options = ServerOptions {
         max_body_bytes: options.max_body_bytes,
         secure_cookies: options.secure_cookies,
-        forecast_interval: (options.forecast_interval_minutes > 0)
-            .then(|| std::time::Duration::from_secs(options.forecast_interval_minutes * 60)),
-        model_dir: options.model_dir.clone(),
-        catalog_tuning: options.catalog_tuning.then(attune_search::TuningConfig::default),
-        train_interval: (options.train_interval_minutes > 0)
-            .then(|| std::time::Duration::from_secs(options.train_interval_minutes * 60)),
-        training: TrainOptions { seed: options.train_seed, ..Default::default() },
+        shutdown_timeout: Duration::from_secs(options.shutdown_timeout_seconds),
         ..Default::default()
     };
     if demo {
@@ -254,16 +361,10 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
         let tenant = demo::demo_tenant_id();
         server_options.storefront_tenant = Some(tenant.clone());
         if options.listen.ip().is_loopback() {
-            // The console offers one-click sign-in to the demo tenant, only when reachable from this machine.
-            for key in store.api_keys(&tenant)? {
-                if key.label == DEMO_CONSOLE_KEY_LABEL && key.revoked_at.is_none() {
-                    store.revoke_api_key(&tenant, &key.key_id)?;
-                }
-            }
-            let created = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, DEMO_CONSOLE_KEY_LABEL)?;
-            server_options.demo_console_key = Some(created.key);
+            server_options.demo_console_key = Some(demo_console_key(store.as_ref(), &tenant)?);
         }
     }
+    let engine = Engine::new(store, engine_config(options));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(options.listen)
@@ -273,11 +374,33 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
         // The first line on standard output is the address, for scripts and tests.
         println!("listening on http://{address}");
         tracing::info!(%address, console = %format!("http://{address}/console"), "attune is serving");
-        let state = AppState::new(store, server_options);
+        let state = AppState::new(engine, server_options);
         attune_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// The engine's part of the configuration.
+fn engine_config(options: &Options) -> EngineConfig {
+    let minutes = |n: u64| (n > 0).then(|| Duration::from_secs(n * 60));
+    EngineConfig {
+        forecast_interval: minutes(options.forecast_interval_minutes),
+        train_interval: minutes(options.train_interval_minutes),
+        training: TrainOptions { seed: options.train_seed, ..Default::default() },
+        model_dir: options.model_dir.clone(),
+        catalog_tuning: options.catalog_tuning.then(attune_search::TuningConfig::default),
+    }
+}
+
+/// A fresh secret key of the demo tenant for the console's one-click sign-in; the previous ones are revoked.
+fn demo_console_key(store: &dyn Store, tenant: &TenantId) -> anyhow::Result<String> {
+    for key in store.api_keys(tenant)? {
+        if key.label == DEMO_CONSOLE_KEY_LABEL && key.revoked_at.is_none() {
+            store.revoke_api_key(tenant, &key.key_id)?;
+        }
+    }
+    Ok(create_api_key(store, tenant, ApiKeyKind::Secret, DEMO_CONSOLE_KEY_LABEL)?.key)
 }
 
 /// `attune train`: the same training the `train_recs` task runs, against the store.
@@ -316,7 +439,7 @@ async fn shutdown_signal() {
 fn run_keys(options: &Options, action: KeysCommand) -> anyhow::Result<()> {
     let store = open_store(options)?;
     match action {
-        KeysCommand::Create { tenant, kind, label } => {
+        KeysCommand::Create { tenant, kind, label, .. } => {
             let tenant = parse_tenant(&tenant)?;
             ensure_tenant(&store, &tenant, tenant.as_str())?;
             let kind = match kind {
@@ -331,7 +454,7 @@ fn run_keys(options: &Options, action: KeysCommand) -> anyhow::Result<()> {
             );
             println!("{}", created.key);
         }
-        KeysCommand::List { tenant } => {
+        KeysCommand::List { tenant, .. } => {
             let tenant = parse_tenant(&tenant)?;
             if store.tenant(&tenant)?.is_none() {
                 bail!("no tenant `{tenant}`");
@@ -348,7 +471,7 @@ fn run_keys(options: &Options, action: KeysCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        KeysCommand::Revoke { tenant, key_id } => {
+        KeysCommand::Revoke { tenant, key_id, .. } => {
             let tenant = parse_tenant(&tenant)?;
             if !store.revoke_api_key(&tenant, &key_id)? {
                 bail!("tenant `{tenant}` has no active key `{key_id}`");
@@ -359,12 +482,12 @@ fn run_keys(options: &Options, action: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_import(options: &Options, what: ImportCommand) -> anyhow::Result<()> {
-    let store = open_store(options)?;
-    let (file, tenant, format, items) = match what {
-        ImportCommand::Items { file, tenant, format } => (file, tenant, format, true),
-        ImportCommand::Events { file, tenant, format } => (file, tenant, format, false),
+fn run_import(what: ImportCommand) -> anyhow::Result<()> {
+    let (ImportArgs { file, tenant, format, store }, items) = match what {
+        ImportCommand::Items(args) => (args, true),
+        ImportCommand::Events(args) => (args, false),
     };
+    let store = open_store(&resolve(&store.options())?)?;
     let tenant = parse_tenant(&tenant)?;
     ensure_tenant(&store, &tenant, tenant.as_str())?;
     let progress = import::ProgressBarReporter::new();

@@ -3,56 +3,69 @@
 
 use anyhow::{Context, bail};
 use attune_store::Synchronous;
+use clap::Args;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Settings shared by every command; each can be given as a flag, an environment variable or in the file.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Every setting a command may take, as given on the command line or in the environment (`None`: not
+/// given). Each command's arguments fill the settings it uses ([`crate::cli`]); the rest come from the TOML
+/// file or the defaults.
+#[derive(Debug, Clone, Default)]
 pub struct OptionArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "ATTUNE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Directory of the embedded store.
-    #[arg(long, env = "ATTUNE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "ATTUNE_LISTEN", global = true)]
     pub listen: Option<SocketAddr>,
-    /// `full` (fsync every commit, default) or `normal`.
-    #[arg(long, env = "ATTUNE_SYNCHRONOUS", global = true, value_parser = parse_synchronous)]
     pub synchronous: Option<Synchronous>,
-    /// Largest accepted request body in bytes.
-    #[arg(long, env = "ATTUNE_MAX_BODY_BYTES", global = true)]
     pub max_body_bytes: Option<usize>,
-    /// Log filter, e.g. `info` or `attune_server=debug`.
-    #[arg(long, env = "ATTUNE_LOG", global = true)]
     pub log: Option<String>,
-    /// Mark page cookies `Secure` (when users reach Attune over HTTPS).
-    #[arg(long, env = "ATTUNE_SECURE_COOKIES", global = true)]
     pub secure_cookies: Option<bool>,
-    /// Minutes between scheduled `forecast` tasks (analytics, demand forecasts, reorder list) for every
-    /// tenant; 0 turns the schedule off (default 60).
-    #[arg(long, env = "ATTUNE_FORECAST_INTERVAL_MINUTES", global = true)]
+    pub shutdown_timeout_seconds: Option<u64>,
     pub forecast_interval_minutes: Option<u64>,
-    /// The sentence-transformers model directory for semantic search (safetensors + tokenizer.json; default:
-    /// `../shared/models/all-MiniLM-L6-v2` when present); without a loadable model search is lexical-only.
-    #[arg(long, env = "ATTUNE_MODEL_DIR", global = true)]
     pub model_dir: Option<PathBuf>,
-    /// Tune item vectors to the catalog for semantic search when at least 200 items have a category path
-    /// (a map fitted from their gender, colour and category to their titles; default true).
-    #[arg(long, env = "ATTUNE_CATALOG_TUNING", global = true)]
     pub catalog_tuning: Option<bool>,
-    /// Minutes between scheduled `train_recs` tasks (recommendation model training) for every tenant with new
-    /// events; 0 turns the schedule off (default 60).
-    #[arg(long, env = "ATTUNE_TRAIN_INTERVAL_MINUTES", global = true)]
     pub train_interval_minutes: Option<u64>,
-    /// Seed of recommendation training (the holdout sample); the same events and seed give the same model.
-    #[arg(long, env = "ATTUNE_TRAIN_SEED", global = true)]
     pub train_seed: Option<u64>,
 }
 
-fn parse_synchronous(text: &str) -> Result<Synchronous, String> {
+/// The log filter, which every command takes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// Log filter, e.g. `info` or `attune_engine=debug`.
+    #[arg(long, env = "ATTUNE_LOG", global = true)]
+    pub log: Option<String>,
+}
+
+/// Where the store is, for every command that opens it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// TOML configuration file (any setting of this command; flags and the environment win over it).
+    #[arg(long, env = "ATTUNE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "ATTUNE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `full` (fsync every commit, default) or `normal`.
+    #[arg(long, env = "ATTUNE_SYNCHRONOUS", value_parser = parse_synchronous)]
+    pub synchronous: Option<Synchronous>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl StoreArgs {
+    pub fn options(&self) -> OptionArgs {
+        OptionArgs {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            synchronous: self.synchronous,
+            log: self.log.log.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `full` or `normal`, for clap.
+pub fn parse_synchronous(text: &str) -> Result<Synchronous, String> {
     match text {
         "full" => Ok(Synchronous::Full),
         "normal" => Ok(Synchronous::Normal),
@@ -70,6 +83,7 @@ struct FileOptions {
     max_body_bytes: Option<usize>,
     log: Option<String>,
     secure_cookies: Option<bool>,
+    shutdown_timeout_seconds: Option<u64>,
     forecast_interval_minutes: Option<u64>,
     model_dir: Option<PathBuf>,
     catalog_tuning: Option<bool>,
@@ -86,6 +100,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub log: String,
     pub secure_cookies: bool,
+    /// At shutdown, how long in-flight requests may take, and then background tasks.
+    pub shutdown_timeout_seconds: u64,
     /// Minutes between scheduled forecast tasks; 0: off.
     pub forecast_interval_minutes: u64,
     /// The model directory for semantic search, if any.
@@ -115,11 +131,12 @@ impl Options {
             max_body_bytes,
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            shutdown_timeout_seconds: args.shutdown_timeout_seconds.or(file.shutdown_timeout_seconds).unwrap_or(30),
             forecast_interval_minutes: args.forecast_interval_minutes.or(file.forecast_interval_minutes).unwrap_or(60),
             model_dir: args.model_dir.clone().or(file.model_dir).or_else(attune_text::default_model_dir),
             catalog_tuning: args.catalog_tuning.or(file.catalog_tuning).unwrap_or(true),
             train_interval_minutes: args.train_interval_minutes.or(file.train_interval_minutes).unwrap_or(60),
-            train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_server::training::DEFAULT_SEED),
+            train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_engine::recs::training::DEFAULT_SEED),
         })
     }
 
@@ -154,7 +171,10 @@ mod tests {
         assert_eq!(options.synchronous, Synchronous::Normal);
         let with_model = OptionArgs { model_dir: Some(PathBuf::from("/models/minilm")), ..Default::default() };
         assert_eq!(Options::resolve(&with_model).unwrap().model_dir, Some(PathBuf::from("/models/minilm")));
-        assert_eq!((options.train_interval_minutes, options.train_seed), (60, attune_server::training::DEFAULT_SEED));
+        assert_eq!(
+            (options.train_interval_minutes, options.train_seed),
+            (60, attune_engine::recs::training::DEFAULT_SEED)
+        );
         std::fs::write(&path, "train_interval_minutes = 0\ntrain_seed = 7\n").unwrap();
         let options = Options::resolve(&args).unwrap();
         assert_eq!((options.train_interval_minutes, options.train_seed), (0, 7));

@@ -15,9 +15,11 @@
 //!    scenario, with a Lua script that rotates request bodies.
 
 use anyhow::{Context, bail, ensure};
+use attune_core::SplitMix64;
 use attune_core::input::{AmountInput, ScalarValue, TimeInput};
 use attune_core::{ApiKeyKind, Event, EventInput, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
-use attune_server::keys::{create_api_key, create_tenant};
+use attune_engine::keys::{create_api_key, create_tenant};
+use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
 use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
 use std::collections::BTreeMap;
@@ -51,37 +53,18 @@ pub struct RecsBenchArgs {
     /// Shopper events the store keeps decoded in memory between reads (0: read and decode every time).
     #[arg(long, default_value_t = SqliteOptions::default().activity_cache_events)]
     pub activity_cache_events: usize,
+    #[command(flatten)]
+    pub log: crate::config::LogArgs,
 }
 
-/// SplitMix64: a small seeded generator, so every run simulates the same shop.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize % n.max(1)
-    }
-
-    /// Zipf-like rank in `0..n`: rank r with weight about 1/(r+1).
-    fn zipf(&mut self, n: usize) -> usize {
-        let x = ((n as f64 + 1.0).ln() * self.unit()).exp() - 1.0;
-        (x as usize).min(n.saturating_sub(1))
-    }
+/// Zipf-like rank in `0..n`: rank r with weight about 1/(r+1).
+fn zipf(rng: &mut SplitMix64, n: usize) -> usize {
+    let x = ((n as f64 + 1.0).ln() * rng.next_f64()).exp() - 1.0;
+    (x as usize).min(n.saturating_sub(1))
 }
 
 /// The fashion catalog as items: category path gender > master > sub > article type.
-fn load_catalog(datasets: &Path, rng: &mut Rng) -> anyhow::Result<Vec<Item>> {
+fn load_catalog(datasets: &Path, rng: &mut SplitMix64) -> anyhow::Result<Vec<Item>> {
     let dir = datasets.join("catalog");
     let styles = dir.join("fashion_product_images_styles.csv");
     let names = dir.join("fashion_product_images_styles_names.csv");
@@ -105,7 +88,7 @@ fn load_catalog(datasets: &Path, rng: &mut Rng) -> anyhow::Result<Vec<Item>> {
             }
         }
         let pence = 499 + rng.below(20_000);
-        let stock = if rng.unit() < 0.05 { 0 } else { 1 + rng.below(200) as i64 };
+        let stock = if rng.next_f64() < 0.05 { 0 } else { 1 + rng.below(200) as i64 };
         let input = ItemInput {
             id: Some(field(0)),
             title: Some(title),
@@ -123,7 +106,7 @@ fn load_catalog(datasets: &Path, rng: &mut Rng) -> anyhow::Result<Vec<Item>> {
 }
 
 /// Simulated shoppers' views, cart adds and purchases over 60 days, oldest first.
-fn simulate_events(items: &[Item], shoppers: usize, rng: &mut Rng) -> anyhow::Result<Vec<Event>> {
+fn simulate_events(items: &[Item], shoppers: usize, rng: &mut SplitMix64) -> anyhow::Result<Vec<Event>> {
     // Items grouped by (gender, article type), each group in a fixed random popularity order.
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (index, item) in items.iter().enumerate() {
@@ -140,8 +123,8 @@ fn simulate_events(items: &[Item], shoppers: usize, rng: &mut Rng) -> anyhow::Re
     // Big groups are chosen more often (popular article types).
     let weights: Vec<f64> = groups.iter().map(|g| (g.len() as f64).sqrt()).collect();
     let total_weight: f64 = weights.iter().sum();
-    let pick_group = |rng: &mut Rng| {
-        let mut x = rng.unit() * total_weight;
+    let pick_group = |rng: &mut SplitMix64| {
+        let mut x = rng.next_f64() * total_weight;
         for (index, w) in weights.iter().enumerate() {
             if x < *w {
                 return index;
@@ -160,7 +143,7 @@ fn simulate_events(items: &[Item], shoppers: usize, rng: &mut Rng) -> anyhow::Re
             let group = &groups[favourites[rng.below(favourites.len())]];
             let mut viewed = Vec::new();
             for _ in 0..2 + rng.below(8) {
-                let item = group[rng.zipf(group.len())];
+                let item = group[zipf(rng, group.len())];
                 viewed.push(item);
                 time += 20_000 + rng.below(120_000) as i64;
                 events.push(event_input(
@@ -172,20 +155,20 @@ fn simulate_events(items: &[Item], shoppers: usize, rng: &mut Rng) -> anyhow::Re
                     Some(5_000 + rng.below(60_000) as i64),
                 ));
             }
-            if rng.unit() < 0.4 {
+            if rng.next_f64() < 0.4 {
                 let item = viewed[rng.below(viewed.len())];
                 time += 30_000;
                 events.push(event_input("add_to_cart", shopper, session, time, Some(&items[item]), None));
-                if rng.unit() < 0.6 {
+                if rng.next_f64() < 0.6 {
                     time += 60_000;
                     let mut input = event_input("purchase", shopper, session, time, None, None);
                     input.order_id = Some(format!("o{shopper}-{session}"));
                     input.currency = Some("GBP".into());
                     let mut lines = vec![item];
-                    if rng.unit() < 0.5 {
+                    if rng.next_f64() < 0.5 {
                         // A second line from another favourite group: baskets that cross article types.
                         let other = &groups[favourites[rng.below(favourites.len())]];
-                        let second = other[rng.zipf(other.len())];
+                        let second = other[zipf(rng, other.len())];
                         if second != item {
                             lines.push(second);
                         }
@@ -244,7 +227,7 @@ fn event_input(
 }
 
 /// One request body per scenario and draw.
-fn request_body(scenario: &str, rng: &mut Rng, items: &[Item], shoppers: usize) -> String {
+fn request_body(scenario: &str, rng: &mut SplitMix64, items: &[Item], shoppers: usize) -> String {
     let user = format!("u{}", rng.below(shoppers));
     let item = items[rng.below(items.len())].id.to_string();
     match scenario {
@@ -323,7 +306,7 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
     }
     let scenarios: Vec<&str> =
         SCENARIOS.into_iter().filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s)).collect();
-    let mut rng = Rng(args.seed);
+    let mut rng = SplitMix64::new(args.seed);
     let clock = Instant::now();
     let items = load_catalog(&args.datasets, &mut rng)?;
     let events = simulate_events(&items, args.shoppers, &mut rng)?;
@@ -355,7 +338,7 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
     eprintln!("store loaded ({:.1}s)", clock.elapsed().as_secs_f64());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let state = AppState::new(store, ServerOptions::default());
+    let state = AppState::new(Engine::new(store, EngineConfig::default()), ServerOptions::default());
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -29,6 +29,8 @@ pub struct SearchBenchArgs {
     /// Timed passes over the query set.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    #[command(flatten)]
+    pub log: crate::config::LogArgs,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -7,16 +7,14 @@
 //! them the test fails, unless `ATTUNE_SKIP_BROWSER_TESTS=1` is set. `CHROMEDRIVER` and `CHROMIUM`
 //! override the binaries' paths.
 
+mod process;
+
 use attune_core::{EventKind, Item};
 use fantoccini::{Client, ClientBuilder, Locator};
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_attune");
 
 /// A child process killed when the test ends, passing or failing.
 struct Process {
@@ -41,36 +39,6 @@ fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&dir).expect("create target/screenshots");
     dir
-}
-
-/// Start `attune serve --demo` on a free loopback port and wait for its address line.
-fn start_server(data_dir: &Path) -> (Process, String) {
-    let mut child = Command::new(BINARY)
-        .args(["--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--log", "warn", "serve", "--demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start attune serve --demo");
-    let stdout = child.stdout.take().unwrap();
-    let process = Process { name: "attune", child };
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = sender.send(lines.next());
-        // Keep draining so the server never blocks on a full pipe.
-        for _ in lines {}
-    });
-    let first_line = match receiver.recv_timeout(Duration::from_secs(120)) {
-        Ok(Some(Ok(line))) => line,
-        Ok(other) => panic!("attune serve --demo exited before printing its address: {other:?}"),
-        Err(_) => panic!("attune serve --demo printed no address within 120 s"),
-    };
-    let base = first_line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first_line:?}"))
-        .to_string();
-    (process, base)
 }
 
 fn free_port() -> u16 {
@@ -351,7 +319,8 @@ fn console_and_storefront_work_in_a_browser() {
     }
     let expected = expected();
     let directory = tempfile::tempdir().unwrap();
-    let (_server, base) = start_server(&directory.path().join("data"));
+    let server = process::Served::start(&directory.path().join("data"), &["--demo"]);
+    let base = server.base.clone();
     let (_chromedriver, webdriver) = start_chromedriver(&chromedriver);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

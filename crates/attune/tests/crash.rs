@@ -2,54 +2,23 @@
 //! clients, is killed with SIGKILL mid-stream, and restarted on the same data directory. Every event it
 //! acknowledged must then be stored exactly once, and retrying everything must add no duplicates.
 
+mod process;
+
 use attune_core::TenantId;
 use attune_store::{SqliteOptions, SqliteStore, Store};
+use process::Served;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_attune");
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data_dir: &Path) -> Server {
-    let mut child = Command::new(BINARY)
-        .args(["--data-dir", data_dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "--log", "warn", "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start attune serve");
-    let mut first_line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
-    let base = first_line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first_line:?}"))
-        .to_string();
-    Server { child, base }
+fn start_server(data_dir: &Path) -> Served {
+    Served::start(data_dir, &[])
 }
 
 fn create_key(data_dir: &Path) -> String {
-    let output = Command::new(BINARY)
-        .args(["--data-dir", data_dir.to_str().unwrap(), "keys", "create", "--tenant", "crash", "--kind", "secret"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    process::create_key(data_dir, "crash")
 }
 
 fn event(id: &str, n: usize) -> serde_json::Value {

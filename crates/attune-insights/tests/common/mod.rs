@@ -1,21 +1,19 @@
-//! A small deterministic random number generator for the simulation tests (SplitMix64 with the usual
-//! transformations), so simulated data sets are the same on every run.
+//! Draws from the distributions the simulation tests need, on the code base's one seeded generator
+//! (`attune_core::SplitMix64`), so simulated data sets are the same on every run.
 
 #![allow(dead_code)]
 
-pub struct Rng(u64);
+use attune_core::SplitMix64;
+
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64::new(seed))
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform on (0, 1).

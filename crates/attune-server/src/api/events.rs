@@ -65,7 +65,7 @@ pub async fn post_event(
     })?;
     check_subject(&caller, &event)?;
     let event_id = event.id.to_string();
-    let store = state.store.clone();
+    let store = state.store().clone();
     let outcome = blocking(move || Ok(store.append_events(&caller.tenant, std::slice::from_ref(&event))?)).await?;
     state.metrics.events_accepted.inc_by(outcome.accepted);
     state.metrics.events_duplicate.inc_by(outcome.duplicates);
@@ -83,7 +83,7 @@ pub async fn post_event_batch(
     caller: Caller,
     LimitedBody(body): LimitedBody,
 ) -> ApiResult<Json<BatchAccepted>> {
-    let store = state.store.clone();
+    let store = state.store().clone();
     let limit = state.options.max_batch_events;
     let metrics_state = state.clone();
     let result = blocking(move || {

@@ -5,6 +5,7 @@ use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorDetail, ErrorKind};
 use crate::state::{AppState, blocking};
 use attune_core::{Item, ItemId, ItemInput, Timestamp};
+use attune_engine::EngineError;
 use attune_store::ItemQuery;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -79,16 +80,14 @@ pub async fn put_item(
         _ => input.id = Some(id.to_string()),
     }
     let item = Item::parse(input, Timestamp::now())?;
-    let store = state.store.clone();
-    let tenant = caller.tenant.clone();
-    let (item, created) = blocking(move || {
-        let counts = store.upsert_items(&tenant, std::slice::from_ref(&item))?;
-        let stored = store.item(&tenant, &item.id)?.ok_or_else(|| ApiError::internal("item vanished after upsert"))?;
-        Ok((stored, counts.created == 1))
-    })
-    .await?;
-    state.catalog.invalidate(&caller.tenant);
-    crate::search::items_changed(&state, &caller.tenant);
+    let (item, created) = state
+        .run(move |engine| {
+            let counts = engine.upsert_items(&caller.tenant, std::slice::from_ref(&item))?;
+            let stored = engine.store().item(&caller.tenant, &item.id)?;
+            let stored = stored.ok_or_else(|| EngineError::internal("item vanished after upsert"))?;
+            Ok((stored, counts.created == 1))
+        })
+        .await?;
     Ok(Json(ItemUpserted { item, created }))
 }
 
@@ -102,8 +101,7 @@ pub async fn post_items(
     LimitedBody(body): LimitedBody,
 ) -> ApiResult<Json<ItemBatchUpserted>> {
     caller.require_secret()?;
-    let store = state.store.clone();
-    let tenant = caller.tenant.clone();
+    let engine = state.engine.clone();
     let counts = blocking(move || {
         let batch: ItemBatch = parse_json(&body)?;
         if batch.items.len() > MAX_ITEMS_PER_BATCH {
@@ -129,11 +127,9 @@ pub async fn post_items(
         if !problems.is_empty() {
             return Err(invalid_batch("items", problems));
         }
-        Ok(store.upsert_items(&tenant, &items)?)
+        Ok(engine.upsert_items(&caller.tenant, &items)?)
     })
     .await?;
-    state.catalog.invalidate(&caller.tenant);
-    crate::search::items_changed(&state, &caller.tenant);
     Ok(Json(ItemBatchUpserted { created: counts.created, updated: counts.updated }))
 }
 
@@ -157,7 +153,7 @@ pub(crate) fn invalid_batch(what: &str, mut problems: Vec<ErrorDetail>) -> ApiEr
 pub async fn get_item(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Item>> {
     caller.require_secret()?;
     let id = parse_path_item(id)?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let found = blocking(move || Ok(store.item(&caller.tenant, &id)?)).await?;
     found.map(Json).ok_or_else(|| ApiError::not_found("item"))
 }
@@ -175,7 +171,7 @@ pub async fn list_items(
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::invalid_parameter("`limit` must be between 1 and 1000"));
     }
-    let store = state.store.clone();
+    let store = state.store().clone();
     let query = ItemQuery { search: params.q, category: params.category, after: params.after, limit };
     let page = blocking(move || Ok(store.list_items(&caller.tenant, &query)?)).await?;
     Ok(Json(ItemList { items: page.items, total: page.total, next_after: page.next_after }))
@@ -191,9 +187,6 @@ pub async fn delete_item(
 ) -> ApiResult<StatusCode> {
     caller.require_secret()?;
     let id = parse_path_item(id)?;
-    let store = state.store.clone();
-    let tenant = caller.tenant.clone();
-    let deleted = blocking(move || Ok(store.delete_item(&tenant, &id)?)).await?;
-    state.catalog.invalidate(&caller.tenant);
+    let deleted = state.run(move |engine| engine.delete_item(&caller.tenant, &id)).await?;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("item")) }
 }

@@ -1,12 +1,12 @@
 //! Recommendation model versions: list the stored snapshots with their offline metrics and which one serves
 //! (`GET /v1/models/recs`), and swap a kept version in (`POST /v1/models/recs/{version}/activate`, a
-//! roll-back). Training itself is the `train_recs` task (`POST /v1/tasks`); see [`crate::training`].
+//! roll-back). Training itself is the `train_recs` task (`POST /v1/tasks`).
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, blocking};
-use crate::training::{MODEL_KIND, activate};
+use crate::state::AppState;
 use attune_core::Timestamp;
+use attune_engine::recs::model::MODEL_KIND;
 use attune_store::ModelSnapshotInfo;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -54,10 +54,9 @@ fn version_view(info: ModelSnapshotInfo, active: Option<i64>) -> ModelVersion {
 /// The stored versions of the caller's recommendation model (the newest ten), with their metrics and which
 /// one serves.
 pub(crate) async fn model_versions(state: &AppState, tenant: &attune_core::TenantId) -> ApiResult<ModelVersions> {
-    let store = state.store.clone();
     let lookup = tenant.clone();
-    let stored = blocking(move || Ok(store.model_snapshots(&lookup, MODEL_KIND)?)).await?;
-    let active = state.cached_recs(tenant).map(|m| m.version);
+    let stored = state.run(move |engine| engine.recs().versions(&lookup)).await?;
+    let active = state.engine.recs().active(tenant).map(|m| m.version);
     Ok(ModelVersions {
         kind: MODEL_KIND,
         active_version: active,
@@ -91,16 +90,6 @@ pub async fn activate_recs_model(
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| ApiError::invalid_parameter("the version is a positive whole number"))?;
-    let serving = state.clone();
-    let tenant = caller.tenant.clone();
-    let info = blocking(move || {
-        activate(&serving, &tenant, version)?;
-        let stored = serving.store.model_snapshots(&tenant, MODEL_KIND)?;
-        stored
-            .into_iter()
-            .find(|info| info.version == version)
-            .ok_or_else(|| ApiError::not_found(format!("model version {version}")))
-    })
-    .await?;
+    let info = state.run(move |engine| engine.recs().activate(&caller.tenant, version)).await?;
     Ok(Json(version_view(info, Some(version))))
 }

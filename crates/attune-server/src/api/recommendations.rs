@@ -6,30 +6,17 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::recommendations::{
-    Basis, Boost, BoostEffect, ListRequest, Recommended, RecsModel, Rules, Shopper, cached_or_warm_up,
-    recommend_with_rules, tenant_recs,
-};
-use crate::state::{AppState, blocking};
-use attune_core::input::ScalarValue;
-use attune_core::{
-    AnonymousId, Channel, Event, EventId, EventKind, FilterExpr, ItemId, Money, RecommendationId, Subject, TenantId,
-    Timestamp, UserId, ValidationError,
-};
+use crate::state::AppState;
+use attune_core::{Money, TenantId};
+use attune_engine::recs::model::RecsModel;
+use attune_engine::recs::query::{self, BoostQuery, ListQuery, ValidList};
+use attune_engine::recs::request::Recommended;
+use attune_engine::{Engine, EngineResult};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use utoipa::ToSchema;
-
-/// Most items in one list.
-pub const MAX_COUNT: i64 = 100;
-/// Most ids in `exclude_item_ids`.
-pub const MAX_EXCLUDED: usize = 1_000;
-/// Most items in `cart_item_ids`.
-pub const MAX_CART: usize = 200;
-/// Most boosts in one request.
-pub const MAX_BOOSTS: usize = 20;
 
 /// What kind of list to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -175,11 +162,20 @@ pub async fn post_recommendations(
     LimitedBody(body): LimitedBody,
 ) -> ApiResult<Json<RecommendationList>> {
     let input: RecommendationRequest = parse_json(&body)?;
-    let prepared = prepare(input, |user| caller.require_user(user))?;
-    let model = tenant_recs(&state, &caller.tenant).await?;
-    let tenant = caller.tenant.clone();
-    let list = blocking(move || serve_prepared(&state, &tenant, &model, prepared)).await?;
+    let scenario = input.scenario;
+    let valid = query(input).validate(|user| caller.require_user(user))?;
+    let model = serving_model(&state, &caller.tenant).await?;
+    let list = state.run(move |engine| serve_valid(engine, &caller.tenant, &model, scenario, valid)).await?;
     Ok(Json(list))
+}
+
+/// The model the tenant is served from; only a tenant without any model waits (on a blocking thread).
+pub(crate) async fn serving_model(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<RecsModel>> {
+    if let Some(model) = state.engine.recs().serving(tenant) {
+        return Ok(model);
+    }
+    let tenant = tenant.clone();
+    state.run(move |engine| engine.recs().model(&tenant)).await
 }
 
 /// The whole of `POST /v1/recommendations` but the HTTP layer, for a secret key of `tenant`: parses and
@@ -189,214 +185,59 @@ pub async fn post_recommendations(
 /// blocking thread. A tenant whose model is not loaded yet gets a 503 `model_not_ready`.
 pub fn recommend_in_process(state: &AppState, tenant: &TenantId, body: &[u8]) -> ApiResult<Vec<u8>> {
     let input: RecommendationRequest = parse_json(body)?;
-    let prepared = prepare(input, |_| Ok(()))?;
-    let model = cached_or_warm_up(state, tenant).ok_or_else(|| {
+    let scenario = input.scenario;
+    let valid = query(input).validate(|_| ApiResult::Ok(()))?;
+    let model = state.engine.recs().active_or_warm_up(tenant).ok_or_else(|| {
         ApiError::new(ErrorKind::ModelNotReady, "the recommendation model of this tenant is still loading")
     })?;
-    let list = serve_prepared(state, tenant, &model, prepared)?;
+    let list = serve_valid(&state.engine, tenant, &model, scenario, valid)?;
     serde_json::to_vec(&list).map_err(|e| ApiError::internal(format!("serialise the list: {e}")))
 }
 
-/// A validated request: the list to compute, its rules and whom to log the impression for.
-struct PreparedRequest {
-    scenario: Scenario,
-    user: Option<UserId>,
-    anonymous: Option<AnonymousId>,
-    anchor: Option<ItemId>,
-    request: ListRequest,
-    rules: Rules,
+/// The body as the engine's query: the engine checks every field and what the scenario needs.
+fn query(input: RecommendationRequest) -> ListQuery {
+    let scenario = match input.scenario {
+        Scenario::Similar => query::Scenario::Similar,
+        Scenario::ForYou => query::Scenario::ForYou,
+        Scenario::Trending => query::Scenario::Trending,
+        Scenario::RecentlyViewed => query::Scenario::RecentlyViewed,
+        Scenario::BoughtTogether => query::Scenario::BoughtTogether,
+        Scenario::CompleteCart => query::Scenario::CompleteCart,
+        Scenario::BuyAgain => query::Scenario::BuyAgain,
+        Scenario::Next => query::Scenario::Next,
+    };
+    let boost = |b: BoostInput| BoostQuery { filter: b.filter, weight: b.weight, add: b.mode == Some(BoostMode::Add) };
+    ListQuery {
+        scenario,
+        user_id: input.user_id,
+        anonymous_id: input.anonymous_id,
+        item_id: input.item_id,
+        count: input.count,
+        exclude_item_ids: input.exclude_item_ids.unwrap_or_default(),
+        in_stock_only: input.in_stock_only,
+        cart_item_ids: input.cart_item_ids.unwrap_or_default(),
+        filter: input.filter,
+        boosts: input.boosts.unwrap_or_default().into_iter().map(boost).collect(),
+        max_per_category: input.max_per_category,
+        mmr_lambda: input.mmr_lambda,
+        exclude_purchased: input.exclude_purchased,
+    }
 }
 
-/// Validates a request body; `may_act_for` says whether the caller may ask for this user's list.
-fn prepare(input: RecommendationRequest, may_act_for: impl Fn(&UserId) -> ApiResult<()>) -> ApiResult<PreparedRequest> {
-    let scenario = input.scenario;
-    let user = input.user_id.map(|u| UserId::parse_field("user_id", u)).transpose()?;
-    let anonymous = input.anonymous_id.map(|a| AnonymousId::parse_field("anonymous_id", a)).transpose()?;
-    if let Some(user) = &user {
-        may_act_for(user)?;
-    }
-    let count = input.count.unwrap_or(10);
-    if !(1..=MAX_COUNT).contains(&count) {
-        return Err(ValidationError::new("count", "out_of_range", format!("count must be 1 to {MAX_COUNT}")).into());
-    }
-    let excluded = input.exclude_item_ids.unwrap_or_default();
-    if excluded.len() > MAX_EXCLUDED {
-        return Err(ValidationError::new(
-            "exclude_item_ids",
-            "too_many",
-            format!("at most {MAX_EXCLUDED} ids may be excluded"),
-        )
-        .into());
-    }
-    let exclude: HashSet<ItemId> =
-        excluded.into_iter().map(|id| ItemId::parse_field("exclude_item_ids", id)).collect::<Result<_, _>>()?;
-    let anchor = input.item_id.map(|id| ItemId::parse_field("item_id", id)).transpose()?;
-    let cart = input.cart_item_ids.unwrap_or_default();
-    if cart.len() > MAX_CART {
-        return Err(
-            ValidationError::new("cart_item_ids", "too_many", format!("a cart has at most {MAX_CART} items")).into()
-        );
-    }
-    let cart: Vec<ItemId> =
-        cart.into_iter().map(|id| ItemId::parse_field("cart_item_ids", id)).collect::<Result<_, _>>()?;
-    let need_anchor = || anchor.clone().ok_or_else(|| ValidationError::missing("item_id"));
-    let need_shopper = || {
-        if user.is_none() && anonymous.is_none() { Err(ValidationError::missing("user_id")) } else { Ok(()) }
-    };
-    let basis = match scenario {
-        Scenario::Similar => Basis::Similar(vec![need_anchor()?]),
-        Scenario::ForYou => {
-            need_shopper()?;
-            Basis::ForYou(user.clone())
-        }
-        Scenario::Trending => Basis::Trending,
-        Scenario::RecentlyViewed => {
-            need_shopper()?;
-            Basis::RecentlyViewed
-        }
-        Scenario::BoughtTogether => Basis::BoughtTogether(need_anchor()?),
-        Scenario::CompleteCart => {
-            if cart.is_empty() {
-                return Err(ValidationError::missing("cart_item_ids").into());
-            }
-            Basis::CompleteCart(cart)
-        }
-        Scenario::BuyAgain => {
-            if user.is_none() {
-                return Err(ValidationError::missing("user_id").into());
-            }
-            Basis::BuyAgain
-        }
-        Scenario::Next => {
-            need_shopper()?;
-            Basis::Next
-        }
-    };
-    let rules = parse_rules(
-        Shopper { user: user.clone(), anonymous: anonymous.clone() },
-        input.filter,
-        input.boosts.unwrap_or_default(),
-        input.max_per_category,
-        input.mmr_lambda,
-        input.exclude_purchased,
-    )?;
-    let request =
-        ListRequest { basis, count: count as usize, exclude, in_stock_only: input.in_stock_only.unwrap_or(true) };
-    Ok(PreparedRequest { scenario, user, anonymous, anchor, request, rules })
-}
-
-/// Computes a prepared list with `model` and queues its impression. Blocks on store reads.
-fn serve_prepared(
-    state: &AppState,
+/// Computes a validated list with `model` and queues its impression. Blocks on store reads.
+fn serve_valid(
+    engine: &Engine,
     tenant: &TenantId,
     model: &RecsModel,
-    prepared: PreparedRequest,
-) -> ApiResult<RecommendationList> {
-    let PreparedRequest { scenario, user, anonymous, anchor, request, rules } = prepared;
-    let catalog = state.catalog.snapshot(&state.store, tenant)?;
-    if let Some(anchor) = &anchor
-        && catalog.get(anchor).is_none()
-    {
-        return Err(ApiError::not_found(format!("item `{anchor}`")));
-    }
-    let picked = recommend_with_rules(state.store.as_ref(), tenant, model, Some(&catalog), &request, &rules)?;
-    let recommendation_id = RecommendationId::generate();
-    if !picked.is_empty() && (user.is_some() || anonymous.is_some()) {
-        let impression = Event {
-            id: EventId::generate(),
-            subject: Subject { user_id: user, anonymous_id: anonymous },
-            session_id: None,
-            timestamp: Timestamp::now(),
-            channel: Channel::Web,
-            store_id: None,
-            context: BTreeMap::from([
-                ("source".to_string(), ScalarValue::Text("recommendations".to_string())),
-                ("scenario".to_string(), ScalarValue::Text(scenario_name(scenario).to_string())),
-            ]),
-            kind: EventKind::Impression {
-                recommendation_id: recommendation_id.clone(),
-                item_ids: picked.iter().map(|r| r.item.id.clone()).collect(),
-                positions: (0..picked.len() as u32).collect(),
-            },
-        };
-        // Queued for the batched writer: a request never waits for its impression's disk sync.
-        state.impressions.record(tenant.clone(), impression);
-    }
+    scenario: Scenario,
+    valid: ValidList,
+) -> EngineResult<RecommendationList> {
+    let ValidList { request, rules, anchor } = valid;
+    let served = engine.recs().serve(tenant, model, &request, &rules, anchor.as_ref())?;
     Ok(RecommendationList {
-        recommendation_id: recommendation_id.to_string(),
+        recommendation_id: served.recommendation_id.to_string(),
         scenario,
-        model_version: model.version,
-        items: picked.into_iter().map(RecommendedItem::from).collect(),
+        model_version: served.model_version,
+        items: served.items.into_iter().map(RecommendedItem::from).collect(),
     })
-}
-
-/// Parses the filter texts and checks the numbers of the rules.
-fn parse_rules(
-    shopper: Shopper,
-    filter: Option<String>,
-    boosts: Vec<BoostInput>,
-    max_per_category: Option<u32>,
-    mmr_lambda: Option<f32>,
-    exclude_purchased: Option<bool>,
-) -> ApiResult<Rules> {
-    let filter =
-        filter.map(|text| FilterExpr::parse(&text).map_err(|e| ApiError::invalid_filter("filter", &e))).transpose()?;
-    if boosts.len() > MAX_BOOSTS {
-        return Err(ValidationError::new("boosts", "too_many", format!("at most {MAX_BOOSTS} boosts")).into());
-    }
-    let boosts = boosts
-        .into_iter()
-        .enumerate()
-        .map(|(index, boost)| {
-            let field = format!("boosts[{index}].filter");
-            let filter = FilterExpr::parse(&boost.filter).map_err(|e| ApiError::invalid_filter(&field, &e))?;
-            let weight_ok = boost.weight.is_finite()
-                && (boost.mode == Some(BoostMode::Add) || boost.weight >= 0.0)
-                && boost.weight.abs() <= 1e6;
-            if !weight_ok {
-                return Err(ValidationError::new(
-                    format!("boosts[{index}].weight"),
-                    "out_of_range",
-                    "a boost weight is a finite number, at most 1e6 in size, and not negative when it multiplies",
-                )
-                .into());
-            }
-            let effect = match boost.mode.unwrap_or(BoostMode::Multiply) {
-                BoostMode::Multiply => BoostEffect::Multiply(boost.weight),
-                BoostMode::Add => BoostEffect::Add(boost.weight),
-            };
-            Ok(Boost { filter, effect })
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    if max_per_category == Some(0) {
-        return Err(
-            ValidationError::new("max_per_category", "out_of_range", "max_per_category must be at least 1").into()
-        );
-    }
-    if let Some(lambda) = mmr_lambda
-        && !(0.0..=1.0).contains(&lambda)
-    {
-        return Err(ValidationError::new("mmr_lambda", "out_of_range", "mmr_lambda must be 0 to 1").into());
-    }
-    Ok(Rules {
-        shopper,
-        filter,
-        boosts,
-        max_per_category: max_per_category.map(|n| n as usize),
-        mmr_lambda,
-        exclude_purchased,
-    })
-}
-
-fn scenario_name(scenario: Scenario) -> &'static str {
-    match scenario {
-        Scenario::Similar => "similar",
-        Scenario::ForYou => "for_you",
-        Scenario::Trending => "trending",
-        Scenario::RecentlyViewed => "recently_viewed",
-        Scenario::BoughtTogether => "bought_together",
-        Scenario::CompleteCart => "complete_cart",
-        Scenario::BuyAgain => "buy_again",
-        Scenario::Next => "next",
-    }
 }

@@ -1,24 +1,21 @@
 //! Product search endpoints: `GET /v1/search` (query parameters) and `POST /v1/search` (the same fields as
-//! JSON), and `GET /v1/search/autocomplete`. The serving itself lives in [`crate::search`].
+//! JSON), and `GET /v1/search/autocomplete`. The serving itself is the engine's search service.
 
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult};
-use crate::search::{SearchParams, SearchResults, SuggestionView, run_search, suggest, tenant_index};
-use crate::state::{AppState, blocking};
-use attune_core::{AnonymousId, FilterExpr, SessionId, UserId, ValidationError};
-use attune_search::{Filters, SortOrder};
+use crate::state::AppState;
+use attune_core::{Money, TenantId, ValidationError};
+use attune_engine::search::index::TenantIndex;
+use attune_engine::search::query::{MAX_QUERY_CHARS, SearchQuery};
+use attune_engine::search::serve::{SearchOutcome, SearchParams};
+use attune_search::{AttributeKind, Facets, ParsedQuery, SearchMode, Suggestion, SuggestionSource, Understood};
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
-/// Longest accepted query, in characters.
-pub const MAX_QUERY_CHARS: usize = 500;
-/// Largest page.
-pub const MAX_PER_PAGE: usize = 100;
-/// Deepest page.
-pub const MAX_PAGE: usize = 1_000;
 /// Most autocomplete suggestions.
 pub const MAX_SUGGESTIONS: usize = 20;
 
@@ -126,100 +123,48 @@ fn boolean(field: &'static str, text: Option<String>) -> ApiResult<Option<bool>>
     }
 }
 
-fn list(text: Option<String>, separator: char) -> Vec<String> {
-    text.map(|t| t.split(separator).map(str::trim).filter(|v| !v.is_empty()).map(String::from).collect())
-        .unwrap_or_default()
-}
-
 /// Validates a search request; public keys may personalise only for their user token's user.
 pub fn validate(caller: Option<&Caller>, body: SearchBody) -> ApiResult<SearchParams> {
-    let user = body.user_id.filter(|u| !u.is_empty()).map(|u| UserId::parse_field("user_id", u)).transpose()?;
-    let anonymous =
-        body.anonymous_id.filter(|a| !a.is_empty()).map(|a| AnonymousId::parse_field("anonymous_id", a)).transpose()?;
-    let session =
-        body.session_id.filter(|s| !s.is_empty()).map(|s| SessionId::parse_field("session_id", s)).transpose()?;
-    if let (Some(caller), Some(user)) = (caller, &user) {
-        caller.require_user(user)?;
-    }
-    let filter = body
-        .filter
-        .filter(|f| !f.trim().is_empty())
-        .map(|text| FilterExpr::parse(&text).map_err(|e| ApiError::invalid_filter("filter", &e)))
-        .transpose()?;
-    for (field, value) in [("price_min", body.price_min), ("price_max", body.price_max)] {
-        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
-            return Err(
-                ValidationError::new(field, "out_of_range", format!("`{field}` is a price of 0 or more")).into()
-            );
-        }
-    }
-    if let (Some(min), Some(max)) = (body.price_min, body.price_max)
-        && min > max
-    {
-        return Err(ValidationError::new("price_min", "out_of_range", "`price_min` is above `price_max`").into());
-    }
-    let filters = Filters {
-        category_prefix: list(body.category, '>'),
-        brands: list(body.brand, ','),
-        colours: list(body.colour, ','),
-        sizes: list(body.size, ','),
+    let query = SearchQuery {
+        q: body.q,
+        user_id: body.user_id,
+        anonymous_id: body.anonymous_id,
+        session_id: body.session_id,
+        filter: body.filter,
+        category: body.category,
+        brand: body.brand,
+        colour: body.colour,
+        size: body.size,
         price_min: body.price_min,
         price_max: body.price_max,
-        in_stock_only: false,
+        sort: body.sort,
+        page: body.page,
+        per_page: body.per_page,
+        facets: body.facets,
+        correct_spelling: body.correct_spelling,
     };
-    let query = body.q.unwrap_or_default();
-    if query.chars().count() > MAX_QUERY_CHARS {
-        return Err(
-            ValidationError::new("q", "too_long", format!("`q` is at most {MAX_QUERY_CHARS} characters")).into()
-        );
-    }
-    if query.trim().is_empty() && filter.is_none() && filters.is_empty() {
-        return Err(ValidationError::new("q", "missing_field", "`q` is required unless a filter is given").into());
-    }
-    let sort = match body.sort.as_deref().unwrap_or("relevance") {
-        "relevance" => SortOrder::Relevance,
-        "price_asc" => SortOrder::PriceAscending,
-        "price_desc" => SortOrder::PriceDescending,
-        "newest" => SortOrder::Newest,
-        _ => {
-            return Err(ValidationError::new(
-                "sort",
-                "invalid_value",
-                "`sort` is relevance, price_asc, price_desc or newest",
-            )
-            .into());
-        }
-    };
-    let page = body.page.unwrap_or(1);
-    if !(1..=MAX_PAGE as i64).contains(&page) {
-        return Err(ValidationError::new("page", "out_of_range", format!("`page` is 1 to {MAX_PAGE}")).into());
-    }
-    let per_page = body.per_page.unwrap_or(20);
-    if !(1..=MAX_PER_PAGE as i64).contains(&per_page) {
-        return Err(
-            ValidationError::new("per_page", "out_of_range", format!("`per_page` is 1 to {MAX_PER_PAGE}")).into()
-        );
-    }
-    Ok(SearchParams {
-        query,
-        user,
-        anonymous,
-        session,
-        filter,
-        filters,
-        sort,
-        page: page as usize,
-        per_page: per_page as usize,
-        facets: body.facets.unwrap_or(true),
-        correct_spelling: body.correct_spelling.unwrap_or(true),
-    })
+    query.validate(|user| caller.map_or(Ok(()), |caller| caller.require_user(user)))
 }
 
 async fn serve_search(state: AppState, caller: Caller, params: SearchParams) -> ApiResult<Json<SearchResults>> {
-    let index = tenant_index(&state, &caller.tenant).await?;
-    let tenant = caller.tenant.clone();
-    let results = blocking(move || run_search(&state, &tenant, &index, &params)).await?;
-    Ok(Json(results))
+    Ok(Json(search(&state, &caller.tenant, params).await?))
+}
+
+/// The tenant's search index, built on a blocking thread when missing or stale.
+pub(crate) async fn tenant_index(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantIndex>> {
+    if let Some(index) = state.engine.search().current_index(tenant) {
+        return Ok(index);
+    }
+    let tenant = tenant.clone();
+    state.run(move |engine| engine.search().index(&tenant)).await
+}
+
+/// Runs a validated search (and logs it) and renders the answer.
+pub(crate) async fn search(state: &AppState, tenant: &TenantId, params: SearchParams) -> ApiResult<SearchResults> {
+    let index = tenant_index(state, tenant).await?;
+    let tenant = tenant.clone();
+    let outcome = state.run(move |engine| engine.search().search(&tenant, &index, &params)).await?;
+    Ok(results_view(outcome))
 }
 
 /// Search the catalog: lexical (BM25, typo tolerant) and, when a model is loaded, semantic retrieval fused,
@@ -291,8 +236,218 @@ pub async fn autocomplete(
     if typed.trim().is_empty() {
         return Ok(Json(Suggestions { suggestions: Vec::new() }));
     }
-    let index = tenant_index(&state, &caller.tenant).await?;
-    let tenant = caller.tenant.clone();
-    let suggestions = blocking(move || suggest(&state, &tenant, &index, &typed, limit as usize)).await?;
-    Ok(Json(Suggestions { suggestions }))
+    let suggestions = suggest(&state, &caller.tenant, typed, limit as usize).await?;
+    Ok(Json(Suggestions { suggestions: suggestions.into_iter().map(suggestion_view).collect() }))
+}
+
+/// Suggestions for `typed`: past queries first, then catalog titles.
+pub(crate) async fn suggest(
+    state: &AppState,
+    tenant: &TenantId,
+    typed: String,
+    limit: usize,
+) -> ApiResult<Vec<Suggestion>> {
+    let index = tenant_index(state, tenant).await?;
+    let tenant = tenant.clone();
+    state.run(move |engine| engine.search().suggest(&tenant, &index, &typed, limit)).await
+}
+
+fn suggestion_view(suggestion: Suggestion) -> SuggestionView {
+    SuggestionView {
+        source: match suggestion.source {
+            SuggestionSource::Query => "query",
+            SuggestionSource::Title => "title",
+        },
+        count: suggestion.count,
+        text: suggestion.text,
+    }
+}
+
+/// One autocomplete suggestion.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SuggestionView {
+    pub text: String,
+    /// `query` (searched before) or `title` (a catalog title).
+    pub source: &'static str,
+    /// Times searched, for queries.
+    pub count: u64,
+}
+
+/// What the query was understood to ask for.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnderstoodQuery {
+    /// The words used for text retrieval.
+    pub text: String,
+    pub price_min: Option<f64>,
+    pub price_max: Option<f64>,
+    /// Attribute values named in the query, e.g. colour `navy`.
+    pub attributes: Vec<UnderstoodAttribute>,
+    /// The phrases that were understood, e.g. `under 40`.
+    pub phrases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnderstoodAttribute {
+    /// `colour`, `size` or `gender`.
+    pub name: String,
+    pub value: String,
+}
+
+/// Why a hit ranks where it does.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScoreView {
+    /// BM25-based score, when the item matched the words.
+    pub lexical: Option<f32>,
+    /// When the item matched the words: the share of the query's words (those the catalog has) it holds. With
+    /// item vectors tuned to the catalog, the lexical part of the relevance is scaled by a power of it.
+    pub words_held: Option<f32>,
+    /// Cosine similarity to the query, in hybrid mode.
+    pub semantic: Option<f32>,
+    /// Fused relevance, 1 for the best candidate.
+    pub relevance: f32,
+    /// The shopper's affinity for the item (0 for anonymous shoppers).
+    pub personal: f32,
+    pub total: f32,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchHitView {
+    pub item_id: String,
+    pub title: String,
+    #[schema(value_type = Option<attune_core::money::MoneyText>)]
+    pub price: Option<Money>,
+    pub brand: Option<String>,
+    /// The category path joined with ` > `.
+    pub category: String,
+    pub image_url: Option<String>,
+    /// The score breakdown: the explanation of the hit.
+    pub score: ScoreView,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PriceFacet {
+    pub min: f64,
+    /// None: no upper bound.
+    pub max: Option<f64>,
+    pub count: usize,
+}
+
+/// Counts over the whole result set.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FacetsView {
+    pub brand: Vec<FacetValue>,
+    pub category: Vec<FacetValue>,
+    pub colour: Vec<FacetValue>,
+    pub size: Vec<FacetValue>,
+    pub price: Vec<PriceFacet>,
+}
+
+/// The answer to a search.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchResults {
+    /// Identifies this result list (logged with the `search` event).
+    pub search_id: String,
+    /// `hybrid`, `lexical`, `semantic`, `semantic_fallback` (no lexical match; semantic matches shown) or
+    /// `browse` (no words: filtered catalog).
+    pub mode: &'static str,
+    pub warnings: Vec<String>,
+    /// The query as searched, when spelling correction changed it ("showing results for ..."); search again
+    /// with `correct_spelling=false` for the query as typed.
+    pub corrected_query: Option<String>,
+    /// Whether semantic similarity used item vectors tuned to this catalog (enough items with a category path;
+    /// `catalog_tuning` in the configuration).
+    pub catalog_tuned: bool,
+    pub understood: UnderstoodQuery,
+    /// Size of the whole result set.
+    pub total: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub hits: Vec<SearchHitView>,
+    pub facets: Option<FacetsView>,
+}
+
+pub(crate) fn mode_name(mode: SearchMode) -> &'static str {
+    match mode {
+        SearchMode::Hybrid => "hybrid",
+        SearchMode::LexicalOnly => "lexical",
+        SearchMode::SemanticOnly => "semantic",
+        SearchMode::SemanticFallback => "semantic_fallback",
+        SearchMode::Browse => "browse",
+    }
+}
+
+fn understood_view(parsed: &ParsedQuery) -> UnderstoodQuery {
+    let kind_name = |kind: AttributeKind| kind.name().to_string();
+    UnderstoodQuery {
+        text: parsed.text.clone(),
+        price_min: parsed.price_min,
+        price_max: parsed.price_max,
+        attributes: parsed
+            .attributes
+            .iter()
+            .map(|(kind, value)| UnderstoodAttribute { name: kind_name(*kind), value: value.clone() })
+            .collect(),
+        phrases: parsed
+            .understood
+            .iter()
+            .map(|u| match u {
+                Understood::PriceAtMost { phrase, .. }
+                | Understood::PriceAtLeast { phrase, .. }
+                | Understood::PriceBetween { phrase, .. }
+                | Understood::Attribute { phrase, .. } => phrase.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn facets_view(facets: Facets) -> FacetsView {
+    let values = |list: Vec<attune_search::FacetCount>| {
+        list.into_iter().map(|f| FacetValue { value: f.value, count: f.count }).collect()
+    };
+    FacetsView {
+        brand: values(facets.brand),
+        category: values(facets.category),
+        colour: values(facets.colour),
+        size: values(facets.size),
+        price: facets.price.into_iter().map(|p| PriceFacet { min: p.min, max: p.max, count: p.count }).collect(),
+    }
+}
+
+fn results_view(outcome: SearchOutcome) -> SearchResults {
+    let hits = outcome.hits.into_iter().map(|hit| SearchHitView {
+        item_id: hit.item.id.to_string(),
+        category: hit.item.category_path.join(" > "),
+        title: hit.item.title,
+        price: hit.item.price,
+        brand: hit.item.brand,
+        image_url: hit.item.image_url,
+        score: ScoreView {
+            lexical: hit.score.lexical,
+            words_held: hit.score.words_held,
+            semantic: hit.score.semantic,
+            relevance: hit.score.relevance,
+            personal: hit.score.personal,
+            total: hit.score.total,
+        },
+    });
+    SearchResults {
+        search_id: outcome.search_id,
+        mode: mode_name(outcome.mode),
+        warnings: outcome.warnings,
+        corrected_query: outcome.corrected_query,
+        catalog_tuned: outcome.catalog_tuned,
+        understood: understood_view(&outcome.parsed),
+        total: outcome.total,
+        page: outcome.page,
+        per_page: outcome.per_page,
+        hits: hits.collect(),
+        facets: outcome.facets.map(facets_view),
+    }
 }

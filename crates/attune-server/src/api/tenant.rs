@@ -3,9 +3,9 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult};
-use crate::keys::{create_api_key, sign_user_token};
 use crate::state::{AppState, blocking};
 use attune_core::{ApiKeyKind, EventType, Timestamp, UserId};
+use attune_engine::keys::{create_api_key, sign_user_token};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -41,7 +41,7 @@ pub struct Stats {
 #[utoipa::path(get, path = "/v1/stats", tag = "tenant", responses((status = 200, body = Stats)), security(("secret_key" = [])))]
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Stats>> {
     caller.require_secret()?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = caller.tenant.clone();
     let (stats, days) = blocking(move || Ok((store.stats(&tenant)?, store.events_per_day(&tenant)?))).await?;
     Ok(Json(Stats {
@@ -96,7 +96,7 @@ pub async fn create_user_token(
         )));
     }
     let expires_at = Timestamp::from_millis(Timestamp::now().millis() + ttl * 1_000)?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = caller.tenant.clone();
     let secret = blocking(move || Ok(store.user_token_secret(&tenant)?))
         .await?
@@ -144,7 +144,7 @@ fn key_info(record: attune_store::ApiKeyRecord) -> ApiKeyInfo {
 #[utoipa::path(get, path = "/v1/keys", tag = "tenant", responses((status = 200, body = Vec<ApiKeyInfo>)), security(("secret_key" = [])))]
 pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<ApiKeyInfo>>> {
     caller.require_secret()?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let keys = blocking(move || Ok(store.api_keys(&caller.tenant)?)).await?;
     Ok(Json(keys.into_iter().map(key_info).collect()))
 }
@@ -159,7 +159,7 @@ pub async fn create_key(
 ) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
     caller.require_secret()?;
     let request: ApiKeyRequest = parse_json(&body)?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let created =
         blocking(move || Ok(create_api_key(store.as_ref(), &caller.tenant, request.kind, &request.label)?)).await?;
     Ok((StatusCode::CREATED, Json(ApiKeyCreated { info: key_info(created.record), key: created.key })))
@@ -174,7 +174,7 @@ pub async fn revoke_key(
     Path(key_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_secret()?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = caller.tenant.clone();
     let id = key_id.clone();
     let revoked = blocking(move || Ok(store.revoke_api_key(&tenant, &id)?)).await?;

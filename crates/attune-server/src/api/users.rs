@@ -82,7 +82,7 @@ pub async fn put_user(
         _ => input.id = Some(id.to_string()),
     }
     let user = User::parse(input, Timestamp::now())?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let stored = blocking(move || Ok(store.upsert_user(&caller.tenant, &user)?)).await?;
     Ok(Json(stored))
 }
@@ -93,7 +93,7 @@ pub async fn put_user(
 pub async fn get_user(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<User>> {
     caller.require_secret()?;
     let id = parse_path_user(id)?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let found = blocking(move || Ok(store.user(&caller.tenant, &id)?)).await?;
     found.map(Json).ok_or_else(|| ApiError::not_found("user"))
 }
@@ -111,7 +111,7 @@ pub async fn list_users(
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::invalid_parameter("`limit` must be between 1 and 1000"));
     }
-    let store = state.store.clone();
+    let store = state.store().clone();
     let query = UserQuery { search: params.q, after: params.after, limit };
     let page = blocking(move || Ok(store.list_users(&caller.tenant, &query)?)).await?;
     Ok(Json(UserList { users: page.users, total: page.total, next_after: page.next_after }))
@@ -127,7 +127,7 @@ pub async fn delete_user(
 ) -> ApiResult<Json<UserDeleted>> {
     caller.require_secret()?;
     let id = parse_path_user(id)?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let deleted = blocking(move || Ok(store.delete_user(&caller.tenant, &id)?)).await?;
     if !deleted.profile && deleted.events == 0 {
         return Err(ApiError::not_found("user"));
@@ -153,7 +153,7 @@ pub async fn timeline(
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::invalid_parameter("`limit` must be between 1 and 1000"));
     }
-    let store = state.store.clone();
+    let store = state.store().clone();
     let user = id.clone();
     let page = blocking(move || {
         Ok(store.user_timeline(&caller.tenant, &user, &TimelineQuery { before_seq: params.before, limit })?)

@@ -328,7 +328,7 @@ pub fn events_chart(days: &[DayCount]) -> Markup {
 
 /// A demand history and its forecast as inline SVG: the history as a line, the forecast mean dashed, and
 /// the prediction interval as a shaded band.
-pub fn forecast_chart(forecast: &crate::api::insights::DemandForecast) -> Markup {
+pub fn forecast_chart(forecast: &attune_engine::insights::demand::DemandForecast) -> Markup {
     let history: Vec<f64> = forecast.history.iter().map(|p| p.quantity).collect();
     let periods: Vec<&str> = forecast
         .history

@@ -2,22 +2,25 @@
 //! the catalog browser and customer profiles with their cross-channel timelines.
 
 use super::chart::events_chart;
+use super::context::{
+    PageError, PageResult, Session, clear_console_cookie, customer_href, item_href, safe_next, signed_in,
+};
 use super::cookies;
 use super::format::{channel_label, count, date, date_time, encode, event_type_label, iso, money, plural, with_query};
-use super::layout::{ConsoleSection, ConsoleShell, auth_page, console_page, icon, page_header, placeholder};
-use super::{PageError, PageResult};
+use super::insights::predicted_value_card;
+use super::layout::{ConsoleSection, auth_page, console_page, icon, page_header, placeholder};
 use crate::auth::resolve_key;
 use crate::error::ErrorKind;
 use crate::state::{AppState, blocking};
 use attune_core::{
-    ApiKeyKind, Availability, Channel, Currency, Event, EventKind, EventType, Item, ItemId, Money, OrderLine, TenantId,
-    Timestamp, User, UserId,
+    ApiKeyKind, Availability, Channel, Currency, Event, EventKind, EventType, Item, ItemId, Money, OrderLine, User,
+    UserId,
 };
+use attune_engine::insights::activity::CustomerActivity;
 use attune_store::{ItemQuery, StoredEvent, TenantStats, TimelineQuery, UserQuery};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -44,99 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/catalog/{id}", get(item_page))
         .route("/console/customers", get(customers))
         .route("/console/customers/{id}", get(customer_page))
-        .route("/console/insights", get(super::insights::insights_page))
-        .route("/console/forecast", get(super::insights::forecast_page))
-        .route("/console/forecast/run", post(super::insights::run_forecast))
-        .route("/console/models", get(super::models::models_page))
-        .route("/console/models/train", post(super::models::train_now))
-        .route("/console/models/{version}/activate", post(super::models::activate_version))
         .route("/console/{*rest}", get(unknown_page))
-}
-
-/// A signed-in console visitor: the tenant of the secret key in the `attune_console` cookie.
-pub struct Session {
-    pub(super) tenant: TenantId,
-    tenant_name: String,
-    has_storefront: bool,
-}
-
-impl Session {
-    pub(super) fn shell(&self, section: ConsoleSection) -> ConsoleShell<'_> {
-        ConsoleShell {
-            tenant_id: self.tenant.as_str(),
-            tenant_name: &self.tenant_name,
-            has_storefront: self.has_storefront,
-            section,
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Session {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let next = parts.uri.path_and_query().map(|pq| pq.as_str().to_string());
-        let Some(key) = cookies::get(&parts.headers, cookies::CONSOLE).filter(|k| cookies::is_cookie_safe(k)) else {
-            return Err(to_login(next.as_deref(), false));
-        };
-        let resolved = match resolve_key(state, key).await {
-            Ok(resolved) => resolved,
-            Err(error) if error.kind == ErrorKind::Unauthenticated => return Err(to_login(next.as_deref(), true)),
-            Err(error) => return Err(PageError::from(error).into_response()),
-        };
-        if resolved.record.kind != ApiKeyKind::Secret {
-            return Err(to_login(next.as_deref(), true));
-        }
-        let tenant = resolved.record.tenant_id;
-        let store = state.store.clone();
-        let lookup = tenant.clone();
-        let found =
-            blocking(move || Ok(store.tenant(&lookup)?)).await.map_err(|e| PageError::from(e).into_response())?;
-        Ok(Self {
-            tenant_name: found.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| tenant.to_string()),
-            has_storefront: state.options.storefront_tenant.as_ref() == Some(&tenant),
-            tenant,
-        })
-    }
-}
-
-fn console_cookie(key: &str) -> HeaderValue {
-    cookies::set(cookies::CONSOLE, key, "/console", "Strict", None)
-}
-
-fn clear_console_cookie() -> HeaderValue {
-    cookies::set(cookies::CONSOLE, "", "/console", "Strict", Some(0))
-}
-
-/// Only console paths are followed after sign-in, never another site.
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(next)
-            if next.starts_with("/console")
-                && !next.starts_with("/console/login")
-                && !next.starts_with("/console/logout")
-                && !next.contains("//")
-                && !next.contains('\\') =>
-        {
-            next
-        }
-        _ => "/console",
-    }
-}
-
-fn to_login(next: Option<&str>, clear_cookie: bool) -> Response {
-    let next = Some(safe_next(next)).filter(|n| *n != "/console");
-    let mut response = Redirect::to(&with_query("/console/login", &[("next", next)])).into_response();
-    if clear_cookie {
-        response.headers_mut().append(SET_COOKIE, clear_console_cookie());
-    }
-    response
-}
-
-fn signed_in(key: &str, next: Option<&str>) -> Response {
-    let mut response = Redirect::to(safe_next(next)).into_response();
-    response.headers_mut().append(SET_COOKIE, console_cookie(key));
-    response
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,7 +156,7 @@ fn not_found(session: &Session, section: ConsoleSection, message: &str) -> Respo
 // Overview
 
 async fn overview(State(state): State<AppState>, session: Session) -> PageResult<Markup> {
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = session.tenant.clone();
     let (stats, days) = blocking(move || Ok((store.stats(&tenant)?, store.events_per_day(&tenant)?))).await?;
     let of_type = |t: EventType| stats.events_by_type.iter().find(|(kind, _)| *kind == t).map_or(0, |(_, n)| *n);
@@ -385,14 +296,6 @@ impl ListParams {
     }
 }
 
-fn item_href(id: &str) -> String {
-    format!("/console/catalog/{}", encode(id))
-}
-
-pub(super) fn customer_href(id: &str) -> String {
-    format!("/console/customers/{}", encode(id))
-}
-
 fn search_bar(action: &str, query: Option<&str>, placeholder_text: &str) -> Markup {
     html! {
         form.toolbar method="get" action=(action) role="search" {
@@ -442,7 +345,7 @@ async fn catalog(
     session: Session,
     Query(params): Query<ListParams>,
 ) -> PageResult<Markup> {
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = session.tenant.clone();
     let query = ItemQuery {
         search: params.query().map(str::to_string),
@@ -501,7 +404,7 @@ async fn item_page(State(state): State<AppState>, session: Session, Path(id): Pa
     let Ok(item_id) = ItemId::parse(id) else {
         return Ok(not_found(&session, ConsoleSection::Catalog, "That is not a valid item id."));
     };
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = session.tenant.clone();
     let Some(item) = blocking(move || Ok(store.item(&tenant, &item_id)?)).await? else {
         return Ok(not_found(&session, ConsoleSection::Catalog, "No item with this id is in the catalog."));
@@ -571,7 +474,7 @@ async fn customers(
     session: Session,
     Query(params): Query<ListParams>,
 ) -> PageResult<Markup> {
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = session.tenant.clone();
     let query = UserQuery {
         search: params.query().map(str::to_string),
@@ -647,58 +550,6 @@ pub struct TimelineParams {
     before: Option<String>,
 }
 
-/// What a customer did overall, from their whole timeline (up to [`SUMMARY_EVENT_CAP`] events).
-#[derive(Debug, Default)]
-struct CustomerSummary {
-    events: u64,
-    capped: bool,
-    orders: u64,
-    units: u64,
-    revenue: BTreeMap<Currency, i64>,
-    returns: u64,
-    returned: BTreeMap<Currency, i64>,
-    first_seen: Option<Timestamp>,
-    last_seen: Option<Timestamp>,
-    channels: BTreeMap<&'static str, u64>,
-    /// Items by units bought, most first.
-    top_items: Vec<(ItemId, u64)>,
-}
-
-impl CustomerSummary {
-    fn of(events: &[StoredEvent], capped: bool) -> Self {
-        let mut summary = Self { events: events.len() as u64, capped, ..Default::default() };
-        let mut bought: HashMap<&ItemId, u64> = HashMap::new();
-        for stored in events {
-            let event = &stored.event;
-            summary.first_seen = Some(summary.first_seen.map_or(event.timestamp, |t| t.min(event.timestamp)));
-            summary.last_seen = Some(summary.last_seen.map_or(event.timestamp, |t| t.max(event.timestamp)));
-            *summary.channels.entry(channel_label(event.channel)).or_default() += 1;
-            match &event.kind {
-                EventKind::Purchase { lines, .. } => {
-                    summary.orders += 1;
-                    for line in lines {
-                        summary.units += u64::from(line.quantity);
-                        *summary.revenue.entry(line.unit_price.currency).or_default() += line.total_minor_units();
-                        *bought.entry(&line.item_id).or_default() += u64::from(line.quantity);
-                    }
-                }
-                EventKind::Return { lines, .. } => {
-                    summary.returns += 1;
-                    for line in lines {
-                        *summary.returned.entry(line.unit_price.currency).or_default() += line.total_minor_units();
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut top: Vec<(ItemId, u64)> = bought.into_iter().map(|(id, n)| (id.clone(), n)).collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        top.truncate(5);
-        summary.top_items = top;
-        summary
-    }
-}
-
 fn amounts(totals: &BTreeMap<Currency, i64>) -> String {
     if totals.is_empty() {
         return "—".to_string();
@@ -708,7 +559,7 @@ fn amounts(totals: &BTreeMap<Currency, i64>) -> String {
 
 struct CustomerData {
     user: Option<User>,
-    summary: CustomerSummary,
+    summary: CustomerActivity,
     page: Vec<StoredEvent>,
     next_before: Option<i64>,
     titles: HashMap<ItemId, String>,
@@ -724,23 +575,12 @@ async fn customer_page(
         return Ok(not_found(&session, ConsoleSection::Customers, "That is not a valid customer id."));
     };
     let before = params.before.as_deref().and_then(|b| b.parse::<i64>().ok());
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = session.tenant.clone();
     let lookup = user_id.clone();
     let data = blocking(move || {
         let user = store.user(&tenant, &lookup)?;
-        let mut all = Vec::new();
-        let mut cursor = None;
-        let capped = loop {
-            let page = store.user_timeline(&tenant, &lookup, &TimelineQuery { before_seq: cursor, limit: 1_000 })?;
-            all.extend(page.events);
-            match page.next_before_seq {
-                Some(next) if all.len() < SUMMARY_EVENT_CAP => cursor = Some(next),
-                Some(_) => break true,
-                None => break false,
-            }
-        };
-        let summary = CustomerSummary::of(&all, capped);
+        let summary = CustomerActivity::read(store.as_ref(), &tenant, &lookup, SUMMARY_EVENT_CAP)?;
         let shown =
             store.user_timeline(&tenant, &lookup, &TimelineQuery { before_seq: before, limit: TIMELINE_PAGE })?;
         let mut ids: Vec<ItemId> = summary.top_items.iter().map(|(id, _)| id.clone()).collect();
@@ -759,13 +599,14 @@ async fn customer_page(
     let title = format!("Customer {user_id}");
     let crumbs = [("/console/customers", "Customers")];
     let summary = &data.summary;
+    let channels: BTreeMap<&str, u64> = summary.channels.iter().map(|(c, n)| (channel_label(*c), *n)).collect();
     let subtitle = html! {
         @if let (Some(first), Some(last)) = (summary.first_seen, summary.last_seen) {
             "Seen from " (date(first)) " to " (date(last))
         } @else { "No events recorded" }
     };
     let self_href = customer_href(user_id.as_str());
-    let predicted = super::insights::predicted_value_card(&state, &session, &user_id).await;
+    let predicted = predicted_value_card(&state, &session, &user_id).await;
     let body = html! {
         (page_header(&crumbs, &title, Some(subtitle), None))
         section.stat-grid.stat-grid-5 id="customer-summary" {
@@ -788,7 +629,7 @@ async fn customer_page(
                         dt { "Last seen" } dd { @if let Some(t) = summary.last_seen { (date_time(t)) } @else { "—" } }
                         dt { "Channels" } dd {
                             @if summary.channels.is_empty() { span.muted { "—" } }
-                            @for (channel, n) in &summary.channels { span.chip { (channel) " " span.muted { (count(*n)) } } }
+                            @for (channel, n) in &channels { span.chip { (channel) " " span.muted { (count(*n)) } } }
                         }
                     }
                 }

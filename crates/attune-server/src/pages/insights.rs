@@ -3,23 +3,32 @@
 //! tasks.
 
 use super::chart::forecast_chart;
-use super::console::{Session, customer_href};
+use super::context::{PageResult, Session, customer_href};
 use super::format::{count, encode, money};
-use super::layout::{ConsoleSection, console_page, icon, page_header};
-use super::{PageError, PageResult};
-use crate::api::insights::{
-    DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL, DemandForecast, ForecastParams, ForecastTarget, Reorder,
-    at_risk_customers, churn_risk, day_text, forecast_demand, forecast_params, overdue, reorder_suggestions,
-    segment_summaries, target_demand,
-};
-use crate::insights::{CustomerModel, TenantAnalytics, customer_model, tenant_analytics};
-use crate::state::{AppState, blocking};
-use crate::tasks::{TaskKind, TaskRecord, TaskStatus, TaskTrigger, start_task};
+use super::layout::{ConsoleSection, console_page, icon, page_header, tasks_table};
+use crate::api::insights::{ForecastParams, analytics, forecast_params, reorder_suggestions, segment_summaries};
+use crate::error::ApiError;
+use crate::state::AppState;
 use attune_core::money::MoneyText;
 use attune_core::{Money, UserId};
+use attune_engine::insights::FORECAST_TASK;
+use attune_engine::insights::analytics::{CustomerModel, TenantAnalytics, day_text};
+use attune_engine::insights::customers::{at_risk_customers, churn_risk, overdue};
+use attune_engine::insights::demand::{self, DemandForecast, ForecastTarget};
+use attune_engine::insights::reorder::{DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL, Reorder};
+use attune_engine::tasks::{TaskRecord, TaskTrigger};
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use maud::{Markup, html};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/insights", get(insights_page))
+        .route("/console/forecast", get(forecast_page))
+        .route("/console/forecast/run", post(run_forecast))
+}
 
 /// Customers listed on the insights page as at risk.
 const AT_RISK_SHOWN: usize = 25;
@@ -51,13 +60,13 @@ fn money_text(value: &MoneyText) -> String {
 
 /// The "Predicted value" card of a customer page; explains itself when there is nothing to predict.
 pub(super) async fn predicted_value_card(state: &AppState, session: &Session, user: &UserId) -> Markup {
-    let analytics = match tenant_analytics(state, &session.tenant).await {
+    let analytics = match analytics(state, &session.tenant).await {
         Ok(analytics) => analytics,
         Err(error) => return predicted_value_message(&error.message),
     };
-    let model = match customer_model(&analytics) {
+    let model = match analytics.customer_model() {
         Ok(model) => model,
-        Err(error) => return predicted_value_message(&error.message),
+        Err(error) => return predicted_value_message(&error.to_string()),
     };
     let Some(c) = model.customer(user) else {
         return predicted_value_message("This customer has no purchases to predict from.");
@@ -156,12 +165,12 @@ fn at_risk_table(model: &CustomerModel, end_day: i64) -> Markup {
 }
 
 /// `/console/insights`: segments and customers at risk.
-pub(super) async fn insights_page(State(state): State<AppState>, session: Session) -> PageResult<Markup> {
-    let analytics = tenant_analytics(&state, &session.tenant).await?;
-    let body = match customer_model(&analytics) {
+async fn insights_page(State(state): State<AppState>, session: Session) -> PageResult<Markup> {
+    let analytics = analytics(&state, &session.tenant).await?;
+    let body = match analytics.customer_model() {
         Err(error) => html! {
             (page_header(&[], "Insights", None, None))
-            section.card { div.empty-state { p.empty-title { "No customer model yet" } p.muted { (error.message) } } }
+            section.card { div.empty-state { p.empty-title { "No customer model yet" } p.muted { (error.to_string()) } } }
         },
         Ok(model) => insights_body(&analytics, model),
     };
@@ -200,7 +209,7 @@ fn insights_body(analytics: &TenantAnalytics, model: &CustomerModel) -> Markup {
 
 /// `/console/forecast?item=&category=&granularity=`: demand history and forecast of the whole shop, an item
 /// or a category; for the whole shop also the reorder suggestions and the latest forecast tasks.
-pub(super) async fn forecast_page(
+async fn forecast_page(
     State(state): State<AppState>,
     session: Session,
     Query(params): Query<ForecastPageParams>,
@@ -212,28 +221,22 @@ pub(super) async fn forecast_page(
         horizon: None,
     };
     let (target, granularity, _) = forecast_params(&api_params)?;
-    let horizon = match granularity.name() {
-        "day" => 28,
-        "week" => 12,
-        _ => 6,
-    };
+    let horizon = granularity.page_horizon();
     let title = match &target {
         ForecastTarget::Item(item) => format!("Forecast for {item}"),
         ForecastTarget::Category(levels) => format!("Forecast for {}", levels.join(" > ")),
         ForecastTarget::Total => "Demand forecast".to_string(),
     };
-    let analytics = tenant_analytics(&state, &session.tenant).await?;
-    let store = state.store.clone();
-    let tenant = session.tenant.clone();
-    let for_forecast = analytics.clone();
-    let shown_target = target.clone();
-    let result = blocking(move || {
-        // An unknown item or category is a 404 page; a forecast that cannot be made is said on the page.
-        let (daily, items) = target_demand(store.as_ref(), &tenant, &for_forecast, &shown_target)?;
-        Ok(forecast_demand(&for_forecast, &shown_target, &daily, items, granularity, horizon))
-    })
-    .await
-    .map_err(PageError::from)?;
+    let analytics = analytics(&state, &session.tenant).await?;
+    let (tenant, for_forecast, shown_target) = (session.tenant.clone(), analytics.clone(), target.clone());
+    // An unknown item or category is an error page; a forecast that cannot be made is said on the page.
+    let result = state
+        .run(move |engine| {
+            let (daily, items) = demand::target_demand(engine.store().as_ref(), &tenant, &for_forecast, &shown_target)?;
+            let forecast = demand::forecast_demand(&for_forecast, &shown_target, &daily, items, granularity, horizon);
+            Ok(forecast.map_err(ApiError::from))
+        })
+        .await?;
     let reorder = match target {
         ForecastTarget::Total => Some(
             reorder_suggestions(&state, &session.tenant, analytics, DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL)
@@ -242,7 +245,7 @@ pub(super) async fn forecast_page(
         _ => None,
     };
     let tasks: Vec<TaskRecord> =
-        state.tasks.list(&session.tenant).into_iter().filter(|t| t.kind == TaskKind::Forecast).take(5).collect();
+        state.engine.tasks().list(&session.tenant).into_iter().filter(|t| t.kind == FORECAST_TASK).take(5).collect();
     let item_query = params.item.as_deref().unwrap_or("");
     let category_query = params.category.as_deref().unwrap_or("");
     let tabs = html! {
@@ -288,33 +291,16 @@ pub(super) async fn forecast_page(
                 }
                 form method="post" action="/console/forecast/run" { button.button.small type="submit" { "Run now" } }
             }
-            @if tasks.is_empty() {
-                p.muted { "No forecast task has run since the server started." }
-            } @else {
-                table.data-table {
-                    thead { tr { th { "Started" } th { "Trigger" } th { "Status" } th { "Progress" } th { "Result" } } }
-                    tbody {
-                        @for task in &tasks {
-                            tr {
-                                td { (task.started_at.to_string()) }
-                                td { (match task.trigger { TaskTrigger::Request => "on demand", TaskTrigger::Schedule => "scheduled" }) }
-                                td { (match task.status { TaskStatus::Running => "running", TaskStatus::Succeeded => "succeeded", TaskStatus::Failed => "failed" }) }
-                                td { (format!("{:.0} % ({})", task.progress * 100.0, task.stage)) }
-                                td { (task.summary.as_deref().or(task.error.as_deref()).unwrap_or("")) }
-                            }
-                        }
-                    }
-                }
-            }
+            (tasks_table("forecast-tasks", &tasks, "No forecast task has run since the server started."))
         }
     };
     Ok(console_page(&session.shell(ConsoleSection::Insights), &title, body).into_response())
 }
 
 /// `POST /console/forecast/run`: starts the forecast task and goes back to the forecast page.
-pub(super) async fn run_forecast(State(state): State<AppState>, session: Session) -> Response {
-    start_task(&state, &session.tenant, TaskKind::Forecast, TaskTrigger::Request);
-    Redirect::to("/console/forecast#tasks").into_response()
+async fn run_forecast(State(state): State<AppState>, session: Session) -> PageResult<Response> {
+    state.engine.tasks().start(&session.tenant, FORECAST_TASK, TaskTrigger::Request)?;
+    Ok(Redirect::to("/console/forecast#tasks").into_response())
 }
 
 fn reorder_table(reorder: &Reorder) -> Markup {

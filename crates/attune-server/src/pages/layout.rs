@@ -3,6 +3,7 @@
 
 use super::format::{display_title, hue, initials, short_name};
 use attune_core::Item;
+use attune_engine::tasks::{TaskRecord, TaskStatus, TaskTrigger};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::sync::LazyLock;
 
@@ -289,5 +290,29 @@ pub fn product_image(item: &Item) -> Markup {
     match &item.image_url {
         Some(url) => html! { img src=(url) alt=(display_title(&item.title)) loading="lazy"; },
         None => placeholder(item.id.as_str(), &item.title),
+    }
+}
+
+/// A table of background task runs, newest first; `empty` says why there are none.
+pub fn tasks_table(id: &str, tasks: &[TaskRecord], empty: &str) -> Markup {
+    html! {
+        @if tasks.is_empty() {
+            p.muted { (empty) }
+        } @else {
+            table.data-table id=(id) {
+                thead { tr { th { "Started" } th { "Trigger" } th { "Status" } th { "Progress" } th { "Result" } } }
+                tbody {
+                    @for task in tasks {
+                        tr {
+                            td { (task.started_at.to_string()) }
+                            td { (match task.trigger { TaskTrigger::Request => "on demand", TaskTrigger::Schedule => "scheduled" }) }
+                            td { (match task.status { TaskStatus::Running => "running", TaskStatus::Succeeded => "succeeded", TaskStatus::Failed => "failed" }) }
+                            td { (format!("{:.0} % ({})", task.progress * 100.0, task.stage)) }
+                            td { (task.summary.as_deref().or(task.error.as_deref()).unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 mod chart;
 mod console;
+mod context;
 mod cookies;
 mod format;
 mod insights;
@@ -15,7 +16,6 @@ mod models;
 mod search;
 mod shop;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::Request;
@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use context::PageError;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let router = Router::new()
@@ -30,8 +31,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/assets/attune.css", get(stylesheet))
         .route("/assets/favicon.svg", get(favicon))
         .merge(console::router())
-        .merge(shop::router())
+        .merge(insights::router())
+        .merge(models::router())
         .merge(search::router())
+        .merge(shop::router())
         .layer(axum::middleware::from_fn(refuse_cross_site_posts))
         .layer(axum::middleware::map_response(security_headers));
     if state.options.secure_cookies {
@@ -107,37 +110,3 @@ async fn security_headers(mut response: Response) -> Response {
     }
     response
 }
-
-/// A failure while rendering a page, shown as an HTML error page rather than the API's JSON.
-#[derive(Debug)]
-pub(crate) struct PageError {
-    status: StatusCode,
-    message: String,
-}
-
-impl PageError {
-    fn not_found(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::NOT_FOUND, message: message.into() }
-    }
-}
-
-impl From<ApiError> for PageError {
-    fn from(error: ApiError) -> Self {
-        let (status, _) = error.kind.status_and_code();
-        Self { status, message: error.message }
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let heading = match self.status {
-            StatusCode::NOT_FOUND => "Page not found",
-            StatusCode::BAD_REQUEST => "That request was not understood",
-            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => "Not allowed",
-            _ => "Something went wrong",
-        };
-        (self.status, layout::error_page(self.status.as_u16(), heading, &self.message)).into_response()
-    }
-}
-
-type PageResult<T> = Result<T, PageError>;

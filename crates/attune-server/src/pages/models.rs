@@ -4,41 +4,36 @@
 //! explanation — computed by the same selection path as `POST /v1/recommendations`, without logging an
 //! impression.
 
-use super::console::{Session, customer_href};
+use super::context::{PageError, PageResult, Session, customer_href};
 use super::format::{date_time, encode};
-use super::layout::{ConsoleSection, console_page, page_header};
-use super::{PageError, PageResult};
+use super::layout::{ConsoleSection, console_page, page_header, tasks_table};
 use crate::api::models::{ModelVersion, ModelVersions, model_versions};
-use crate::recommendations::{
-    Basis, ListRequest, Recommended, Rules, Shopper, acted_on, recommend_with_rules, tenant_recs,
-};
-use crate::state::{AppState, blocking};
-use crate::tasks::{TaskKind, TaskRecord, TaskStatus, TaskTrigger, start_task};
-use crate::training::activate;
+use crate::error::ApiError;
+use crate::state::AppState;
 use attune_core::{ItemId, UserId};
-use attune_store::TimelineQuery;
+use attune_engine::recs::{Preview, PreviewList, TRAIN_TASK};
+use attune_engine::tasks::{TaskRecord, TaskTrigger};
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
-use std::collections::HashSet;
 
-/// Items shown per scenario in the preview.
-const PREVIEW_COUNT: usize = 5;
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/models", get(models_page))
+        .route("/console/models/train", post(train_now))
+        .route("/console/models/{version}/activate", post(activate_version))
+}
+
 /// Training tasks listed.
 const TASKS_SHOWN: usize = 5;
 
 #[derive(Debug, Deserialize)]
-pub(super) struct ModelsParams {
+struct ModelsParams {
     customer: Option<String>,
     item: Option<String>,
-}
-
-/// One scenario's preview list, or why there is none.
-struct PreviewList {
-    scenario: &'static str,
-    what: String,
-    result: Result<Vec<Recommended>, String>,
 }
 
 fn metric(version: &ModelVersion, scorer: &str, name: &str) -> String {
@@ -83,29 +78,6 @@ fn versions_table(models: &ModelVersions) -> Markup {
     }
 }
 
-fn tasks_table(tasks: &[TaskRecord]) -> Markup {
-    html! {
-        @if tasks.is_empty() {
-            p.muted { "No training task has run since the server started." }
-        } @else {
-            table.data-table id="training-tasks" {
-                thead { tr { th { "Started" } th { "Trigger" } th { "Status" } th { "Progress" } th { "Result" } } }
-                tbody {
-                    @for task in tasks {
-                        tr {
-                            td { (task.started_at.to_string()) }
-                            td { (match task.trigger { TaskTrigger::Request => "on demand", TaskTrigger::Schedule => "scheduled" }) }
-                            td { (match task.status { TaskStatus::Running => "running", TaskStatus::Succeeded => "succeeded", TaskStatus::Failed => "failed" }) }
-                            td { (format!("{:.0} % ({})", task.progress * 100.0, task.stage)) }
-                            td { (task.summary.as_deref().or(task.error.as_deref()).unwrap_or("")) }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 fn preview_card(list: &PreviewList) -> Markup {
     html! {
         section.card id=(format!("preview-{}", list.scenario)) {
@@ -133,83 +105,19 @@ fn preview_card(list: &PreviewList) -> Markup {
     }
 }
 
-/// Every scenario for `customer`, anchored on `item` or else the customer's latest item.
-async fn preview(
-    state: &AppState,
-    session: &Session,
-    customer: &UserId,
-    item: Option<ItemId>,
-) -> PageResult<(Option<ItemId>, Vec<PreviewList>)> {
-    let model = tenant_recs(state, &session.tenant).await?;
-    let store = state.store.clone();
-    let tenant = session.tenant.clone();
-    let user = customer.clone();
-    let serving = state.clone();
-    let lists = blocking(move || {
-        let anchor = match item {
-            Some(item) => Some(item),
-            None => {
-                let query = TimelineQuery { before_seq: None, limit: 50 };
-                let timeline = store.user_timeline(&tenant, &user, &query)?;
-                timeline.events.iter().find_map(|e| acted_on(&e.event.kind).first().map(|id| (*id).clone()))
-            }
-        };
-        let catalog = serving.catalog.snapshot(&store, &tenant)?;
-        let rules = Rules { shopper: Shopper { user: Some(user.clone()), anonymous: None }, ..Default::default() };
-        let anchor_name = anchor.as_ref().map(|a| catalog.get(a).map_or(a.to_string(), |i| i.title.trim().to_string()));
-        let scenarios: Vec<(&'static str, String, Option<Basis>)> = vec![
-            ("for_you", "From the customer's recent history".into(), Some(Basis::ForYou(Some(user.clone())))),
-            ("next", "What comes next in the current session and after the ordered history".into(), Some(Basis::Next)),
-            ("buy_again", "Items the customer is due to buy again".into(), Some(Basis::BuyAgain)),
-            ("recently_viewed", "The customer's latest viewed items".into(), Some(Basis::RecentlyViewed)),
-            ("trending", "Trending, then popular items".into(), Some(Basis::Trending)),
-            (
-                "similar",
-                anchor_name.as_ref().map_or("Needs an item".into(), |n| format!("Items similar to {n}")),
-                anchor.clone().map(|a| Basis::Similar(vec![a])),
-            ),
-            (
-                "bought_together",
-                anchor_name.as_ref().map_or("Needs an item".into(), |n| format!("Often bought with {n}")),
-                anchor.clone().map(Basis::BoughtTogether),
-            ),
-            (
-                "complete_cart",
-                anchor_name.as_ref().map_or("Needs an item".into(), |n| format!("A cart holding {n}")),
-                anchor.clone().map(|a| Basis::CompleteCart(vec![a])),
-            ),
-        ];
-        let mut lists = Vec::new();
-        for (scenario, what, basis) in scenarios {
-            let result = match basis {
-                None => Err("Give an item id, or pick a customer with item events.".to_string()),
-                Some(basis) => {
-                    let request =
-                        ListRequest { basis, count: PREVIEW_COUNT, exclude: HashSet::new(), in_stock_only: true };
-                    recommend_with_rules(store.as_ref(), &tenant, &model, Some(&catalog), &request, &rules)
-                        .map_err(|e| e.message)
-                }
-            };
-            lists.push(PreviewList { scenario, what, result });
-        }
-        Ok((anchor, lists))
-    })
-    .await?;
-    Ok(lists)
-}
-
 /// `GET /console/models`.
-pub(super) async fn models_page(
+async fn models_page(
     State(state): State<AppState>,
     session: Session,
     Query(params): Query<ModelsParams>,
 ) -> PageResult<Response> {
     let models = model_versions(&state, &session.tenant).await?;
     let tasks: Vec<TaskRecord> = state
-        .tasks
+        .engine
+        .tasks()
         .list(&session.tenant)
         .into_iter()
-        .filter(|t| t.kind == TaskKind::TrainRecs)
+        .filter(|t| t.kind == TRAIN_TASK)
         .take(TASKS_SHOWN)
         .collect();
     let customer_text = params.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
@@ -217,16 +125,17 @@ pub(super) async fn models_page(
     let customer = customer_text
         .map(|c| UserId::parse(c.to_string()))
         .transpose()
-        .map_err(|e| PageError::from(crate::error::ApiError::from(e)))?;
-    let item = item_text
-        .map(|i| ItemId::parse(i.to_string()))
-        .transpose()
-        .map_err(|e| PageError::from(crate::error::ApiError::from(e)))?;
+        .map_err(|e| PageError::from(ApiError::from(e)))?;
+    let item =
+        item_text.map(|i| ItemId::parse(i.to_string())).transpose().map_err(|e| PageError::from(ApiError::from(e)))?;
     let previewed = match &customer {
-        Some(customer) => Some(preview(&state, &session, customer, item).await?),
+        Some(customer) => {
+            let (tenant, customer) = (session.tenant.clone(), customer.clone());
+            Some(state.run(move |engine| engine.recs().preview(&tenant, &customer, item)).await?)
+        }
         None => None,
     };
-    let active = state.cached_recs(&session.tenant);
+    let active = state.engine.recs().active(&session.tenant);
     let train = html! {
         form method="post" action="/console/models/train" { button.button.small type="submit" { "Train now" } }
     };
@@ -253,7 +162,7 @@ pub(super) async fn models_page(
         }
         section.card id="tasks" {
             div.card-header { div { h2 { "Training tasks" } p.muted { "Scheduled, on demand, and at start-up for a tenant without a stored model." } } }
-            (tasks_table(&tasks))
+            (tasks_table("training-tasks", &tasks, "No training task has run since the server started."))
         }
         section.card id="preview" {
             div.card-header { div { h2 { "Preview" } p.muted { "Every scenario for one customer, with each item's explanation. Nothing is logged." } } }
@@ -262,7 +171,7 @@ pub(super) async fn models_page(
                 input.input type="search" name="item" value=(item_text.unwrap_or("")) placeholder="Item id (default: the customer's latest)" aria-label="Item id";
                 button.button type="submit" { "Preview" }
             }
-            @if let (Some(customer), Some((anchor, _))) = (&customer, &previewed) {
+            @if let (Some(customer), Some(Preview { anchor, .. })) = (&customer, &previewed) {
                 p.muted {
                     "For " a href=(customer_href(customer.as_str())) { (customer.as_str()) }
                     @if let Some(anchor) = anchor { ", anchored on item " (anchor.as_str()) }
@@ -270,7 +179,7 @@ pub(super) async fn models_page(
                 }
             }
         }
-        @if let Some((_, lists)) = &previewed {
+        @if let Some(Preview { lists, .. }) = &previewed {
             div.preview-grid {
                 @for list in lists { (preview_card(list)) }
             }
@@ -280,19 +189,19 @@ pub(super) async fn models_page(
 }
 
 /// `POST /console/models/train`: starts the `train_recs` task and goes back to the models page.
-pub(super) async fn train_now(State(state): State<AppState>, session: Session) -> Response {
-    start_task(&state, &session.tenant, TaskKind::TrainRecs, TaskTrigger::Request);
-    Redirect::to("/console/models#tasks").into_response()
+async fn train_now(State(state): State<AppState>, session: Session) -> PageResult<Response> {
+    state.engine.tasks().start(&session.tenant, TRAIN_TASK, TaskTrigger::Request)?;
+    Ok(Redirect::to("/console/models#tasks").into_response())
 }
 
 /// `POST /console/models/{version}/activate`: serves from a stored version.
-pub(super) async fn activate_version(
+async fn activate_version(
     State(state): State<AppState>,
     session: Session,
     Path(version): Path<String>,
 ) -> PageResult<Response> {
     let version: i64 = version.parse().map_err(|_| PageError::not_found("No such model version."))?;
     let tenant = session.tenant.clone();
-    blocking(move || activate(&state, &tenant, version).map(|_| ())).await?;
+    state.run(move |engine| engine.recs().activate(&tenant, version)).await?;
     Ok(Redirect::to("/console/models#models").into_response())
 }

@@ -3,13 +3,11 @@
 //! personal, total), what the query was understood to mean, the mode and any warnings. Playground searches are
 //! not logged as events (no shopper id is sent unless one is typed in).
 
-use super::console::Session;
+use super::context::{PageError, PageResult, Session};
 use super::format::with_query;
 use super::layout::{ConsoleSection, console_page, page_header};
-use super::{PageError, PageResult};
-use crate::api::search::{SearchBody, validate};
-use crate::search::{SearchResults, run_search, tenant_index};
-use crate::state::{AppState, blocking};
+use crate::api::search::{SearchBody, SearchResults, search, validate};
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -51,13 +49,7 @@ async fn playground(
         };
         Some(match validate(None, body) {
             Err(error) => Err(error.into()),
-            Ok(search) => match tenant_index(&state, &session.tenant).await {
-                Err(error) => Err(error.into()),
-                Ok(index) => {
-                    let (searching, tenant) = (state.clone(), session.tenant.clone());
-                    blocking(move || run_search(&searching, &tenant, &index, &search)).await.map_err(PageError::from)
-                }
-            },
+            Ok(params) => search(&state, &session.tenant, params).await.map_err(PageError::from),
         })
     };
     let body = html! {

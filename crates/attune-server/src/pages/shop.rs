@@ -8,15 +8,18 @@
 //! basket" are filled from the same code path as `POST /v1/recommendations` (and logged as impressions);
 //! a page never waits long for a model build: without a model yet, the slot stays empty (and hidden).
 
+use super::context::{PageError, PageResult};
 use super::cookies::{self, Cart, Visitor};
 use super::format::{count, display_title, encode, money, plural, short_name, with_query};
 use super::layout::{ShopShell, icon, product_image, shop_page};
-use super::{PageError, PageResult};
-use crate::recommendations::{self, Basis, ListRequest, Recommended};
+use crate::api::recommendations::serving_model;
+use crate::api::search::{suggest, tenant_index};
 use crate::state::{AppState, blocking};
 use attune_core::input::ScalarValue;
-use attune_core::{Event, EventInput, EventKind, Item, ItemId, Money, TenantId, Timestamp};
-use attune_store::{ItemQuery, Store, StoreResult};
+use attune_core::{Event, EventInput, Item, ItemId, Money, TenantId, Timestamp};
+use attune_engine::recs::request::{Basis, ListRequest, Recommended, Rules};
+use attune_engine::search::serve::SearchParams;
+use attune_store::{ItemQuery, Store};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -25,15 +28,10 @@ use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GRID_PAGE: usize = 24;
 const POPULAR_SHOWN: usize = 12;
-/// How many of the most recent events (by log position) popularity is computed from.
-const POPULAR_WINDOW: i64 = 25_000;
-/// How long computed popularity is reused before it is computed again.
-const POPULAR_TTL: Duration = Duration::from_secs(600);
 const MAX_ADD_QUANTITY: u32 = 99;
 /// Items shown in a recommendation slot.
 const RECOMMENDATIONS_SHOWN: usize = 8;
@@ -68,7 +66,7 @@ async fn storefront(state: &AppState) -> PageResult<Shop> {
         )
     };
     let tenant = state.options.storefront_tenant.clone().ok_or_else(missing)?;
-    let store = state.store.clone();
+    let store = state.store().clone();
     let lookup = tenant.clone();
     let found = blocking(move || Ok(store.tenant(&lookup)?)).await?.ok_or_else(missing)?;
     let name = if found.name.trim().is_empty() { tenant.to_string() } else { found.name };
@@ -87,9 +85,9 @@ struct Request {
 impl Request {
     async fn new(state: &AppState, headers: &HeaderMap) -> PageResult<Self> {
         let shop = storefront(state).await?;
-        let (searching, tenant) = (state.clone(), shop.tenant.clone());
+        let tenant = shop.tenant.clone();
         let suggestions =
-            blocking(move || crate::search::popular_queries(&searching, &tenant, 8)).await.unwrap_or_default();
+            state.run(move |engine| engine.search().popular_queries(&tenant, 8)).await.unwrap_or_default();
         Ok(Self { shop, visitor: Visitor::from_headers(headers), cart: Cart::from_headers(headers), suggestions })
     }
 
@@ -171,62 +169,6 @@ fn category_href(name: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Popularity
-
-/// The most ordered items among the tenant's latest events.
-#[derive(Debug, Default)]
-struct Popularity {
-    /// Item and the number of recent orders containing it, most first.
-    items: Vec<(ItemId, u64)>,
-    /// Orders looked at.
-    orders: u64,
-}
-
-type PopularityCache = Mutex<HashMap<(usize, TenantId), (Instant, Arc<Popularity>)>>;
-static POPULARITY: LazyLock<PopularityCache> = LazyLock::new(Default::default);
-
-fn popularity(store: &Arc<dyn Store>, tenant: &TenantId) -> StoreResult<Arc<Popularity>> {
-    // Keyed by the store too, so servers sharing a process (tests) never see each other's numbers.
-    let key = (Arc::as_ptr(store) as *const () as usize, tenant.clone());
-    if let Some((at, cached)) = POPULARITY.lock().expect("popularity cache poisoned").get(&key)
-        && at.elapsed() < POPULAR_TTL
-    {
-        return Ok(cached.clone());
-    }
-    let computed = Arc::new(compute_popularity(store.as_ref(), tenant)?);
-    POPULARITY.lock().expect("popularity cache poisoned").insert(key, (Instant::now(), computed.clone()));
-    Ok(computed)
-}
-
-fn compute_popularity(store: &dyn Store, tenant: &TenantId) -> StoreResult<Popularity> {
-    let events = store.recent_events(tenant, POPULAR_WINDOW as usize)?;
-    let mut ordered: HashMap<&ItemId, u64> = HashMap::new();
-    let mut browsed: HashMap<&ItemId, u64> = HashMap::new();
-    let mut orders = 0;
-    for stored in &events {
-        match &stored.event.kind {
-            EventKind::Purchase { lines, .. } => {
-                orders += 1;
-                let distinct: HashSet<&ItemId> = lines.iter().map(|l| &l.item_id).collect();
-                for id in distinct {
-                    *ordered.entry(id).or_default() += 1;
-                }
-            }
-            EventKind::View { item_id, .. } | EventKind::AddToCart { item_id, .. } => {
-                *browsed.entry(item_id).or_default() += 1;
-            }
-            _ => {}
-        }
-    }
-    // Without recent orders, fall back to what visitors looked at and put in baskets.
-    let counts = if ordered.is_empty() { browsed } else { ordered };
-    let mut items: Vec<(ItemId, u64)> = counts.into_iter().map(|(id, n)| (id.clone(), n)).collect();
-    items.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    items.truncate(POPULAR_SHOWN * 4);
-    Ok(Popularity { items, orders })
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Pages
 
 fn product_card(item: &Item, note: Option<String>) -> Markup {
@@ -272,9 +214,9 @@ async fn storefront_recommendations(
     exclude: HashSet<ItemId>,
 ) -> Vec<Recommended> {
     let tenant = request.shop.tenant.clone();
-    let model = match recommendations::cached_or_warm_up(state, &tenant) {
+    let model = match state.engine.recs().active_or_warm_up(&tenant) {
         Some(model) => model,
-        None => match tokio::time::timeout(RECOMMENDATIONS_WAIT, recommendations::tenant_recs(state, &tenant)).await {
+        None => match tokio::time::timeout(RECOMMENDATIONS_WAIT, serving_model(state, &tenant)).await {
             Ok(Ok(model)) => model,
             Ok(Err(error)) => {
                 tracing::warn!(error = %error.message, "the storefront could not load recommendations");
@@ -283,32 +225,23 @@ async fn storefront_recommendations(
             Err(_) => return Vec::new(),
         },
     };
-    let store = state.store.clone();
     let subject = request.subject();
     let list = ListRequest { basis, count: RECOMMENDATIONS_SHOWN, exclude, in_stock_only: true };
-    let catalogs = state.clone();
-    let outcome = blocking(move || {
-        let catalog = catalogs.catalog.snapshot(&store, &tenant)?;
-        let picked = recommendations::recommend_with_rules(
-            store.as_ref(),
-            &tenant,
-            &model,
-            Some(&catalog),
-            &list,
-            &recommendations::Rules::default(),
-        )?;
-        if !picked.is_empty() {
-            let impression = EventInput {
-                event_type: "impression".to_string(),
-                recommendation_id: Some(attune_core::RecommendationId::generate().to_string()),
-                item_ids: Some(picked.iter().map(|r| r.item.id.to_string()).collect()),
-                ..Default::default()
-            };
-            record(store.as_ref(), &tenant, &subject, impression);
-        }
-        Ok(picked)
-    })
-    .await;
+    let outcome = state
+        .run(move |engine| {
+            let picked = engine.recs().recommend(&tenant, &model, &list, &Rules::default())?;
+            if !picked.is_empty() {
+                let impression = EventInput {
+                    event_type: "impression".to_string(),
+                    recommendation_id: Some(attune_core::RecommendationId::generate().to_string()),
+                    item_ids: Some(picked.iter().map(|r| r.item.id.to_string()).collect()),
+                    ..Default::default()
+                };
+                record(engine.store().as_ref(), &tenant, &subject, impression);
+            }
+            Ok(picked)
+        })
+        .await;
     outcome.unwrap_or_else(|error| {
         tracing::warn!(error = %error.message, "the storefront could not compute recommendations");
         Vec::new()
@@ -323,10 +256,11 @@ struct HomeData {
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
-    let store = state.store.clone();
+    let engine = state.engine.clone();
     let tenant = request.shop.tenant.clone();
     let data = blocking(move || {
-        let popularity = popularity(&store, &tenant)?;
+        let store = engine.store();
+        let popularity = engine.popular(&tenant, POPULAR_SHOWN * 4)?;
         let ids: Vec<ItemId> = popularity.items.iter().map(|(id, _)| id.clone()).collect();
         let counts: HashMap<&ItemId, u64> = popularity.items.iter().map(|(id, n)| (id, *n)).collect();
         let mut popular: Vec<(Item, Option<u64>)> = store
@@ -434,7 +368,7 @@ async fn listing(
     let request = Request::new(&state, &headers).await?;
     let q = params.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(str::to_string);
     let after = params.after.filter(|a| !a.is_empty());
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = request.shop.tenant.clone();
     let subject = request.subject();
     let query = ItemQuery { search: q.clone(), category: category.clone(), after: after.clone(), limit: GRID_PAGE };
@@ -534,7 +468,7 @@ async fn search_page(
     let page = params.page.unwrap_or(1).clamp(1, 100);
     let anonymous = attune_core::AnonymousId::parse_field("anonymous_id", request.visitor.anonymous_id.clone()).ok();
     let session = attune_core::SessionId::parse_field("session_id", request.visitor.session_id.clone()).ok();
-    let search = crate::search::SearchParams {
+    let search = SearchParams {
         query: q.clone(),
         user: None,
         anonymous,
@@ -552,12 +486,11 @@ async fn search_page(
         facets: true,
         correct_spelling: !params.as_typed.unwrap_or(false),
     };
-    let index = crate::search::tenant_index(&state, &request.shop.tenant).await?;
-    let (searching, tenant, used) = (state.clone(), request.shop.tenant.clone(), index.clone());
-    let results = blocking(move || crate::search::run_search(&searching, &tenant, &used, &search)).await?;
+    let index = tenant_index(&state, &request.shop.tenant).await?;
+    let (tenant, used) = (request.shop.tenant.clone(), index.clone());
+    let results = state.run(move |engine| engine.search().search(&tenant, &used, &search)).await?;
     // The search box's suggestions here: those for the query (past queries, then titles), then popular queries.
-    let (suggesting, tenant, used, typed) = (state.clone(), request.shop.tenant.clone(), index.clone(), q.clone());
-    let related = blocking(move || crate::search::suggest(&suggesting, &tenant, &used, &typed, 8)).await;
+    let related = suggest(&state, &request.shop.tenant, q.clone(), 8).await;
     let mut suggestions: Vec<String> = related.unwrap_or_default().into_iter().map(|s| s.text).collect();
     for popular in std::mem::take(&mut request.suggestions) {
         if !suggestions.iter().any(|s| s.eq_ignore_ascii_case(&popular)) {
@@ -572,15 +505,13 @@ async fn search_page(
         .hits
         .iter()
         .enumerate()
-        .filter_map(|(rank, hit)| {
-            let id = ItemId::parse(hit.item_id.clone()).ok()?;
-            let item = &index.engine.items()[index.engine.position_of(&id)?];
+        .map(|(rank, hit)| {
             let position = (first_rank + rank).to_string();
             let href = with_query(
-                &product_href(item.id.as_str()),
+                &product_href(hit.item.id.as_str()),
                 &[("search_id", Some(results.search_id.as_str())), ("position", Some(position.as_str()))],
             );
-            Some(product_card_to(item, Some(score_note(&hit.score)), &href))
+            product_card_to(&hit.item, Some(score_note(&hit.score)), &href)
         })
         .collect();
     let link = |brand: Option<&str>, category: Option<&str>, colour: Option<&str>, page: Option<&str>| {
@@ -684,7 +615,7 @@ fn search_click(item_id: &ItemId, from: &ProductParams) -> Option<EventInput> {
 }
 
 /// A search hit's score breakdown, in words.
-fn score_note(score: &crate::search::ScoreView) -> String {
+fn score_note(score: &attune_search::ScoreBreakdown) -> String {
     let mut parts = Vec::new();
     if let Some(lexical) = score.lexical {
         match score.words_held {
@@ -712,7 +643,7 @@ async fn product(
 ) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
     let Ok(item_id) = ItemId::parse(id) else { return Ok(request.not_found("That is not a product of this shop.")) };
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = request.shop.tenant.clone();
     let subject = request.subject();
     let found = blocking(move || {
@@ -824,7 +755,7 @@ async fn cart_page(
 ) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
     let ids: Vec<ItemId> = request.cart.lines.iter().filter_map(|(id, _)| ItemId::parse(id.clone()).ok()).collect();
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = request.shop.tenant.clone();
     let items = blocking(move || Ok(store.items(&tenant, &ids)?)).await?;
     let lines: Vec<(&Item, u32)> =
@@ -940,7 +871,7 @@ async fn cart_add(
     let Ok(item_id) = ItemId::parse(form.item_id.trim().to_string()) else {
         return Ok(request.not_found("That is not a product of this shop."));
     };
-    let store = state.store.clone();
+    let store = state.store().clone();
     let tenant = request.shop.tenant.clone();
     let lookup = item_id.clone();
     let Some(item) = blocking(move || Ok(store.item(&tenant, &lookup)?)).await? else {
@@ -951,7 +882,7 @@ async fn cart_add(
     }
     let added = request.cart.add(item.id.as_str(), form.quantity(1).clamp(1, MAX_ADD_QUANTITY));
     if added > 0 {
-        let (store, tenant, subject) = (state.store.clone(), request.shop.tenant.clone(), request.subject());
+        let (store, tenant, subject) = (state.store().clone(), request.shop.tenant.clone(), request.subject());
         blocking(move || {
             record(store.as_ref(), &tenant, &subject, item_event("add_to_cart", &item_id, Some(added)));
             Ok(())
@@ -980,7 +911,7 @@ async fn cart_update(
             } else {
                 item_event("remove_from_cart", &item_id, Some(before - wanted))
             };
-            let (store, tenant, subject) = (state.store.clone(), request.shop.tenant.clone(), request.subject());
+            let (store, tenant, subject) = (state.store().clone(), request.shop.tenant.clone(), request.subject());
             blocking(move || {
                 record(store.as_ref(), &tenant, &subject, event);
                 Ok(())
@@ -1003,7 +934,7 @@ async fn cart_remove(
     if before > 0 {
         request.cart.set(&id, 0);
         if let Ok(item_id) = ItemId::parse(id) {
-            let (store, tenant, subject) = (state.store.clone(), request.shop.tenant.clone(), request.subject());
+            let (store, tenant, subject) = (state.store().clone(), request.shop.tenant.clone(), request.subject());
             blocking(move || {
                 record(store.as_ref(), &tenant, &subject, item_event("remove_from_cart", &item_id, Some(before)));
                 Ok(())

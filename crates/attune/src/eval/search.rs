@@ -681,44 +681,119 @@ fn write_dropped(out: &mut String, judgement: &Judgement, indent: &str) -> std::
     Ok(())
 }
 
+/// The three query sets with their typed query vectors: the judged queries, the "unknown words" set and the
+/// "one typo" set.
+struct QuerySets<'f> {
+    kept: &'f [JudgedQuery],
+    open: Judgement,
+    open_vectors: Vec<Vec<f32>>,
+    typo: Vec<JudgedQuery>,
+    typo_vectors: Vec<Vec<f32>>,
+}
+
+impl<'f> QuerySets<'f> {
+    fn new(fixture: &'f SearchFixture) -> anyhow::Result<Self> {
+        let open = judge(&fixture.rows, &fixture.logged, QuerySet::UnknownWordsIgnored);
+        let open_texts: Vec<&str> = open.kept.iter().map(|q| q.text.as_str()).collect();
+        let open_vectors = fixture.embedder.embed(&open_texts)?;
+        let typo = with_one_typo(&fixture.judgement.kept);
+        let typo_texts: Vec<&str> = typo.iter().map(|q| q.text.as_str()).collect();
+        let typo_vectors = fixture.embedder.embed(&typo_texts)?;
+        Ok(Self { kept: &fixture.judgement.kept, open, open_vectors, typo, typo_vectors })
+    }
+}
+
+/// Per query: NDCG@10 and Recall@50.
+type Scores = Vec<(f64, f64)>;
+
+/// One protocol's spelling corrections: (label, queries, (typed, corrected) of each corrected query).
+type Corrections<'q> = (&'q str, usize, Vec<(String, String)>);
+
+/// What the runs found: the table's rows, the (label, lexical, semantic, hybrid) scores of every protocol the
+/// goal is judged on, and each protocol's spelling corrections.
+#[derive(Default)]
+struct Results<'q> {
+    rows: Vec<Vec<String>>,
+    summary: Vec<(String, Scores, Scores, Scores)>,
+    corrections: Vec<Corrections<'q>>,
+}
+
+impl Results<'_> {
+    /// Scores ranked lists of `queries` and adds the table row; returns the per-query scores.
+    fn add(&mut self, queries: &[JudgedQuery], protocol: &str, name: &str, lists: &[Vec<usize>]) -> Scores {
+        let scores = per_query_scores(queries, lists);
+        let (ndcg, recall) = mean_scores(&scores);
+        self.rows.push(vec![protocol.to_string(), name.to_string(), format!("{ndcg:.4}"), format!("{recall:.4}")]);
+        scores
+    }
+}
+
 /// Runs the evaluation and returns the printed report.
 pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     let started = Instant::now();
     let fixture = SearchFixture::load(datasets)?;
-    let queries = &fixture.judgement.kept;
-    if queries.is_empty() {
+    if fixture.judgement.kept.is_empty() {
         bail!("no query of the log could be judged");
     }
+    let sets = QuerySets::new(&fixture)?;
     let mut out = String::new();
+    write_protocol(&mut out, &fixture, &sets)?;
+    let mut results = Results::default();
+    for (label, protocol, queries, query_vectors) in [
+        ("title only", Protocol::TitleOnly, sets.kept, &fixture.query_vectors),
+        ("title + attributes", Protocol::TitleAndAttributes, sets.kept, &fixture.query_vectors),
+        ("title only, unknown words", Protocol::TitleOnly, &sets.open.kept, &sets.open_vectors),
+        ("title only, one typo", Protocol::TitleOnly, &sets.typo, &sets.typo_vectors),
+    ] {
+        run_protocol(&fixture, (label, protocol), queries, query_vectors, &mut results)?;
+    }
+    let half = tuned_half(&fixture, CatalogSplit::Test)?;
+    let tuned_counts = run_tuned_half(&fixture, &sets, &half, &mut results)?;
+    let validation = tuned_half(&fixture, CatalogSplit::Validation)?;
+    let validated = validate_tuned_settings(&fixture, &sets, &validation)?;
+    out.push_str(&table(&["protocol", "retrieval", "NDCG@10", "Recall@50"], &results.rows));
+    writeln!(out)?;
+    write_corrections(&mut out, &results.corrections)?;
+    write_tuning(&mut out, &half, &tuned_counts, &validation, &validated)?;
+    let verdicts = write_goal(&mut out, results.summary)?;
+    write_verdict(&mut out, &verdicts)?;
+    writeln!(
+        out,
+        "({} + {} + {} queries, {:.0} s)",
+        sets.kept.len(),
+        sets.open.kept.len(),
+        sets.typo.len(),
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(out)
+}
+
+/// The report's head: the data, the query sets and how they were judged.
+fn write_protocol(out: &mut String, fixture: &SearchFixture, sets: &QuerySets<'_>) -> anyhow::Result<()> {
     writeln!(
         out,
         "Search relevance: Fashion Product Images ({} products) x Algolia fashion query log",
         fixture.rows.len()
     )?;
-    let open = judge(&fixture.rows, &fixture.logged, QuerySet::UnknownWordsIgnored);
-    let open_texts: Vec<&str> = open.kept.iter().map(|q| q.text.as_str()).collect();
-    let open_vectors = fixture.embedder.embed(&open_texts)?;
-    let typo_queries = with_one_typo(queries);
-    let typo_texts: Vec<&str> = typo_queries.iter().map(|q| q.text.as_str()).collect();
-    let typo_vectors = fixture.embedder.embed(&typo_texts)?;
     writeln!(
         out,
         "  Queries: {} logged, {} kept (every word names a catalog attribute value; >= 1 relevant product)",
         fixture.logged.len(),
-        queries.len()
+        sets.kept.len()
     )?;
-    write_dropped(&mut out, &fixture.judgement, "  ")?;
+    write_dropped(out, &fixture.judgement, "  ")?;
     writeln!(
         out,
         "  \"unknown words\" query set: {} kept, also with words that no product title contains (brands this catalog does \
          not carry); those words stay in the query but are not judged",
-        open.kept.len()
+        sets.open.kept.len()
     )?;
-    write_dropped(&mut out, &open, "    ")?;
+    write_dropped(out, &sets.open, "    ")?;
+    let typo_texts: Vec<&str> = sets.typo.iter().map(|q| q.text.as_str()).collect();
     writeln!(
         out,
         "  \"one typo\" query set: the {} kept queries with the middle letter of their longest word deleted (e.g. {})",
-        typo_queries.len(),
+        sets.typo.len(),
         typo_texts.iter().take(4).copied().collect::<Vec<_>>().join(", ")
     )?;
     writeln!(
@@ -735,168 +810,235 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         fixture.model_dir.display()
     )?;
     writeln!(out)?;
+    Ok(())
+}
 
-    let mut rows = Vec::new();
-    let mut add = |queries: &[JudgedQuery], protocol: &str, name: &str, lists: &[Vec<usize>]| {
-        let scores = per_query_scores(queries, lists);
-        let (ndcg, recall) = mean_scores(&scores);
-        rows.push(vec![protocol.to_string(), name.to_string(), format!("{ndcg:.4}"), format!("{recall:.4}")]);
-        scores
+/// Every retrieval of one protocol and query set: lexical, semantic and hybrid under each fusion, the ablations,
+/// and (with attributes, where the server would tune the vectors) the tuned engine.
+fn run_protocol<'q>(
+    fixture: &SearchFixture,
+    (label, protocol): (&'q str, Protocol),
+    queries: &[JudgedQuery],
+    typed_vectors: &[Vec<f32>],
+    results: &mut Results<'q>,
+) -> anyhow::Result<()> {
+    let items = catalog_items(&fixture.rows, protocol)?;
+    // Every product has a category path under "title + attributes", so the server would tune the vectors to
+    // this catalog: rows "tuned vectors" search the engine it would build.
+    let mut tuned_engine = match protocol {
+        Protocol::TitleOnly => None,
+        Protocol::TitleAndAttributes => {
+            let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
+            let (tuning, _) = fit_tuning(fixture, &items, &title_vectors)?;
+            let tuned = tuning.apply_to_items(&items, &title_vectors)?;
+            Some(SearchEngine::build(items.clone(), Some(&tuned), SearchConfig::for_catalog_tuned_vectors())?)
+        }
     };
-    let mut summary = Vec::new();
-    let mut corrections = Vec::new();
-    for (label, protocol, queries, query_vectors) in [
-        ("title only", Protocol::TitleOnly, queries, &fixture.query_vectors),
-        ("title + attributes", Protocol::TitleAndAttributes, queries, &fixture.query_vectors),
-        ("title only, unknown words", Protocol::TitleOnly, &open.kept, &open_vectors),
-        ("title only, one typo", Protocol::TitleOnly, &typo_queries, &typo_vectors),
-    ] {
-        let items = catalog_items(&fixture.rows, protocol)?;
-        // Every product has a category path under "title + attributes", so the server would tune the vectors to
-        // this catalog: rows "tuned vectors" search the engine it would build.
-        let mut tuned_engine = match protocol {
-            Protocol::TitleOnly => None,
-            Protocol::TitleAndAttributes => {
-                let title_vectors: Vec<&[f32]> = fixture.title_vectors.iter().map(Vec::as_slice).collect();
-                let (tuning, _) = fit_tuning(&fixture, &items, &title_vectors)?;
-                let tuned = tuning.apply_to_items(&items, &title_vectors)?;
-                Some(SearchEngine::build(items.clone(), Some(&tuned), SearchConfig::for_catalog_tuned_vectors())?)
-            }
-        };
-        let mut engine = SearchEngine::build(items, Some(&fixture.title_vectors), SearchConfig::default())?;
-        let typed_vectors = query_vectors;
-        let CorrectedQueries { vectors: query_vectors, corrected } =
-            corrected_query_vectors(&engine, &fixture.embedder, queries, typed_vectors)?;
-        let query_vectors = &query_vectors;
-        let any_corrected = !corrected.is_empty();
-        corrections.push((label, queries.len(), corrected));
-        let modes: Vec<(&str, AttributeMode)> = match protocol {
-            Protocol::TitleOnly => vec![("", AttributeMode::Filter)],
-            Protocol::TitleAndAttributes => {
-                vec![(" [attrs as filters]", AttributeMode::Filter), (" [attrs as boosts]", AttributeMode::Boost)]
-            }
-        };
-        for (suffix, attribute_mode) in modes {
-            let base = SearchConfig { attribute_mode, ..SearchConfig::default() };
-            engine.set_config(base.clone());
-            let lexical_lists = run_queries(&engine, queries, query_vectors, Retrieval::LexicalOnly)?;
-            let lexical = add(queries, label, &format!("lexical only{suffix}"), &lexical_lists);
-            if std::env::var_os("ATTUNE_SEARCH_EVAL_DEBUG").is_some() {
-                engine.set_config(SearchConfig { fusion: Fusion::Weighted { lexical: 0.7 }, ..base.clone() });
-                let hybrid_lists = run_queries(&engine, queries, query_vectors, Retrieval::Hybrid)?;
-                engine.set_config(base.clone());
-                for (i, query) in queries.iter().enumerate() {
-                    let one = std::slice::from_ref(query);
-                    let (l, _) = score_lists(one, std::slice::from_ref(&lexical_lists[i]));
-                    let (h, _) = score_lists(one, std::slice::from_ref(&hybrid_lists[i]));
-                    if (l - h).abs() > 0.05 {
-                        let titles = |list: &[usize]| {
-                            list.iter()
-                                .take(5)
-                                .map(|p| {
-                                    format!(
-                                        "{}{}",
-                                        if query.relevant.contains(p) { "+" } else { "-" },
-                                        fixture.rows[*p].title
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                                .join(" | ")
-                        };
-                        eprintln!(
-                            "{label}{suffix} {:?} |rel|={} lexical {l:.3} hybrid {h:.3}\n  L: {}\n  H: {}",
-                            query.text,
-                            query.relevant.len(),
-                            titles(&lexical_lists[i]),
-                            titles(&hybrid_lists[i])
-                        );
-                    }
-                }
-            }
-            // Ablation: the same without putting hits that hold every query term first.
-            let ablation = SearchConfig { all_terms_first: false, ..base.clone() };
-            engine.set_config(ablation.clone());
-            add(
-                queries,
-                label,
-                &format!("lexical only, all terms not first{suffix}"),
-                &run_queries(&engine, queries, query_vectors, Retrieval::LexicalOnly)?,
-            );
-            add(
-                queries,
-                label,
-                &format!("hybrid (default), all terms not first{suffix}"),
-                &run_queries(&engine, queries, query_vectors, Retrieval::Hybrid)?,
-            );
-            // Ablation: the words as typed (no spelling correction, the embedding of the typed words).
-            engine.set_config(base.clone());
-            if any_corrected {
-                for (name, retrieval) in [
-                    ("lexical only", Retrieval::LexicalOnly),
-                    ("semantic only", Retrieval::SemanticOnly),
-                    ("hybrid (default)", Retrieval::Hybrid),
-                ] {
-                    add(
-                        queries,
-                        label,
-                        &format!("{name}, spelling as typed{suffix}"),
-                        &run_queries_spelled(&engine, queries, typed_vectors, retrieval, false)?,
-                    );
-                }
-            }
-            let semantic = add(
-                queries,
-                label,
-                &format!("semantic only{suffix}"),
-                &run_queries(&engine, queries, query_vectors, Retrieval::SemanticOnly)?,
-            );
-            if let Some(tuned_engine) = tuned_engine.as_mut() {
-                tuned_engine.set_config(SearchConfig { attribute_mode, ..SearchConfig::for_catalog_tuned_vectors() });
-                let mut tuned = Vec::new();
-                for (name, retrieval) in [("semantic only", Retrieval::SemanticOnly), ("hybrid", Retrieval::Hybrid)] {
-                    tuned.push(add(
-                        queries,
-                        label,
-                        &format!("{name}, tuned vectors (as the server builds this catalog){suffix}"),
-                        &run_queries(tuned_engine, queries, query_vectors, retrieval)?,
-                    ));
-                }
-                let hybrid = tuned.pop().unwrap_or_default();
-                let semantic = tuned.pop().unwrap_or_default();
-                summary.push((format!("{label}{suffix}, tuned vectors"), lexical.clone(), semantic, hybrid));
-            }
-            for (name, fusion) in [
-                ("hybrid RRF k=60", Fusion::Rrf { k: 60.0, semantic: 1.0 }),
-                ("hybrid RRF k=60, semantic x0.5", Fusion::Rrf { k: 60.0, semantic: 0.5 }),
-                ("hybrid weighted lexical 0.5", Fusion::Weighted { lexical: 0.5 }),
-                ("hybrid weighted lexical 0.7", Fusion::Weighted { lexical: 0.7 }),
-                ("hybrid weighted lexical 0.8", Fusion::Weighted { lexical: 0.8 }),
-                ("hybrid weighted lexical 0.9", Fusion::Weighted { lexical: 0.9 }),
-            ] {
-                engine.set_config(SearchConfig { fusion, ..base.clone() });
-                let hybrid = add(
+    let mut engine = SearchEngine::build(items, Some(&fixture.title_vectors), SearchConfig::default())?;
+    let CorrectedQueries { vectors: query_vectors, corrected } =
+        corrected_query_vectors(&engine, &fixture.embedder, queries, typed_vectors)?;
+    let any_corrected = !corrected.is_empty();
+    results.corrections.push((label, queries.len(), corrected));
+    let modes: Vec<(&str, AttributeMode)> = match protocol {
+        Protocol::TitleOnly => vec![("", AttributeMode::Filter)],
+        Protocol::TitleAndAttributes => {
+            vec![(" [attrs as filters]", AttributeMode::Filter), (" [attrs as boosts]", AttributeMode::Boost)]
+        }
+    };
+    let vectors = RunVectors { typed: typed_vectors, corrected: &query_vectors, any_corrected };
+    for (suffix, attribute_mode) in modes {
+        let run = ModeRun { fixture, label, suffix, attribute_mode, queries, vectors: &vectors };
+        run.evaluate(&mut engine, tuned_engine.as_mut(), results)?;
+    }
+    Ok(())
+}
+
+/// The query vectors of a protocol's runs: as typed, and of the corrected queries.
+struct RunVectors<'a> {
+    typed: &'a [Vec<f32>],
+    corrected: &'a [Vec<f32>],
+    any_corrected: bool,
+}
+
+/// One attribute mode of one protocol's runs.
+struct ModeRun<'a> {
+    fixture: &'a SearchFixture,
+    label: &'a str,
+    /// Appended to every row's name (the attribute mode, for "title + attributes").
+    suffix: &'a str,
+    attribute_mode: AttributeMode,
+    queries: &'a [JudgedQuery],
+    vectors: &'a RunVectors<'a>,
+}
+
+impl ModeRun<'_> {
+    fn evaluate(
+        &self,
+        engine: &mut SearchEngine,
+        tuned_engine: Option<&mut SearchEngine>,
+        results: &mut Results<'_>,
+    ) -> anyhow::Result<()> {
+        let (label, suffix, queries, query_vectors) = (self.label, self.suffix, self.queries, self.vectors.corrected);
+        let base = SearchConfig { attribute_mode: self.attribute_mode, ..SearchConfig::default() };
+        engine.set_config(base.clone());
+        let lexical_lists = run_queries(engine, queries, query_vectors, Retrieval::LexicalOnly)?;
+        let lexical = results.add(queries, label, &format!("lexical only{suffix}"), &lexical_lists);
+        if std::env::var_os("ATTUNE_SEARCH_EVAL_DEBUG").is_some() {
+            self.print_lexical_and_hybrid_differences(engine, &base, &lexical_lists)?;
+        }
+        self.ablations(engine, &base, results)?;
+        let semantic = results.add(
+            queries,
+            label,
+            &format!("semantic only{suffix}"),
+            &run_queries(engine, queries, query_vectors, Retrieval::SemanticOnly)?,
+        );
+        if let Some(tuned_engine) = tuned_engine {
+            tuned_engine.set_config(SearchConfig {
+                attribute_mode: self.attribute_mode,
+                ..SearchConfig::for_catalog_tuned_vectors()
+            });
+            let mut tuned = Vec::new();
+            for (name, retrieval) in [("semantic only", Retrieval::SemanticOnly), ("hybrid", Retrieval::Hybrid)] {
+                tuned.push(results.add(
                     queries,
                     label,
-                    &format!("{name}{suffix}"),
-                    &run_queries(&engine, queries, query_vectors, Retrieval::Hybrid)?,
+                    &format!("{name}, tuned vectors (as the server builds this catalog){suffix}"),
+                    &run_queries(tuned_engine, queries, query_vectors, retrieval)?,
+                ));
+            }
+            let hybrid = tuned.pop().unwrap_or_default();
+            let semantic = tuned.pop().unwrap_or_default();
+            results.summary.push((format!("{label}{suffix}, tuned vectors"), lexical.clone(), semantic, hybrid));
+        }
+        self.fusions(engine, &base, (&lexical, &semantic), results)
+    }
+
+    /// Ablations: without putting hits that hold every query term first, and the words as typed (no spelling
+    /// correction, the embedding of the typed words).
+    fn ablations(
+        &self,
+        engine: &mut SearchEngine,
+        base: &SearchConfig,
+        results: &mut Results<'_>,
+    ) -> anyhow::Result<()> {
+        let (label, suffix, queries, query_vectors) = (self.label, self.suffix, self.queries, self.vectors.corrected);
+        engine.set_config(SearchConfig { all_terms_first: false, ..base.clone() });
+        results.add(
+            queries,
+            label,
+            &format!("lexical only, all terms not first{suffix}"),
+            &run_queries(engine, queries, query_vectors, Retrieval::LexicalOnly)?,
+        );
+        results.add(
+            queries,
+            label,
+            &format!("hybrid (default), all terms not first{suffix}"),
+            &run_queries(engine, queries, query_vectors, Retrieval::Hybrid)?,
+        );
+        engine.set_config(base.clone());
+        if self.vectors.any_corrected {
+            for (name, retrieval) in [
+                ("lexical only", Retrieval::LexicalOnly),
+                ("semantic only", Retrieval::SemanticOnly),
+                ("hybrid (default)", Retrieval::Hybrid),
+            ] {
+                results.add(
+                    queries,
+                    label,
+                    &format!("{name}, spelling as typed{suffix}"),
+                    &run_queries_spelled(engine, queries, self.vectors.typed, retrieval, false)?,
                 );
-                if fusion == SearchConfig::default().fusion {
-                    summary.push((format!("{label}{suffix}"), lexical.clone(), semantic.clone(), hybrid));
-                }
             }
         }
+        Ok(())
     }
-    // Catalog tuning: fitted on half the catalog with its attributes, searched on the other half by title.
-    let half = tuned_half(&fixture, CatalogSplit::Test)?;
+
+    /// The hybrid under each fusion; the default one is what the goal judges.
+    fn fusions(
+        &self,
+        engine: &mut SearchEngine,
+        base: &SearchConfig,
+        (lexical, semantic): (&Scores, &Scores),
+        results: &mut Results<'_>,
+    ) -> anyhow::Result<()> {
+        let (label, suffix, queries, query_vectors) = (self.label, self.suffix, self.queries, self.vectors.corrected);
+        for (name, fusion) in [
+            ("hybrid RRF k=60", Fusion::Rrf { k: 60.0, semantic: 1.0 }),
+            ("hybrid RRF k=60, semantic x0.5", Fusion::Rrf { k: 60.0, semantic: 0.5 }),
+            ("hybrid weighted lexical 0.5", Fusion::Weighted { lexical: 0.5 }),
+            ("hybrid weighted lexical 0.7", Fusion::Weighted { lexical: 0.7 }),
+            ("hybrid weighted lexical 0.8", Fusion::Weighted { lexical: 0.8 }),
+            ("hybrid weighted lexical 0.9", Fusion::Weighted { lexical: 0.9 }),
+        ] {
+            engine.set_config(SearchConfig { fusion, ..base.clone() });
+            let hybrid = results.add(
+                queries,
+                label,
+                &format!("{name}{suffix}"),
+                &run_queries(engine, queries, query_vectors, Retrieval::Hybrid)?,
+            );
+            if fusion == SearchConfig::default().fusion {
+                results.summary.push((format!("{label}{suffix}"), lexical.clone(), semantic.clone(), hybrid));
+            }
+        }
+        Ok(())
+    }
+
+    /// For `ATTUNE_SEARCH_EVAL_DEBUG`: the queries where lexical only and the hybrid differ most, with the titles
+    /// each ranks first.
+    fn print_lexical_and_hybrid_differences(
+        &self,
+        engine: &mut SearchEngine,
+        base: &SearchConfig,
+        lexical_lists: &[Vec<usize>],
+    ) -> anyhow::Result<()> {
+        let (label, suffix, queries) = (self.label, self.suffix, self.queries);
+        engine.set_config(SearchConfig { fusion: Fusion::Weighted { lexical: 0.7 }, ..base.clone() });
+        let hybrid_lists = run_queries(engine, queries, self.vectors.corrected, Retrieval::Hybrid)?;
+        engine.set_config(base.clone());
+        for (i, query) in queries.iter().enumerate() {
+            let one = std::slice::from_ref(query);
+            let (l, _) = score_lists(one, std::slice::from_ref(&lexical_lists[i]));
+            let (h, _) = score_lists(one, std::slice::from_ref(&hybrid_lists[i]));
+            if (l - h).abs() > 0.05 {
+                let titles = |list: &[usize]| {
+                    let title = |p: &usize| {
+                        let mark = if query.relevant.contains(p) { "+" } else { "-" };
+                        format!("{mark}{}", self.fixture.rows[*p].title)
+                    };
+                    list.iter().take(5).map(title).collect::<Vec<_>>().join(" | ")
+                };
+                eprintln!(
+                    "{label}{suffix} {:?} |rel|={} lexical {l:.3} hybrid {h:.3}\n  L: {}\n  H: {}",
+                    query.text,
+                    query.relevant.len(),
+                    titles(&lexical_lists[i]),
+                    titles(&hybrid_lists[i])
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Catalog tuning: fitted on half the catalog with its attributes, searched on the other half by title. Returns
+/// how many queries of each set have a relevant product in the searched half.
+fn run_tuned_half(
+    fixture: &SearchFixture,
+    sets: &QuerySets<'_>,
+    half: &TunedHalf,
+    results: &mut Results<'_>,
+) -> anyhow::Result<Vec<usize>> {
     let mut tuned_engine =
         SearchEngine::build(half.items.clone(), Some(&half.tuned_vectors), SearchConfig::for_catalog_tuned_vectors())?;
     let mut untuned_engine =
         SearchEngine::build(half.items.clone(), Some(&half.title_vectors), SearchConfig::default())?;
     let mut tuned_counts = Vec::new();
     for (set, queries, typed_vectors) in [
-        ("title only", queries, &fixture.query_vectors),
-        ("unknown words", &open.kept, &open_vectors),
-        ("one typo", &typo_queries, &typo_vectors),
+        ("title only", sets.kept, &fixture.query_vectors),
+        ("unknown words", &sets.open.kept, &sets.open_vectors),
+        ("one typo", &sets.typo, &sets.typo_vectors),
     ] {
         let label = &format!("{HELD_OUT_LABEL}, {set}");
         let (queries, typed_vectors) = queries_in_half(queries, typed_vectors, &half.positions);
@@ -916,16 +1058,23 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         ] {
             let engine = if tuned { &mut tuned_engine } else { &mut untuned_engine };
             engine.set_config(config);
-            scores.push(add(&queries, label, name, &run_queries(engine, &queries, &query_vectors, retrieval)?));
+            scores.push(results.add(&queries, label, name, &run_queries(engine, &queries, &query_vectors, retrieval)?));
         }
         let mut scores = scores.into_iter();
         let (lexical, semantic, hybrid) =
             (scores.next().unwrap_or_default(), scores.next().unwrap_or_default(), scores.next().unwrap_or_default());
-        summary.push((label.to_string(), lexical, semantic, hybrid));
+        results.summary.push((label.to_string(), lexical, semantic, hybrid));
     }
-    // The settings for tuned vectors, chosen on the validation split: hybrid NDCG@10 + Recall@50 summed over
-    // the three query sets, per lexical weight.
-    let validation = tuned_half(&fixture, CatalogSplit::Validation)?;
+    Ok(tuned_counts)
+}
+
+/// The settings for tuned vectors, chosen on the validation split: hybrid NDCG@10 + Recall@50 summed over the
+/// three query sets, per (lexical coordination power, lexical weight).
+fn validate_tuned_settings(
+    fixture: &SearchFixture,
+    sets: &QuerySets<'_>,
+    validation: &TunedHalf,
+) -> anyhow::Result<Vec<(f32, f32, f64)>> {
     let mut validation_engine = SearchEngine::build(
         validation.items.clone(),
         Some(&validation.tuned_vectors),
@@ -933,7 +1082,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     )?;
     let mut validation_sets = Vec::new();
     for (queries, typed_vectors) in
-        [(queries, &fixture.query_vectors), (&open.kept, &open_vectors), (&typo_queries, &typo_vectors)]
+        [(sets.kept, &fixture.query_vectors), (&sets.open.kept, &sets.open_vectors), (&sets.typo, &sets.typo_vectors)]
     {
         let (queries, typed_vectors) = queries_in_half(queries, typed_vectors, &validation.positions);
         let vectors = corrected_query_vectors(&validation_engine, &fixture.embedder, &queries, &typed_vectors)?.vectors;
@@ -956,8 +1105,10 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
             validated.push((lexical_coordination, lexical, sum));
         }
     }
-    out.push_str(&table(&["protocol", "retrieval", "NDCG@10", "Recall@50"], &rows));
-    writeln!(out)?;
+    Ok(validated)
+}
+
+fn write_corrections(out: &mut String, corrections: &[Corrections<'_>]) -> anyhow::Result<()> {
     writeln!(out, "Spelling correction (every mode searches the corrected query; the hybrid embeds it):")?;
     for (label, count, corrected) in corrections {
         let examples: Vec<String> =
@@ -970,6 +1121,17 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         )?;
     }
     writeln!(out)?;
+    Ok(())
+}
+
+/// How the tuned half was fitted and searched, and the validation grid of the settings for tuned vectors.
+fn write_tuning(
+    out: &mut String,
+    half: &TunedHalf,
+    tuned_counts: &[usize],
+    validation: &TunedHalf,
+    validated: &[(f32, f32, f64)],
+) -> anyhow::Result<()> {
     writeln!(
         out,
         "Catalog tuning (\"tuned half\" rows): fitted on the {} products with even ids, described as \"gender colour article type\" \
@@ -1009,47 +1171,24 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         writeln!(out, "    power {power}: {}", sums.join(", "))?;
     }
     writeln!(out)?;
+    Ok(())
+}
+
+/// A protocol's verdict: (label, passed, lexical only at the headroom).
+type Verdict = (String, bool, bool);
+
+/// The goal, judged per protocol: the default hybrid against lexical only and semantic only, per metric, with a
+/// bootstrap interval of the mean per-query difference; and the headroom any fusion could reach.
+fn write_goal(out: &mut String, summary: Vec<(String, Scores, Scores, Scores)>) -> anyhow::Result<Vec<Verdict>> {
     writeln!(
         out,
         "Goal: the default hybrid beats lexical only and semantic only on both metrics, beyond noise: the 95% \
          bootstrap interval of the mean per-query difference ({BOOTSTRAP_RESAMPLES} resamples of the queries, \
          seed {BOOTSTRAP_SEED}) lies above zero"
     )?;
-    // (label, passed, lexical only at the headroom) per protocol, for the verdict.
-    let mut verdicts: Vec<(String, bool, bool)> = Vec::new();
+    let mut verdicts = Vec::new();
     for (label, lexical, semantic, hybrid) in summary {
-        let metric = |scores: &[(f64, f64)], recall: bool| -> Vec<f64> {
-            scores.iter().map(|s| if recall { s.1 } else { s.0 }).collect()
-        };
-        let mut all_significant = true;
-        let mut lines = Vec::new();
-        for (other_name, other) in [("lexical", &lexical), ("semantic", &semantic)] {
-            for (metric_name, recall) in [("NDCG@10", false), ("Recall@50", true)] {
-                let difference = paired_difference(&metric(&hybrid, recall), &metric(other, recall));
-                all_significant &= difference.significant();
-                lines.push(format!(
-                    "    hybrid - {other_name:<8} {metric_name:<9} {:+.4}  95% CI [{:+.4}, {:+.4}]  \
-                     queries better/same/worse {}/{}/{}{}",
-                    difference.mean,
-                    difference.low,
-                    difference.high,
-                    difference.wins,
-                    difference.ties,
-                    difference.losses,
-                    if difference.significant() {
-                        ""
-                    } else if difference.high < 0.0 {
-                        "  (significantly worse)"
-                    } else {
-                        "  (not significant)"
-                    }
-                ));
-            }
-        }
-        writeln!(out, "  {label}: {}", super::pass(all_significant))?;
-        for line in lines {
-            writeln!(out, "{line}")?;
-        }
+        let all_significant = write_differences(out, &label, &lexical, &semantic, &hybrid)?;
         // What any fusion of the two lists could reach at most if it knew, per query, which list is better.
         let better_of = |recall: bool| -> f64 {
             let pick = |s: &(f64, f64)| if recall { s.1 } else { s.0 };
@@ -1071,11 +1210,60 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         }
         verdicts.push((label, all_significant, lexical_at_headroom));
     }
-    let labels = |keep: &dyn Fn(&(String, bool, bool)) -> bool| -> String {
+    Ok(verdicts)
+}
+
+/// The protocol's PASS line and its four intervals; whether all four lie above zero.
+fn write_differences(
+    out: &mut String,
+    label: &str,
+    lexical: &Scores,
+    semantic: &Scores,
+    hybrid: &Scores,
+) -> anyhow::Result<bool> {
+    let metric = |scores: &[(f64, f64)], recall: bool| -> Vec<f64> {
+        scores.iter().map(|s| if recall { s.1 } else { s.0 }).collect()
+    };
+    let mut all_significant = true;
+    let mut lines = Vec::new();
+    for (other_name, other) in [("lexical", lexical), ("semantic", semantic)] {
+        for (metric_name, recall) in [("NDCG@10", false), ("Recall@50", true)] {
+            let difference = paired_difference(&metric(hybrid, recall), &metric(other, recall));
+            all_significant &= difference.significant();
+            lines.push(format!(
+                "    hybrid - {other_name:<8} {metric_name:<9} {:+.4}  95% CI [{:+.4}, {:+.4}]  \
+                 queries better/same/worse {}/{}/{}{}",
+                difference.mean,
+                difference.low,
+                difference.high,
+                difference.wins,
+                difference.ties,
+                difference.losses,
+                if difference.significant() {
+                    ""
+                } else if difference.high < 0.0 {
+                    "  (significantly worse)"
+                } else {
+                    "  (not significant)"
+                }
+            ));
+        }
+    }
+    writeln!(out, "  {label}: {}", super::pass(all_significant))?;
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(all_significant)
+}
+
+/// The verdict: the held-out protocol's query sets that pass, and elsewhere where lexical only is at the headroom
+/// and what did not pass.
+fn write_verdict(out: &mut String, verdicts: &[Verdict]) -> anyhow::Result<()> {
+    let labels = |keep: &dyn Fn(&Verdict) -> bool| -> String {
         let kept: Vec<&str> = verdicts.iter().filter(|v| keep(v)).map(|v| v.0.as_str()).collect();
         if kept.is_empty() { "none".to_string() } else { kept.join("; ") }
     };
-    let held_out = |v: &(String, bool, bool)| v.0.starts_with(HELD_OUT_LABEL);
+    let held_out = |v: &Verdict| v.0.starts_with(HELD_OUT_LABEL);
     writeln!(
         out,
         "Verdict: on products the catalog tuning never saw, searched as the server searches a catalog with category \
@@ -1089,15 +1277,7 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
         labels(&|v| !held_out(v) && v.2)
     )?;
     writeln!(out, "  elsewhere, not passed: {}", labels(&|v| !held_out(v) && !v.1 && !v.2))?;
-    writeln!(
-        out,
-        "({} + {} + {} queries, {:.0} s)",
-        queries.len(),
-        open.kept.len(),
-        typo_queries.len(),
-        started.elapsed().as_secs_f64()
-    )?;
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! candidates (in stock, filters, titles, prices) against it instead of reading and parsing items from the
 //! store on every request.
 //!
-//! Freshness: item writes through this server (`/v1/items`) drop the tenant's copy at once, so the next
+//! Freshness: item writes through this engine drop the tenant's copy at once, so the next
 //! request sees them; writes by other replicas or `attune import` are seen after at most [`CATALOG_TTL`].
 //! A copy is loaded with one `Store::all_items` call on a blocking thread; concurrent requests for a cold tenant
 //! share one load, and an expired copy keeps answering while one background thread reloads it, so a request
@@ -11,9 +11,10 @@
 //! Each copy also carries, built on first use, the content vectors of its items ([`CatalogContent`]): the
 //! cold-start source of recommendations for items and shoppers the trained model has not seen yet.
 
-use crate::error::ApiResult;
+use crate::background::Background;
+use crate::error::EngineResult;
 use attune_core::{Item, ItemId, TenantId};
-use attune_recs::{ContentConfig, ContentIndex, ItemContent};
+use attune_recs::{ContentConfig, ContentIndex, IdMap, ItemContent};
 use attune_store::Store;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -111,20 +112,21 @@ impl CatalogSnapshot {
         self.category_numbers.get(item.category_path.as_slice()).copied()
     }
 
-    /// The items of `model`'s item indices in this copy, looked up once per model version (a few milliseconds
-    /// for 40,000 items): a list checks thousands of the model's candidates by index instead of by id.
-    pub fn by_model_index(&self, model: &crate::recommendations::RecsModel) -> Arc<[Option<NumberedItem>]> {
+    /// The items of a model version's item indices (`model_items`) in this copy, looked up once per model
+    /// version (a few milliseconds for 40,000 items): a list checks thousands of the model's candidates by
+    /// index instead of by id.
+    pub fn by_model_index(&self, model_version: i64, model_items: &IdMap) -> Arc<[Option<NumberedItem>]> {
         let mut cached = self.by_model_index.lock().expect("model items poisoned");
         match &*cached {
-            Some(view) if view.model_version == model.version => view.items.clone(),
+            Some(view) if view.model_version == model_version => view.items.clone(),
             _ => {
-                let items: Arc<[Option<NumberedItem>]> = (0..model.items.len() as u32)
+                let items: Arc<[Option<NumberedItem>]> = (0..model_items.len() as u32)
                     .map(|index| {
-                        let item = self.items.get(model.items.id(index)?)?;
+                        let item = self.items.get(model_items.id(index)?)?;
                         Some(NumberedItem { item: item.clone(), category: self.category_number(item) })
                     })
                     .collect();
-                *cached = Some(ModelItems { model_version: model.version, items: items.clone() });
+                *cached = Some(ModelItems { model_version, items: items.clone() });
                 items
             }
         }
@@ -177,13 +179,15 @@ impl CatalogSnapshot {
     }
 }
 
-/// The per-tenant copies of one server (cheap to clone: clones share the copies).
-#[derive(Default, Clone)]
+/// The per-tenant copies of one engine (cheap to clone: clones share the copies).
+#[derive(Clone)]
 pub struct CatalogCache {
     shared: Arc<CacheShared>,
 }
 
 struct CacheShared {
+    store: Arc<dyn Store>,
+    background: Background,
     /// How long a copy is trusted ([`CATALOG_TTL`] but in tests).
     ttl: Duration,
     snapshots: Mutex<HashMap<TenantId, Arc<CatalogSnapshot>>>,
@@ -195,22 +199,24 @@ struct CacheShared {
     refreshing: Mutex<HashSet<TenantId>>,
 }
 
-impl Default for CacheShared {
-    fn default() -> Self {
-        Self {
-            ttl: CATALOG_TTL,
+impl CatalogCache {
+    /// The copies of `store`'s catalogs; reloads run on `background`.
+    pub fn new(store: Arc<dyn Store>, background: Background) -> Self {
+        Self::with_ttl(store, background, CATALOG_TTL)
+    }
+
+    /// A cache whose copies expire after `ttl` instead of [`CATALOG_TTL`].
+    pub fn with_ttl(store: Arc<dyn Store>, background: Background, ttl: Duration) -> Self {
+        let shared = CacheShared {
+            store,
+            background,
+            ttl,
             snapshots: Mutex::default(),
             generations: Mutex::default(),
             loading: Mutex::default(),
             refreshing: Mutex::default(),
-        }
-    }
-}
-
-impl CatalogCache {
-    /// A cache whose copies expire after `ttl` instead of [`CATALOG_TTL`].
-    pub fn with_ttl(ttl: Duration) -> Self {
-        Self { shared: Arc::new(CacheShared { ttl, ..CacheShared::default() }) }
+        };
+        Self { shared: Arc::new(shared) }
     }
 
     /// The tenant's catalog, loaded from the store when missing. Blocking: call on a blocking thread.
@@ -219,42 +225,42 @@ impl CatalogCache {
     /// so no request waits for a reload; a copy dropped by [`CatalogCache::invalidate`] is never served
     /// again (the next request loads a new one). A reloaded copy whose items did not change keeps the
     /// content vectors of the one it replaces.
-    pub fn snapshot(&self, store: &Arc<dyn Store>, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
+    pub fn snapshot(&self, tenant: &TenantId) -> EngineResult<Arc<CatalogSnapshot>> {
         match self.current(tenant) {
             Some(fresh) if fresh.loaded_at.elapsed() < self.shared.ttl => Ok(fresh),
             Some(expired) => {
-                self.refresh_in_background(store, tenant);
+                self.refresh_in_background(tenant);
                 Ok(expired)
             }
-            None => self.load(store.as_ref(), tenant),
+            None => self.load(tenant),
         }
     }
 
     /// Starts one background reload of the tenant's copy unless one is running.
-    fn refresh_in_background(&self, store: &Arc<dyn Store>, tenant: &TenantId) {
+    fn refresh_in_background(&self, tenant: &TenantId) {
         if !self.shared.refreshing.lock().expect("catalog cache poisoned").insert(tenant.clone()) {
             return;
         }
-        let (cache, store, refreshed) = (self.clone(), store.clone(), tenant.clone());
-        let started = std::thread::Builder::new().name("catalog-refresh".into()).spawn(move || {
-            if let Err(error) = cache.load(store.as_ref(), &refreshed) {
-                tracing::warn!(tenant = %refreshed, error = %error.message, "could not reload the catalog copy");
+        let (cache, refreshed) = (self.clone(), tenant.clone());
+        let started = self.shared.background.spawn("catalog-refresh", move || {
+            if let Err(error) = cache.load(&refreshed) {
+                tracing::warn!(tenant = %refreshed, %error, "could not reload the catalog copy");
             }
             cache.shared.refreshing.lock().expect("catalog cache poisoned").remove(&refreshed);
         });
-        if started.is_err() {
+        if !started {
             self.shared.refreshing.lock().expect("catalog cache poisoned").remove(tenant);
         }
     }
 
     /// Loads the tenant's copy unless a fresh one appeared while waiting for another load.
-    fn load(&self, store: &dyn Store, tenant: &TenantId) -> ApiResult<Arc<CatalogSnapshot>> {
-        let _loading = self.shared.loading.lock().map_err(crate::error::ApiError::internal)?;
+    fn load(&self, tenant: &TenantId) -> EngineResult<Arc<CatalogSnapshot>> {
+        let _loading = self.shared.loading.lock().expect("catalog loading poisoned");
         if let Some(fresh) = self.fresh(tenant) {
             return Ok(fresh);
         }
         let generation = self.generation(tenant);
-        let snapshot = CatalogSnapshot::new(store.all_items(tenant)?);
+        let snapshot = CatalogSnapshot::new(self.shared.store.all_items(tenant)?);
         if let Some(previous) = self.current(tenant)
             && previous.fingerprint() == snapshot.fingerprint()
             && let Some(content) = previous.content.get()
@@ -280,12 +286,12 @@ impl CatalogCache {
         snapshots.get(tenant).filter(|s| s.loaded_at.elapsed() < self.shared.ttl).cloned()
     }
 
-    /// The tenant's invalidation count: changes whenever its catalog changed through this server.
+    /// The tenant's invalidation count: changes whenever its catalog changed through this engine.
     pub fn generation(&self, tenant: &TenantId) -> u64 {
         self.shared.generations.lock().expect("catalog cache poisoned").get(tenant).copied().unwrap_or(0)
     }
 
-    /// Forget the tenant's copy after its catalog changed (call after the store write committed).
+    /// Forgets the tenant's copy after its catalog changed (call after the store write committed).
     pub fn invalidate(&self, tenant: &TenantId) {
         *self.shared.generations.lock().expect("catalog cache poisoned").entry(tenant.clone()).or_default() += 1;
         self.shared.snapshots.lock().expect("catalog cache poisoned").remove(tenant);
@@ -312,16 +318,16 @@ mod tests {
         let tenant = TenantId::parse_slug("shop").unwrap();
         crate::keys::create_tenant(store.as_ref(), &tenant, "Shop").unwrap();
         store.upsert_items(&tenant, &[item("a")]).unwrap();
-        let cache = CatalogCache::with_ttl(Duration::ZERO);
-        assert_eq!(cache.snapshot(&store, &tenant).unwrap().len(), 1);
+        let cache = CatalogCache::with_ttl(store.clone(), Background::default(), Duration::ZERO);
+        assert_eq!(cache.snapshot(&tenant).unwrap().len(), 1);
 
-        // Another replica adds an item: this server hears nothing of it.
+        // Another replica adds an item: this engine hears nothing of it.
         store.upsert_items(&tenant, &[item("b")]).unwrap();
-        let expired = cache.snapshot(&store, &tenant).unwrap();
+        let expired = cache.snapshot(&tenant).unwrap();
         assert_eq!(expired.len(), 1, "the expired copy answers without waiting for the reload");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if cache.snapshot(&store, &tenant).unwrap().len() == 2 {
+            if cache.snapshot(&tenant).unwrap().len() == 2 {
                 break;
             }
             assert!(Instant::now() < deadline, "the background reload never brought the new item");
@@ -331,6 +337,6 @@ mod tests {
         // An invalidated copy is never served again: the next request loads a new one itself.
         store.upsert_items(&tenant, &[item("c")]).unwrap();
         cache.invalidate(&tenant);
-        assert_eq!(cache.snapshot(&store, &tenant).unwrap().len(), 3);
+        assert_eq!(cache.snapshot(&tenant).unwrap().len(), 3);
     }
 }

@@ -9,13 +9,13 @@ use attune_store::Store;
 use serde::{Deserialize, Serialize};
 
 /// The snapshot kind of stored catalog tunings.
-pub(crate) const TUNING_KIND: &str = "catalog_tuning";
+pub const TUNING_KIND: &str = "catalog_tuning";
 /// The first bytes of every payload; the number is the payload format's version.
 const MAGIC: &[u8; 8] = b"ATTUNE01";
 
 /// What a map was fitted on: a stored map is used only when all of it matches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct TuningKey {
+pub struct TuningKey {
     /// Fingerprint of the described items' embedded texts and descriptions, in hex.
     pub fingerprint: String,
     /// The embedding model's name.
@@ -25,7 +25,7 @@ pub(crate) struct TuningKey {
 }
 
 impl TuningKey {
-    pub(crate) fn new(fingerprint: u64, model: &str, config: &TuningConfig) -> Self {
+    pub fn new(fingerprint: u64, model: &str, config: &TuningConfig) -> Self {
         Self { fingerprint: format!("{fingerprint:016x}"), model: model.to_string(), settings: format!("{config:?}") }
     }
 }
@@ -41,7 +41,7 @@ struct TuningMetrics {
 
 /// The newest stored map fitted on `key`, or `None` (none stored, or one that cannot be read, which is logged:
 /// the caller fits again).
-pub(crate) fn load(store: &dyn Store, tenant: &TenantId, key: &TuningKey) -> Option<CatalogTuning> {
+pub fn load(store: &dyn Store, tenant: &TenantId, key: &TuningKey) -> Option<CatalogTuning> {
     let read = || -> Result<Option<CatalogTuning>, String> {
         let snapshots = store.model_snapshots(tenant, TUNING_KIND).map_err(|e| e.to_string())?;
         let Some(info) = snapshots
@@ -55,7 +55,7 @@ pub(crate) fn load(store: &dyn Store, tenant: &TenantId, key: &TuningKey) -> Opt
         else {
             return Ok(None);
         };
-        let body = crate::snapshot_payload::unseal(MAGIC, &payload)?;
+        let body = crate::snapshot::unseal(MAGIC, &payload)?;
         let parts: TuningParts = postcard::from_bytes(body).map_err(|e| e.to_string())?;
         CatalogTuning::from_parts(parts).map(Some).map_err(|e| e.to_string())
     };
@@ -66,14 +66,14 @@ pub(crate) fn load(store: &dyn Store, tenant: &TenantId, key: &TuningKey) -> Opt
 }
 
 /// Stores a freshly fitted map under `key`; a failure is logged (the map still serves from memory).
-pub(crate) fn save(store: &dyn Store, tenant: &TenantId, key: &TuningKey, tuning: &CatalogTuning) {
+pub fn save(store: &dyn Store, tenant: &TenantId, key: &TuningKey, tuning: &CatalogTuning) {
     let write = || -> Result<(), String> {
         let parts = tuning.to_parts();
         let metrics = TuningMetrics { key: key.clone(), examples: parts.examples, words: parts.words.len() };
         let body = postcard::to_stdvec(&parts).map_err(|e| e.to_string())?;
         let metrics = serde_json::to_string(&metrics).map_err(|e| e.to_string())?;
         store
-            .save_model_snapshot(tenant, TUNING_KIND, 0, &metrics, &crate::snapshot_payload::seal(MAGIC, &body))
+            .save_model_snapshot(tenant, TUNING_KIND, 0, &metrics, &crate::snapshot::seal(MAGIC, &body))
             .map_err(|e| e.to_string())?;
         Ok(())
     };

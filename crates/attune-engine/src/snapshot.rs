@@ -6,7 +6,7 @@ use sha2::{Digest as _, Sha256};
 const DIGEST_BYTES: usize = 32;
 
 /// `magic`, the digest of `body`, `body`.
-pub(crate) fn seal(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+pub fn seal(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(magic.len() + DIGEST_BYTES + body.len());
     payload.extend_from_slice(magic);
     payload.extend_from_slice(&Sha256::digest(body));
@@ -15,7 +15,7 @@ pub(crate) fn seal(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
 }
 
 /// The body of a payload [`seal`] made with `magic`, or why it is not one (another kind or format, damage).
-pub(crate) fn unseal<'a>(magic: &[u8; 8], payload: &'a [u8]) -> Result<&'a [u8], &'static str> {
+pub fn unseal<'a>(magic: &[u8; 8], payload: &'a [u8]) -> Result<&'a [u8], &'static str> {
     if payload.len() < magic.len() + DIGEST_BYTES || &payload[..magic.len()] != magic {
         return Err("not a snapshot of this kind and format");
     }

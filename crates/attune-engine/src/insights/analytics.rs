@@ -1,10 +1,6 @@
-//! Per-tenant predictive analytics kept in memory: the customer model (BG/NBD + Gamma-Gamma + RFM) and
-//! the demand history that forecasts and reorder suggestions are computed from.
-//!
-//! One scan of the tenant's event log (`Store::events_after`, in chunks) builds a [`TenantAnalytics`] on a
-//! blocking thread; the numerics live in `attune-insights`. The result is cached in [`AppState`] together
-//! with the event count it was built from, and rebuilt when that count changed and the cached model is older
-//! than [`REBUILD_AFTER`].
+//! A tenant's analytics as one value: the customer model (BG/NBD + Gamma-Gamma + RFM) and the demand history
+//! that forecasts and reorder suggestions are computed from, built by one scan of the event log
+//! (`Store::events_after`, in chunks); the numerics live in `attune-insights`.
 //!
 //! Conventions:
 //! * a customer is a `user_id`; anonymous purchases are left out;
@@ -15,10 +11,7 @@
 //!   set from the past is valued as of its own end, not as of today;
 //! * model time is measured in weeks.
 
-use crate::api::insights::{Reorder, compute_reorder};
-use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::state::{AppState, blocking};
-use crate::tasks::TaskProgress;
+use crate::error::EngineResult;
 use attune_core::{Currency, EventKind, ItemId, Money, TenantId, Timestamp, UserId};
 use attune_insights::InsightsError;
 use attune_insights::clv::{
@@ -28,18 +21,15 @@ use attune_insights::clv::{
 };
 use attune_store::Store;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// A cached model is rebuilt only when the tenant's event count changed and it is at least this old.
-pub const REBUILD_AFTER: Duration = Duration::from_secs(60);
 /// Events read per store call while scanning the log.
 const SCAN_CHUNK: usize = 5_000;
 /// Days in one model time unit (weeks).
 pub const DAYS_PER_PERIOD: f64 = 7.0;
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
-/// What the server knows about a tenant's customers and demand, as of `fitted_at`.
+/// What the engine knows about a tenant's customers and demand, as of `fitted_at`.
 pub struct TenantAnalytics {
     /// The tenant's event count when this was built.
     pub events: u64,
@@ -103,109 +93,14 @@ pub fn day_of(t: Timestamp) -> i64 {
     t.millis().div_euclid(MILLIS_PER_DAY)
 }
 
-/// The analytics of `tenant`, from the cache when it is fresh enough, else rebuilt on a blocking thread.
-pub async fn tenant_analytics(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<TenantAnalytics>> {
-    let cached = state.cached_analytics(tenant);
-    if let Some(cached) = &cached
-        && cached.built_at.elapsed() < REBUILD_AFTER
-    {
-        return Ok(cached.clone());
-    }
-    let state = state.clone();
-    let tenant = tenant.clone();
-    blocking(move || {
-        // One build at a time per server: a burst of requests after a change waits for one scan, not many.
-        let _building = state.analytics_build.lock().map_err(ApiError::internal)?;
-        let events = state.store.stats(&tenant)?.events;
-        if let Some(cached) = state.cached_analytics(&tenant)
-            && (cached.events == events || cached.built_at.elapsed() < REBUILD_AFTER)
-        {
-            return Ok(cached);
-        }
-        let built = Arc::new(build(state.store.as_ref(), &tenant, events, &mut |_| {})?);
-        state.cache_analytics(tenant, built.clone());
-        Ok(built)
-    })
-    .await
-}
-
-/// The customer model of `tenant`, or `not_enough_data` when it could not be fitted.
-pub fn customer_model(analytics: &TenantAnalytics) -> ApiResult<&CustomerModel> {
-    analytics.customers.as_ref().map_err(|why| ApiError::new(ErrorKind::NotEnoughData, why.clone()))
-}
-
-/// Maps an analytics failure to the error table.
-pub fn insights_error(error: InsightsError) -> ApiError {
-    match error {
-        InsightsError::NotEnoughData { .. } => ApiError::new(ErrorKind::NotEnoughData, error.to_string()),
-        other => ApiError::internal(other),
-    }
-}
-
-/// What the latest `forecast` task computed for a tenant, served while the analytics it came from are current.
-pub struct ForecastSnapshot {
-    /// `events` and `fitted_at` of the analytics it was computed from.
-    pub analytics_events: u64,
-    pub analytics_fitted_at: Timestamp,
-    /// The reorder list with the default policy.
-    pub reorder: Reorder,
-}
-
-/// The `forecast` task: rescans the event log and refits the customer model (replacing the cached analytics),
-/// then forecasts daily demand for the best sellers and computes the reorder list with the default policy,
-/// kept as the tenant's [`ForecastSnapshot`]. Runs on a blocking thread; returns a one-line summary.
-pub fn run_forecast_task(state: &AppState, tenant: &TenantId, progress: &TaskProgress<'_>) -> ApiResult<String> {
-    let analytics = {
-        let _building = state.analytics_build.lock().map_err(ApiError::internal)?;
-        let events = state.store.stats(tenant)?.events;
-        progress.report("scanning events", 0.0);
-        let total = events.max(1) as f64;
-        let built = build(state.store.as_ref(), tenant, events, &mut |scanned| {
-            progress.report("scanning events", 0.5 * scanned as f64 / total)
-        })?;
-        progress.report("fitting customer model", 0.5);
-        let built = Arc::new(built);
-        state.cache_analytics(tenant.clone(), built.clone());
-        built
-    };
-    progress.report("forecasting demand", 0.6);
-    let reorder = compute_reorder(
-        state.store.as_ref(),
-        tenant,
-        &analytics,
-        crate::api::insights::DEFAULT_LEAD_TIME_DAYS,
-        crate::api::insights::DEFAULT_SERVICE_LEVEL,
-    )?;
-    let summary = format!(
-        "{} events scanned; {}; {} items forecast, {} with stock figures, {} to reorder now",
-        analytics.events,
-        match &analytics.customers {
-            Ok(model) => format!("{} customers valued", model.customers.len()),
-            Err(why) => format!("no customer model ({why})"),
-        },
-        reorder.items_considered,
-        reorder.items_with_stock,
-        reorder.reorder_now,
-    );
-    state.cache_forecasts(
-        tenant.clone(),
-        Arc::new(ForecastSnapshot {
-            analytics_events: analytics.events,
-            analytics_fitted_at: analytics.fitted_at,
-            reorder,
-        }),
-    );
-    Ok(summary)
-}
-
 /// Scans the event log once and fits the models, calling `scanned` with the events read so far after each
 /// chunk. Runs on a blocking thread.
-fn build(
+pub fn build(
     store: &dyn Store,
     tenant: &TenantId,
     events: u64,
     scanned: &mut dyn FnMut(u64),
-) -> ApiResult<TenantAnalytics> {
+) -> EngineResult<TenantAnalytics> {
     let mut read: u64 = 0;
     let mut after = 0;
     let mut last_millis: Option<i64> = None;
@@ -303,4 +198,16 @@ fn fit_customers(
         });
     }
     Ok(CustomerModel { currency, bg_nbd: bg, gamma_gamma: gg, customers })
+}
+
+impl TenantAnalytics {
+    /// The customer model, or `not_enough_data` saying why it could not be fitted.
+    pub fn customer_model(&self) -> EngineResult<&CustomerModel> {
+        self.customers.as_ref().map_err(|why| crate::error::EngineError::NotEnoughData(why.clone()))
+    }
+}
+
+/// A day number as `YYYY-MM-DD`.
+pub fn day_text(day: i64) -> String {
+    chrono::NaiveDate::from_num_days_from_ce_opt((day + 719_163) as i32).map(|d| d.to_string()).unwrap_or_default()
 }

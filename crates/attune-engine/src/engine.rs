@@ -1,0 +1,253 @@
+//! The [`Engine`]: one value composing every service over one store, and its lifecycle.
+//!
+//! [`Engine::new`] builds the services (each registers its tasks) and starts the event writer;
+//! [`Engine::start`] starts the schedulers and the start-up work (loading stored models and the sentence
+//! embedder) and returns the [`EngineHandle`] that owns them; [`EngineHandle::shutdown`] stops the schedulers,
+//! lets running tasks reach a checkpoint (or leaves them at the deadline), and writes every queued event.
+
+use crate::background::Background;
+use crate::catalog::CatalogCache;
+use crate::error::EngineResult;
+use crate::event_log::{EventLog, EventLogReport};
+use crate::insights::{FORECAST_TASK, InsightsService};
+use crate::popular::{PopularItems, Popularity};
+use crate::recs::training::TrainOptions;
+use crate::recs::{RecsService, RecsSettings, TRAIN_TASK};
+use crate::search::{SearchService, SearchSettings};
+use crate::tasks::TaskRegistry;
+use attune_core::{Item, ItemId, TenantId};
+use attune_search::TuningConfig;
+use attune_store::{Store, StoreResult, UpsertCounts};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the engine runs: schedules, training, search models.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How often the `forecast` task runs for every tenant with events; `None`: only on demand.
+    pub forecast_interval: Option<Duration>,
+    /// How often the `train_recs` task runs for every tenant with new events (and served models are checked
+    /// for staleness); `None`: only on demand and at start-up for a tenant without a stored model.
+    pub train_interval: Option<Duration>,
+    /// Seed and evaluation size of recommendation training.
+    pub training: TrainOptions,
+    /// The sentence-transformers model directory for semantic search; `None` or unloadable: lexical-only.
+    pub model_dir: Option<PathBuf>,
+    /// How search tunes item vectors to the catalog when enough items have a category path; `None`: never.
+    pub catalog_tuning: Option<TuningConfig>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            forecast_interval: None,
+            train_interval: None,
+            training: TrainOptions::default(),
+            model_dir: None,
+            catalog_tuning: Some(TuningConfig::default()),
+        }
+    }
+}
+
+/// Every service over one store; cheap to clone (clones share everything).
+#[derive(Clone)]
+pub struct Engine {
+    parts: Arc<Parts>,
+}
+
+struct Parts {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    background: Background,
+    tasks: Arc<TaskRegistry>,
+    events: Arc<EventLog>,
+    catalog: CatalogCache,
+    recs: Arc<RecsService>,
+    search: Arc<SearchService>,
+    insights: Arc<InsightsService>,
+    popular: PopularItems,
+}
+
+impl Engine {
+    /// Builds the services over `store` and starts the event writer. Nothing else runs until
+    /// [`Engine::start`].
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        let background = Background::default();
+        let tasks = Arc::new(TaskRegistry::new(background.clone()));
+        let events = Arc::new(EventLog::start(store.clone()));
+        let catalog = CatalogCache::new(store.clone(), background.clone());
+        let settings = RecsSettings { train_interval: config.train_interval, training: config.training.clone() };
+        let recs = RecsService::new(
+            store.clone(),
+            catalog.clone(),
+            events.clone(),
+            tasks.clone(),
+            background.clone(),
+            settings,
+        );
+        let settings = SearchSettings { model_dir: config.model_dir.clone(), catalog_tuning: config.catalog_tuning };
+        let search = SearchService::new(store.clone(), catalog.clone(), events.clone(), tasks.clone(), settings);
+        let insights = InsightsService::new(store.clone(), &tasks);
+        let parts = Parts {
+            store,
+            config,
+            background,
+            tasks,
+            events,
+            catalog,
+            recs,
+            search,
+            insights,
+            popular: PopularItems::default(),
+        };
+        Self { parts: Arc::new(parts) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.parts.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.parts.config
+    }
+
+    /// Background tasks: their kinds, runs and progress.
+    pub fn tasks(&self) -> &TaskRegistry {
+        &self.parts.tasks
+    }
+
+    /// The in-memory copies of the tenants' catalogs.
+    pub fn catalog(&self) -> &CatalogCache {
+        &self.parts.catalog
+    }
+
+    /// The queue of events the engine writes about its own serving (impressions, searches).
+    pub fn events(&self) -> &EventLog {
+        &self.parts.events
+    }
+
+    pub fn recs(&self) -> &RecsService {
+        &self.parts.recs
+    }
+
+    pub fn search(&self) -> &SearchService {
+        &self.parts.search
+    }
+
+    pub fn insights(&self) -> &InsightsService {
+        &self.parts.insights
+    }
+
+    /// The tenant's most ordered items of late, at most `keep`. Blocking.
+    pub fn popular(&self, tenant: &TenantId, keep: usize) -> StoreResult<Arc<Popularity>> {
+        self.parts.popular.get(self.parts.store.as_ref(), tenant, keep)
+    }
+
+    /// Stores items (all or none) and lets every service see them: the catalog copy is dropped and new
+    /// texts are embedded in the background. Blocking.
+    pub fn upsert_items(&self, tenant: &TenantId, items: &[Item]) -> EngineResult<UpsertCounts> {
+        let counts = self.parts.store.upsert_items(tenant, items)?;
+        self.items_changed(tenant);
+        Ok(counts)
+    }
+
+    /// Deletes an item; false when there was none. Blocking.
+    pub fn delete_item(&self, tenant: &TenantId, id: &ItemId) -> EngineResult<bool> {
+        let deleted = self.parts.store.delete_item(tenant, id)?;
+        self.parts.catalog.invalidate(tenant);
+        Ok(deleted)
+    }
+
+    /// After items of `tenant` changed in the store through this engine.
+    pub fn items_changed(&self, tenant: &TenantId) {
+        self.parts.catalog.invalidate(tenant);
+        self.parts.search.items_changed(tenant);
+    }
+
+    /// Starts the schedulers and the start-up work; the handle stops them.
+    pub fn start(&self) -> EngineHandle {
+        let config = &self.parts.config;
+        if let Some(interval) = config.forecast_interval {
+            // The first round soon after start-up, so a restarted server has fresh forecasts without waiting.
+            self.schedule(FORECAST_TASK, interval.min(Duration::from_secs(10)), interval);
+        }
+        if let Some(interval) = config.train_interval {
+            self.schedule(TRAIN_TASK, interval, interval);
+        }
+        let engine = self.clone();
+        self.parts.background.spawn("recs-start-up", move || match tenants(engine.store().as_ref(), true) {
+            Ok(tenants) => engine.parts.recs.load_at_startup(&tenants),
+            Err(error) => tracing::warn!(%error, "cannot list tenants to load their recommendation models"),
+        });
+        let engine = self.clone();
+        self.parts.background.spawn("search-start-up", move || match tenants(engine.store().as_ref(), false) {
+            Ok(tenants) => engine.parts.search.start(&tenants),
+            Err(error) => tracing::warn!(%error, "cannot list tenants to embed their items"),
+        });
+        EngineHandle { engine: self.clone() }
+    }
+
+    /// Runs `kind` for every tenant with events every `interval`, the first time after `after`, until the
+    /// engine stops. Tenants whose previous run is still going are skipped for that round.
+    fn schedule(&self, kind: &'static str, after: Duration, interval: Duration) {
+        let (background, store, tasks) =
+            (self.parts.background.clone(), self.parts.store.clone(), self.parts.tasks.clone());
+        self.parts.background.spawn(&format!("schedule-{kind}"), move || {
+            let mut wait = after;
+            while background.sleep(wait) {
+                match tenants(store.as_ref(), true) {
+                    Ok(tenants) => tenants.iter().for_each(|tenant| tasks.start_in_background(tenant, kind)),
+                    Err(error) => tracing::warn!(kind, %error, "scheduler cannot list tenants"),
+                }
+                wait = interval;
+            }
+        });
+    }
+}
+
+/// The tenants of `store`, only those with events when `with_events`.
+fn tenants(store: &dyn Store, with_events: bool) -> StoreResult<Vec<TenantId>> {
+    let mut out = Vec::new();
+    for tenant in store.tenants()? {
+        if !with_events || store.stats(&tenant.id)?.events > 0 {
+            out.push(tenant.id);
+        }
+    }
+    Ok(out)
+}
+
+/// A started engine; [`EngineHandle::shutdown`] stops it.
+pub struct EngineHandle {
+    engine: Engine,
+}
+
+/// What shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Background threads (tasks, start-up work) still running at the deadline, left to the process exit.
+    pub unfinished: usize,
+    /// The event log's counts since start-up: every queued event was written or counted as dropped.
+    pub events: EventLogReport,
+}
+
+impl EngineHandle {
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Stops the schedulers and start-up work, lets running tasks reach a checkpoint until `timeout` has
+    /// passed, then writes every queued event and stops the writer. Blocking.
+    pub fn shutdown(self, timeout: Duration) -> ShutdownReport {
+        let parts = &self.engine.parts;
+        let deadline = Instant::now() + timeout;
+        parts.background.stop();
+        let unfinished = parts.background.join(deadline);
+        let events = parts.events.close();
+        if unfinished > 0 {
+            tracing::warn!(unfinished, "background work still running at the shutdown deadline");
+        }
+        tracing::info!(events_written = events.written, events_dropped = events.dropped, unfinished, "engine stopped");
+        ShutdownReport { unfinished, events }
+    }
+}

@@ -1,0 +1,426 @@
+//! Recommendations: the served model of each tenant and its lifecycle, and the one selection path that turns
+//! it into lists for the API, the storefront's slots and the console's preview.
+//!
+//! Every model that serves is a decoded snapshot ([`model::decode`]) — a freshly trained one too — put in
+//! front of requests by a pointer swap: a request holds the `Arc` it started with, so a swap never fails or
+//! stalls one. At start-up (and on the first request of a tenant with no model in memory) the newest
+//! readable stored snapshot is loaded; when the log has moved past its `events_through_seq` with events that
+//! training uses, it serves at once and a `train_recs` task starts. Only a tenant with nothing stored waits
+//! for a first training. A served model older than the training interval is checked for new events in the
+//! background (at most once per interval) and retrained when it is behind. Any kept version can be
+//! activated (a roll-back lasts until the next training or restart).
+//!
+//! Module order, top-down: [`request`] (what a list asks and answers) → [`serve`] (the selection path:
+//! [`shopper`] → [`plan`] → [`select`] → [`explain`]) and [`training`] ([`fit`] → [`holdout`] → [`model`]).
+
+pub mod candidate;
+pub mod explain;
+pub mod fit;
+pub mod holdout;
+pub mod model;
+pub mod plan;
+pub mod query;
+pub mod request;
+pub mod select;
+pub mod serve;
+pub mod shopper;
+pub mod training;
+
+use crate::background::Background;
+use crate::catalog::CatalogCache;
+use crate::error::{EngineError, EngineResult};
+use crate::event_log::EventLog;
+use crate::tasks::{TaskProgress, TaskRegistry, TaskTrigger};
+use attune_core::input::ScalarValue;
+use attune_core::{Channel, Event, EventId, EventKind, ItemId, RecommendationId, Subject, TenantId, Timestamp, UserId};
+use attune_store::{ModelSnapshotInfo, Store, TimelineQuery};
+use model::{FittedRecs, MODEL_KIND, RecsModel, decode};
+use request::{Basis, ListRequest, Recommended, Rules, ServedList, Shopper};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use training::{TrainOptions, Trained, is_behind, summary, train_with_checkpoints};
+
+/// The task kind that trains a tenant's model.
+pub const TRAIN_TASK: &str = "train_recs";
+/// Items per scenario in the console's preview.
+const PREVIEW_COUNT: usize = 5;
+
+/// How the service trains and when it checks for staleness.
+#[derive(Debug, Clone, Default)]
+pub struct RecsSettings {
+    /// How often served models are checked for new events (and retrained); `None`: only on demand.
+    pub train_interval: Option<Duration>,
+    pub training: TrainOptions,
+}
+
+/// The recommendation service of one engine.
+pub struct RecsService {
+    /// This service, for the background work it starts.
+    this: Weak<RecsService>,
+    store: Arc<dyn Store>,
+    catalog: CatalogCache,
+    events: Arc<EventLog>,
+    tasks: Arc<TaskRegistry>,
+    background: Background,
+    settings: RecsSettings,
+    /// The served model of each tenant.
+    models: Mutex<HashMap<TenantId, Arc<RecsModel>>>,
+    /// Per tenant, held while a model is loaded or trained, so concurrent requests share one load and
+    /// trainings of a tenant run one at a time.
+    locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
+}
+
+impl RecsService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: CatalogCache,
+        events: Arc<EventLog>,
+        tasks: Arc<TaskRegistry>,
+        background: Background,
+        settings: RecsSettings,
+    ) -> Arc<Self> {
+        let service = Arc::new_cyclic(|this| Self {
+            this: this.clone(),
+            store,
+            catalog,
+            events,
+            tasks,
+            background,
+            settings,
+            models: Mutex::default(),
+            locks: Mutex::default(),
+        });
+        let recs = service.this.clone();
+        service.tasks.register(
+            TRAIN_TASK,
+            "Rescan the event log, fit every recommendation model, measure it on a leave-one-out holdout, store \
+             it as a new snapshot version and swap it in.",
+            move |tenant, progress| match recs.upgrade() {
+                Some(recs) => recs.run_train_task(tenant, progress),
+                None => Err(EngineError::ShuttingDown),
+            },
+        );
+        service
+    }
+
+    /// The model `tenant` is served from now, without waiting; `None` before one is loaded.
+    pub fn active(&self, tenant: &TenantId) -> Option<Arc<RecsModel>> {
+        self.models.lock().expect("recommendation models poisoned").get(tenant).cloned()
+    }
+
+    /// The served model for a request, without waiting: `None` when none is loaded (then call
+    /// [`RecsService::model`] on a blocking thread). A model older than the training interval is checked for
+    /// new events in the background, and retrained there when it is behind.
+    pub fn serving(&self, tenant: &TenantId) -> Option<Arc<RecsModel>> {
+        let model = self.active(tenant)?;
+        self.retrain_if_stale(tenant, &model);
+        Some(model)
+    }
+
+    /// The current model of `tenant` without waiting; a missing model is loaded (or trained) in the
+    /// background. Pages use this so a page view never waits for a load or a fit.
+    pub fn active_or_warm_up(&self, tenant: &TenantId) -> Option<Arc<RecsModel>> {
+        let cached = self.active(tenant);
+        if cached.is_none() {
+            let lock = self.lock(tenant);
+            let (recs, tenant) = (self.this.clone(), tenant.clone());
+            self.background.spawn("recs-warm-up", move || {
+                // A load or training already running holds the lock; it will install the model.
+                if lock.try_lock().is_err() {
+                    return;
+                }
+                if let Some(recs) = recs.upgrade()
+                    && let Err(error) = recs.model(&tenant)
+                {
+                    tracing::warn!(tenant = %tenant, %error, "could not load the recommendation model");
+                }
+            });
+        }
+        cached
+    }
+
+    /// The model `tenant` is served from: the one in memory, else the newest stored version, else (the very
+    /// first time) a freshly trained one. Blocking; only a tenant without any model ever waits long here.
+    pub fn model(&self, tenant: &TenantId) -> EngineResult<Arc<RecsModel>> {
+        if let Some(model) = self.serving(tenant) {
+            return Ok(model);
+        }
+        let lock = self.lock(tenant);
+        let _loading = lock.lock().map_err(EngineError::internal)?;
+        if let Some(model) = self.active(tenant) {
+            return Ok(model);
+        }
+        if let Some(model) = self.load_newest(tenant)? {
+            return Ok(model);
+        }
+        tracing::info!(tenant = %tenant, "no stored recommendation model; training the first one");
+        self.train_and_install(tenant, &|_, _| Ok(()))?;
+        self.active(tenant).ok_or_else(|| EngineError::internal("the trained model was not installed"))
+    }
+
+    /// Computes a list with `model` and queues its impression for the shopper. The request's `anchor` item,
+    /// when it names one, must be in the catalog. Blocking.
+    pub fn serve(
+        &self,
+        tenant: &TenantId,
+        model: &RecsModel,
+        request: &ListRequest,
+        rules: &Rules,
+        anchor: Option<&ItemId>,
+    ) -> EngineResult<ServedList> {
+        let catalog = self.catalog.snapshot(tenant)?;
+        if let Some(anchor) = anchor
+            && catalog.get(anchor).is_none()
+        {
+            return Err(EngineError::not_found(format!("item `{anchor}`")));
+        }
+        let items = serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?;
+        let recommendation_id = RecommendationId::generate();
+        if !items.is_empty() && (rules.shopper.user.is_some() || rules.shopper.anonymous.is_some()) {
+            let impression = impression(&rules.shopper, &recommendation_id, request.basis.scenario(), &items);
+            // Queued for the batched writer: a request never waits for its impression's disk sync.
+            self.events.record(tenant.clone(), impression);
+        }
+        Ok(ServedList { recommendation_id, model_version: model.version, items })
+    }
+
+    /// Computes a list with `model` without logging anything (the storefront logs its own impressions, the
+    /// console's preview none). Blocking.
+    pub fn recommend(
+        &self,
+        tenant: &TenantId,
+        model: &RecsModel,
+        request: &ListRequest,
+        rules: &Rules,
+    ) -> EngineResult<Vec<Recommended>> {
+        let catalog = self.catalog.snapshot(tenant)?;
+        Ok(serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?)
+    }
+
+    /// Every scenario for `customer`, anchored on `item` or else on the customer's latest item: the anchor
+    /// used and one list (or why there is none) per scenario. Blocking.
+    pub fn preview(&self, tenant: &TenantId, customer: &UserId, item: Option<ItemId>) -> EngineResult<Preview> {
+        let model = self.model(tenant)?;
+        let anchor = match item {
+            Some(item) => Some(item),
+            None => {
+                let timeline =
+                    self.store.user_timeline(tenant, customer, &TimelineQuery { before_seq: None, limit: 50 })?;
+                let latest = timeline.events.iter().find_map(|e| shopper::acted_on(&e.event.kind).first().copied());
+                latest.cloned()
+            }
+        };
+        let catalog = self.catalog.snapshot(tenant)?;
+        let anchor_name = anchor.as_ref().map(|a| catalog.get(a).map_or(a.to_string(), |i| i.title.trim().to_string()));
+        let rules = Rules { shopper: Shopper { user: Some(customer.clone()), anonymous: None }, ..Default::default() };
+        let lists = preview_scenarios(customer, anchor.as_ref(), anchor_name.as_deref())
+            .into_iter()
+            .map(|(scenario, what, basis)| {
+                let result = match basis {
+                    None => Err("Give an item id, or pick a customer with item events.".to_string()),
+                    Some(basis) => {
+                        let request =
+                            ListRequest { basis, count: PREVIEW_COUNT, exclude: HashSet::new(), in_stock_only: true };
+                        serve::recommend(self.store.as_ref(), tenant, &model, &catalog, &request, &rules)
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                PreviewList { scenario, what, result }
+            })
+            .collect();
+        Ok(Preview { anchor, lists })
+    }
+
+    /// The stored versions of `tenant`'s model (the newest kept), newest first. Blocking.
+    pub fn versions(&self, tenant: &TenantId) -> EngineResult<Vec<ModelSnapshotInfo>> {
+        Ok(self.store.model_snapshots(tenant, MODEL_KIND)?)
+    }
+
+    /// Swaps in stored version `version` of `tenant`'s model (a roll-back, or forward again) and returns its
+    /// snapshot. Blocking.
+    pub fn activate(&self, tenant: &TenantId, version: i64) -> EngineResult<ModelSnapshotInfo> {
+        let not_found = || EngineError::not_found(format!("model version {version}"));
+        let payload = self.store.model_snapshot_payload(tenant, MODEL_KIND, version)?.ok_or_else(not_found)?;
+        let fitted = decode(&payload).map_err(EngineError::internal)?;
+        tracing::info!(tenant = %tenant, version, "activating a stored recommendation model");
+        self.install(tenant, version, fitted);
+        self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)
+    }
+
+    /// At start-up: for every tenant with events, loads its newest stored model (retraining in the background
+    /// when it is behind) or, when none is stored, starts a `train_recs` task.
+    pub fn load_at_startup(&self, tenants: &[TenantId]) {
+        for tenant in tenants {
+            if self.background.is_stopping() {
+                return;
+            }
+            let lock = self.lock(tenant);
+            let Ok(_loading) = lock.lock() else { continue };
+            let loaded = match self.active(tenant) {
+                Some(_) => Ok(true),
+                None => self.load_newest(tenant).map(|model| model.is_some()),
+            };
+            match loaded {
+                Ok(true) => {}
+                Ok(false) => self.tasks.start_in_background(tenant, TRAIN_TASK),
+                Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot load a stored recommendation model"),
+            }
+        }
+    }
+
+    /// The lock held while `tenant`'s model is loaded or trained.
+    fn lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
+        let mut locks = self.locks.lock().expect("recommendation locks poisoned");
+        locks.entry(tenant.clone()).or_default().clone()
+    }
+
+    /// Puts a decoded version of `tenant`'s model in front of requests.
+    fn install(&self, tenant: &TenantId, version: i64, fitted: FittedRecs) -> Arc<RecsModel> {
+        let loaded_at = Timestamp::now();
+        let next_check_ms = match self.settings.train_interval {
+            Some(interval) => loaded_at.millis().saturating_add(millis(interval)),
+            None => i64::MAX,
+        };
+        let model = Arc::new(RecsModel::new(version, loaded_at, next_check_ms, fitted));
+        self.models.lock().expect("recommendation models poisoned").insert(tenant.clone(), model.clone());
+        tracing::info!(tenant = %tenant, version, events_through_seq = model.events_through_seq, "recommendation model swapped in");
+        model
+    }
+
+    /// Loads the newest readable stored version of `tenant`'s model and swaps it in; `None` when none is
+    /// stored. When the event log has moved past it, a `train_recs` task is started.
+    fn load_newest(&self, tenant: &TenantId) -> EngineResult<Option<Arc<RecsModel>>> {
+        for info in self.store.model_snapshots(tenant, MODEL_KIND)? {
+            let Some(payload) = self.store.model_snapshot_payload(tenant, MODEL_KIND, info.version)? else { continue };
+            match decode(&payload) {
+                Ok(fitted) => {
+                    let model = self.install(tenant, info.version, fitted);
+                    if is_behind(self.store.as_ref(), tenant, &model)? {
+                        tracing::info!(tenant = %tenant, version = info.version,
+                            events_through_seq = info.events_through_seq, "stored model is behind the events; retraining");
+                        self.tasks.start_in_background(tenant, TRAIN_TASK);
+                    }
+                    return Ok(Some(model));
+                }
+                Err(error) => {
+                    tracing::warn!(tenant = %tenant, version = info.version, %error, "skipping an unreadable model snapshot")
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Trains a new version and swaps it in; returns the summary.
+    fn train_and_install(
+        &self,
+        tenant: &TenantId,
+        report: &dyn Fn(&str, f64) -> training::StageResult,
+    ) -> EngineResult<String> {
+        let Trained { info, metrics, model } =
+            train_with_checkpoints(self.store.as_ref(), tenant, &self.settings.training, report)?;
+        self.install(tenant, info.version, model);
+        Ok(summary(&info, &metrics))
+    }
+
+    /// The `train_recs` task. A scheduled run skips a tenant whose served model has seen every event.
+    fn run_train_task(&self, tenant: &TenantId, progress: &TaskProgress<'_>) -> EngineResult<String> {
+        let lock = self.lock(tenant);
+        let _training = lock.lock().map_err(EngineError::internal)?;
+        if progress.trigger() == TaskTrigger::Schedule
+            && let Some(current) = self.active(tenant)
+            && !is_behind(self.store.as_ref(), tenant, &current)?
+        {
+            return Ok(format!("version {} has seen every event training uses; nothing to train", current.version));
+        }
+        self.train_and_install(tenant, &|stage, fraction| {
+            progress.report(stage, fraction);
+            progress.checkpoint().map_err(|_| training::TrainError::Stopped)
+        })
+    }
+
+    /// Called with the model a request is served from: once the model is older than the training interval
+    /// (and then at most once per interval), a background check looks for new events that training uses and
+    /// starts a `train_recs` task when there are some. The request never waits for either.
+    fn retrain_if_stale(&self, tenant: &TenantId, model: &Arc<RecsModel>) {
+        let Some(interval) = self.settings.train_interval else { return };
+        let due = model.next_check_ms.load(Ordering::Relaxed);
+        let now = Timestamp::now().millis();
+        let next = now.saturating_add(millis(interval));
+        if now < due || model.next_check_ms.compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return;
+        }
+        let (store, tasks, tenant, model) = (self.store.clone(), self.tasks.clone(), tenant.clone(), model.clone());
+        self.background.spawn("recs-stale-check", move || match is_behind(store.as_ref(), &tenant, &model) {
+            Ok(true) => {
+                tracing::info!(tenant = %tenant, version = model.version, "served model is stale; training in the background");
+                tasks.start_in_background(&tenant, TRAIN_TASK);
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot check whether the model is stale"),
+        });
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    duration.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// The impression event of a served list.
+fn impression(shopper: &Shopper, id: &RecommendationId, scenario: &str, items: &[Recommended]) -> Event {
+    Event {
+        id: EventId::generate(),
+        subject: Subject { user_id: shopper.user.clone(), anonymous_id: shopper.anonymous.clone() },
+        session_id: None,
+        timestamp: Timestamp::now(),
+        channel: Channel::Web,
+        store_id: None,
+        context: BTreeMap::from([
+            ("source".to_string(), ScalarValue::Text("recommendations".to_string())),
+            ("scenario".to_string(), ScalarValue::Text(scenario.to_string())),
+        ]),
+        kind: EventKind::Impression {
+            recommendation_id: id.clone(),
+            item_ids: items.iter().map(|r| r.item.id.clone()).collect(),
+            positions: (0..items.len() as u32).collect(),
+        },
+    }
+}
+
+/// Every scenario of the preview: (name, what it shows, its basis or `None` without an anchor).
+fn preview_scenarios(
+    customer: &UserId,
+    anchor: Option<&ItemId>,
+    anchor_name: Option<&str>,
+) -> Vec<(&'static str, String, Option<Basis>)> {
+    let about = |text: &dyn Fn(&str) -> String| anchor_name.map_or("Needs an item".to_string(), text);
+    vec![
+        ("for_you", "From the customer's recent history".into(), Some(Basis::ForYou(Some(customer.clone())))),
+        ("next", "What comes next in the current session and after the ordered history".into(), Some(Basis::Next)),
+        ("buy_again", "Items the customer is due to buy again".into(), Some(Basis::BuyAgain)),
+        ("recently_viewed", "The customer's latest viewed items".into(), Some(Basis::RecentlyViewed)),
+        ("trending", "Trending, then popular items".into(), Some(Basis::Trending)),
+        ("similar", about(&|n| format!("Items similar to {n}")), anchor.map(|a| Basis::Similar(vec![a.clone()]))),
+        ("bought_together", about(&|n| format!("Often bought with {n}")), anchor.cloned().map(Basis::BoughtTogether)),
+        (
+            "complete_cart",
+            about(&|n| format!("A cart holding {n}")),
+            anchor.map(|a| Basis::CompleteCart(vec![a.clone()])),
+        ),
+    ]
+}
+
+/// The console's preview of every scenario for one customer.
+pub struct Preview {
+    /// The item the item-based scenarios are anchored on.
+    pub anchor: Option<ItemId>,
+    pub lists: Vec<PreviewList>,
+}
+
+/// One scenario's preview list, or why there is none.
+pub struct PreviewList {
+    pub scenario: &'static str,
+    pub what: String,
+    pub result: Result<Vec<Recommended>, String>,
+}

@@ -1,0 +1,126 @@
+//! The served recommendation model: everything a fit makes ([`FittedRecs`]), its snapshot payload format
+//! ([`encode`], [`decode`]), and the decoded model as requests see it ([`RecsModel`]).
+//!
+//! Determinism: ids serialize as ordered lists and nothing depends on hash order, so the same fit gives the
+//! same payload bytes.
+
+use super::candidate::Candidate;
+use super::request::Signal;
+use attune_core::Timestamp;
+use attune_recs::{
+    BoughtTogether, BuyAgain, IdMap, ItemKnn, Popularity, Recommender, SequentialModel, SessionKnn, Trending,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicI64;
+
+/// The `kind` of recommendation snapshots in the store.
+pub const MODEL_KIND: &str = "recs";
+/// The first bytes of every payload; the number is the payload format's version.
+const MAGIC: &[u8; 8] = b"ATRECS01";
+
+/// Why a model cannot be encoded or a payload cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot encode the model: {0}")]
+    Encode(postcard::Error),
+    #[error("the stored model is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Everything a served model is made of: what a snapshot's payload holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FittedRecs {
+    /// The seed it was trained with.
+    pub seed: u64,
+    /// Events scanned.
+    pub events: u64,
+    /// The last event sequence number scanned (0 without events).
+    pub events_through_seq: i64,
+    pub items: IdMap,
+    pub knn: ItemKnn,
+    pub popularity: Popularity,
+    pub trending: Trending,
+    pub bought_together: BoughtTogether,
+    /// `None` while no customer has bought any item twice.
+    pub buy_again: Option<BuyAgain>,
+    pub sessions: SessionKnn,
+    /// Next item after a shopper's ordered history: item-kNN similarity plus directed transitions.
+    pub sequential: SequentialModel,
+}
+
+/// Encodes a fitted model as a snapshot payload: magic, SHA-256 of the body, postcard body.
+pub fn encode(model: &FittedRecs) -> Result<Vec<u8>, ModelError> {
+    let body = postcard::to_stdvec(model).map_err(ModelError::Encode)?;
+    Ok(crate::snapshot::seal(MAGIC, &body))
+}
+
+/// Decodes and checks a snapshot payload: format, digest, structure and that every part has the same items.
+pub fn decode(payload: &[u8]) -> Result<FittedRecs, ModelError> {
+    let corrupt = |reason: &str| ModelError::Corrupt(reason.to_string());
+    let body = crate::snapshot::unseal(MAGIC, payload).map_err(corrupt)?;
+    let model: FittedRecs = postcard::from_bytes(body).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+    let n = model.items.len();
+    let sizes = [
+        model.knn.n_items(),
+        model.popularity.scores().len(),
+        model.trending.scores().len(),
+        model.bought_together.n_items(),
+        model.buy_again.as_ref().map_or(n, BuyAgain::n_items),
+        model.sessions.n_items(),
+        model.sequential.n_items(),
+    ];
+    if sizes.iter().any(|&size| size != n) {
+        return Err(corrupt("its parts disagree on the number of items"));
+    }
+    Ok(model)
+}
+
+/// What the engine serves recommendations from, for one tenant: a decoded snapshot. Its parts are reached
+/// through `Deref` (`model.knn`, `model.items`, ...).
+pub struct RecsModel {
+    /// The stored snapshot version it was decoded from.
+    pub version: i64,
+    /// When it was swapped in.
+    pub loaded_at: Timestamp,
+    pub fitted: FittedRecs,
+    /// The log holds no event that training uses between `events_through_seq` and this sequence number
+    /// (impressions and searches only), so a staleness check resumes here.
+    pub(super) checked_through: AtomicI64,
+    /// When a request next checks whether the model is stale (ms since the epoch; `i64::MAX`: never).
+    pub(super) next_check_ms: AtomicI64,
+    /// The trending and popular fallback tiers, ranked once per model on first use: every `for_you`,
+    /// `trending` and `next` answer borrows them instead of ranking the whole catalog again.
+    fallback_tiers: OnceLock<[Vec<Candidate>; 2]>,
+}
+
+impl RecsModel {
+    /// Wraps a fitted model for serving.
+    pub(super) fn new(version: i64, loaded_at: Timestamp, next_check_ms: i64, fitted: FittedRecs) -> Self {
+        Self {
+            version,
+            loaded_at,
+            checked_through: AtomicI64::new(fitted.events_through_seq),
+            next_check_ms: AtomicI64::new(next_check_ms),
+            fallback_tiers: OnceLock::new(),
+            fitted,
+        }
+    }
+
+    /// The trending and popular tiers, ranked on first use.
+    pub fn fallback_tiers(&self) -> &[Vec<Candidate>; 2] {
+        self.fallback_tiers.get_or_init(|| {
+            [
+                Candidate::ranked(self.trending.scores(), Signal::Trending),
+                Candidate::ranked(self.popularity.scores(), Signal::Popular),
+            ]
+        })
+    }
+}
+
+impl std::ops::Deref for RecsModel {
+    type Target = FittedRecs;
+    fn deref(&self) -> &FittedRecs {
+        &self.fitted
+    }
+}

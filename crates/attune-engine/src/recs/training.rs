@@ -1,0 +1,176 @@
+//! Recommendation training: the one code path that makes a model. One scan of the tenant's event log
+//! ([`super::fit`]), a fit of every serving model, offline metrics on a leave-one-out holdout fitted by the same
+//! code ([`super::holdout`]), and a versioned snapshot in the store (`Store::save_model_snapshot`, kind
+//! [`MODEL_KIND`]) whose payload is the fitted model ([`super::model::encode`]). The `train_recs` task,
+//! `attune train`, and a tenant's very first request when nothing is stored all call [`train`].
+//!
+//! Determinism: the holdout sample is drawn with the configured seed and nothing else is random, so the same
+//! events and seed give the same payload bytes.
+
+use super::fit::{SCAN_CHUNK, fit, scan};
+pub use super::fit::{StageResult, TrainError};
+use super::holdout::{EVAL_K, ScorerMetrics, evaluate, holdout};
+use super::model::{FittedRecs, MODEL_KIND, RecsModel, decode, encode};
+use attune_core::{EventKind, TenantId};
+use attune_store::{ModelSnapshotInfo, Store};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// The seed of the holdout sample when none is configured.
+pub const DEFAULT_SEED: u64 = 42;
+/// Shoppers evaluated at most, so metrics stay quick on large tenants.
+pub const DEFAULT_EVAL_USERS: usize = 2_000;
+
+/// How a model is trained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainOptions {
+    /// Seed of everything random in training (the holdout sample).
+    pub seed: u64,
+    /// Shoppers evaluated at most.
+    pub eval_users: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self { seed: DEFAULT_SEED, eval_users: DEFAULT_EVAL_USERS }
+    }
+}
+
+/// The offline metrics stored with a snapshot (its `metrics` JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainMetrics {
+    pub seed: u64,
+    pub events: u64,
+    pub items: usize,
+    pub shoppers: usize,
+    /// How the metrics were measured.
+    pub protocol: String,
+    pub k: usize,
+    /// Shoppers evaluated.
+    pub eval_users: usize,
+    /// `for_you`: item-kNN over the shopper's weighted history.
+    pub for_you: ScorerMetrics,
+    /// `next`: the sequential model over the shopper's ordered history.
+    pub next: ScorerMetrics,
+    /// Baseline: the most popular items.
+    pub popular: ScorerMetrics,
+    pub fit_ms: u64,
+    pub eval_ms: u64,
+}
+
+/// A trained and stored model.
+pub struct Trained {
+    pub info: ModelSnapshotInfo,
+    pub metrics: TrainMetrics,
+    /// The model as decoded from the stored payload.
+    pub model: FittedRecs,
+}
+
+/// Scans, fits, evaluates and stores a new version of `tenant`'s model. `report(stage, fraction)` follows
+/// the progress. Runs on a blocking thread (or in the CLI).
+pub fn train(
+    store: &dyn Store,
+    tenant: &TenantId,
+    options: &TrainOptions,
+    report: &dyn Fn(&str, f64),
+) -> Result<Trained, TrainError> {
+    train_with_checkpoints(store, tenant, options, &|stage, fraction| {
+        report(stage, fraction);
+        Ok(())
+    })
+}
+
+/// [`train`], stopping at the first stage whose report answers an error (the engine is shutting down);
+/// nothing is stored then.
+pub fn train_with_checkpoints(
+    store: &dyn Store,
+    tenant: &TenantId,
+    options: &TrainOptions,
+    report: &dyn Fn(&str, f64) -> StageResult,
+) -> Result<Trained, TrainError> {
+    let scan = scan(store, tenant, report)?;
+    report("fitting models", 0.4)?;
+    let clock = Instant::now();
+    let fitted = fit(&scan, options.seed)?;
+    let fit_ms = clock.elapsed().as_millis() as u64;
+    // Only the bytes are kept while the holdout is fitted: peak memory is one scan and one model.
+    let payload = encode(&fitted)?;
+    let (through_seq, items) = (fitted.events_through_seq, fitted.items.len());
+    drop(fitted);
+    report("evaluating on a holdout", 0.6)?;
+    let clock = Instant::now();
+    let (events, shoppers) = (scan.events, scan.touches.len());
+    let (reduced, held) = holdout(scan, options.seed, options.eval_users);
+    let held_out_model = fit(&reduced, options.seed)?;
+    let (for_you, next, popular) = evaluate(&reduced, &held_out_model, &held);
+    drop((reduced, held_out_model));
+    let metrics = TrainMetrics {
+        seed: options.seed,
+        events,
+        items,
+        shoppers,
+        protocol: format!(
+            "leave-one-out: the latest item of up to {} shoppers held out, all items ranked, seen items excluded",
+            options.eval_users
+        ),
+        k: EVAL_K,
+        eval_users: held.len(),
+        for_you,
+        next,
+        popular,
+        fit_ms,
+        eval_ms: clock.elapsed().as_millis() as u64,
+    };
+    report("saving the snapshot", 0.9)?;
+    let metrics_json = serde_json::to_string(&metrics).map_err(|e| TrainError::Metrics(e.to_string()))?;
+    let info = store.save_model_snapshot(tenant, MODEL_KIND, through_seq, &metrics_json, &payload)?;
+    let model = decode(&payload)?;
+    tracing::info!(tenant = %tenant, version = info.version, events = metrics.events, items = metrics.items,
+        hr = metrics.for_you.hr, ndcg = metrics.for_you.ndcg, "recommendation model trained");
+    Ok(Trained { info, metrics, model })
+}
+
+/// A one-line account of a training, for the task list and the CLI.
+pub fn summary(info: &ModelSnapshotInfo, m: &TrainMetrics) -> String {
+    format!(
+        "version {}: {} events, {} items; for you HR@{k} {:.4} NDCG@{k} {:.4}, next HR@{k} {:.4} NDCG@{k} {:.4}, \
+         popular HR@{k} {:.4} ({} shoppers held out)",
+        info.version,
+        m.events,
+        m.items,
+        m.for_you.hr,
+        m.for_you.ndcg,
+        m.next.hr,
+        m.next.ndcg,
+        m.popular.hr,
+        m.eval_users,
+        k = m.k,
+    )
+}
+
+/// Whether an event changes what training fits: impressions (the engine's own record of what it served) and
+/// searches do not, so serving traffic alone never makes a model stale.
+pub fn trains_on(kind: &EventKind) -> bool {
+    !matches!(kind, EventKind::Impression { .. } | EventKind::Search { .. })
+}
+
+/// Whether `tenant`'s log holds an event that training uses beyond what `model` has seen. Scans from where the
+/// previous check of this model stopped, in chunks, and stops at the first such event; impressions and
+/// searches are skipped once and never read again for the same model.
+pub fn is_behind(store: &dyn Store, tenant: &TenantId, model: &RecsModel) -> Result<bool, TrainError> {
+    let mut through = model.checked_through.load(Ordering::Acquire).max(model.events_through_seq);
+    loop {
+        let chunk = store.events_after(tenant, through, SCAN_CHUNK)?;
+        if chunk.iter().any(|stored| trains_on(&stored.event.kind)) {
+            return Ok(true);
+        }
+        let Some(last) = chunk.last() else { break };
+        through = last.seq;
+        model.checked_through.fetch_max(through, Ordering::AcqRel);
+        if chunk.len() < SCAN_CHUNK {
+            break;
+        }
+    }
+    Ok(false)
+}

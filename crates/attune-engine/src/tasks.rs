@@ -1,0 +1,341 @@
+//! Background tasks: long work that must never block a request (refreshing a tenant's analytics, embedding
+//! items, training a model) runs on a thread of its own, started on demand or by a scheduler, with its stage,
+//! progress and outcome kept in memory for the API and the console.
+//!
+//! A capability adds a task by registering it ([`TaskRegistry::register`]): a kind name and the work, a
+//! closure over the capability's service. Starting a task looks the kind up; nothing here knows what a kind
+//! does.
+//!
+//! Rules:
+//! * at most one task of a kind runs per tenant; asking for a second one returns the running one;
+//! * the registry keeps the latest [`KEPT_RECORDS`] records (all tenants), newest first;
+//! * a task's outcome is also logged (`task finished` / `task failed` with its id, kind and tenant);
+//! * once the engine stops, running tasks end at their next [`TaskProgress::checkpoint`] and no task starts.
+
+use crate::background::Background;
+use crate::error::{EngineError, EngineResult};
+use attune_core::{TenantId, Timestamp};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// Records kept in memory, all tenants together.
+pub const KEPT_RECORDS: usize = 200;
+
+/// Who started a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskTrigger {
+    /// An API call or a console button.
+    Request,
+    /// A scheduler, start-up, or the engine noticing stale state.
+    Schedule,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// One task run.
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub id: String,
+    /// The registered kind, e.g. `train_recs`.
+    pub kind: &'static str,
+    pub tenant: TenantId,
+    pub trigger: TaskTrigger,
+    pub status: TaskStatus,
+    /// What the task is doing now (or did last).
+    pub stage: String,
+    /// Fraction done, 0 to 1.
+    pub progress: f64,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub duration_ms: Option<u64>,
+    /// A one-line account of the result, when it succeeded.
+    pub summary: Option<String>,
+    /// Why it failed, when it failed.
+    pub error: Option<String>,
+}
+
+/// The work of a task kind: runs on its own thread and returns a one-line summary.
+pub type TaskWork = dyn Fn(&TenantId, &TaskProgress<'_>) -> EngineResult<String> + Send + Sync;
+
+/// A registered task kind.
+struct TaskDefinition {
+    description: &'static str,
+    work: Arc<TaskWork>,
+}
+
+/// The task kinds of one engine and their runs.
+pub struct TaskRegistry {
+    background: Background,
+    definitions: RwLock<BTreeMap<&'static str, TaskDefinition>>,
+    records: Arc<Records>,
+}
+
+impl TaskRegistry {
+    pub fn new(background: Background) -> Self {
+        Self { background, definitions: RwLock::default(), records: Arc::default() }
+    }
+
+    /// Adds a task kind. `description` says what it does, for the API document.
+    pub fn register(
+        &self,
+        kind: &'static str,
+        description: &'static str,
+        work: impl Fn(&TenantId, &TaskProgress<'_>) -> EngineResult<String> + Send + Sync + 'static,
+    ) {
+        let definition = TaskDefinition { description, work: Arc::new(work) };
+        self.definitions.write().expect("task definitions poisoned").insert(kind, definition);
+    }
+
+    /// The registered kinds with their descriptions, by name.
+    pub fn kinds(&self) -> Vec<(&'static str, &'static str)> {
+        let definitions = self.definitions.read().expect("task definitions poisoned");
+        definitions.iter().map(|(kind, definition)| (*kind, definition.description)).collect()
+    }
+
+    /// Starts `kind` for `tenant` on a thread of its own and returns at once with its record; when one is
+    /// running already, returns that one instead (and `false`). An unknown kind is `not_found`.
+    pub fn start(&self, tenant: &TenantId, kind: &str, trigger: TaskTrigger) -> EngineResult<(TaskRecord, bool)> {
+        let (kind, work) = {
+            let definitions = self.definitions.read().expect("task definitions poisoned");
+            let (kind, definition) =
+                definitions.get_key_value(kind).ok_or_else(|| EngineError::not_found(format!("task kind `{kind}`")))?;
+            (*kind, definition.work.clone())
+        };
+        if self.background.is_stopping() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let (record, started) = self.records.begin(tenant, kind, trigger);
+        if !started {
+            return Ok((record, false));
+        }
+        let run = TaskRun {
+            records: self.records.clone(),
+            background: self.background.clone(),
+            id: record.id.clone(),
+            tenant: tenant.clone(),
+            kind,
+            trigger,
+        };
+        if !self.background.spawn(&format!("task-{kind}"), move || run.execute(work.as_ref())) {
+            self.records.finish(&record.id, 0, Err(EngineError::ShuttingDown));
+            return Err(EngineError::ShuttingDown);
+        }
+        Ok((record, true))
+    }
+
+    /// Starts `kind` for `tenant` from inside the engine (a schedule, start-up, stale state), logging a failure
+    /// to start instead of returning it.
+    pub fn start_in_background(&self, tenant: &TenantId, kind: &str) {
+        match self.start(tenant, kind, TaskTrigger::Schedule) {
+            Ok(_) | Err(EngineError::ShuttingDown) => {}
+            Err(error) => tracing::warn!(tenant = %tenant, kind, %error, "task not started"),
+        }
+    }
+
+    /// The tenant's tasks, newest first.
+    pub fn list(&self, tenant: &TenantId) -> Vec<TaskRecord> {
+        let records = self.records.records.lock().expect("task registry poisoned");
+        records.iter().filter(|r| r.tenant == *tenant).cloned().collect()
+    }
+
+    pub fn get(&self, tenant: &TenantId, id: &str) -> Option<TaskRecord> {
+        let records = self.records.records.lock().expect("task registry poisoned");
+        records.iter().find(|r| r.id == id && r.tenant == *tenant).cloned()
+    }
+}
+
+/// The task records, shared with the threads that run the tasks.
+#[derive(Default)]
+struct Records {
+    records: Mutex<VecDeque<TaskRecord>>,
+}
+
+impl Records {
+    /// Registers a new running task, or returns the running task of the same kind and tenant (`false`).
+    fn begin(&self, tenant: &TenantId, kind: &'static str, trigger: TaskTrigger) -> (TaskRecord, bool) {
+        let mut records = self.records.lock().expect("task registry poisoned");
+        if let Some(running) =
+            records.iter().find(|r| r.kind == kind && r.status == TaskStatus::Running && r.tenant == *tenant)
+        {
+            return (running.clone(), false);
+        }
+        let record = TaskRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            tenant: tenant.clone(),
+            trigger,
+            status: TaskStatus::Running,
+            stage: "starting".to_string(),
+            progress: 0.0,
+            started_at: Timestamp::now(),
+            finished_at: None,
+            duration_ms: None,
+            summary: None,
+            error: None,
+        };
+        records.push_front(record.clone());
+        while records.len() > KEPT_RECORDS {
+            // Drop the oldest finished record; running ones stay.
+            match records.iter().rposition(|r| r.status != TaskStatus::Running) {
+                Some(index) => {
+                    records.remove(index);
+                }
+                None => break,
+            }
+        }
+        (record, true)
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut TaskRecord)) {
+        let mut records = self.records.lock().expect("task registry poisoned");
+        if let Some(record) = records.iter_mut().find(|r| r.id == id) {
+            change(record);
+        }
+    }
+
+    fn finish(&self, id: &str, duration_ms: u64, result: EngineResult<String>) {
+        self.update(id, |r| {
+            r.finished_at = Some(Timestamp::now());
+            r.duration_ms = Some(duration_ms);
+            match result {
+                Ok(summary) => {
+                    r.status = TaskStatus::Succeeded;
+                    r.stage = "done".to_string();
+                    r.progress = 1.0;
+                    r.summary = Some(summary);
+                }
+                Err(error) => {
+                    r.status = TaskStatus::Failed;
+                    r.error = Some(error.to_string());
+                }
+            }
+        });
+    }
+}
+
+/// One started task, moved onto its thread.
+struct TaskRun {
+    records: Arc<Records>,
+    background: Background,
+    id: String,
+    tenant: TenantId,
+    kind: &'static str,
+    trigger: TaskTrigger,
+}
+
+impl TaskRun {
+    fn execute(self, work: &TaskWork) {
+        let clock = Instant::now();
+        let progress = TaskProgress { run: &self };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.tenant, &progress)))
+            .unwrap_or_else(|_| Err(EngineError::internal("the task panicked")));
+        let duration_ms = clock.elapsed().as_millis() as u64;
+        let (id, kind, tenant) = (&self.id, self.kind, &self.tenant);
+        match &result {
+            Ok(summary) => {
+                tracing::info!(task = %id, kind, tenant = %tenant, duration_ms, summary = %summary, "task finished")
+            }
+            Err(error) => tracing::warn!(task = %id, kind, tenant = %tenant, duration_ms, %error, "task failed"),
+        }
+        self.records.finish(id, duration_ms, result);
+    }
+}
+
+/// What a running task sees of itself: reports its stage and progress, and checks whether to stop.
+pub struct TaskProgress<'a> {
+    run: &'a TaskRun,
+}
+
+impl TaskProgress<'_> {
+    /// Who started the task.
+    pub fn trigger(&self) -> TaskTrigger {
+        self.run.trigger
+    }
+
+    /// Sets the stage and the fraction done (clamped to 0..=1).
+    pub fn report(&self, stage: &str, progress: f64) {
+        let progress = progress.clamp(0.0, 1.0);
+        self.run.records.update(&self.run.id, |r| {
+            if r.stage != stage {
+                r.stage = stage.to_string();
+            }
+            r.progress = progress;
+        });
+    }
+
+    /// A point where the task may stop: `shutting_down` once the engine stops, so the task ends here with
+    /// nothing half-written.
+    pub fn checkpoint(&self) -> EngineResult<()> {
+        if self.run.background.is_stopping() { Err(EngineError::ShuttingDown) } else { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn wait_for(registry: &TaskRegistry, tenant: &TenantId, id: &str) -> TaskRecord {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let record = registry.get(tenant, id).expect("the task is kept");
+            if record.status != TaskStatus::Running {
+                return record;
+            }
+            assert!(Instant::now() < deadline, "the task never finished");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_registered_kind_runs_once_per_tenant_at_a_time_and_reports_its_outcome() {
+        let registry = TaskRegistry::new(Background::default());
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        registry.register("wait", "waits for the test", move |tenant, progress| {
+            progress.report("waiting", 0.5);
+            gate.lock().unwrap().recv().unwrap();
+            Ok(format!("done for {tenant}"))
+        });
+        let tenant = TenantId::parse_slug("shop").unwrap();
+        let (first, started) = registry.start(&tenant, "wait", TaskTrigger::Request).unwrap();
+        assert!(started);
+        let (second, started_again) = registry.start(&tenant, "wait", TaskTrigger::Request).unwrap();
+        assert!(!started_again);
+        assert_eq!(second.id, first.id, "the running one is returned");
+        assert!(matches!(registry.start(&tenant, "nap", TaskTrigger::Request), Err(EngineError::NotFound(_))));
+        release.send(()).unwrap();
+        let done = wait_for(&registry, &tenant, &first.id);
+        assert_eq!(
+            (done.status, done.progress, done.summary.as_deref()),
+            (TaskStatus::Succeeded, 1.0, Some("done for shop"))
+        );
+        assert_eq!(registry.kinds(), vec![("wait", "waits for the test")]);
+    }
+
+    #[test]
+    fn a_stopping_engine_ends_tasks_at_their_checkpoint_and_starts_none() {
+        let background = Background::default();
+        let registry = TaskRegistry::new(background.clone());
+        registry.register("loop", "loops until stopped", |_, progress| {
+            loop {
+                progress.checkpoint()?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let tenant = TenantId::parse_slug("shop").unwrap();
+        let (record, _) = registry.start(&tenant, "loop", TaskTrigger::Schedule).unwrap();
+        background.stop();
+        assert_eq!(background.join(Instant::now() + Duration::from_secs(10)), 0);
+        let stopped = registry.get(&tenant, &record.id).unwrap();
+        assert_eq!(stopped.status, TaskStatus::Failed);
+        assert_eq!(stopped.error.as_deref(), Some("the engine is shutting down"));
+        assert!(matches!(registry.start(&tenant, "loop", TaskTrigger::Request), Err(EngineError::ShuttingDown)));
+    }
+}
