@@ -122,11 +122,6 @@ impl Engine {
         &self.parts.catalog
     }
 
-    /// The queue of events the engine writes about its own serving (impressions, searches).
-    pub fn events(&self) -> &EventLog {
-        &self.parts.events
-    }
-
     pub fn recs(&self) -> &RecsService {
         &self.parts.recs
     }
@@ -232,10 +227,6 @@ pub struct ShutdownReport {
 }
 
 impl EngineHandle {
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Stops the schedulers and start-up work, lets running tasks reach a checkpoint until `timeout` has
     /// passed, then writes every queued event and stops the writer. Blocking.
     pub fn shutdown(self, timeout: Duration) -> ShutdownReport {

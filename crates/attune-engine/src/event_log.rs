@@ -25,13 +25,11 @@ use std::time::{Duration, Instant};
 pub const QUEUE_CAPACITY: usize = 50_000;
 /// Events written in one batch, at most.
 const BATCH: usize = 5_000;
-/// How long a batch waits for more events after its first one (a flush request writes at once).
+/// How long a batch waits for more events after its first one (a close writes at once).
 pub const LINGER: Duration = Duration::from_millis(200);
 
 enum Message {
     Event(TenantId, Box<Event>),
-    /// Answer once everything queued before it is written.
-    Flush(std::sync::mpsc::Sender<()>),
     /// Write everything queued before it, then end the writer.
     Close,
 }
@@ -42,7 +40,7 @@ pub struct EventLog {
     sender: SyncSender<Message>,
     dropped: AtomicU64,
     /// Events queued since start-up, for the shutdown report.
-    queued: Arc<AtomicU64>,
+    queued: AtomicU64,
     written: Arc<AtomicU64>,
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -73,7 +71,7 @@ impl EventLog {
             store,
             sender,
             dropped: AtomicU64::new(0),
-            queued: Arc::new(AtomicU64::new(0)),
+            queued: AtomicU64::new(0),
             written,
             closed: AtomicBool::new(false),
             writer: Mutex::new(Some(writer)),
@@ -112,14 +110,6 @@ impl EventLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Blocks until every event queued before this call is stored (or failed and was logged).
-    pub fn flush(&self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        if self.sender.send(Message::Flush(done)).is_ok() {
-            let _ = wait.recv();
-        }
-    }
-
     /// Writes everything queued and stops the writer thread. Later events are written one by one.
     pub fn close(&self) -> EventLogReport {
         self.closed.store(true, Ordering::Release);
@@ -142,7 +132,6 @@ fn write_loop(store: &dyn Store, receiver: Receiver<Message>, written: &AtomicU6
     while open && let Ok(first) = receiver.recv() {
         let linger_until = Instant::now() + LINGER;
         let mut batch: BTreeMap<TenantId, Vec<Event>> = BTreeMap::new();
-        let mut flushes = Vec::new();
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(message) = next.take() {
@@ -151,8 +140,6 @@ fn write_loop(store: &dyn Store, receiver: Receiver<Message>, written: &AtomicU6
                     batch.entry(tenant).or_default().push(*event);
                     taken += 1;
                 }
-                // Answer after this batch is written: everything queued before the flush is in it.
-                Message::Flush(done) => flushes.push(done),
                 Message::Close => open = false,
             }
             if taken >= BATCH {
@@ -160,20 +147,15 @@ fn write_loop(store: &dyn Store, receiver: Receiver<Message>, written: &AtomicU6
             }
             next = match receiver.try_recv() {
                 Ok(message) => Some(message),
-                // Nothing waiting: linger for more unless someone waits for this batch.
-                Err(_) if flushes.is_empty() && open => {
-                    match receiver.recv_timeout(linger_until.saturating_duration_since(Instant::now())) {
-                        Ok(message) => Some(message),
-                        Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
-                    }
-                }
+                // Nothing waiting: linger for more unless the log is closing.
+                Err(_) if open => match receiver.recv_timeout(linger_until.saturating_duration_since(Instant::now())) {
+                    Ok(message) => Some(message),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+                },
                 Err(_) => None,
             };
         }
         write_batch(store, batch, written);
-        for done in flushes {
-            let _ = done.send(());
-        }
     }
     // An event that raced with the close is written too.
     let mut late: BTreeMap<TenantId, Vec<Event>> = BTreeMap::new();

@@ -63,16 +63,10 @@ pub struct TaskRecord {
 /// The work of a task kind: runs on its own thread and returns a one-line summary.
 pub type TaskWork = dyn Fn(&TenantId, &TaskProgress<'_>) -> EngineResult<String> + Send + Sync;
 
-/// A registered task kind.
-struct TaskDefinition {
-    description: &'static str,
-    work: Arc<TaskWork>,
-}
-
 /// The task kinds of one engine and their runs.
 pub struct TaskRegistry {
     background: Background,
-    definitions: RwLock<BTreeMap<&'static str, TaskDefinition>>,
+    definitions: RwLock<BTreeMap<&'static str, Arc<TaskWork>>>,
     records: Arc<Records>,
 }
 
@@ -81,21 +75,18 @@ impl TaskRegistry {
         Self { background, definitions: RwLock::default(), records: Arc::default() }
     }
 
-    /// Adds a task kind. `description` says what it does, for the API document.
+    /// Adds a task kind: the work one run of it does.
     pub fn register(
         &self,
         kind: &'static str,
-        description: &'static str,
         work: impl Fn(&TenantId, &TaskProgress<'_>) -> EngineResult<String> + Send + Sync + 'static,
     ) {
-        let definition = TaskDefinition { description, work: Arc::new(work) };
-        self.definitions.write().expect("task definitions poisoned").insert(kind, definition);
+        self.definitions.write().expect("task definitions poisoned").insert(kind, Arc::new(work));
     }
 
-    /// The registered kinds with their descriptions, by name.
-    pub fn kinds(&self) -> Vec<(&'static str, &'static str)> {
-        let definitions = self.definitions.read().expect("task definitions poisoned");
-        definitions.iter().map(|(kind, definition)| (*kind, definition.description)).collect()
+    /// The registered kinds, by name.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.definitions.read().expect("task definitions poisoned").keys().copied().collect()
     }
 
     /// Starts `kind` for `tenant` on a thread of its own and returns at once with its record; when one is
@@ -103,9 +94,9 @@ impl TaskRegistry {
     pub fn start(&self, tenant: &TenantId, kind: &str, trigger: TaskTrigger) -> EngineResult<(TaskRecord, bool)> {
         let (kind, work) = {
             let definitions = self.definitions.read().expect("task definitions poisoned");
-            let (kind, definition) =
+            let (kind, work) =
                 definitions.get_key_value(kind).ok_or_else(|| EngineError::not_found(format!("task kind `{kind}`")))?;
-            (*kind, definition.work.clone())
+            (*kind, work.clone())
         };
         if self.background.is_stopping() {
             return Err(EngineError::ShuttingDown);
@@ -298,7 +289,7 @@ mod tests {
         let registry = TaskRegistry::new(Background::default());
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Mutex::new(gate);
-        registry.register("wait", "waits for the test", move |tenant, progress| {
+        registry.register("wait", move |tenant, progress| {
             progress.report("waiting", 0.5);
             gate.lock().unwrap().recv().unwrap();
             Ok(format!("done for {tenant}"))
@@ -316,14 +307,14 @@ mod tests {
             (done.status, done.progress, done.summary.as_deref()),
             (TaskStatus::Succeeded, 1.0, Some("done for shop"))
         );
-        assert_eq!(registry.kinds(), vec![("wait", "waits for the test")]);
+        assert_eq!(registry.kinds(), vec!["wait"]);
     }
 
     #[test]
     fn a_stopping_engine_ends_tasks_at_their_checkpoint_and_starts_none() {
         let background = Background::default();
         let registry = TaskRegistry::new(background.clone());
-        registry.register("loop", "loops until stopped", |_, progress| {
+        registry.register("loop", |_, progress| {
             loop {
                 progress.checkpoint()?;
                 std::thread::sleep(Duration::from_millis(1));

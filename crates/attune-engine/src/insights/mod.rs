@@ -23,7 +23,8 @@ use std::time::Duration;
 
 /// A cached model is rebuilt only when the tenant's event count changed and it is at least this old.
 pub const REBUILD_AFTER: Duration = Duration::from_secs(60);
-/// The task kind that refreshes a tenant's analytics and reorder list.
+/// The task kind that refreshes a tenant's analytics: rescan the event log, refit the customer model, forecast
+/// demand (total and per item) and compute the reorder suggestions with the default policy.
 pub const FORECAST_TASK: &str = "forecast";
 
 /// What the latest `forecast` task computed for a tenant, served while the analytics it came from are current.
@@ -54,14 +55,9 @@ impl InsightsService {
             forecasts: Mutex::default(),
         });
         let insights: Weak<InsightsService> = Arc::downgrade(&service);
-        tasks.register(
-            FORECAST_TASK,
-            "Rescan the event log, refit the customer model, forecast demand (total and per item) and compute the \
-             reorder suggestions with the default policy.",
-            move |tenant, progress| {
-                insights.upgrade().ok_or(EngineError::ShuttingDown)?.run_forecast_task(tenant, progress)
-            },
-        );
+        tasks.register(FORECAST_TASK, move |tenant, progress| {
+            insights.upgrade().ok_or(EngineError::ShuttingDown)?.run_forecast_task(tenant, progress)
+        });
         service
     }
 

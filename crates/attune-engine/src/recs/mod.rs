@@ -42,7 +42,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use training::{TrainOptions, Trained, is_behind, summary, train_with_checkpoints};
 
-/// The task kind that trains a tenant's model.
+/// The task kind that trains a tenant's model: rescan the event log, fit every recommendation model, measure it
+/// on a leave-one-out holdout, store it as a new snapshot version and swap it in.
 pub const TRAIN_TASK: &str = "train_recs";
 /// Items per scenario in the console's preview.
 const PREVIEW_COUNT: usize = 5;
@@ -93,15 +94,10 @@ impl RecsService {
             locks: Mutex::default(),
         });
         let recs = service.this.clone();
-        service.tasks.register(
-            TRAIN_TASK,
-            "Rescan the event log, fit every recommendation model, measure it on a leave-one-out holdout, store \
-             it as a new snapshot version and swap it in.",
-            move |tenant, progress| match recs.upgrade() {
-                Some(recs) => recs.run_train_task(tenant, progress),
-                None => Err(EngineError::ShuttingDown),
-            },
-        );
+        service.tasks.register(TRAIN_TASK, move |tenant, progress| match recs.upgrade() {
+            Some(recs) => recs.run_train_task(tenant, progress),
+            None => Err(EngineError::ShuttingDown),
+        });
         service
     }
 

@@ -28,7 +28,8 @@ use serve::{SearchContext, SearchOutcome, SearchParams};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
-/// The task kind that embeds a tenant's new and changed items.
+/// The task kind that embeds a tenant's new and changed items: those without a stored embedding or whose text
+/// changed (batches of 64); the search index is rebuilt after it.
 pub const EMBED_TASK: &str = "embed_items";
 
 /// What search is configured with.
@@ -77,17 +78,12 @@ impl SearchService {
             queries: PastQueries::default(),
         });
         let search: Weak<SearchService> = Arc::downgrade(&service);
-        service.tasks.register(
-            EMBED_TASK,
-            "Embed the items that have no stored embedding or whose text changed (batches of 64), then rebuild \
-             the search index.",
-            move |tenant, progress| {
-                let search = search.upgrade().ok_or(EngineError::ShuttingDown)?;
-                let summary = search.embedder.embed_items(search.store.as_ref(), &search.catalog, tenant, progress)?;
-                search.indexes.bump_epoch(tenant);
-                Ok(summary)
-            },
-        );
+        service.tasks.register(EMBED_TASK, move |tenant, progress| {
+            let search = search.upgrade().ok_or(EngineError::ShuttingDown)?;
+            let summary = search.embedder.embed_items(search.store.as_ref(), &search.catalog, tenant, progress)?;
+            search.indexes.bump_epoch(tenant);
+            Ok(summary)
+        });
         service
     }
 

@@ -108,7 +108,7 @@ pub async fn post_task(
     caller.require_secret()?;
     let request: TaskRequest = parse_json(&body)?;
     let tasks = state.engine.tasks();
-    let kinds: Vec<&str> = tasks.kinds().into_iter().map(|(kind, _)| kind).collect();
+    let kinds = tasks.kinds();
     if !kinds.contains(&request.kind.as_str()) {
         let expected: Vec<String> = kinds.iter().map(|kind| format!("`{kind}`")).collect();
         let message = format!("unknown task kind `{}`, expected one of {}", request.kind, expected.join(", "));

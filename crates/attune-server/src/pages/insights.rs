@@ -11,10 +11,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use attune_core::money::MoneyText;
 use attune_core::{Money, UserId};
+use attune_engine::EngineError;
 use attune_engine::insights::FORECAST_TASK;
 use attune_engine::insights::analytics::{CustomerModel, TenantAnalytics, day_text};
 use attune_engine::insights::customers::{at_risk_customers, churn_risk, overdue};
-use attune_engine::insights::demand::{self, DemandForecast, ForecastTarget};
+use attune_engine::insights::demand::{DemandForecast, ForecastTarget};
 use attune_engine::insights::reorder::{DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL, Reorder};
 use attune_engine::tasks::{TaskRecord, TaskTrigger};
 use axum::Router;
@@ -232,9 +233,10 @@ async fn forecast_page(
     // An unknown item or category is an error page; a forecast that cannot be made is said on the page.
     let result = state
         .run(move |engine| {
-            let (daily, items) = demand::target_demand(engine.store().as_ref(), &tenant, &for_forecast, &shown_target)?;
-            let forecast = demand::forecast_demand(&for_forecast, &shown_target, &daily, items, granularity, horizon);
-            Ok(forecast.map_err(ApiError::from))
+            match engine.insights().forecast(&tenant, &for_forecast, &shown_target, granularity, horizon) {
+                Err(error @ (EngineError::InvalidParameter(_) | EngineError::Store(_))) => Err(error),
+                forecast => Ok(forecast.map_err(ApiError::from)),
+            }
         })
         .await?;
     let reorder = match target {

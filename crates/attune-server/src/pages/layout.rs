@@ -2,8 +2,9 @@
 //! uses one stylesheet, `assets/attune.css`, whose design tokens the console and storefront share.
 
 use super::format::{display_title, hue, initials, short_name};
+use crate::api::tasks::status_name;
 use attune_core::Item;
-use attune_engine::tasks::{TaskRecord, TaskStatus, TaskTrigger};
+use attune_engine::tasks::{TaskRecord, TaskTrigger};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::sync::LazyLock;
 
@@ -306,7 +307,7 @@ pub fn tasks_table(id: &str, tasks: &[TaskRecord], empty: &str) -> Markup {
                         tr {
                             td { (task.started_at.to_string()) }
                             td { (match task.trigger { TaskTrigger::Request => "on demand", TaskTrigger::Schedule => "scheduled" }) }
-                            td { (match task.status { TaskStatus::Running => "running", TaskStatus::Succeeded => "succeeded", TaskStatus::Failed => "failed" }) }
+                            td { (status_name(task.status)) }
                             td { (format!("{:.0} % ({})", task.progress * 100.0, task.stage)) }
                             td { (task.summary.as_deref().or(task.error.as_deref()).unwrap_or("")) }
                         }
