@@ -1,4 +1,4 @@
-"""Peer benchmark for `attune eval clv`: fit BG/NBD and Gamma-Gamma with the Python `lifetimes` package on the
+"""Peer benchmark for `attune eval clv`: fit BG/NBD, MBG/NBD and Gamma-Gamma with the Python `lifetimes` package on the
 CDNOW 2,357-customer cohort, with the same protocol as Attune, and print one JSON line with the parameters,
 the log-likelihood and the fit times (median of repeated fits, data preparation excluded).
 
@@ -23,7 +23,7 @@ ensure_venv(["lifetimes==0.11.3"], ["lifetimes", "pandas"])
 import lifetimes  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from lifetimes import BetaGeoFitter, GammaGammaFitter  # noqa: E402
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter  # noqa: E402
 from lifetimes.utils import summary_data_from_transaction_data  # noqa: E402
 
 
@@ -54,6 +54,16 @@ def log_likelihood(bg: BetaGeoFitter, summary: pd.DataFrame) -> float:
     return -float(mean_nll) * len(summary)
 
 
+def mbg_log_likelihood(mbg: ModifiedBetaGeoFitter, summary: pd.DataFrame) -> float:
+    """Total MBG/NBD log-likelihood at the fitted parameters on the data in weeks."""
+    params = np.log([mbg.params_["r"], mbg.params_["alpha"], mbg.params_["a"], mbg.params_["b"]])
+    weights = np.ones(len(summary))
+    mean_nll = ModifiedBetaGeoFitter._negative_log_likelihood(
+        params, summary["frequency"].values, summary["recency"].values, summary["T"].values, weights, 0.0
+    )
+    return -float(mean_nll) * len(summary)
+
+
 def timed_median(fit, repeats: int):
     times, model = [], None
     for _ in range(repeats):
@@ -75,6 +85,9 @@ def main() -> None:
     bg, bg_seconds = timed_median(
         lambda: BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"]), args.repeats
     )
+    mbg, mbg_seconds = timed_median(
+        lambda: ModifiedBetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"]), args.repeats
+    )
     gg, gg_seconds = timed_median(
         lambda: GammaGammaFitter().fit(repeaters["frequency"], repeaters["monetary_value"]), args.repeats
     )
@@ -91,6 +104,14 @@ def main() -> None:
             "b": bg.params_["b"],
             "log_likelihood": log_likelihood(bg, summary),
             "fit_seconds": bg_seconds,
+        },
+        "mbg_nbd": {
+            "r": mbg.params_["r"],
+            "alpha": mbg.params_["alpha"],
+            "a": mbg.params_["a"],
+            "b": mbg.params_["b"],
+            "log_likelihood": mbg_log_likelihood(mbg, summary),
+            "fit_seconds": mbg_seconds,
         },
         "gamma_gamma": {
             "p": gg.params_["p"],

@@ -28,5 +28,5 @@ pub use item::{Availability, Item};
 pub use money::{Currency, Money};
 pub use random::SplitMix64;
 pub use tenant::{ApiKeyKind, Tenant};
-pub use time::Timestamp;
+pub use time::{EventTimeWindow, Timestamp};
 pub use user::{Consent, User};

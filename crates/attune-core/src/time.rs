@@ -93,3 +93,64 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("yesterday").unwrap_err().code, "invalid_timestamp");
     }
 }
+
+/// The event times ingest accepts, relative to the server clock: by default from ten years back to one day
+/// ahead. A purchase dated 1990 or 2199 is a data error that would stretch every analytic over centuries, so
+/// it is rejected with a clear error instead of stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTimeWindow {
+    /// Oldest accepted event, in days before now.
+    pub max_age_days: u32,
+    /// Latest accepted event, in days after now (clock skew between systems).
+    pub max_ahead_days: u32,
+}
+
+impl Default for EventTimeWindow {
+    fn default() -> Self {
+        Self { max_age_days: 3_650, max_ahead_days: 1 }
+    }
+}
+
+impl EventTimeWindow {
+    const MILLIS_PER_DAY: i64 = 86_400_000;
+
+    /// `Err(timestamp_out_of_range)` when `time` is outside the window around `now`.
+    pub fn check(&self, time: Timestamp, now: Timestamp) -> Result<(), ValidationError> {
+        let earliest = now.millis() - i64::from(self.max_age_days) * Self::MILLIS_PER_DAY;
+        let latest = now.millis() + i64::from(self.max_ahead_days) * Self::MILLIS_PER_DAY;
+        if (earliest..=latest).contains(&time.millis()) {
+            return Ok(());
+        }
+        let bound = |millis: i64| Timestamp::from_millis(millis).map(|t| t.to_string()).unwrap_or_default();
+        Err(ValidationError::new(
+            "timestamp",
+            "timestamp_out_of_range",
+            format!(
+                "the event time {time} is outside the accepted window {} to {} ({} days back to {} ahead of the server clock)",
+                bound(earliest),
+                bound(latest),
+                self.max_age_days,
+                self.max_ahead_days
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    #[test]
+    fn events_far_in_the_past_or_future_are_rejected() {
+        let now = Timestamp::parse_rfc3339("2026-12-07T12:00:00Z").unwrap();
+        let window = EventTimeWindow::default();
+        let at = |text: &str| Timestamp::parse_rfc3339(text).unwrap();
+        assert!(window.check(at("2026-12-07T11:00:00Z"), now).is_ok());
+        assert!(window.check(at("2017-01-01T00:00:00Z"), now).is_ok());
+        assert!(window.check(at("2026-12-08T11:00:00Z"), now).is_ok());
+        let old = window.check(at("1990-01-01T00:00:00Z"), now).unwrap_err();
+        assert_eq!((old.field.as_str(), old.code), ("timestamp", "timestamp_out_of_range"));
+        assert!(window.check(at("2199-01-01T00:00:00Z"), now).is_err());
+        assert!(window.check(at("2026-12-09T00:00:00Z"), now).is_err());
+    }
+}

@@ -22,7 +22,8 @@ pub enum EngineError {
     /// The request conflicts with the current state (a name already taken, a model still loading).
     #[error("{0}")]
     Conflict(String),
-    /// The tenant's data is too thin for the model asked for (too few customers or periods).
+    /// The tenant's data is too thin for the model asked for (too few customers or periods, a fit that cannot
+    /// be trusted, a figure out of range); code `insufficient_data`.
     #[error("{0}")]
     NotEnoughData(String),
     /// A model the request needs is still being loaded or trained; retry shortly.
@@ -50,7 +51,7 @@ impl EngineError {
             Self::NotFound(_) => "not_found",
             Self::InvalidParameter(_) => "invalid_parameter",
             Self::Conflict(_) | Self::Store(StoreError::Conflict(_)) => "conflict",
-            Self::NotEnoughData(_) => "not_enough_data",
+            Self::NotEnoughData(_) => "insufficient_data",
             Self::ModelNotReady(_) => "model_not_ready",
             Self::ShuttingDown => "shutting_down",
             Self::Store(_) | Self::Internal(_) => "internal",
@@ -76,7 +77,8 @@ impl From<ValidationError> for EngineError {
 impl From<attune_insights::InsightsError> for EngineError {
     fn from(error: attune_insights::InsightsError) -> Self {
         match error {
-            attune_insights::InsightsError::NotEnoughData { .. } => Self::NotEnoughData(error.to_string()),
+            attune_insights::InsightsError::NotEnoughData { .. }
+            | attune_insights::InsightsError::NotIdentifiable(_) => Self::NotEnoughData(error.to_string()),
             other => Self::internal(other),
         }
     }

@@ -15,6 +15,10 @@ pub enum InsightsError {
         /// The number given.
         got: usize,
     },
+    /// A model was fitted but its parameters cannot be trusted (too little data, no convergence, a degenerate
+    /// or absurd fit); the message says why.
+    #[error("the model is not identifiable from this data: {0}")]
+    NotIdentifiable(String),
     /// A value is outside its domain (negative, not finite, inconsistent with another value).
     #[error("invalid input: {0}")]
     InvalidInput(String),

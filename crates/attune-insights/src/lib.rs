@@ -6,8 +6,9 @@
 //!   intervals; rolling-origin backtests scored by MASE and sMAPE.
 //! * [`inventory`] — safety stock, reorder point, days of cover, stockout risk and overstock flags from a
 //!   demand forecast and a lead time, and a reorder suggestion list.
-//! * [`clv`] — BG/NBD (repeat purchases, churn) and Gamma-Gamma (spend) models fitted by maximum likelihood:
-//!   probability a customer is still active, expected purchases, expected lifetime value; RFM segments.
+//! * [`clv`] — BG/NBD and MBG/NBD (repeat purchases, churn) and Gamma-Gamma (spend) models fitted by maximum
+//!   likelihood: probability a customer is still active, expected purchases, expected lifetime value, with a
+//!   check that a fit is identifiable before its figures are used; RFM segments.
 //!
 //! This is a pure domain crate: no I/O of any kind (files, network, SQL, async). Every computation is
 //! deterministic: the same input gives the same output, also when series are fitted in parallel.

@@ -58,7 +58,7 @@ impl ErrorKind {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict => (StatusCode::CONFLICT, "conflict"),
-            Self::NotEnoughData => (StatusCode::UNPROCESSABLE_ENTITY, "not_enough_data"),
+            Self::NotEnoughData => (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_data"),
             Self::ModelNotReady => (StatusCode::SERVICE_UNAVAILABLE, "model_not_ready"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use attune_core::TenantId;
+use attune_core::{EventTimeWindow, TenantId};
 use attune_engine::{Engine, EngineError};
 use attune_store::{ApiKeyRecord, Store};
 use std::collections::HashMap;
@@ -26,6 +26,8 @@ pub struct ServerOptions {
     /// At shutdown, how long in-flight requests may take to finish, and then how long the engine's tasks may
     /// take to reach a checkpoint.
     pub shutdown_timeout: Duration,
+    /// Event times ingest accepts, around the server clock.
+    pub event_time_window: EventTimeWindow,
 }
 
 impl Default for ServerOptions {
@@ -37,6 +39,7 @@ impl Default for ServerOptions {
             demo_console_key: None,
             secure_cookies: false,
             shutdown_timeout: Duration::from_secs(30),
+            event_time_window: EventTimeWindow::default(),
         }
     }
 }

@@ -483,3 +483,34 @@ fn error_and_stats_bodies_keep_their_shape() {
     let stats = expect(server.get(key, "/v1/stats"), StatusCode::OK);
     insta::assert_json_snapshot!("stats_after_two_events", stats);
 }
+
+#[test]
+fn events_outside_the_accepted_time_window_are_rejected_and_nothing_of_their_batch_is_stored() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    let mut old = view("e-1990", "u1", "85123A");
+    old["timestamp"] = json!("1990-06-01T10:00:00Z");
+    let body = expect_error(server.post(key, "/v1/events", &old), StatusCode::BAD_REQUEST, "timestamp_out_of_range");
+    assert!(body["message"].as_str().unwrap().contains("accepted window"), "{body}");
+    let mut future = purchase("e-2199", "u1");
+    future["timestamp"] = json!("2199-06-01T10:00:00Z");
+    let batch = json!({"events": [view("e-ok", "u1", "85123A"), future]});
+    let body = expect(server.post(key, "/v1/events/batch", &batch), StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"][0]["index"], 1, "{body}");
+    assert_eq!(body["details"][0]["code"], "timestamp_out_of_range", "{body}");
+    assert_eq!(server.alpha_events(), 0, "nothing of the rejected batch is stored");
+
+    let narrow = TestServer::start_with(ServerOptions {
+        event_time_window: attune_core::EventTimeWindow { max_age_days: 30, max_ahead_days: 0 },
+        ..Default::default()
+    });
+    let recent = view("e-2024", "u1", "85123A");
+    expect_error(
+        narrow.post(&narrow.alpha_secret, "/v1/events", &recent),
+        StatusCode::BAD_REQUEST,
+        "timestamp_out_of_range",
+    );
+    let mut now = recent.clone();
+    now.as_object_mut().unwrap().remove("timestamp");
+    expect(narrow.post(&narrow.alpha_secret, "/v1/events", &now), StatusCode::OK);
+}

@@ -34,6 +34,10 @@ impl std::ops::Deref for TestServer {
 
 fn order(id: String, user: &str, day: u32, lines: Vec<(&str, i64, &str)>) -> Event {
     let date = chrono::NaiveDate::from_ymd_opt(2011, 1, 1).unwrap() + chrono::Duration::days(i64::from(day));
+    order_at(id, user, &format!("{date}T10:00:00Z"), lines)
+}
+
+fn order_at(id: String, user: &str, time: &str, lines: Vec<(&str, i64, &str)>) -> Event {
     Event::parse(
         EventInput {
             event_type: "purchase".into(),
@@ -42,7 +46,7 @@ fn order(id: String, user: &str, day: u32, lines: Vec<(&str, i64, &str)>) -> Eve
             order_id: Some(id),
             currency: Some("GBP".into()),
             channel: Some("web".into()),
-            timestamp: Some(TimeInput::Text(format!("{date}T10:00:00Z"))),
+            timestamp: Some(TimeInput::Text(time.to_string())),
             lines: Some(
                 lines
                     .into_iter()
@@ -106,6 +110,7 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
     for week in 0..9 {
         events.push(order(format!("lapsed-{week}"), "lapsed", week * 7, vec![("22423", 3, "12.75")]));
     }
+    events.push(order("once-0".into(), "once", 20, vec![("22423", 1, "12.75")]));
     events.sort_by_key(|e| e.timestamp.millis());
     for chunk in events.chunks(2_000) {
         store.append_events(tenant, chunk).unwrap();
@@ -114,11 +119,16 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
 
 impl TestServer {
     fn start() -> Self {
+        Self::start_with(seed)
+    }
+
+    /// A server whose tenant `shop` holds what `fill` stores.
+    fn start_with(fill: impl FnOnce(&dyn Store, &TenantId)) -> Self {
         let (directory, store) = harness::store(false);
         let shop = harness::tenant(store.as_ref(), "shop", "Gift Shop");
         let secret = harness::key(store.as_ref(), &shop, ApiKeyKind::Secret, "test");
         let public = harness::key(store.as_ref(), &shop, ApiKeyKind::Public, "web");
-        seed(store.as_ref(), &shop);
+        fill(store.as_ref(), &shop);
         let server = Server::launch(directory, store, ServerOptions::default(), EngineConfig::default());
         Self { server, secret, public }
     }
@@ -175,7 +185,8 @@ fn customer_insights_segments_and_customers_at_risk() {
         for parameter in ["r", "alpha", "a", "b", "p", "q", "gamma"] {
             assert!(number(&model[parameter]) > 0.0, "{model}");
         }
-        assert_eq!(model["customers"], u64::from(CUSTOMERS) + 2);
+        assert_eq!(model["customers"], u64::from(CUSTOMERS) + 3);
+        assert_eq!(model["models"], "MBG/NBD (P(alive), purchases) and Gamma-Gamma (spend)");
     }
     assert_eq!(loyal["frequency"], 51);
     assert_eq!(loyal["recency_days"], 357);
@@ -193,7 +204,7 @@ fn customer_insights_segments_and_customers_at_risk() {
     let list = segments["segments"].as_array().unwrap();
     assert!(list.len() >= 3, "{segments}");
     let total: u64 = list.iter().map(|s| s["customers"].as_u64().unwrap()).sum();
-    assert_eq!(total, u64::from(CUSTOMERS) + 2);
+    assert_eq!(total, u64::from(CUSTOMERS) + 3);
     assert_eq!(segments["customers"], total);
     for s in list {
         assert!((0.0..=1.0).contains(&number(&s["mean_p_alive"])), "{s}");
@@ -355,4 +366,112 @@ fn console_shows_predicted_value_insights_and_forecast() {
     assert!(page.contains(r#"id="forecast-chart""#) && page.contains("forecast-band"), "{page}");
     let (status, _) = server.console("/console/forecast?item=no-such-item");
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A view of today: the kind of event a shop's live traffic adds to an old history.
+fn view_now(n: usize) -> Event {
+    Event::parse(
+        EventInput {
+            event_type: "view".into(),
+            event_id: Some(format!("today-{n}")),
+            anonymous_id: Some(format!("visitor-{n}")),
+            item_id: Some("85123A".into()),
+            ..Default::default()
+        },
+        Timestamp::now(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_one_time_buyer_long_silent_is_not_certainly_alive() {
+    let server = TestServer::start();
+    let once = expect(server.get("/v1/customers/once/insights"), StatusCode::OK);
+    assert_eq!(once["frequency"], 0);
+    // BG/NBD says 1.0 for anyone who never bought twice; MBG/NBD lets them drop out.
+    assert!(number(&once["p_alive"]) < 0.5, "{once}");
+    let loyal = expect(server.get("/v1/customers/loyal/insights"), StatusCode::OK);
+    assert!(number(&loyal["p_alive"]) > 0.9, "{loyal}");
+}
+
+#[test]
+fn a_few_events_of_today_do_not_move_an_old_history_to_today() {
+    let server = TestServer::start_with(|store, tenant| {
+        seed(store, tenant);
+        store.append_events(tenant, &(0..5).map(view_now).collect::<Vec<_>>()).unwrap();
+    });
+    let loyal = expect(server.get("/v1/customers/loyal/insights"), StatusCode::OK);
+    assert!(loyal["model"]["calibration_end"].as_str().unwrap().starts_with("2011-12-"), "{loyal}");
+    assert_eq!(loyal["model"]["events_left_out"], 5, "{loyal}");
+    assert!(number(&loyal["p_alive"]) > 0.9, "{loyal}");
+    let total = expect(server.get("/v1/forecast?granularity=week&horizon=4"), StatusCode::OK);
+    let history = total["history"].as_array().unwrap();
+    assert!(history.iter().rev().take(4).all(|p| number(&p["quantity"]) > 0.0), "{total}");
+    assert!(history.last().unwrap()["period"].as_str().unwrap() < "2012-01-01", "{total}");
+}
+
+#[test]
+fn stray_purchases_in_1990_and_2199_keep_forecasts_small_and_fast() {
+    let server = TestServer::start_with(|store, tenant| {
+        seed(store, tenant);
+        let strays = vec![
+            order_at("stray-old".into(), "c001", "1990-06-01T10:00:00Z", vec![("85123A", 1, "2.55")]),
+            order_at("stray-future".into(), "c002", "2199-06-01T10:00:00Z", vec![("85123A", 1, "2.55")]),
+        ];
+        store.append_events(tenant, &strays).unwrap();
+    });
+    let started = std::time::Instant::now();
+    let daily = expect(server.get("/v1/forecast?granularity=day&horizon=28"), StatusCode::OK);
+    let history = daily["history"].as_array().unwrap();
+    assert!(history.len() <= 366, "{} days of history", history.len());
+    assert!(history[0]["period"].as_str().unwrap() >= "2011-01-01", "{}", history[0]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_handful_of_customers_gets_insufficient_data_not_absurd_figures() {
+    let server = TestServer::start_with(|store, tenant| {
+        let orders = vec![
+            order("a-1".into(), "a", 1, vec![("85123A", 2, "2.55")]),
+            order("a-2".into(), "a", 40, vec![("85123A", 2, "2.55")]),
+            order("b-1".into(), "b", 3, vec![("20725", 5, "1.65")]),
+            order("b-2".into(), "b", 9, vec![("71053", 2, "3.39")]),
+            order("c-1".into(), "c", 5, vec![("22423", 1, "12.75")]),
+        ];
+        store.append_events(tenant, &orders).unwrap();
+    });
+    for path in ["/v1/customers/a/insights", "/v1/customers/segments", "/v1/customers/at-risk"] {
+        let body = expect(server.get(path), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["code"], "insufficient_data", "{path}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("customer model"), "{path}: {body}");
+    }
+    let (status, page) = server.console("/console/insights");
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("No customer model yet") && page.contains("needs at least 20"), "{page}");
+}
+
+#[test]
+fn without_measurable_dropout_p_alive_is_not_served() {
+    let server = TestServer::start_with(|store, tenant| {
+        let mut events = Vec::new();
+        for c in 0..40_u32 {
+            let gap = 5 + c % 20;
+            for (n, day) in (c % 7..DAYS).step_by(gap as usize).enumerate() {
+                let quantity = 1 + ((n as i64 * 7 + i64::from(c)) % 5);
+                events.push(order(format!("r{c}-{n}"), &format!("r{c:02}"), day, vec![("22423", quantity, "12.75")]));
+            }
+        }
+        events.sort_by_key(|e| e.timestamp.millis());
+        store.append_events(tenant, &events).unwrap();
+    });
+    // Everyone buys at a steady rhythm to the end: the fit finds no dropout (a/(a+b) at the boundary).
+    let regular = expect(server.get("/v1/customers/r03/insights"), StatusCode::OK);
+    assert_eq!(regular["model"]["p_alive_identified"], false, "{regular}");
+    assert!(regular["p_alive"].is_null(), "{regular}");
+    assert!(regular["model"]["p_alive_note"].as_str().unwrap().contains("no measurable dropout"), "{regular}");
+    assert!(number(&regular["expected_purchases_90d"]) > 1.0, "{regular}");
+    let segments = expect(server.get("/v1/customers/segments"), StatusCode::OK);
+    assert!(segments["segments"].as_array().unwrap().iter().all(|s| s["mean_p_alive"].is_null()), "{segments}");
+    let (_, page) = server.console("/console/insights");
+    assert!(page.contains("id=\"p-alive-note\"") && !page.contains(">100 %<"), "{page}");
 }

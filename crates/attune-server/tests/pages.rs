@@ -506,3 +506,31 @@ fn pages_send_security_headers_and_the_stylesheet_is_served() {
     assert_eq!(css.headers().get("content-type").unwrap(), "text/css; charset=utf-8");
     assert!(css.text().unwrap().contains("--accent"));
 }
+
+#[test]
+fn the_storefront_home_is_personalised_by_the_visitors_own_activity() {
+    let server = TestServer::start();
+    let home = server.get("/shop", "");
+    let visitor = cookie_pair(&set_cookie(&home, "attune_visitor").unwrap());
+    let session = cookie_pair(&set_cookie(&home, "attune_session").unwrap());
+    let home = page(home, StatusCode::OK);
+    assert!(!home.contains("id=\"recommendations-recently-viewed\""), "a new visitor has nothing to pick up");
+    assert!(!home.contains("id=\"recommendations-for-you\""), "nor anything to personalise from");
+    let cookies = format!("{visitor}; {session}");
+    page(server.get("/shop/products/71053", &cookies), StatusCode::OK);
+    let added = server.post("/shop/cart/add", &cookies, &[("item_id", "85123A"), ("quantity", "1")]);
+    let cookies = format!("{cookies}; {}", cookie_pair(&set_cookie(&added, "attune_cart").unwrap()));
+
+    let home = page(server.get("/shop", &cookies), StatusCode::OK);
+    let slot = |id: &str| -> String {
+        let marker = format!("id=\"{id}\"");
+        assert!(home.contains(&marker), "the home page has `{id}`: {home}");
+        home.split(&marker).nth(1).unwrap().split("</section>").next().unwrap().to_string()
+    };
+    assert!(slot("recommendations-recently-viewed").contains("/shop/products/71053"));
+    assert!(slot("recommendations-for-you").contains("class=\"product-card\""));
+    let complete = slot("recommendations-complete-your-basket");
+    assert!(complete.contains("class=\"product-card\"") && !complete.contains("/shop/products/85123A\""), "{complete}");
+    let personal = home.split("id=\"popular\"").next().unwrap();
+    assert!(personal.contains("recommendations-recently-viewed"), "personal slots come before the popular ones");
+}

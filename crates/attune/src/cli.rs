@@ -1,9 +1,9 @@
 //! The command line: parsing with clap and running each command.
 
-use crate::config::{LogArgs, OptionArgs, Options, StoreArgs};
+use crate::config::{EventWindowArgs, LogArgs, OptionArgs, Options, StoreArgs};
 use crate::{bench, demo, eval, import, recs_bench, search_bench};
 use anyhow::{Context, bail};
-use attune_core::{ApiKeyKind, TenantId};
+use attune_core::{ApiKeyKind, TenantId, Timestamp};
 use attune_engine::keys::{create_api_key, ensure_tenant};
 use attune_engine::recs::training::{self, TrainOptions};
 use attune_engine::{Engine, EngineConfig};
@@ -72,6 +72,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ATTUNE_SHUTDOWN_TIMEOUT_SECONDS")]
     pub shutdown_timeout_seconds: Option<u64>,
     #[command(flatten)]
+    pub event_window: EventWindowArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -112,6 +114,8 @@ impl ServeArgs {
             catalog_tuning: engine.catalog_tuning,
             train_interval_minutes: engine.train_interval_minutes,
             train_seed: engine.train_seed,
+            event_max_age_days: self.event_window.event_max_age_days,
+            event_max_ahead_days: self.event_window.event_max_ahead_days,
             ..self.store.options()
         }
     }
@@ -160,6 +164,8 @@ pub struct ImportArgs {
     /// Override the format otherwise chosen by file extension.
     #[arg(long, value_enum)]
     pub format: Option<FileFormat>,
+    #[command(flatten)]
+    pub event_window: EventWindowArgs,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -318,12 +324,13 @@ fn parse_tenant(text: &str) -> anyhow::Result<TenantId> {
 }
 
 /// Load the bundled demo data into tenant `demo` (idempotent: items and users are upserted, events are
-/// keyed by invoice number). Returns a one-line summary.
+/// keyed by invoice number), its dates shifted so that the last invoice falls on the day before loading.
+/// Returns a one-line summary.
 pub fn seed_demo_tenant(store: &dyn Store) -> anyhow::Result<String> {
     let started = std::time::Instant::now();
     let tenant = demo::demo_tenant_id();
     ensure_tenant(store, &tenant, "Demo gift shop (UCI Online Retail I)")?;
-    let dataset = demo::load_demo_dataset()?;
+    let mut dataset = demo::load_demo_dataset()?;
     let existing = store.stats(&tenant)?;
     if existing.events >= dataset.events.len() as u64 && existing.items >= dataset.items.len() as u64 {
         return Ok(format!(
@@ -331,6 +338,7 @@ pub fn seed_demo_tenant(store: &dyn Store) -> anyhow::Result<String> {
             existing.items, existing.users, existing.events
         ));
     }
+    let shift_days = dataset.shift_to_end_before(Timestamp::now())?;
     store.upsert_items(&tenant, &dataset.items)?;
     store.upsert_users(&tenant, &dataset.users)?;
     let mut accepted = 0;
@@ -338,12 +346,14 @@ pub fn seed_demo_tenant(store: &dyn Store) -> anyhow::Result<String> {
         accepted += store.append_events(&tenant, chunk)?.accepted;
     }
     Ok(format!(
-        "demo tenant loaded in {:.1}s: {} items, {} customers, {} events ({} new)",
+        "demo tenant loaded in {:.1}s: {} items, {} customers, {} events ({} new), dates shifted by {} days \
+         (original = time - context.demo_shift_days)",
         started.elapsed().as_secs_f64(),
         dataset.items.len(),
         dataset.users.len(),
         dataset.events.len(),
-        accepted
+        accepted,
+        shift_days
     ))
 }
 
@@ -353,6 +363,7 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
         max_body_bytes: options.max_body_bytes,
         secure_cookies: options.secure_cookies,
         shutdown_timeout: Duration::from_secs(options.shutdown_timeout_seconds),
+        event_time_window: options.event_time_window,
         ..Default::default()
     };
     if demo {
@@ -483,11 +494,16 @@ fn run_keys(options: &Options, action: KeysCommand) -> anyhow::Result<()> {
 }
 
 fn run_import(what: ImportCommand) -> anyhow::Result<()> {
-    let (ImportArgs { file, tenant, format, store }, items) = match what {
+    let (ImportArgs { file, tenant, format, event_window, store }, items) = match what {
         ImportCommand::Items(args) => (args, true),
         ImportCommand::Events(args) => (args, false),
     };
-    let store = open_store(&resolve(&store.options())?)?;
+    let options = resolve(&OptionArgs {
+        event_max_age_days: event_window.event_max_age_days,
+        event_max_ahead_days: event_window.event_max_ahead_days,
+        ..store.options()
+    })?;
+    let store = open_store(&options)?;
     let tenant = parse_tenant(&tenant)?;
     ensure_tenant(&store, &tenant, tenant.as_str())?;
     let progress = import::ProgressBarReporter::new();
@@ -495,7 +511,7 @@ fn run_import(what: ImportCommand) -> anyhow::Result<()> {
     let summary = if items {
         import::import_items(&store, &tenant, &file, format, &progress)?
     } else {
-        import::import_events(&store, &tenant, &file, format, &progress)?
+        import::import_events_within(&store, &tenant, &file, format, &options.event_time_window, &progress)?
     };
     progress.finish();
     println!("{}", summary.render());

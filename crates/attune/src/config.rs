@@ -2,6 +2,7 @@
 //! variables (clap reads both), then an optional TOML file, then defaults. Unknown TOML keys are an error.
 
 use anyhow::{Context, bail};
+use attune_core::EventTimeWindow;
 use attune_store::Synchronous;
 use clap::Args;
 use serde::Deserialize;
@@ -26,6 +27,19 @@ pub struct OptionArgs {
     pub catalog_tuning: Option<bool>,
     pub train_interval_minutes: Option<u64>,
     pub train_seed: Option<u64>,
+    pub event_max_age_days: Option<u32>,
+    pub event_max_ahead_days: Option<u32>,
+}
+
+/// The event times ingest accepts, for `serve` and `import`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EventWindowArgs {
+    /// Reject events older than this many days before the server clock (default 3650).
+    #[arg(long, env = "ATTUNE_EVENT_MAX_AGE_DAYS")]
+    pub event_max_age_days: Option<u32>,
+    /// Reject events more than this many days after the server clock (default 1).
+    #[arg(long, env = "ATTUNE_EVENT_MAX_AHEAD_DAYS")]
+    pub event_max_ahead_days: Option<u32>,
 }
 
 /// The log filter, which every command takes.
@@ -89,6 +103,8 @@ struct FileOptions {
     catalog_tuning: Option<bool>,
     train_interval_minutes: Option<u64>,
     train_seed: Option<u64>,
+    event_max_age_days: Option<u32>,
+    event_max_ahead_days: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -112,6 +128,8 @@ pub struct Options {
     pub train_interval_minutes: u64,
     /// Seed of recommendation training.
     pub train_seed: u64,
+    /// Event times ingest and import accept.
+    pub event_time_window: EventTimeWindow,
 }
 
 impl Options {
@@ -137,6 +155,16 @@ impl Options {
             catalog_tuning: args.catalog_tuning.or(file.catalog_tuning).unwrap_or(true),
             train_interval_minutes: args.train_interval_minutes.or(file.train_interval_minutes).unwrap_or(60),
             train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_engine::recs::training::DEFAULT_SEED),
+            event_time_window: EventTimeWindow {
+                max_age_days: args
+                    .event_max_age_days
+                    .or(file.event_max_age_days)
+                    .unwrap_or(EventTimeWindow::default().max_age_days),
+                max_ahead_days: args
+                    .event_max_ahead_days
+                    .or(file.event_max_ahead_days)
+                    .unwrap_or(EventTimeWindow::default().max_ahead_days),
+            },
         })
     }
 

@@ -20,6 +20,12 @@
 //!   quantities; `event_id` and `session_id` are `or1-<InvoiceNo>`, guests get the anonymous id
 //!   `guest-<InvoiceNo>`, context `country`. The one invoice with more order lines than an event allows
 //!   ([`MAX_LIST_LEN`]) is split into parts `or1-<InvoiceNo>`, `or1-<InvoiceNo>/2`, … of the same order.
+//!
+//! The source's dates run from December 2010 to December 2011. So that the demo behaves like a live shop
+//! (analytics as of today, new clicks next to recent orders), `attune serve --demo` loads it shifted by a
+//! whole number of days ([`DemoDataset::shift_to_end_before`]): the last invoice falls on the day before
+//! loading. Every event carries the shift in its context (`demo_shift_days`); the original time is the
+//! event's time minus that many days. Items' and customers' dates move with them.
 
 use anyhow::{Context, anyhow, bail, ensure};
 use attune_core::event::MAX_LIST_LEN;
@@ -46,6 +52,43 @@ pub struct DemoDataset {
     pub users: Vec<User>,
     /// Purchases and returns, oldest first.
     pub events: Vec<Event>,
+}
+
+/// The context key of each demo event that holds the days its time was shifted by.
+pub const SHIFT_CONTEXT_KEY: &str = "demo_shift_days";
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+impl DemoDataset {
+    /// Moves every date by whole days so that the last event falls on the day (UTC) before `today`; returns
+    /// the shift in days and records it in each event's context under [`SHIFT_CONTEXT_KEY`].
+    pub fn shift_to_end_before(&mut self, today: Timestamp) -> anyhow::Result<i64> {
+        let last = self.events.iter().map(|e| e.timestamp.millis()).max().context("the demo has no events")?;
+        let days = (today.millis().div_euclid(MILLIS_PER_DAY) - 1) - last.div_euclid(MILLIS_PER_DAY);
+        self.shift_by_days(days)?;
+        Ok(days)
+    }
+
+    /// Moves every date by `days` whole days, recording the shift in each event's context.
+    pub fn shift_by_days(&mut self, days: i64) -> anyhow::Result<()> {
+        let shift = |t: &mut Timestamp| -> anyhow::Result<()> {
+            *t =
+                Timestamp::from_millis(t.millis() + days * MILLIS_PER_DAY).map_err(|e| anyhow!("shifted time: {e}"))?;
+            Ok(())
+        };
+        for event in &mut self.events {
+            shift(&mut event.timestamp)?;
+            event.context.insert(SHIFT_CONTEXT_KEY.to_string(), ScalarValue::Number(days as f64));
+        }
+        for item in &mut self.items {
+            shift(&mut item.created_at)?;
+            shift(&mut item.updated_at)?;
+        }
+        for user in &mut self.users {
+            shift(&mut user.created_at)?;
+            shift(&mut user.updated_at)?;
+        }
+        Ok(())
+    }
 }
 
 /// The tenant the demo data is loaded into.
@@ -536,6 +579,20 @@ mod tests {
             assert_eq!(order_id.as_str(), "573585");
             assert!(lines.len() <= MAX_LIST_LEN);
         }
+    }
+
+    #[test]
+    fn shifting_ends_the_history_the_day_before_and_keeps_the_original_dates_recoverable() {
+        let mut data = dataset().clone();
+        let today = Timestamp::parse_rfc3339("2026-12-07T11:00:00Z").unwrap();
+        let days = data.shift_to_end_before(today).unwrap();
+        let last = data.events.iter().map(|e| e.timestamp).max().unwrap();
+        assert_eq!(last.day(), "2026-12-06");
+        let first = &data.events[0];
+        assert_eq!(first.context.get(SHIFT_CONTEXT_KEY), Some(&ScalarValue::Number(days as f64)));
+        let original = Timestamp::from_millis(first.timestamp.millis() - days * MILLIS_PER_DAY).unwrap();
+        assert_eq!(original.to_string(), "2010-12-01T08:26:00.000Z");
+        assert!(data.items.iter().all(|i| i.created_at <= last) && data.users.iter().all(|u| u.created_at <= last));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use source::Format;
 pub use summary::{ImportKind, ImportSummary, Rejection};
 
 use anyhow::Context;
-use attune_core::{Event, Item, TenantId, Timestamp};
+use attune_core::{Event, EventTimeWindow, Item, TenantId, Timestamp};
 use attune_store::Store;
 use source::{CsvRows, JsonLines, OpenedFile, RowRead};
 use std::path::Path;
@@ -91,13 +91,26 @@ pub fn import_items(
     Ok(summary)
 }
 
-/// Import events in the API wire format into `tenant`. Event ids already stored are skipped and counted
-/// as duplicates, so importing the same file again stores nothing twice (for events that carry an id).
+/// Import events in the API wire format into `tenant`, accepting the default event time window. Event ids
+/// already stored are skipped and counted as duplicates, so importing the same file again stores nothing
+/// twice (for events that carry an id).
 pub fn import_events(
     store: &dyn Store,
     tenant: &TenantId,
     path: &Path,
     format: Option<Format>,
+    progress: &dyn ImportProgress,
+) -> anyhow::Result<ImportSummary> {
+    import_events_within(store, tenant, path, format, &EventTimeWindow::default(), progress)
+}
+
+/// [`import_events`] with an explicit event time window: events outside it are rejected rows.
+pub fn import_events_within(
+    store: &dyn Store,
+    tenant: &TenantId,
+    path: &Path,
+    format: Option<Format>,
+    window: &EventTimeWindow,
     progress: &dyn ImportProgress,
 ) -> anyhow::Result<ImportSummary> {
     let file = source::open(path, format)?;
@@ -113,7 +126,11 @@ pub fn import_events(
     });
     let mut tracker = ProgressTracker::new(&file, progress);
     let mut emit = |parsed: events::ParsedEvent, summary: &mut ImportSummary| -> anyhow::Result<()> {
-        match parsed.result {
+        let checked = parsed.result.and_then(|event| match window.check(event.timestamp, now) {
+            Ok(()) => Ok(event),
+            Err(error) => Err(error.to_string()),
+        });
+        match checked {
             Ok(event) => {
                 if !parsed.had_event_id {
                     summary.generated_event_ids += 1;

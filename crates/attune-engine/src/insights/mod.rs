@@ -1,5 +1,5 @@
 //! Predictive analytics of each tenant kept in memory: the customer model and demand history
-//! ([`analytics`]), built by one scan of the event log and rebuilt when the tenant's event count changed and
+//! ([`analytics`]) over the tenant's observation window ([`window`]: the days read and the as-of day), built by one scan of the event log and rebuilt when the tenant's event count changed and
 //! the cached value is older than [`REBUILD_AFTER`]; customer segments and churn risk ([`customers`]);
 //! demand forecasts ([`demand`]); reorder suggestions ([`reorder`]), which the `forecast` task computes with
 //! the default policy ahead of the first request.
@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod customers;
 pub mod demand;
 pub mod reorder;
+pub mod window;
 
 use crate::error::{EngineError, EngineResult};
 use crate::tasks::{TaskProgress, TaskRegistry};

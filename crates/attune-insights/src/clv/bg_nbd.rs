@@ -11,6 +11,7 @@
 //! Customers with identical (x, tₓ, T) are evaluated once, and the per-x gamma and beta terms are computed
 //! once per distinct x, so a fit costs a few hundred microseconds on thousands of customers.
 
+use super::purchase_model::RepeatPurchaseModel;
 use super::summary::PurchaseSummary;
 use crate::optim::{BfgsOptions, bfgs};
 use crate::special::{hyp2f1, ln_rising};
@@ -46,21 +47,57 @@ pub struct BgNbdFit {
 
 /// Fits BG/NBD to customers' purchase summaries by maximum likelihood.
 pub fn fit_bg_nbd(customers: &[PurchaseSummary]) -> Result<BgNbdFit> {
+    let (params, minimum) = fit_family(customers, Dropout::AfterRepeats, "BG/NBD")?;
+    Ok(BgNbdFit {
+        params,
+        log_likelihood: -minimum.f * customers.len() as f64,
+        customers: customers.len(),
+        evaluations: minimum.evaluations,
+        converged: minimum.converged,
+    })
+}
+
+/// When a customer of the BG/NBD family may drop out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dropout {
+    /// After each repeat purchase (BG/NBD): a customer without repeats is certainly alive.
+    AfterRepeats,
+    /// After every purchase, the first included (MBG/NBD).
+    AfterEveryPurchase,
+}
+
+impl Dropout {
+    /// How far the beta terms' index is ahead of the frequency: B(a, b+x) for BG/NBD, B(a, b+x+1) for MBG/NBD.
+    fn beta_shift(self) -> usize {
+        match self {
+            Dropout::AfterRepeats => 0,
+            Dropout::AfterEveryPurchase => 1,
+        }
+    }
+}
+
+/// Maximum-likelihood fit of a BG/NBD-family model; the parameters and the optimizer's minimum of the
+/// negative mean log-likelihood.
+pub(super) fn fit_family(
+    customers: &[PurchaseSummary],
+    dropout: Dropout,
+    what: &'static str,
+) -> Result<(BgNbdParams, crate::optim::Minimum)> {
     if customers.is_empty() {
-        return Err(InsightsError::NotEnoughData { what: "BG/NBD", needed: 1, got: 0 });
+        return Err(InsightsError::NotEnoughData { what, needed: 1, got: 0 });
     }
     for c in customers {
         PurchaseSummary::new(c.frequency, c.recency, c.age)?;
     }
     if customers.iter().all(|c| c.frequency == 0) {
-        return Err(InsightsError::invalid("BG/NBD needs at least one customer with a repeat purchase"));
+        return Err(InsightsError::invalid(format!("{what} needs at least one customer with a repeat purchase")));
     }
     let groups = Groups::new(customers);
-    let mut terms = PerFrequencyTerms::new(groups.max_frequency);
+    let mut terms = PerFrequencyTerms::new(groups.max_frequency + dropout.beta_shift() as u32);
     let total = customers.len() as f64;
     let objective = |theta: &[f64], gradient: &mut [f64]| {
         let params = BgNbdParams { r: theta[0].exp(), alpha: theta[1].exp(), a: theta[2].exp(), b: theta[3].exp() };
-        let (ll, g) = groups.log_likelihood_and_gradient(&params, &mut terms);
+        let (ll, g) = groups.log_likelihood_and_gradient(&params, &mut terms, dropout);
         // Gradient with respect to log-parameters, of the negative mean log-likelihood.
         gradient[0] = -g[0] * params.r / total;
         gradient[1] = -g[1] * params.alpha / total;
@@ -71,17 +108,11 @@ pub fn fit_bg_nbd(customers: &[PurchaseSummary]) -> Result<BgNbdFit> {
     let options = BfgsOptions { max_iterations: 1_000, gradient_tolerance: 1e-9, relative_tolerance: 1e-15 };
     let minimum = bfgs(objective, &[0.0; 4], options);
     if !minimum.f.is_finite() {
-        return Err(InsightsError::FitFailed("BG/NBD"));
+        return Err(InsightsError::FitFailed(what));
     }
     let x = &minimum.x;
     let params = BgNbdParams { r: x[0].exp(), alpha: x[1].exp(), a: x[2].exp(), b: x[3].exp() };
-    Ok(BgNbdFit {
-        params,
-        log_likelihood: -minimum.f * total,
-        customers: customers.len(),
-        evaluations: minimum.evaluations,
-        converged: minimum.converged,
-    })
+    Ok((params, minimum))
 }
 
 impl BgNbdParams {
@@ -139,18 +170,40 @@ impl BgNbdParams {
     }
 }
 
-fn check_horizon(t: f64) -> Result<()> {
+impl RepeatPurchaseModel for BgNbdParams {
+    fn name(&self) -> &'static str {
+        "BG/NBD"
+    }
+
+    fn p_alive(&self, customer: &PurchaseSummary) -> f64 {
+        BgNbdParams::p_alive(self, customer)
+    }
+
+    fn expected_purchases(&self, t: f64) -> Result<f64> {
+        BgNbdParams::expected_purchases(self, t)
+    }
+
+    fn conditional_expected_purchases(&self, customer: &PurchaseSummary, t: f64) -> Result<f64> {
+        BgNbdParams::conditional_expected_purchases(self, customer, t)
+    }
+
+    fn mean_purchase_rate(&self) -> f64 {
+        self.r / self.alpha
+    }
+}
+
+pub(super) fn check_horizon(t: f64) -> Result<()> {
     if t.is_finite() && t >= 0.0 { Ok(()) } else { Err(InsightsError::invalid(format!("horizon {t} must be >= 0"))) }
 }
 
 /// Evaluates `value(a)`, which has a removable singularity at a = 1, by averaging either side of it.
-fn near_one_safe(a: f64, value: impl Fn(f64) -> Result<f64>) -> Result<f64> {
+pub(super) fn near_one_safe(a: f64, value: impl Fn(f64) -> Result<f64>) -> Result<f64> {
     const EPS: f64 = 1e-6;
     if (a - 1.0).abs() < EPS { Ok(0.5 * (value(1.0 - EPS)? + value(1.0 + EPS)?)) } else { value(a) }
 }
 
 /// ln(1 + eˣ) without overflow.
-fn softplus(x: f64) -> f64 {
+pub(super) fn softplus(x: f64) -> f64 {
     if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
 }
 
@@ -165,16 +218,16 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 /// Customers with identical (x, tₓ, T), counted once with a weight.
-struct Groups {
+pub(super) struct Groups {
     frequency: Vec<u32>,
     recency: Vec<f64>,
     age: Vec<f64>,
     weight: Vec<f64>,
-    max_frequency: u32,
+    pub(super) max_frequency: u32,
 }
 
 impl Groups {
-    fn new(customers: &[PurchaseSummary]) -> Self {
+    pub(super) fn new(customers: &[PurchaseSummary]) -> Self {
         let mut sorted: Vec<_> = customers.to_vec();
         sorted.sort_by(|p, q| {
             p.frequency.cmp(&q.frequency).then(p.recency.total_cmp(&q.recency)).then(p.age.total_cmp(&q.age))
@@ -197,36 +250,43 @@ impl Groups {
         groups
     }
 
-    /// Σ ln L and its gradient with respect to (r, α, a, b).
-    fn log_likelihood_and_gradient(&self, params: &BgNbdParams, terms: &mut PerFrequencyTerms) -> (f64, [f64; 4]) {
+    /// Σ ln L and its gradient with respect to (r, α, a, b), for the model family member `dropout`.
+    pub(super) fn log_likelihood_and_gradient(
+        &self,
+        params: &BgNbdParams,
+        terms: &mut PerFrequencyTerms,
+        dropout: Dropout,
+    ) -> (f64, [f64; 4]) {
         let BgNbdParams { r, alpha, a, b } = *params;
         if ![r, alpha, a, b].iter().all(|v| v.is_finite() && *v > 0.0) {
             return (f64::NEG_INFINITY, [0.0; 4]);
         }
         terms.update(params);
+        let shift = dropout.beta_shift();
         let ln_alpha = alpha.ln();
         let ln_a = a.ln();
         let mut ll = 0.0;
         let mut g = [0.0; 4];
         for i in 0..self.frequency.len() {
             let k = self.frequency[i] as usize;
+            let j = k + shift;
             let x = f64::from(self.frequency[i]);
             let (age, recency, w) = (self.age[i], self.recency[i], self.weight[i]);
             let ln_age = (alpha + age).ln();
-            let mut value = terms.ln_rising_r[k] + r * ln_alpha + terms.ln_beta_ratio[k] - (r + x) * ln_age;
+            let mut value = terms.ln_rising_r[k] + r * ln_alpha + terms.ln_beta_ratio[j] - (r + x) * ln_age;
             let mut d_r = terms.d_r[k] + ln_alpha - ln_age;
             let mut d_alpha = r / alpha - (r + x) / (alpha + age);
-            let mut d_a = terms.d_a[k];
-            let mut d_b = terms.d_b[k];
-            if k > 0 {
+            let mut d_a = terms.d_a[j];
+            let mut d_b = terms.d_b[j];
+            if j > 0 {
                 let ln_recency = (alpha + recency).ln();
-                let ln_odds = ln_a - terms.ln_b_x_minus_1[k] + (r + x) * (ln_age - ln_recency);
+                let ln_odds = ln_a - terms.ln_b_x_minus_1[j] + (r + x) * (ln_age - ln_recency);
                 let share = sigmoid(ln_odds);
                 value += softplus(ln_odds);
                 d_r += share * (ln_age - ln_recency);
                 d_alpha += share * (r + x) * (1.0 / (alpha + age) - 1.0 / (alpha + recency));
                 d_a += share / a;
-                d_b -= share / (b + x - 1.0);
+                d_b -= share / (b + j as f64 - 1.0);
             }
             ll += w * value;
             g[0] += w * d_r;
@@ -239,7 +299,7 @@ impl Groups {
 }
 
 /// Terms that depend on the parameters and the frequency x only, for x = 0..=max.
-struct PerFrequencyTerms {
+pub(super) struct PerFrequencyTerms {
     /// ln Γ(r+x) − ln Γ(r)
     ln_rising_r: Vec<f64>,
     /// ln B(a, b+x) − ln B(a, b)
@@ -255,7 +315,7 @@ struct PerFrequencyTerms {
 }
 
 impl PerFrequencyTerms {
-    fn new(max_frequency: u32) -> Self {
+    pub(super) fn new(max_frequency: u32) -> Self {
         let n = max_frequency as usize + 1;
         Self {
             ln_rising_r: vec![0.0; n],
@@ -304,7 +364,7 @@ mod tests {
         let groups = Groups::new(&customers);
         assert_eq!(groups.frequency.len(), 4);
         let mut terms = PerFrequencyTerms::new(groups.max_frequency);
-        let (ll, _) = groups.log_likelihood_and_gradient(&PUBLISHED, &mut terms);
+        let (ll, _) = groups.log_likelihood_and_gradient(&PUBLISHED, &mut terms, Dropout::AfterRepeats);
         assert!((ll - PUBLISHED.total_log_likelihood(&customers)).abs() < 1e-10);
     }
 
@@ -313,7 +373,7 @@ mod tests {
         let customers = sample();
         let groups = Groups::new(&customers);
         let mut terms = PerFrequencyTerms::new(groups.max_frequency);
-        let (_, g) = groups.log_likelihood_and_gradient(&PUBLISHED, &mut terms);
+        let (_, g) = groups.log_likelihood_and_gradient(&PUBLISHED, &mut terms, Dropout::AfterRepeats);
         for k in 0..4 {
             let h = 1e-6;
             let mut up = [PUBLISHED.r, PUBLISHED.alpha, PUBLISHED.a, PUBLISHED.b];

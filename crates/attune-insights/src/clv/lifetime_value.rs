@@ -1,8 +1,8 @@
-//! Expected customer lifetime value: BG/NBD expected purchases per step times Gamma-Gamma expected spend,
+//! Expected customer lifetime value: a repeat-purchase model's (BG/NBD, MBG/NBD) expected purchases per step times Gamma-Gamma expected spend,
 //! times a margin, discounted step by step.
 
-use super::bg_nbd::BgNbdParams;
 use super::gamma_gamma::GammaGammaParams;
+use super::purchase_model::RepeatPurchaseModel;
 use super::summary::PurchaseSummary;
 use crate::{InsightsError, Result};
 
@@ -30,7 +30,7 @@ impl Default for LifetimeValueSettings {
 /// `mean_spend` is the customer's mean repeat spend; without one (or without repeats) the population mean
 /// spend is used.
 pub fn expected_lifetime_value(
-    purchases_model: &BgNbdParams,
+    purchases_model: &dyn RepeatPurchaseModel,
     spend_model: &GammaGammaParams,
     customer: &PurchaseSummary,
     mean_spend: Option<f64>,
@@ -64,6 +64,7 @@ pub fn expected_lifetime_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clv::bg_nbd::BgNbdParams;
 
     const BG: BgNbdParams = BgNbdParams { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
     const GG: GammaGammaParams = GammaGammaParams { p: 6.25, q: 3.74, gamma: 15.44 };

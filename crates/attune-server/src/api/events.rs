@@ -1,12 +1,14 @@
 //! Event ingestion: one event, or a batch of up to 10,000 applied all-or-nothing. An event is
 //! acknowledged only after it is durably stored; retrying with the same event ids stores nothing twice.
+//! Event times outside the server's accepted window (default: ten years back to one day ahead) are
+//! rejected like any other invalid field.
 
 use crate::api::items::invalid_batch;
 use crate::auth::Caller;
 use crate::body::{LimitedBody, json_error, parse_json, parse_json_borrowed};
 use crate::error::{ApiError, ApiResult, ErrorDetail, ErrorKind};
 use crate::state::{AppState, blocking};
-use attune_core::{Event, EventInput, Timestamp};
+use attune_core::{Event, EventInput, EventTimeWindow, Timestamp, ValidationError};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,13 @@ pub struct EventBatch<'a> {
     pub events: Vec<&'a RawValue>,
 }
 
+/// Parses an event and checks its time against the accepted window.
+fn parse_event(input: EventInput, now: Timestamp, window: &EventTimeWindow) -> Result<Event, ValidationError> {
+    let event = Event::parse(input, now)?;
+    window.check(event.timestamp, now)?;
+    Ok(event)
+}
+
 /// Check that a public key only sends events of its own user or of anonymous visitors.
 fn check_subject(caller: &Caller, event: &Event) -> ApiResult<()> {
     match &event.subject.user_id {
@@ -60,7 +69,7 @@ pub async fn post_event(
     let input: EventInput = parse_json(&body).inspect_err(|_| {
         state.metrics.events_rejected.inc();
     })?;
-    let event = Event::parse(input, Timestamp::now()).inspect_err(|_| {
+    let event = parse_event(input, Timestamp::now(), &state.options.event_time_window).inspect_err(|_| {
         state.metrics.events_rejected.inc();
     })?;
     check_subject(&caller, &event)?;
@@ -85,6 +94,7 @@ pub async fn post_event_batch(
 ) -> ApiResult<Json<BatchAccepted>> {
     let store = state.store().clone();
     let limit = state.options.max_batch_events;
+    let window = state.options.event_time_window;
     let metrics_state = state.clone();
     let result = blocking(move || {
         let batch: EventBatch<'_> = parse_json_borrowed(&body)?;
@@ -109,7 +119,7 @@ pub async fn post_event_batch(
                     }
                 })
                 .and_then(|input| {
-                    Event::parse(input, received_at).map_err(|e| ErrorDetail {
+                    parse_event(input, received_at, &window).map_err(|e| ErrorDetail {
                         index: Some(index),
                         field: e.field,
                         code: e.code.to_string(),

@@ -7,7 +7,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use attune_core::money::MoneyText;
 use attune_core::{TenantId, Timestamp, UserId};
-use attune_engine::insights::analytics::{CustomerInsight, CustomerModel, TenantAnalytics, day_text};
+use attune_engine::insights::analytics::{
+    CUSTOMER_MODEL_NAMES, CustomerInsight, CustomerModel, TenantAnalytics, day_text,
+};
 use attune_engine::insights::customers::{self, at_risk_customers, churn_risk, overdue};
 use attune_engine::insights::demand::{self, ForecastTarget, Granularity};
 use attune_engine::insights::reorder::{self, DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL};
@@ -23,12 +25,23 @@ pub struct ModelInfo {
     pub fitted_at: Timestamp,
     /// Customers the model was fitted on.
     pub customers: usize,
-    /// UTC day of the tenant's last event: predictions are made as of this day.
+    /// The UTC day predictions are made as of: the day of the tenant's last event that is not a stray far from
+    /// the rest, never after today.
     pub calibration_end: String,
-    /// BG/NBD purchase-rate shape and scale (time unit: weeks).
+    /// First UTC day of the history the models read (at most three years before `calibration_end`).
+    pub history_start: String,
+    /// Events left out as strays far from the rest or older than the history.
+    pub events_left_out: u64,
+    /// Which model each figure comes from.
+    pub models: String,
+    /// Whether the fit identifies dropout, so that `p_alive` is served.
+    pub p_alive_identified: bool,
+    /// Why P(alive) is not served, when it is not.
+    pub p_alive_note: Option<String>,
+    /// MBG/NBD purchase-rate shape and scale (time unit: weeks).
     pub r: f64,
     pub alpha: f64,
-    /// BG/NBD dropout shape parameters.
+    /// MBG/NBD dropout shape parameters.
     pub a: f64,
     pub b: f64,
     /// Gamma-Gamma spend parameters.
@@ -48,8 +61,9 @@ pub struct RfmScores {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerInsights {
     pub user_id: String,
-    /// Probability the customer is still active (BG/NBD).
-    pub p_alive: f64,
+    /// Probability the customer is still active (MBG/NBD); null when the tenant's history does not identify
+    /// dropout (`model.p_alive_note` says why).
+    pub p_alive: Option<f64>,
     pub expected_purchases_90d: f64,
     /// Expected revenue over the next 12 months, discounted 1 % a month.
     pub expected_value_12m: MoneyText,
@@ -71,7 +85,9 @@ pub struct SegmentSummary {
     pub segment: String,
     pub suggested_action: String,
     pub customers: usize,
-    pub mean_p_alive: f64,
+    /// Null when P(alive) is not identified.
+    pub mean_p_alive: Option<f64>,
+    pub mean_expected_purchases_90d: f64,
     pub expected_value_12m: MoneyText,
     pub historical_value: MoneyText,
 }
@@ -98,8 +114,9 @@ pub struct AtRiskParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AtRiskCustomer {
     pub user_id: String,
-    pub p_alive: f64,
-    /// max(1 − P(alive), 1 − 1/overdue).
+    /// Null when P(alive) is not identified.
+    pub p_alive: Option<f64>,
+    /// max(1 − P(alive), 1 − 1/overdue); 1 − 1/overdue when P(alive) is not identified.
     pub churn_risk: f64,
     /// Days since the last purchase over the mean days between purchases.
     pub overdue: f64,
@@ -133,10 +150,15 @@ pub(crate) fn model_info(analytics: &TenantAnalytics, model: &CustomerModel) -> 
         fitted_at: analytics.fitted_at,
         customers: model.customers.len(),
         calibration_end: day_text(analytics.end_day),
-        r: model.bg_nbd.r,
-        alpha: model.bg_nbd.alpha,
-        a: model.bg_nbd.a,
-        b: model.bg_nbd.b,
+        history_start: day_text(analytics.window.start),
+        events_left_out: analytics.window.left_out,
+        models: CUSTOMER_MODEL_NAMES.to_string(),
+        p_alive_identified: model.p_alive_unidentified.is_none(),
+        p_alive_note: model.p_alive_unidentified.clone(),
+        r: model.mbg_nbd.r,
+        alpha: model.mbg_nbd.alpha,
+        a: model.mbg_nbd.a,
+        b: model.mbg_nbd.b,
         p: model.gamma_gamma.p,
         q: model.gamma_gamma.q,
         gamma: model.gamma_gamma.gamma,
@@ -147,13 +169,13 @@ pub(crate) fn customer_insights(
     analytics: &TenantAnalytics,
     model: &CustomerModel,
     c: &CustomerInsight,
-) -> CustomerInsights {
-    CustomerInsights {
+) -> ApiResult<CustomerInsights> {
+    Ok(CustomerInsights {
         user_id: c.user_id.to_string(),
         p_alive: c.p_alive,
         expected_purchases_90d: c.expected_purchases_90d,
-        expected_value_12m: model.money(c.expected_value_12m).into(),
-        historical_value: model.money(c.total_spend).into(),
+        expected_value_12m: model.money(c.expected_value_12m)?.into(),
+        historical_value: model.money(c.total_spend)?.into(),
         segment: c.segment.name().to_string(),
         suggested_action: c.segment.suggested_action().to_string(),
         rfm: RfmScores { recency: c.rfm.recency, frequency: c.rfm.frequency, monetary: c.rfm.monetary },
@@ -161,7 +183,7 @@ pub(crate) fn customer_insights(
         recency_days: c.last_day - c.first_day,
         tenure_days: analytics.end_day - c.first_day,
         model: model_info(analytics, model),
-    }
+    })
 }
 
 /// A customer's predicted value: probability of being active, expected purchases and revenue, RFM segment.
@@ -180,21 +202,22 @@ pub async fn customer(
     let analytics = analytics(&state, &caller.tenant).await?;
     let model = analytics.customer_model()?;
     let c = model.customer(&id).ok_or_else(|| ApiError::not_found("customer with purchases"))?;
-    Ok(Json(customer_insights(&analytics, model, c)))
+    Ok(Json(customer_insights(&analytics, model, c)?))
 }
 
-pub(crate) fn segment_summaries(model: &CustomerModel) -> Vec<SegmentSummary> {
-    customers::segment_summaries(model)
+pub(crate) fn segment_summaries(model: &CustomerModel) -> ApiResult<Vec<SegmentSummary>> {
+    Ok(customers::segment_summaries(model)?
         .into_iter()
         .map(|s| SegmentSummary {
             segment: s.segment.name().to_string(),
             suggested_action: s.segment.suggested_action().to_string(),
             customers: s.customers,
             mean_p_alive: s.mean_p_alive,
+            mean_expected_purchases_90d: s.mean_expected_purchases_90d,
             expected_value_12m: s.expected_value_12m.into(),
             historical_value: s.historical_value.into(),
         })
-        .collect()
+        .collect())
 }
 
 /// Customer segments (RFM) with their size, mean P(alive) and expected 12-month value.
@@ -207,24 +230,24 @@ pub async fn segments(State(state): State<AppState>, caller: Caller) -> ApiResul
     let model = analytics.customer_model()?;
     Ok(Json(Segments {
         customers: model.customers.len(),
-        segments: segment_summaries(model),
+        segments: segment_summaries(model)?,
         model: model_info(&analytics, model),
     }))
 }
 
-pub(crate) fn at_risk_entry(model: &CustomerModel, end_day: i64, c: &CustomerInsight) -> AtRiskCustomer {
+pub(crate) fn at_risk_entry(model: &CustomerModel, end_day: i64, c: &CustomerInsight) -> ApiResult<AtRiskCustomer> {
     let risk = churn_risk(end_day, c);
-    AtRiskCustomer {
+    Ok(AtRiskCustomer {
         user_id: c.user_id.to_string(),
         p_alive: c.p_alive,
         churn_risk: risk,
         overdue: overdue(end_day, c),
-        historical_value: model.money(c.total_spend).into(),
-        value_at_risk: model.money(c.total_spend * risk).into(),
-        expected_value_12m: model.money(c.expected_value_12m).into(),
+        historical_value: model.money(c.total_spend)?.into(),
+        value_at_risk: model.money(c.total_spend * risk)?.into(),
+        expected_value_12m: model.money(c.expected_value_12m)?.into(),
         segment: c.segment.name().to_string(),
         last_purchase: day_text(c.last_day),
-    }
+    })
 }
 
 /// Repeat customers who appear to be leaving — P(alive) below `max_p_alive`, or silent for `min_overdue`
@@ -258,7 +281,7 @@ pub async fn at_risk(
     let list = at_risk_customers(model, end_day, max_p_alive, min_overdue);
     Ok(Json(AtRisk {
         total: list.len(),
-        customers: list.into_iter().take(limit).map(|c| at_risk_entry(model, end_day, c)).collect(),
+        customers: list.into_iter().take(limit).map(|c| at_risk_entry(model, end_day, c)).collect::<ApiResult<_>>()?,
     }))
 }
 

@@ -13,7 +13,7 @@ use attune_core::money::MoneyText;
 use attune_core::{Money, UserId};
 use attune_engine::EngineError;
 use attune_engine::insights::FORECAST_TASK;
-use attune_engine::insights::analytics::{CustomerModel, TenantAnalytics, day_text};
+use attune_engine::insights::analytics::{CUSTOMER_MODEL_NAMES, CustomerModel, TenantAnalytics, day_text};
 use attune_engine::insights::customers::{at_risk_customers, churn_risk, overdue};
 use attune_engine::insights::demand::{DemandForecast, ForecastTarget};
 use attune_engine::insights::reorder::{DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL, Reorder};
@@ -40,7 +40,11 @@ fn percent(p: f64) -> String {
     format!("{:.0} %", p * 100.0)
 }
 
-fn p_alive_badge(p: f64) -> Markup {
+/// P(alive) as a coloured badge; a dash when the model does not identify it.
+fn p_alive_badge(p: Option<f64>) -> Markup {
+    let Some(p) = p else {
+        return html! { span.muted title="Not identified: the history shows no measurable dropout" { "—" } };
+    };
     let class = if p >= 0.7 {
         "badge badge-green"
     } else if p >= 0.4 {
@@ -53,6 +57,11 @@ fn p_alive_badge(p: f64) -> Markup {
 
 fn amount(value: Money) -> String {
     money(&value)
+}
+
+/// An amount of the model currency, or what is wrong with it (checked money: never a wrapped number).
+fn model_amount(model: &CustomerModel, major: f64) -> String {
+    model.money(major).map(amount).unwrap_or_else(|error| format!("— ({error})"))
 }
 
 fn money_text(value: &MoneyText) -> String {
@@ -77,19 +86,22 @@ pub(super) async fn predicted_value_card(state: &AppState, session: &Session, us
             div.card-header {
                 div {
                     h2 { "Predicted value" }
-                    p.muted { "BG/NBD and Gamma-Gamma, as of " (day_text(analytics.end_day)) ". " a href="/console/insights" { "All segments" } }
+                    p.muted { (CUSTOMER_MODEL_NAMES) ", as of " (day_text(analytics.end_day)) ". " a href="/console/insights" { "All segments" } }
                 }
             }
             dl.kv {
-                dt { "P(alive)" } dd id="p-alive" data-value=(format!("{:.4}", c.p_alive)) { (p_alive_badge(c.p_alive)) }
+                dt { "P(alive) (MBG/NBD)" } dd id="p-alive" data-value=[c.p_alive.map(|p| format!("{p:.4}"))] {
+                    (p_alive_badge(c.p_alive))
+                    @if let Some(note) = &model.p_alive_unidentified { " " span.muted { (note) } }
+                }
                 dt { "Purchases, next 90 days" } dd id="expected-purchases" { (format!("{:.1}", c.expected_purchases_90d)) }
-                dt { "Value, next 12 months" } dd id="expected-value" { (amount(model.money(c.expected_value_12m))) }
-                dt { "Segment" } dd id="segment" {
+                dt { "Value, next 12 months" } dd id="expected-value" { (model_amount(model, c.expected_value_12m)) }
+                dt { "RFM segment" } dd id="segment" {
                     span.chip { (c.segment.name()) }
                     " " span.muted { "R" (c.rfm.recency) " F" (c.rfm.frequency) " M" (c.rfm.monetary) }
                 }
                 dt { "Suggested" } dd.muted { (c.segment.suggested_action()) }
-                dt { "Purchase days" } dd { (count(u64::from(c.transactions))) " · " (amount(model.money(c.total_spend))) }
+                dt { "Purchase days" } dd { (count(u64::from(c.transactions))) " · " (model_amount(model, c.total_spend)) " before returns" }
                 dt { "Last purchase" } dd {
                     (day_text(c.last_day))
                     @if c.purchases.frequency > 0 {
@@ -111,25 +123,30 @@ fn predicted_value_message(message: &str) -> Markup {
 }
 
 fn segments_table(model: &CustomerModel) -> Markup {
+    let summaries = match segment_summaries(model) {
+        Ok(summaries) => summaries,
+        Err(error) => return html! { p.muted { (error.message) } },
+    };
     html! {
-        table.data-table id="segments-table" {
+        div.table-scroll { table.data-table.compact id="segments-table" {
             thead { tr {
-                th { "Segment" } th.num { "Customers" } th.num { "Mean P(alive)" }
-                th.num { "Expected value, 12 months" } th.num { "Revenue so far" } th { "Suggested action" }
+                th { "Segment" } th.num { "Customers" } th.num { "Mean P(alive)" } th.num { "Purchases, next 90 days" }
+                th.num { "Expected value, 12 months" } th.num { "Revenue so far, before returns" } th { "Suggested action" }
             } }
             tbody {
-                @for s in segment_summaries(model) {
+                @for s in summaries {
                     tr {
                         td { span.chip { (s.segment) } }
                         td.num { (count(s.customers as u64)) }
-                        td.num { (percent(s.mean_p_alive)) }
+                        td.num { (p_alive_badge(s.mean_p_alive)) }
+                        td.num data-value=(format!("{:.4}", s.mean_expected_purchases_90d)) { (format!("{:.2}", s.mean_expected_purchases_90d)) }
                         td.num { (money_text(&s.expected_value_12m)) }
                         td.num { (money_text(&s.historical_value)) }
                         td.muted { (s.suggested_action) }
                     }
                 }
             }
-        }
+        } }
     }
 }
 
@@ -139,9 +156,9 @@ fn at_risk_table(model: &CustomerModel, end_day: i64) -> Markup {
         @if list.is_empty() {
             div.empty-state { p.empty-title { "No repeat customers appear to be leaving" } }
         } @else {
-            table.data-table id="at-risk-table" {
+            div.table-scroll { table.data-table.compact id="at-risk-table" {
                 thead { tr {
-                    th { "Customer" } th.num { "P(alive)" } th.num { "Overdue" } th.num { "Revenue so far" } th.num { "Value at risk" }
+                    th { "Customer" } th.num { "P(alive)" } th.num { "Overdue" } th.num { "Revenue so far, before returns" } th.num { "Value at risk" }
                     th { "Segment" } th { "Last purchase" }
                 } }
                 tbody {
@@ -150,14 +167,14 @@ fn at_risk_table(model: &CustomerModel, end_day: i64) -> Markup {
                             td.mono { a href=(customer_href(c.user_id.as_str())) { (c.user_id) } }
                             td.num { (p_alive_badge(c.p_alive)) }
                             td.num { (format!("{:.0}×", overdue(end_day, c))) }
-                            td.num { (amount(model.money(c.total_spend))) }
-                            td.num { (amount(model.money(c.total_spend * churn_risk(end_day, c)))) }
+                            td.num { (model_amount(model, c.total_spend)) }
+                            td.num { (model_amount(model, c.total_spend * churn_risk(end_day, c))) }
                             td { (c.segment.name()) }
                             td.nowrap { (day_text(c.last_day)) }
                         }
                     }
                 }
-            }
+            } }
             @if list.len() > AT_RISK_SHOWN {
                 p.muted { (count(list.len() as u64)) " customers at risk in all; " a href="/v1/customers/at-risk?limit=1000" { "the API lists them all" } "." }
             }
@@ -180,25 +197,29 @@ async fn insights_page(State(state): State<AppState>, session: Session) -> PageR
 
 fn insights_body(analytics: &TenantAnalytics, model: &CustomerModel) -> Markup {
     let expected: f64 = model.customers.iter().map(|c| c.expected_value_12m).sum();
-    let active: f64 = model.customers.iter().map(|c| c.p_alive).sum();
+    let active: Option<f64> = model.customers.iter().map(|c| c.p_alive).sum();
     let subtitle = html! {
         "Customer model fitted on " (count(model.customers.len() as u64)) " customers as of "
-        (day_text(analytics.end_day)) " (the last event). "
+        (day_text(analytics.end_day)) " (the last event, never after today), on the history from "
+        (day_text(analytics.window.start))
+        @if analytics.window.left_out > 0 { " (" (count(analytics.window.left_out)) " stray or older events left out)" }
+        ". "
         a href="/console/forecast" { "Demand forecast" }
     };
     html! {
         (page_header(&[], "Insights", Some(subtitle), None))
         section.stat-grid {
             div.card.stat-card { span.stat-label { "Customers with purchases" } span.stat-value id="insights-customers" { (count(model.customers.len() as u64)) } }
-            div.card.stat-card { span.stat-label { "Expected active" } span.stat-value { (count(active.round() as u64)) } span.stat-note { "Sum of P(alive)" } }
-            div.card.stat-card { span.stat-label { "Expected value, 12 months" } span.stat-value { (amount(model.money(expected))) } span.stat-note { "Discounted 1 % a month" } }
-            div.card.stat-card { span.stat-label { "Model" } span.stat-value { "BG/NBD" } span.stat-note {
-                "r " (format!("{:.3}", model.bg_nbd.r)) " · α " (format!("{:.2}", model.bg_nbd.alpha))
-                " · a " (format!("{:.3}", model.bg_nbd.a)) " · b " (format!("{:.3}", model.bg_nbd.b))
+            div.card.stat-card { span.stat-label { "Expected active" } span.stat-value { (active.map_or("—".to_string(), |a| count(a.round() as u64))) } span.stat-note { "Sum of P(alive)" } }
+            div.card.stat-card { span.stat-label { "Expected value, 12 months" } span.stat-value { (model_amount(model, expected)) } span.stat-note { "Gamma-Gamma spend, discounted 1 % a month" } }
+            div.card.stat-card { span.stat-label { "P(alive) model" } span.stat-value id="customer-model" { "MBG/NBD" } span.stat-note {
+                "r " (format!("{:.3}", model.mbg_nbd.r)) " · α " (format!("{:.2}", model.mbg_nbd.alpha))
+                " · a " (format!("{:.3}", model.mbg_nbd.a)) " · b " (format!("{:.3}", model.mbg_nbd.b))
             } }
         }
         section.card id="segments" {
-            div.card-header { div { h2 { "Segments" } p.muted { "RFM quintile scores named by recency and frequency × spend." } } }
+            div.card-header { div { h2 { "Segments" } p.muted { "RFM quintile scores named by recency and frequency × spend; P(alive) and purchases from MBG/NBD, which lets one-time buyers drop out." } } }
+            @if let Some(note) = &model.p_alive_unidentified { p.muted id="p-alive-note" { "P(alive): " (note) "." } }
             (segments_table(model))
         }
         section.card id="at-risk" {
@@ -325,7 +346,7 @@ fn reorder_table(reorder: &Reorder) -> Markup {
         @if reorder.items.is_empty() {
             p.muted { "Nothing to reorder: every best seller with a stock figure covers its lead time." }
         } @else {
-            div.table-scroll { table.data-table id="reorder-table" {
+            div.table-scroll { table.data-table.compact id="reorder-table" {
                 thead { tr {
                     th { "Item" } th.num { "Stock" } th.num { "Sold, 90 days" } th.num { "Daily demand" }
                     th.num { "Safety stock" } th.num { "Reorder point" } th.num { "Days of cover" }
@@ -334,7 +355,7 @@ fn reorder_table(reorder: &Reorder) -> Markup {
                 tbody {
                     @for line in reorder.items.iter().take(REORDER_SHOWN) {
                         tr {
-                            td { a href=(format!("/console/forecast?item={}&granularity=day", encode(&line.item_id))) { (line.title.as_deref().unwrap_or(&line.item_id)) } }
+                            td.item-cell { a href=(format!("/console/forecast?item={}&granularity=day", encode(&line.item_id))) { (line.title.as_deref().unwrap_or(&line.item_id)) } }
                             td.num { (line.stock.map_or("—".to_string(), |s| s.to_string())) }
                             td.num { (number(line.units_last_90d)) }
                             td.num { (number(line.daily_demand)) }
@@ -373,7 +394,7 @@ fn forecast_card(forecast: &DemandForecast) -> Markup {
                 }
             }
             div.card-header-stats {
-                div { span.mini-label { "Next " (forecast.forecast.len()) " " (forecast.granularity) "s" } span.mini-value { (count(total.round() as u64)) " units" } }
+                div { span.mini-label { "Next " (forecast.forecast.len()) " " (forecast.granularity) "s" } span.mini-value id="forecast-total" data-value=(format!("{total:.1}")) { (count(total.round() as u64)) " units" } }
             }
         }
         div.chart-wrap { (forecast_chart(forecast)) }

@@ -101,6 +101,13 @@ pub struct ConsoleShell<'a> {
 }
 
 /// A console page: sidebar navigation, a top bar with the tenant and sign-out, and the content.
+/// A number that differs on every console page rendered by this process: the `data-render` attribute of
+/// `<body>`, so a browser (and a test driving one) can tell that a new page has replaced the old one.
+fn render_number() -> u64 {
+    static RENDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    RENDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+}
+
 pub fn console_page(shell: &ConsoleShell, title: &str, content: Markup) -> Markup {
     let nav = [
         (ConsoleSection::Overview, "/console", "Overview", "overview"),
@@ -113,7 +120,7 @@ pub fn console_page(shell: &ConsoleShell, title: &str, content: Markup) -> Marku
         (DOCTYPE)
         html lang="en" {
             (head(&format!("{title} · Attune console")))
-            body.console {
+            body.console data-render=(render_number()) {
                 div.console-layout {
                     aside.sidebar {
                         a.brand href="/console" { (logo_mark()) span.brand-name { "Attune" } span.brand-tag { "Console" } }

@@ -3,8 +3,9 @@
 //! an anonymous visitor id and a session id, so Attune sees the demo like any shop's traffic.
 //!
 //! Recommendation slots are `<section>`s with stable ids (`recommendations-similar`,
-//! `recommendations-bought-together`, `recommendations-complete-your-basket`) and `data-` attributes
-//! naming the items they are about. The product page's similar items and the basket's "complete your
+//! `recommendations-bought-together`, `recommendations-complete-your-basket`, and on the home page
+//! `recommendations-recently-viewed`, `recommendations-for-you` and `recommendations-complete-your-basket`,
+//! computed for the visitor's own anonymous id) and `data-` attributes naming the items they are about. The product page's similar items and the basket's "complete your
 //! basket" are filled from the same code path as `POST /v1/recommendations` (and logged as impressions);
 //! a page never waits long for a model build: without a model yet, the slot stays empty (and hidden).
 
@@ -16,8 +17,8 @@ use crate::api::recommendations::serving_model;
 use crate::api::search::{suggest, tenant_index};
 use crate::state::{AppState, blocking};
 use attune_core::input::ScalarValue;
-use attune_core::{Event, EventInput, Item, ItemId, Money, TenantId, Timestamp};
-use attune_engine::recs::request::{Basis, ListRequest, Recommended, Rules};
+use attune_core::{AnonymousId, Event, EventInput, Item, ItemId, Money, TenantId, Timestamp};
+use attune_engine::recs::request::{Basis, ListRequest, Recommended, Rules, Shopper};
 use attune_engine::search::serve::SearchParams;
 use attune_store::{ItemQuery, Store};
 use axum::extract::{Path, Query, State};
@@ -227,9 +228,12 @@ async fn storefront_recommendations(
     };
     let subject = request.subject();
     let list = ListRequest { basis, count: RECOMMENDATIONS_SHOWN, exclude, in_stock_only: true };
+    // The visitor is the shopper: their own views and basket personalise the shopper-based slots.
+    let shopper = Shopper { user: None, anonymous: AnonymousId::parse(subject.0.clone()).ok() };
+    let rules = Rules { shopper, ..Rules::default() };
     let outcome = state
         .run(move |engine| {
-            let picked = engine.recs().recommend(&tenant, &model, &list, &Rules::default())?;
+            let picked = engine.recs().recommend(&tenant, &model, &list, &rules)?;
             if !picked.is_empty() {
                 let impression = EventInput {
                     event_type: "impression".to_string(),
@@ -285,6 +289,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> PageResult<R
         Ok(HomeData { popular, orders: popularity.orders, total: first.total })
     })
     .await?;
+    let personal = personal_slots(&state, &request).await;
     let from_orders = data.orders > 0 && data.popular.iter().any(|(_, n)| n.is_some());
     let body = html! {
         section.hero {
@@ -309,6 +314,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> PageResult<R
             }
         }
         div.shop-container {
+            (personal)
             section.shop-section id="popular" {
                 div.section-header {
                     div {
@@ -334,6 +340,45 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> PageResult<R
     };
     let markup = shop_page(&request.shell(""), "Home", body);
     Ok(request.respond(StatusCode::OK, markup, Vec::new()))
+}
+
+/// The home page's slots from the visitor's own activity, as a real shop shows them: recently viewed, for you
+/// (only once the visitor has done something, else it would repeat "Popular now") and complete your basket.
+/// Empty slots are left out.
+async fn personal_slots(state: &AppState, request: &Request) -> Markup {
+    let recent = storefront_recommendations(state, request, Basis::RecentlyViewed, HashSet::new()).await;
+    let basket: Vec<ItemId> = request.cart.lines.iter().filter_map(|(id, _)| ItemId::parse(id.clone()).ok()).collect();
+    let for_you = if recent.is_empty() && basket.is_empty() {
+        Vec::new()
+    } else {
+        let seen = recent.iter().map(|r| r.item.id.clone()).collect();
+        storefront_recommendations(state, request, Basis::ForYou(None), seen).await
+    };
+    let complete = if basket.is_empty() {
+        Vec::new()
+    } else {
+        let exclude = basket.iter().cloned().collect();
+        storefront_recommendations(state, request, Basis::CompleteCart(basket), exclude).await
+    };
+    let slots = [
+        ("recommendations-recently-viewed", "Recently viewed", "Pick up where you left off.", recent),
+        ("recommendations-for-you", "For you", "Picked from what you looked at and added.", for_you),
+        (
+            "recommendations-complete-your-basket",
+            "Complete your basket",
+            "Often bought with what is in your basket.",
+            complete,
+        ),
+    ];
+    html! {
+        @for (id, heading, lead, items) in &slots {
+            @if !items.is_empty() {
+                section.shop-section id=(id) data-item-ids=(items.iter().map(|r| r.item.id.as_str()).collect::<Vec<_>>().join(",")) {
+                    (recommendation_grid(heading, lead, items))
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
