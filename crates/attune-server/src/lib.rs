@@ -105,7 +105,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render())
 }
 
 async fn not_found() -> ApiError {

@@ -443,7 +443,11 @@ fn health_metrics_and_openapi_are_served() {
     expect(server.post(&server.alpha_secret, "/v1/events", &view("e1", "u", "a")), StatusCode::OK);
     let response = server.client.get(format!("{}/metrics", server.base)).send().unwrap();
     assert!(response.headers().get("x-request-id").is_some(), "every response has a request id");
+    // The encoder writes OpenMetrics text (`_total` counters, a closing `# EOF`): the content type says so.
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert_eq!(content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
     let metrics = response.text().unwrap();
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     assert!(
         metrics.contains(r#"attune_http_requests_total{method="POST",route="/v1/events",status="200"} 1"#),
         "{metrics}"
