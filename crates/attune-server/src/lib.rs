@@ -9,6 +9,7 @@ pub mod api;
 mod auth;
 mod body;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod pages;
 mod state;

@@ -4,6 +4,7 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use crate::state::AppState;
 use attune_core::{Money, TenantId, ValidationError};
 use attune_engine::search::index::TenantIndex;
@@ -11,7 +12,7 @@ use attune_engine::search::query::{MAX_QUERY_CHARS, SearchQuery};
 use attune_engine::search::serve::{SearchOutcome, SearchParams};
 use attune_search::{AttributeKind, Facets, ParsedQuery, SearchMode, Suggestion, SuggestionSource, Understood};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};

@@ -5,11 +5,12 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::extract::Path;
 use crate::state::AppState;
 use attune_core::Timestamp;
 use attune_engine::tasks::{TaskRecord, TaskStatus, TaskTrigger};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

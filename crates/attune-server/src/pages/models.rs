@@ -4,7 +4,7 @@
 //! explanation — computed by the same selection path as `POST /v1/recommendations`, without logging an
 //! impression.
 
-use super::context::{PageError, PageResult, Session, customer_href};
+use super::context::{PageError, PagePath, PageQuery, PageResult, Session, customer_href};
 use super::format::{date_time, encode};
 use super::layout::{ConsoleSection, console_page, page_header, tasks_table};
 use crate::api::models::{ModelVersion, ModelVersions, model_versions};
@@ -14,7 +14,7 @@ use attune_core::{ItemId, UserId};
 use attune_engine::recs::{Preview, PreviewList, TRAIN_TASK};
 use attune_engine::tasks::{TaskRecord, TaskTrigger};
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -109,7 +109,7 @@ fn preview_card(list: &PreviewList) -> Markup {
 async fn models_page(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<ModelsParams>,
+    PageQuery(params): PageQuery<ModelsParams>,
 ) -> PageResult<Response> {
     let models = model_versions(&state, &session.tenant).await?;
     let tasks: Vec<TaskRecord> = state
@@ -198,7 +198,7 @@ async fn train_now(State(state): State<AppState>, session: Session) -> PageResul
 async fn activate_version(
     State(state): State<AppState>,
     session: Session,
-    Path(version): Path<String>,
+    PagePath(version): PagePath<String>,
 ) -> PageResult<Response> {
     let version: i64 = version.parse().map_err(|_| PageError::not_found("No such model version."))?;
     let tenant = session.tenant.clone();

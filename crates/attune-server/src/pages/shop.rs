@@ -8,7 +8,7 @@
 //! basket" are filled from the same code path as `POST /v1/recommendations` (and logged as impressions);
 //! a page never waits long for a model build: without a model yet, the slot stays empty (and hidden).
 
-use super::context::{PageError, PageResult};
+use super::context::{PageError, PagePath, PageQuery, PageResult};
 use super::cookies::{self, Cart, Visitor};
 use super::format::{count, display_title, encode, money, plural, short_name, with_query};
 use super::layout::{ShopShell, icon, product_image, shop_page};
@@ -20,7 +20,7 @@ use attune_core::{Event, EventInput, Item, ItemId, Money, TenantId, Timestamp};
 use attune_engine::recs::request::{Basis, ListRequest, Recommended, Rules};
 use attune_engine::search::serve::SearchParams;
 use attune_store::{ItemQuery, Store};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -345,7 +345,7 @@ pub struct BrowseParams {
 async fn browse(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<BrowseParams>,
+    PageQuery(params): PageQuery<BrowseParams>,
 ) -> PageResult<Response> {
     listing(state, headers, params, None).await
 }
@@ -353,8 +353,8 @@ async fn browse(
 async fn category(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(params): Query<BrowseParams>,
+    PagePath(name): PagePath<String>,
+    PageQuery(params): PageQuery<BrowseParams>,
 ) -> PageResult<Response> {
     listing(state, headers, params, Some(name)).await
 }
@@ -457,7 +457,7 @@ pub struct ShopSearchParams {
 async fn search_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<ShopSearchParams>,
+    PageQuery(params): PageQuery<ShopSearchParams>,
 ) -> PageResult<Response> {
     let mut request = Request::new(&state, &headers).await?;
     let q = params.q.clone().unwrap_or_default().trim().chars().take(500).collect::<String>();
@@ -638,8 +638,8 @@ fn score_note(score: &attune_search::ScoreBreakdown) -> String {
 async fn product(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(from): Query<ProductParams>,
+    PagePath(id): PagePath<String>,
+    PageQuery(from): PageQuery<ProductParams>,
 ) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
     let Ok(item_id) = ItemId::parse(id) else { return Ok(request.not_found("That is not a product of this shop.")) };
@@ -751,7 +751,7 @@ impl CartForm {
 async fn cart_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<CartParams>,
+    PageQuery(params): PageQuery<CartParams>,
 ) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
     let ids: Vec<ItemId> = request.cart.lines.iter().filter_map(|(id, _)| ItemId::parse(id.clone()).ok()).collect();
