@@ -287,6 +287,103 @@ fn for_you_explains_with_the_shoppers_own_history_and_logs_an_impression() {
     assert_eq!(trending["items"][0]["explanation"]["text"], "Trending this week");
 }
 
+impl TestServer {
+    /// The impression events of `user` in the store, oldest first: (recommendation id, items).
+    fn impressions_of(&self, user: &str) -> Vec<(String, Vec<String>)> {
+        let user = UserId::parse(user).unwrap();
+        let query = TimelineQuery { before_seq: None, limit: 100 };
+        let timeline = self.store.user_timeline(&self.tenant, &user, &query).unwrap();
+        let mut found: Vec<(String, Vec<String>)> = timeline
+            .events
+            .into_iter()
+            .filter_map(|stored| match stored.event.kind {
+                EventKind::Impression { recommendation_id, item_ids, .. } => {
+                    Some((recommendation_id.to_string(), item_ids.iter().map(ToString::to_string).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        found.reverse();
+        found
+    }
+}
+
+#[test]
+fn log_impression_false_serves_the_list_without_storing_an_impression() {
+    let server = TestServer::start();
+    let body = json!({"scenario": "for_you", "user_id": "buyer", "log_impression": false});
+    let silent = server.list(&body);
+    assert!(!ids(&silent).is_empty(), "{silent}");
+    // The default logs; the writer is first in, first out, so once this one is stored the one before would be.
+    let logged = server.list(&json!({"scenario": "for_you", "user_id": "buyer"}));
+    let logged_id = logged["recommendation_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let impressions = loop {
+        let impressions = server.impressions_of("buyer");
+        if impressions.iter().any(|(id, _)| *id == logged_id) || std::time::Instant::now() > deadline {
+            break impressions;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stored: Vec<&String> = impressions.iter().map(|(id, _)| id).collect();
+    assert_eq!(stored, vec![&logged_id], "only the default request stores an impression");
+    assert_eq!(impressions[0].1, ids(&logged));
+    expect_error(
+        server.recommend(&json!({"scenario": "trending", "log_impression": "no"})),
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+    );
+}
+
+#[test]
+fn items_carry_what_a_widget_shows_and_fields_trims_them() {
+    let server = TestServer::start();
+    expect(
+        server.client.put(format!("{}/v1/items/A", server.base)).bearer_auth(&server.secret).json(&json!({
+            "title": "Alpha mug", "price": "1234.50", "currency": "GBP", "category": "Home > Kitchen",
+            "brand": "Acme", "image_url": "https://shop.example/a.jpg", "link": "https://shop.example/a",
+            "availability": "preorder",
+        })),
+        StatusCode::OK,
+    );
+    let list = server.list(&json!({"scenario": "similar", "item_id": "B", "count": 7}));
+    let mug = list["items"].as_array().unwrap().iter().find(|i| i["item_id"] == "A").expect("the mug").clone();
+    assert_eq!(mug["title"], "Alpha mug");
+    assert_eq!(mug["price"], json!({"amount": "1234.50", "currency": "GBP"}));
+    assert_eq!(mug["price_text"], "£1,234.50");
+    assert_eq!(mug["image_url"], "https://shop.example/a.jpg");
+    assert_eq!(mug["link"], "https://shop.example/a");
+    assert_eq!(mug["availability"], "preorder");
+    let saucer = &list["items"].as_array().unwrap().iter().find(|i| i["item_id"] != "A").unwrap().clone();
+    assert_eq!((saucer["image_url"].clone(), saucer["link"].clone()), (Value::Null, Value::Null), "{saucer}");
+    assert_eq!(saucer["availability"], "in_stock", "{saucer}");
+
+    let trimmed = server.list(&json!({"scenario": "similar", "item_id": "B", "fields": ["image_url", "price_text"]}));
+    assert_eq!(ids(&trimmed), ids(&list), "the same list");
+    for item in trimmed["items"].as_array().unwrap() {
+        let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["image_url", "item_id", "price_text"], "{item}");
+    }
+    assert!(trimmed["recommendation_id"].is_string() && trimmed["model_version"].is_i64(), "{trimmed}");
+    let only_ids = server.list(&json!({"scenario": "trending", "count": 2, "fields": []}));
+    assert_eq!(only_ids["items"][0].as_object().unwrap().len(), 1, "{only_ids}");
+    expect_error(
+        server.recommend(&json!({"scenario": "trending", "fields": ["title", "colour"]})),
+        StatusCode::BAD_REQUEST,
+        "invalid_value",
+    );
+    // The OpenAPI document describes the new fields and the options.
+    let openapi = expect(server.client.get(format!("{}/v1/openapi.json", server.base)), StatusCode::OK);
+    let schemas = &openapi["components"]["schemas"];
+    for field in ["price_text", "image_url", "link", "availability"] {
+        assert!(schemas["RecommendedItem"]["properties"][field].is_object(), "{field}: {}", schemas["RecommendedItem"]);
+    }
+    for field in ["fields", "log_impression"] {
+        let properties = &schemas["RecommendationRequest"]["properties"];
+        assert!(properties[field].is_object(), "{field}: {properties}");
+    }
+}
+
 #[test]
 fn bad_requests_and_permissions() {
     let server = TestServer::start();

@@ -35,6 +35,7 @@ use attune_core::input::ScalarValue;
 use attune_core::{Channel, Event, EventId, EventKind, ItemId, RecommendationId, Subject, TenantId, Timestamp, UserId};
 use attune_store::{ModelSnapshotInfo, Store, TimelineQuery};
 use model::{FittedRecs, MODEL_KIND, RecsModel, decode};
+use query::ValidList;
 use request::{Basis, ListRequest, Recommended, Rules, ServedList, Shopper};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -156,16 +157,10 @@ impl RecsService {
         self.active(tenant).ok_or_else(|| EngineError::internal("the trained model was not installed"))
     }
 
-    /// Computes a list with `model` and queues its impression for the shopper. The request's `anchor` item,
-    /// when it names one, must be in the catalog. Blocking.
-    pub fn serve(
-        &self,
-        tenant: &TenantId,
-        model: &RecsModel,
-        request: &ListRequest,
-        rules: &Rules,
-        anchor: Option<&ItemId>,
-    ) -> EngineResult<ServedList> {
+    /// Computes a list with `model` and, unless the list asks not to, queues its impression for the shopper.
+    /// The list's `anchor` item, when it names one, must be in the catalog. Blocking.
+    pub fn serve(&self, tenant: &TenantId, model: &RecsModel, list: &ValidList) -> EngineResult<ServedList> {
+        let ValidList { request, rules, anchor, log_impression } = list;
         let catalog = self.catalog.snapshot(tenant)?;
         if let Some(anchor) = anchor
             && catalog.get(anchor).is_none()
@@ -174,7 +169,8 @@ impl RecsService {
         }
         let items = serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?;
         let recommendation_id = RecommendationId::generate();
-        if !items.is_empty() && (rules.shopper.user.is_some() || rules.shopper.anonymous.is_some()) {
+        let shopper = rules.shopper.user.is_some() || rules.shopper.anonymous.is_some();
+        if *log_impression && shopper && !items.is_empty() {
             let impression = impression(&rules.shopper, &recommendation_id, request.basis.scenario(), &items);
             // Queued for the batched writer: a request never waits for its impression's disk sync.
             self.events.record(tenant.clone(), impression);
