@@ -47,6 +47,9 @@ pub struct SearchParams {
     pub facets: bool,
     /// Correct misspelt words against the catalog before searching.
     pub correct_spelling: bool,
+    /// Store nothing: no `search` event, and the query is not counted for autocomplete (the console's
+    /// playground, previews).
+    pub dry_run: bool,
 }
 
 /// One result.
@@ -86,7 +89,7 @@ pub struct SearchContext<'a> {
     pub events: &'a EventLog,
 }
 
-/// Runs one search (blocking: embeds the query, reads the shopper's events) and logs it.
+/// Runs one search (blocking: embeds the query, reads the shopper's events) and, unless it is a dry run, logs it.
 pub fn search(
     context: &SearchContext<'_>,
     tenant: &TenantId,
@@ -121,7 +124,7 @@ pub fn search(
     warnings.extend(response.warnings.iter().cloned());
     let search_id = uuid::Uuid::now_v7().to_string();
     let result_ids: Vec<ItemId> = response.hits.iter().map(|h| h.item.id.clone()).collect();
-    if !params.query.trim().is_empty() {
+    if !params.dry_run && !params.query.trim().is_empty() {
         // Autocomplete suggests what was searched: a misspelling is not offered to the next shopper.
         context.queries.count(context.store, tenant, query)?;
         if let Some(event) = search_event(params, &search_id, corrected_query.as_deref(), result_ids) {

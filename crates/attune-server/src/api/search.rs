@@ -57,6 +57,9 @@ pub struct SearchQueryParams {
     /// Correct misspelt words against the catalog's words first (default true); the response's
     /// `corrected_query` says when it did. `false` searches the query as typed.
     pub correct_spelling: Option<String>,
+    /// Store nothing about this search (default false): no `search` event in the shopper's history, and the
+    /// query is not counted for autocomplete. For previews and tools such as the console's playground.
+    pub dry_run: Option<String>,
 }
 
 /// The body of `POST /v1/search`: the fields of the `GET` query parameters.
@@ -80,6 +83,8 @@ pub struct SearchBody {
     pub per_page: Option<i64>,
     pub facets: Option<bool>,
     pub correct_spelling: Option<bool>,
+    /// Store nothing about this search (default false).
+    pub dry_run: Option<bool>,
 }
 
 fn number<T: std::str::FromStr>(field: &'static str, text: Option<String>) -> ApiResult<Option<T>> {
@@ -97,6 +102,7 @@ impl SearchQueryParams {
         Ok(SearchBody {
             facets: boolean("facets", self.facets)?,
             correct_spelling: boolean("correct_spelling", self.correct_spelling)?,
+            dry_run: boolean("dry_run", self.dry_run)?,
             price_min: number("price_min", self.price_min)?,
             price_max: number("price_max", self.price_max)?,
             page: number("page", self.page)?,
@@ -143,6 +149,7 @@ pub fn validate(caller: Option<&Caller>, body: SearchBody) -> ApiResult<SearchPa
         per_page: body.per_page,
         facets: body.facets,
         correct_spelling: body.correct_spelling,
+        dry_run: body.dry_run,
     };
     query.validate(|user| caller.map_or(Ok(()), |caller| caller.require_user(user)))
 }
@@ -160,7 +167,7 @@ pub(crate) async fn tenant_index(state: &AppState, tenant: &TenantId) -> ApiResu
     state.run(move |engine| engine.search().index(&tenant)).await
 }
 
-/// Runs a validated search (and logs it) and renders the answer.
+/// Runs a validated search (logged unless it is a dry run) and renders the answer.
 pub(crate) async fn search(state: &AppState, tenant: &TenantId, params: SearchParams) -> ApiResult<SearchResults> {
     let index = tenant_index(state, tenant).await?;
     let tenant = tenant.clone();
@@ -171,7 +178,7 @@ pub(crate) async fn search(state: &AppState, tenant: &TenantId, params: SearchPa
 /// Search the catalog: lexical (BM25, typo tolerant) and, when a model is loaded, semantic retrieval fused,
 /// price phrases ("under 40") and colour/size words understood as filters, personalised for the shopper
 /// (`user_id` or `anonymous_id`) from their recent events. Each hit carries its score breakdown. A search
-/// with a shopper is logged as a `search` event.
+/// with a shopper is logged as a `search` event, unless `dry_run` is true.
 #[utoipa::path(get, path = "/v1/search", tag = "search", params(SearchQueryParams),
     responses((status = 200, body = SearchResults), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody)),

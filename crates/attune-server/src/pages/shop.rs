@@ -485,6 +485,7 @@ async fn search_page(
         per_page: GRID_PAGE,
         facets: true,
         correct_spelling: !params.as_typed.unwrap_or(false),
+        dry_run: false,
     };
     let index = tenant_index(&state, &request.shop.tenant).await?;
     let (tenant, used) = (request.shop.tenant.clone(), index.clone());
