@@ -82,9 +82,8 @@ fn order(id: &str, user: &str, day: u32, items: &[&str]) -> Event {
     .unwrap()
 }
 
-/// A and B are always bought together (12 customers); 9 of them also took the out-of-stock O and 5 the
-/// spoon X; C, D and E are another cluster. `buyer` bought only A; `regular` buys the candle D every 10 days.
-fn seed(store: &dyn Store, tenant: &TenantId) {
+/// The catalog of [`ITEMS`].
+fn seed_items(store: &dyn Store, tenant: &TenantId) {
     let items: Vec<Item> = ITEMS
         .iter()
         .map(|(id, title, stock, category, brand, price)| {
@@ -102,6 +101,12 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
         })
         .collect();
     store.upsert_items(tenant, &items).unwrap();
+}
+
+/// A and B are always bought together (12 customers); 9 of them also took the out-of-stock O and 5 the
+/// spoon X; C, D and E are another cluster. `buyer` bought only A; `regular` buys the candle D every 10 days.
+fn seed(store: &dyn Store, tenant: &TenantId) {
+    seed_items(store, tenant);
     let mut events = Vec::new();
     for c in 0..12u32 {
         let mut basket = vec!["A", "B"];
@@ -1192,6 +1197,62 @@ fn model_versions_and_activation_through_the_api() {
     let openapi = server.get("/v1/openapi.json");
     assert!(openapi["paths"]["/v1/models/recs"]["get"].is_object());
     assert!(openapi["paths"]["/v1/models/recs/{version}/activate"]["post"].is_object());
+}
+
+#[test]
+fn too_little_data_stores_no_model_and_serving_keeps_popularity_and_content() {
+    let (directory, store) = harness::store(false);
+    let tenant = harness::tenant(store.as_ref(), "thin", "Thin Shop");
+    seed_items(store.as_ref(), &tenant);
+    store.append_events(&tenant, &[order("only", "c0", 0, &["A", "B"])]).unwrap();
+    let server = TestServer::launch(directory, store, tenant, EngineConfig::default());
+    server.settle();
+    let started = expect(
+        server
+            .client
+            .post(format!("{}/v1/tasks", server.base))
+            .bearer_auth(&server.secret)
+            .json(&json!({"kind": "train_recs"})),
+        StatusCode::ACCEPTED,
+    );
+    let id = started["task"]["id"].as_str().unwrap().to_string();
+    let clock = std::time::Instant::now();
+    let task = loop {
+        let task = server.get(&format!("/v1/tasks/{id}"));
+        if task["status"] != "running" {
+            break task;
+        }
+        assert!(clock.elapsed() < std::time::Duration::from_secs(60), "training never finished: {task}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        (task["status"].as_str(), task["error_code"].as_str()),
+        (Some("failed"), Some("not_enough_data")),
+        "{task}"
+    );
+    let error = task["error"].as_str().unwrap();
+    let expected = "not enough data to train: item interactions: 2 (training needs 50), shoppers with two or more \
+                    items: 1 (training needs 10)";
+    assert!(error.starts_with(expected), "{error}");
+    assert_eq!(server.versions(), Vec::<i64>::new(), "nothing is stored");
+
+    // Serving goes on from an unstored fit: popularity, and content matches for an item nobody bought.
+    let trending = server.list(&json!({"scenario": "trending", "count": 3}));
+    assert_eq!(trending["model_version"], 0, "{trending}");
+    assert!(ids(&trending).contains(&"A".to_string()), "{trending}");
+    let similar = server.list(&json!({"scenario": "similar", "item_id": "C", "count": 2}));
+    assert_eq!(signals(&similar), vec!["similar_content".to_string(); 2], "{similar}");
+    assert_eq!(server.models()["active_version"], 0);
+
+    // The console's models page says why there is no model.
+    let cookie = format!("attune_console={}", server.secret);
+    let response =
+        server.client.get(format!("{}/console/models", server.base)).header("cookie", &cookie).send().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().unwrap();
+    assert!(html.contains("id=\"not-enough-data\"") && html.contains("Not enough data to train a model yet"), "{html}");
+    assert!(html.contains("item interactions: 2 (training needs 50)"), "{html}");
+    assert!(html.contains("Serving an unstored model fitted on 1 events"), "{html}");
 }
 
 #[test]

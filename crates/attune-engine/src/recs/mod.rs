@@ -10,6 +10,10 @@
 //! background (at most once per interval) and retrained when it is behind. Any kept version can be
 //! activated (a roll-back lasts until the next training or restart).
 //!
+//! A tenant with too little data to train ([`training::check_enough`]) stores nothing: its training ends with
+//! `not_enough_data`, and while no stored version serves, an unstored fit of what there is
+//! ([`training::fit_unstored`], version [`training::UNSTORED_VERSION`]) serves popularity, trending and content matches.
+//!
 //! Module order, top-down: [`request`] (what a list asks and answers) → [`serve`] (the selection path:
 //! [`shopper`] → [`plan`] → [`select`] → [`explain`]) and [`training`] ([`fit`] → [`holdout`] → [`model`]).
 
@@ -41,7 +45,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use training::{TrainOptions, Trained, is_behind, summary, train_with_checkpoints};
+use training::{TrainError, TrainOptions, Trained, UNSTORED_VERSION, is_behind, summary, train_with_checkpoints};
 
 /// The task kind that trains a tenant's model: rescan the event log, fit every recommendation model, measure it
 /// on a leave-one-out holdout, store it as a new snapshot version and swap it in.
@@ -153,7 +157,10 @@ impl RecsService {
             return Ok(model);
         }
         tracing::info!(tenant = %tenant, "no stored recommendation model; training the first one");
-        self.train_and_install(tenant, &|_, _| Ok(()))?;
+        match self.train_and_install(tenant, &|_, _| Ok(())) {
+            Ok(_) | Err(EngineError::NotEnoughData(_)) => {}
+            Err(error) => return Err(error),
+        }
         self.active(tenant).ok_or_else(|| EngineError::internal("the trained model was not installed"))
     }
 
@@ -304,16 +311,28 @@ impl RecsService {
         Ok(None)
     }
 
-    /// Trains a new version and swaps it in; returns the summary.
+    /// Trains a new version and swaps it in; returns the summary. With too little data nothing is stored and
+    /// the answer is `not_enough_data`; a tenant no stored version serves gets an unstored fit meanwhile.
     fn train_and_install(
         &self,
         tenant: &TenantId,
         report: &dyn Fn(&str, f64) -> training::StageResult,
     ) -> EngineResult<String> {
-        let Trained { info, metrics, model } =
-            train_with_checkpoints(self.store.as_ref(), tenant, &self.settings.training, report)?;
-        self.install(tenant, info.version, model);
-        Ok(summary(&info, &metrics))
+        match train_with_checkpoints(self.store.as_ref(), tenant, &self.settings.training, report) {
+            Ok(Trained { info, metrics, model }) => {
+                self.install(tenant, info.version, model);
+                Ok(summary(&info, &metrics))
+            }
+            Err(error @ TrainError::NotEnoughData(_)) => {
+                if self.active(tenant).is_none_or(|model| model.version == UNSTORED_VERSION) {
+                    let fitted = training::fit_unstored(self.store.as_ref(), tenant, &self.settings.training)?;
+                    tracing::info!(tenant = %tenant, %error, "serving an unstored recommendation model");
+                    self.install(tenant, UNSTORED_VERSION, fitted);
+                }
+                Err(error.into())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// The `train_recs` task. A scheduled run skips a tenant whose served model has seen every event.

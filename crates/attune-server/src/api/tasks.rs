@@ -46,6 +46,8 @@ pub struct TaskView {
     pub summary: Option<String>,
     /// Why it failed, when it failed.
     pub error: Option<String>,
+    /// The stable code of the failure, e.g. `not_enough_data` for a `train_recs` on too little data.
+    pub error_code: Option<&'static str>,
 }
 
 impl From<TaskRecord> for TaskView {
@@ -62,6 +64,7 @@ impl From<TaskRecord> for TaskView {
             duration_ms: record.duration_ms,
             summary: record.summary,
             error: record.error,
+            error_code: record.error_code,
         }
     }
 }
