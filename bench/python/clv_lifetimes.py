@@ -43,25 +43,21 @@ def load_summary(data_dir: str) -> pd.DataFrame:
     return summary
 
 
-def log_likelihood(bg: BetaGeoFitter, summary: pd.DataFrame) -> float:
-    """Total log-likelihood at the fitted parameters on the data in weeks (lifetimes fits on rescaled time
-    and stores the mean on that scale)."""
-    params = np.log([bg.params_["r"], bg.params_["alpha"], bg.params_["a"], bg.params_["b"]])
+def log_likelihood(model, summary: pd.DataFrame) -> float:
+    """Total log-likelihood of a BG/NBD-family fit at its parameters on the data in weeks (lifetimes fits on
+    rescaled time and stores the mean on that scale)."""
+    params = np.log([model.params_["r"], model.params_["alpha"], model.params_["a"], model.params_["b"]])
     weights = np.ones(len(summary))
-    mean_nll = BetaGeoFitter._negative_log_likelihood(
+    mean_nll = type(model)._negative_log_likelihood(
         params, summary["frequency"].values, summary["recency"].values, summary["T"].values, weights, 0.0
     )
     return -float(mean_nll) * len(summary)
 
 
-def mbg_log_likelihood(mbg: ModifiedBetaGeoFitter, summary: pd.DataFrame) -> float:
-    """Total MBG/NBD log-likelihood at the fitted parameters on the data in weeks."""
-    params = np.log([mbg.params_["r"], mbg.params_["alpha"], mbg.params_["a"], mbg.params_["b"]])
-    weights = np.ones(len(summary))
-    mean_nll = ModifiedBetaGeoFitter._negative_log_likelihood(
-        params, summary["frequency"].values, summary["recency"].values, summary["T"].values, weights, 0.0
-    )
-    return -float(mean_nll) * len(summary)
+def family_result(model, summary: pd.DataFrame, seconds: float) -> dict:
+    """Parameters, log-likelihood and fit time of a BG/NBD-family fit."""
+    result = {name: model.params_[name] for name in ("r", "alpha", "a", "b")}
+    return {**result, "log_likelihood": log_likelihood(model, summary), "fit_seconds": seconds}
 
 
 def timed_median(fit, repeats: int):
@@ -97,22 +93,8 @@ def main() -> None:
         "version": lifetimes.__version__,
         "customers": n,
         "repeat_customers": len(repeaters),
-        "bg_nbd": {
-            "r": bg.params_["r"],
-            "alpha": bg.params_["alpha"],
-            "a": bg.params_["a"],
-            "b": bg.params_["b"],
-            "log_likelihood": log_likelihood(bg, summary),
-            "fit_seconds": bg_seconds,
-        },
-        "mbg_nbd": {
-            "r": mbg.params_["r"],
-            "alpha": mbg.params_["alpha"],
-            "a": mbg.params_["a"],
-            "b": mbg.params_["b"],
-            "log_likelihood": mbg_log_likelihood(mbg, summary),
-            "fit_seconds": mbg_seconds,
-        },
+        "bg_nbd": family_result(bg, summary, bg_seconds),
+        "mbg_nbd": family_result(mbg, summary, mbg_seconds),
         "gamma_gamma": {
             "p": gg.params_["p"],
             "q": gg.params_["q"],

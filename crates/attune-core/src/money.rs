@@ -141,10 +141,53 @@ impl Money {
         format!("{sign}{}.{:0width$}", abs / scale as u64, abs % scale as u64, width = exponent as usize)
     }
 
+    /// The price for people: the currency's symbol where one is well known (`£1,234.50`), else the code after
+    /// the amount (`1,234.50 CHF`), digits grouped by thousands.
+    pub fn formatted(&self) -> String {
+        let text = self.amount_string();
+        let (sign, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", text.as_str()),
+        };
+        let (whole, fraction) = match unsigned.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (unsigned, None),
+        };
+        let mut amount = group_thousands(whole);
+        if let Some(fraction) = fraction {
+            amount.push('.');
+            amount.push_str(fraction);
+        }
+        let symbol = match self.currency.as_str() {
+            "GBP" => Some("£"),
+            "USD" => Some("$"),
+            "EUR" => Some("€"),
+            "JPY" => Some("¥"),
+            "INR" => Some("₹"),
+            _ => None,
+        };
+        match symbol {
+            Some(symbol) => format!("{sign}{symbol}{amount}"),
+            None => format!("{sign}{amount} {}", self.currency),
+        }
+    }
+
     /// The amount in major units as a float, for analytics only (never for accounting).
     pub fn as_major_f64(&self) -> f64 {
         self.minor_units as f64 / 10_f64.powi(self.currency.exponent() as i32)
     }
+}
+
+/// A run of digits with a comma before every group of three from the right: `1234567` as `1,234,567`.
+pub fn group_thousands(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The written form of [`Money`].
@@ -181,6 +224,15 @@ mod tests {
 
     fn gbp() -> Currency {
         Currency::parse("GBP").unwrap()
+    }
+
+    #[test]
+    fn formats_prices_for_people() {
+        assert_eq!(Money::new(255, gbp()).formatted(), "£2.55");
+        assert_eq!(Money::new(123_456_789, gbp()).formatted(), "£1,234,567.89");
+        assert_eq!(Money::new(-550, gbp()).formatted(), "-£5.50");
+        assert_eq!(Money::new(1500, Currency::parse("CHF").unwrap()).formatted(), "15.00 CHF");
+        assert_eq!(Money::new(1500, Currency::parse("JPY").unwrap()).formatted(), "¥1,500");
     }
 
     #[test]

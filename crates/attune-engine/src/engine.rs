@@ -66,7 +66,7 @@ struct Parts {
     recs: Arc<RecsService>,
     search: Arc<SearchService>,
     insights: Arc<InsightsService>,
-    popular: PopularItems,
+    popular: Arc<PopularItems>,
 }
 
 impl Engine {
@@ -87,20 +87,17 @@ impl Engine {
             settings,
         );
         let settings = SearchSettings { model_dir: config.model_dir.clone(), catalog_tuning: config.catalog_tuning };
-        let search = SearchService::new(store.clone(), catalog.clone(), events.clone(), tasks.clone(), settings);
+        let popular = Arc::new(PopularItems::default());
+        let search = SearchService::new(
+            store.clone(),
+            catalog.clone(),
+            events.clone(),
+            tasks.clone(),
+            popular.clone(),
+            settings,
+        );
         let insights = InsightsService::new(store.clone(), &tasks);
-        let parts = Parts {
-            store,
-            config,
-            background,
-            tasks,
-            events,
-            catalog,
-            recs,
-            search,
-            insights,
-            popular: PopularItems::default(),
-        };
+        let parts = Parts { store, config, background, tasks, events, catalog, recs, search, insights, popular };
         Self { parts: Arc::new(parts) }
     }
 
@@ -135,8 +132,9 @@ impl Engine {
     }
 
     /// The tenant's most ordered items of late, at most `keep`. Blocking.
-    pub fn popular(&self, tenant: &TenantId, keep: usize) -> StoreResult<Arc<Popularity>> {
-        self.parts.popular.get(self.parts.store.as_ref(), tenant, keep)
+    pub fn popular(&self, tenant: &TenantId, keep: usize) -> StoreResult<Popularity> {
+        let all = self.parts.popular.get(self.parts.store.as_ref(), tenant)?;
+        Ok(Popularity { items: all.items.iter().take(keep).cloned().collect(), orders: all.orders })
     }
 
     /// Stores items (all or none) and lets every service see them: the catalog copy is dropped and new

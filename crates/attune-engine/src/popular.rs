@@ -1,4 +1,4 @@
-//! What sells now, for a shop's front page: the items in the most orders among the tenant's latest events
+//! What sells now, for a shop's front page and as search's business signal: the items in the most orders among the tenant's latest events
 //! (without recent orders, what visitors looked at and put in baskets), kept per tenant for [`POPULAR_TTL`].
 
 use attune_core::{EventKind, ItemId, TenantId};
@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 /// How many of the most recent events (by log position) popularity is computed from.
 const POPULAR_WINDOW: usize = 25_000;
+/// Items kept per tenant, most popular first, whatever a caller asks for (the cache is per tenant).
+const POPULAR_KEPT: usize = 5_000;
 /// How long computed popularity is reused before it is computed again.
 pub const POPULAR_TTL: Duration = Duration::from_secs(600);
 
@@ -28,15 +30,15 @@ pub struct PopularItems {
 }
 
 impl PopularItems {
-    /// The tenant's popular items, at most `keep`; computed when missing or older than [`POPULAR_TTL`].
-    /// Blocking.
-    pub fn get(&self, store: &dyn Store, tenant: &TenantId, keep: usize) -> StoreResult<Arc<Popularity>> {
+    /// The tenant's popular items (at most [`POPULAR_KEPT`]; take the first ones you need); computed when missing
+    /// or older than [`POPULAR_TTL`]. Blocking.
+    pub fn get(&self, store: &dyn Store, tenant: &TenantId) -> StoreResult<Arc<Popularity>> {
         if let Some((at, cached)) = self.cached.lock().expect("popularity cache poisoned").get(tenant)
             && at.elapsed() < POPULAR_TTL
         {
             return Ok(cached.clone());
         }
-        let computed = Arc::new(compute(store, tenant, keep)?);
+        let computed = Arc::new(compute(store, tenant, POPULAR_KEPT)?);
         self.cached
             .lock()
             .expect("popularity cache poisoned")

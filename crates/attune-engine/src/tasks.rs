@@ -58,6 +58,8 @@ pub struct TaskRecord {
     pub summary: Option<String>,
     /// Why it failed, when it failed.
     pub error: Option<String>,
+    /// The stable code of the failure (`insufficient_data`, `shutting_down`, ...), when it failed.
+    pub error_code: Option<&'static str>,
 }
 
 /// The work of a task kind: runs on its own thread and returns a one-line summary.
@@ -169,6 +171,7 @@ impl Records {
             duration_ms: None,
             summary: None,
             error: None,
+            error_code: None,
         };
         records.push_front(record.clone());
         while records.len() > KEPT_RECORDS {
@@ -203,6 +206,7 @@ impl Records {
                 }
                 Err(error) => {
                     r.status = TaskStatus::Failed;
+                    r.error_code = Some(error.code());
                     r.error = Some(error.to_string());
                 }
             }

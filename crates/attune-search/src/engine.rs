@@ -11,8 +11,15 @@
 //! 4. fuses the two lists (min-max-normalised weighted scores, lexical 0.7, by default — chosen by
 //!    `attune eval search` over reciprocal rank fusion; every candidate gets its cosine in hybrid mode);
 //!    if lexical retrieval found nothing allowed, the semantic list is used alone and the response says so;
+//!    a candidate found only semantically counts only when its cosine reaches
+//!    [`SearchConfig::semantic_min_similarity`] (calibrated by `attune eval search`), so a query that matches
+//!    nothing returns nothing instead of the nearest neighbours of noise, and `total` and the facets count only
+//!    matching items;
 //! 5. adds the shopper's personal score (brand/category/attribute affinities and similarity to the session's
-//!    items) — an anonymous shopper gets no personal term and exactly the fused order;
+//!    items) — an anonymous shopper gets no personal term and exactly the fused order — and the shop's own
+//!    signal (sales popularity, [`SearchRequest::signals`]): it shares the order of the lexically equivalent
+//!    hits with BM25 ([`SearchConfig::equivalent_signal_weight`]) and breaks ties elsewhere
+//!    ([`SearchConfig::signal_weight`]);
 //! 6. counts facets over the whole result set, sorts (relevance, price, newest) and cuts the requested page.
 //!
 //! Every hit carries its score breakdown (lexical, semantic, fused, personal, total).
@@ -86,6 +93,34 @@ pub struct SearchConfig {
     /// with tuned vectors that would push products the similarity rightly finds (a black handbag) out of the
     /// page. Terms the catalog does not have are left out, as for [`Self::all_terms_first`].
     pub lexical_coordination: f32,
+    /// A candidate that no lexical match found is kept only when its cosine similarity to the query is at least
+    /// this (`f32::MIN`: keep every semantic neighbour). Chosen by `attune eval search` on validation queries and
+    /// products (the highest cut that keeps 95 % of the relevant semantic-only hits), separately for untuned and
+    /// catalog-tuned vectors, whose similarities have different scales.
+    pub semantic_min_similarity: f32,
+    /// Among the lexically equivalent hits (those that hold every query word, [`Self::all_terms_first`]), the
+    /// share of their order given to the shop's signal ([`SearchRequest::signals`], in [0, 1]) rather than to
+    /// BM25's differences (title length, repeated words): 0 orders them by BM25 alone, 1 by the signal alone.
+    /// They stay above every other hit either way, as commerce engines apply a "custom ranking" only after the
+    /// textual criteria.
+    pub equivalent_signal_weight: f32,
+    /// Weight of the signal added to every hit's total: a tie-breaker among hits of about the same relevance.
+    pub signal_weight: f32,
+}
+
+/// [`SearchConfig::semantic_min_similarity`] for MiniLM vectors as they come (`attune eval search`, 2026-12-07:
+/// on the test queries and products it keeps 100 % of the relevant semantic-only hits and drops 14 % of the
+/// others; see docs/EVALUATION.md).
+pub const SEMANTIC_MIN_SIMILARITY: f32 = 0.45;
+/// [`SearchConfig::semantic_min_similarity`] for catalog-tuned vectors (same protocol: keeps 99.9 % of the
+/// relevant semantic-only hits on the test half and drops 14 % of the others).
+pub const SEMANTIC_MIN_SIMILARITY_TUNED: f32 = 0.49;
+
+/// The business signal of an item in `orders` recent orders when the best seller is in `most`: ln(1 + orders) /
+/// ln(1 + most), in [0, 1] (logarithmic, so the long tail still differs from items nobody orders).
+pub fn popularity_signal(orders: u64, most: u64) -> f32 {
+    let most = most.max(orders).max(1) as f32;
+    (1.0 + orders as f32).ln() / (1.0 + most).ln()
 }
 
 impl Default for SearchConfig {
@@ -105,6 +140,9 @@ impl Default for SearchConfig {
             all_terms_first: true,
             all_terms_needs_category: false,
             lexical_coordination: 0.0,
+            semantic_min_similarity: SEMANTIC_MIN_SIMILARITY,
+            equivalent_signal_weight: 0.5,
+            signal_weight: 0.02,
         }
     }
 }
@@ -125,6 +163,7 @@ impl SearchConfig {
             fusion: Fusion::Weighted { lexical: 0.4 },
             lexical_coordination: 3.0,
             all_terms_needs_category: true,
+            semantic_min_similarity: SEMANTIC_MIN_SIMILARITY_TUNED,
             ..Self::default()
         }
     }
@@ -231,6 +270,8 @@ pub struct SearchRequest<'a> {
     /// An extra condition from the caller (e.g. a compiled filter expression).
     pub predicate: Option<&'a dyn Fn(&Item) -> bool>,
     pub profile: Option<&'a ShopperProfile>,
+    /// The shop's own signal per catalog position, in [0, 1] (e.g. sales popularity), if any.
+    pub signals: Option<&'a [f32]>,
     pub sort: SortOrder,
     pub offset: usize,
     pub limit: usize,
@@ -261,6 +302,7 @@ impl<'a> SearchRequest<'a> {
             filters: &NO_FILTERS,
             predicate: None,
             profile: None,
+            signals: None,
             sort: SortOrder::Relevance,
             offset: 0,
             limit: 20,
@@ -289,7 +331,9 @@ pub struct ScoreBreakdown {
     pub relevance: f32,
     /// Personal score in [0, 1 + session weight] (0 for an anonymous shopper).
     pub personal: f32,
-    /// relevance + personal weight · personal.
+    /// The shop's signal for the item in [0, 1] (0 without signals).
+    pub signal: f32,
+    /// relevance + personal weight · personal + signal weight · signal.
     pub total: f32,
 }
 
@@ -430,12 +474,24 @@ impl SearchEngine {
         let retrieved = self.retrieve(request, &scope, &mut warnings)?;
         let mut candidates = self.candidates(&scope, &retrieved);
         if retrieved.mode != SearchMode::Browse {
-            self.fuse_scores(&scope, &retrieved, &mut candidates);
+            self.fuse_scores(&scope, &retrieved, request.signals, &mut candidates);
         }
         if self.config.attribute_mode == AttributeMode::Boost && !parsed.attributes.is_empty() {
             self.boost_attributes(&parsed, &mut candidates);
         }
+        if retrieved.semantic_used && retrieved.has_text {
+            // After the fusion, whose normalisation saw every candidate: a candidate only the semantic list found
+            // must be close enough to count as a match of the words. (Without words left, every query word was
+            // understood as a filter, and every allowed item matches.)
+            let threshold = self.config.semantic_min_similarity;
+            candidates.retain(|_, score| score.lexical.is_some() || score.semantic.is_some_and(|s| s >= threshold));
+            if candidates.is_empty() && retrieved.mode == SearchMode::SemanticFallback {
+                warnings.retain(|w| w != SEMANTIC_FALLBACK_WARNING);
+                warnings.push("no product matches the words, by spelling or by meaning".to_string());
+            }
+        }
         let mut ranked = self.personalise(request.profile, candidates);
+        self.add_signals(request.signals, &mut ranked);
         self.order_page(request, &mut ranked);
         let facets = request.facets.then(|| self.facets.count(ranked.iter().map(|(p, _)| *p), self.config.facet_limit));
         let total = ranked.len();
@@ -523,7 +579,7 @@ impl SearchEngine {
             (SearchMode::Browse, false, false)
         } else if lexical.is_empty() && !semantic.is_empty() {
             if !text_is_empty {
-                warnings.push("no lexical match passes the filters: showing semantic matches".to_string());
+                warnings.push(SEMANTIC_FALLBACK_WARNING.to_string());
             }
             (SearchMode::SemanticFallback, false, true)
         } else if semantic.is_empty() {
@@ -531,7 +587,7 @@ impl SearchEngine {
         } else {
             (SearchMode::Hybrid, true, true)
         };
-        Ok(Retrieved { vector_query, lexical, semantic, mode, lexical_used, semantic_used })
+        Ok(Retrieved { vector_query, lexical, semantic, mode, lexical_used, semantic_used, has_text: !text_is_empty })
     }
 
     /// Every candidate with its lexical and semantic score and rank (in browse mode, every allowed item).
@@ -571,7 +627,13 @@ impl SearchEngine {
 
     /// Each candidate's relevance: the fusion of its lexical part (weighed by the share of the query's words it
     /// holds) and its semantic part; then, above every fused score, the hits holding every query term.
-    fn fuse_scores(&self, scope: &Scope, retrieved: &Retrieved<'_>, candidates: &mut HashMap<usize, ScoreBreakdown>) {
+    fn fuse_scores(
+        &self,
+        scope: &Scope,
+        retrieved: &Retrieved<'_>,
+        signals: Option<&[f32]>,
+        candidates: &mut HashMap<usize, ScoreBreakdown>,
+    ) {
         let config = &self.config;
         let (lexical_used, semantic_used) = (retrieved.lexical_used, retrieved.semantic_used);
         let lexical_range = score_range(if lexical_used { &retrieved.lexical[..] } else { &[] });
@@ -601,14 +663,18 @@ impl SearchEngine {
         }
         if config.all_terms_first && lexical_used && !terms.is_empty() {
             // Above every fused score (at most 1 + 1e-3): the hits holding every query term the catalog has, by
-            // BM25. A term it does not have is left out (a brand the shop does not carry; a typo was corrected
-            // above when some item holds the corrected reading).
+            // BM25 and the shop's signal. A term it does not have is left out (a brand the shop does not carry;
+            // a typo was corrected above when some item holds the corrected reading).
+            let share = if signals.is_some() { config.equivalent_signal_weight.clamp(0.0, 1.0) } else { 0.0 };
+            let signal =
+                |position: usize| signals.and_then(|s| s.get(position)).copied().unwrap_or(0.0).clamp(0.0, 1.0);
             for (position, _) in retrieved.lexical.iter().take(ALL_TERMS_CHECKED) {
                 let described = !self.items[*position].category_path.is_empty();
                 if self.catalog_words.holds_every(*position, &terms) && (described || !config.all_terms_needs_category)
                 {
                     let score = candidates.get_mut(position).expect("lexical hits are candidates");
-                    score.relevance = 2.0 + normalised(score.lexical, lexical_range);
+                    score.relevance =
+                        2.0 + (1.0 - share) * normalised(score.lexical, lexical_range) + share * signal(*position);
                 }
             }
         }
@@ -675,12 +741,21 @@ impl SearchEngine {
         ranked
     }
 
+    /// Adds the shop's signal, weighted, to every ranked hit's total.
+    fn add_signals(&self, signals: Option<&[f32]>, ranked: &mut [(usize, ScoreBreakdown)]) {
+        let Some(signals) = signals else { return };
+        for (position, score) in ranked.iter_mut() {
+            score.signal = signals.get(*position).copied().unwrap_or(0.0).clamp(0.0, 1.0);
+            score.total += self.config.signal_weight * score.signal;
+        }
+    }
+
     /// Orders the requested page by the request's sort (ties by total score, then position); only the page
     /// needs its order, the rest is cut off (a broad query has thousands).
     fn order_page(&self, request: &SearchRequest<'_>, ranked: &mut [(usize, ScoreBreakdown)]) {
         let price = |position: usize| self.items[position].price.as_ref().map(|p| p.as_major_f64());
         let order = |a: &(usize, ScoreBreakdown), b: &(usize, ScoreBreakdown)| {
-            let by_relevance = b.1.total.total_cmp(&a.1.total);
+            let by_relevance = b.1.total.total_cmp(&a.1.total).then(b.1.signal.total_cmp(&a.1.signal));
             let primary = match request.sort {
                 SortOrder::Relevance => by_relevance,
                 SortOrder::PriceAscending => compare_prices(price(a.0), price(b.0)).then(by_relevance),
@@ -724,6 +799,8 @@ struct Retrieved<'r> {
     mode: SearchMode,
     lexical_used: bool,
     semantic_used: bool,
+    /// Whether the query has words left to match (not only understood filters).
+    has_text: bool,
 }
 
 /// Prices ascending with unpriced items last.
@@ -776,8 +853,11 @@ fn normalised(value: Option<f32>, (lo, hi): (f32, f32)) -> f32 {
     }
 }
 
+/// The warning of a search whose words match no product lexically.
+const SEMANTIC_FALLBACK_WARNING: &str = "no lexical match passes the filters: showing semantic matches";
+
 /// How many of the top lexical hits [`SearchConfig::all_terms_first`] checks for every query term.
-const ALL_TERMS_CHECKED: usize = 100;
+const ALL_TERMS_CHECKED: usize = 1000;
 
 /// A candidate's relevance from its lexical and semantic scores; in weighted fusion its lexical part is
 /// scaled by `lexical_factor` ([`SearchConfig::lexical_coordination`]).

@@ -27,8 +27,9 @@ pub mod vector;
 pub use autocomplete::{Autocomplete, Suggestion, SuggestionSource};
 pub use catalog_tuning::{CatalogTuning, TuningConfig, TuningExample, TuningParts, description_text};
 pub use engine::{
-    AttributeMode, Filters, Fusion, Retrieval, ScoreBreakdown, SearchConfig, SearchEngine, SearchHit, SearchMode,
-    SearchRequest, SearchResponse, SortOrder, is_in_stock,
+    AttributeMode, Filters, Fusion, Retrieval, SEMANTIC_MIN_SIMILARITY, SEMANTIC_MIN_SIMILARITY_TUNED, ScoreBreakdown,
+    SearchConfig, SearchEngine, SearchHit, SearchMode, SearchRequest, SearchResponse, SortOrder, is_in_stock,
+    popularity_signal,
 };
 pub use error::SearchError;
 pub use facets::{FacetCount, Facets, PriceRangeCount};

@@ -600,3 +600,32 @@ fn misspelt_words_are_corrected_against_the_catalog() {
     // ... unless no item holds the query so read.
     assert_eq!(engine.correct_spelling("women shits"), None);
 }
+
+/// A product only the semantic list finds counts only when it is close to the query: a query that matches no
+/// word and is near nothing returns nothing (and `total` and the facets say so), while a close neighbour stays.
+#[test]
+fn semantic_only_hits_count_only_above_the_similarity_threshold() {
+    let unit = |cosine: f32| vec![cosine, (1.0 - cosine * cosine).sqrt(), 0.0];
+    let items = vec![titled("lantern", "White metal lantern"), titled("mug", "Blue mug"), titled("candle", "Candle")];
+    let vectors = vec![unit(0.2), unit(0.1), unit(0.9)];
+    let config = SearchConfig { semantic_min_similarity: 0.5, ..SearchConfig::default() };
+    let engine = SearchEngine::build(items, Some(&vectors), config).unwrap();
+    let query_vector = [1.0, 0.0, 0.0];
+    let far = [0.0, 0.0, 1.0];
+    let search = |query: &str, vector: &[f32]| {
+        let response =
+            engine.search(&SearchRequest { query_vector: Some(vector), ..SearchRequest::new(query) }).unwrap();
+        (response.total, ids(&response), response.facets.map(|f| f.price.iter().map(|p| p.count).sum::<usize>()))
+    };
+    assert_eq!(search("xyzzy", &far), (0, Vec::<String>::new(), Some(0)), "noise matches nothing");
+    let (total, found, _) = search("lantern", &query_vector);
+    assert_eq!(
+        (total, found),
+        (2, vec!["lantern".to_string(), "candle".to_string()]),
+        "the lexical hit and one close neighbour"
+    );
+    let open = SearchConfig { semantic_min_similarity: f32::MIN, ..SearchConfig::default() };
+    let engine = SearchEngine::build(engine.items().to_vec(), Some(&vectors), open).unwrap();
+    let response = engine.search(&SearchRequest { query_vector: Some(&far), ..SearchRequest::new("xyzzy") }).unwrap();
+    assert_eq!(response.total, 3, "without the threshold every neighbour counts");
+}

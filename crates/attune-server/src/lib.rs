@@ -9,6 +9,7 @@ pub mod api;
 mod auth;
 mod body;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod pages;
 mod state;
@@ -105,7 +106,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render())
 }
 
 async fn not_found() -> ApiError {

@@ -1,5 +1,6 @@
 //! Prometheus metrics, served at `/metrics`: HTTP requests by route and status, request latency, and
-//! event ingestion counts.
+//! event ingestion counts. The body is the OpenMetrics text format (`prometheus_client`'s text encoder: counters
+//! end in `_total`, the body in `# EOF`), sent with that format's content type, [`CONTENT_TYPE`].
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -7,6 +8,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
+
+/// The content type of what [`Metrics::render`] writes: OpenMetrics 1.0 text, which Prometheus scrapes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -60,7 +64,7 @@ impl Metrics {
         self.http_request_seconds.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
     }
 
-    /// The metrics in the Prometheus text exposition format.
+    /// The metrics in the OpenMetrics text format (serve it as [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a string cannot fail");

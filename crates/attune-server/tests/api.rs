@@ -443,7 +443,11 @@ fn health_metrics_and_openapi_are_served() {
     expect(server.post(&server.alpha_secret, "/v1/events", &view("e1", "u", "a")), StatusCode::OK);
     let response = server.client.get(format!("{}/metrics", server.base)).send().unwrap();
     assert!(response.headers().get("x-request-id").is_some(), "every response has a request id");
+    // The encoder writes OpenMetrics text (`_total` counters, a closing `# EOF`): the content type says so.
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert_eq!(content_type, "application/openmetrics-text; version=1.0.0; charset=utf-8");
     let metrics = response.text().unwrap();
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     assert!(
         metrics.contains(r#"attune_http_requests_total{method="POST",route="/v1/events",status="200"} 1"#),
         "{metrics}"
@@ -513,4 +517,51 @@ fn events_outside_the_accepted_time_window_are_rejected_and_nothing_of_their_bat
     let mut now = recent.clone();
     now.as_object_mut().unwrap().remove("timestamp");
     expect(narrow.post(&narrow.alpha_secret, "/v1/events", &now), StatusCode::OK);
+}
+
+/// A malformed query string or a path id that is not UTF-8 once percent-decoded is answered by the error table
+/// (400 `invalid_parameter`, JSON) on every route that reads one, never by the framework's plain-text 400.
+#[test]
+fn bad_query_strings_and_path_ids_get_json_errors_on_every_route() {
+    let server = TestServer::start();
+    let key = &server.alpha_secret;
+    let url = |path: &str| format!("{}{path}", server.base);
+    let client = &server.client;
+    let requests = [
+        client.get(url("/v1/items?limit=abc")),
+        client.get(url("/v1/items?limit=-1")),
+        client.get(url("/v1/users?limit=1e3")),
+        client.get(url("/v1/users/u1/timeline?before=yesterday")),
+        client.get(url("/v1/customers/at-risk?limit=ten")),
+        client.get(url("/v1/customers/at-risk?max_p_alive=high")),
+        client.get(url("/v1/forecast?horizon=soon")),
+        client.get(url("/v1/inventory/reorder?lead_time_days=abc")),
+        client.get(url("/v1/items/%FF")),
+        client.put(url("/v1/items/%FF")).json(&json!({"title": "x"})),
+        client.delete(url("/v1/items/%C3%28")),
+        client.get(url("/v1/users/%FF")),
+        client.put(url("/v1/users/%FF")).json(&json!({})),
+        client.delete(url("/v1/users/%FF")),
+        client.get(url("/v1/users/%FF/timeline")),
+        client.get(url("/v1/customers/%FF/insights")),
+        client.get(url("/v1/tasks/%FF")),
+        client.post(url("/v1/models/recs/%FF/activate")),
+        client.delete(url("/v1/keys/%FF")),
+    ];
+    for request in requests {
+        let request = request.bearer_auth(key).build().unwrap();
+        let shown = format!("{} {}", request.method(), request.url());
+        let response = client.execute(request).unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{shown}");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(content_type, "application/json", "{shown}");
+        let error: Value = response.json().unwrap();
+        assert_eq!(error["code"], "invalid_parameter", "{shown}: {error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{shown}: {error}");
+    }
+    // The message says what was wrong.
+    let error = expect_error(server.get(key, "/v1/items?limit=abc"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    assert!(error["message"].as_str().unwrap().contains("limit"), "{error}");
+    let error = expect_error(server.get(key, "/v1/items/%FF"), StatusCode::BAD_REQUEST, "invalid_parameter");
+    assert!(error["message"].as_str().unwrap().contains("UTF-8"), "{error}");
 }

@@ -345,6 +345,11 @@ fn the_catalog_searches_pages_and_escapes() {
         StatusCode::NOT_FOUND,
     );
     assert!(missing.contains("No item with this id"));
+    // A path id that is not UTF-8 is an error page too, not the framework's plain text.
+    for path in ["/console/catalog/%FF", "/console/customers/%FF", "/shop/products/%FF"] {
+        let bad = page(server.get(path, &format!("attune_console={}", server.shop_secret)), StatusCode::BAD_REQUEST);
+        assert!(bad.contains("UTF-8"), "{path}: {bad}");
+    }
 }
 
 #[test]

@@ -82,9 +82,8 @@ fn order(id: &str, user: &str, day: u32, items: &[&str]) -> Event {
     .unwrap()
 }
 
-/// A and B are always bought together (12 customers); 9 of them also took the out-of-stock O and 5 the
-/// spoon X; C, D and E are another cluster. `buyer` bought only A; `regular` buys the candle D every 10 days.
-fn seed(store: &dyn Store, tenant: &TenantId) {
+/// The catalog of [`ITEMS`].
+fn seed_items(store: &dyn Store, tenant: &TenantId) {
     let items: Vec<Item> = ITEMS
         .iter()
         .map(|(id, title, stock, category, brand, price)| {
@@ -102,6 +101,12 @@ fn seed(store: &dyn Store, tenant: &TenantId) {
         })
         .collect();
     store.upsert_items(tenant, &items).unwrap();
+}
+
+/// A and B are always bought together (12 customers); 9 of them also took the out-of-stock O and 5 the
+/// spoon X; C, D and E are another cluster. `buyer` bought only A; `regular` buys the candle D every 10 days.
+fn seed(store: &dyn Store, tenant: &TenantId) {
+    seed_items(store, tenant);
     let mut events = Vec::new();
     for c in 0..12u32 {
         let mut basket = vec!["A", "B"];
@@ -285,6 +290,103 @@ fn for_you_explains_with_the_shoppers_own_history_and_logs_an_impression() {
     let trending = expect(server.recommend(&json!({"scenario": "trending", "count": 3})), StatusCode::OK);
     assert_eq!(ids(&trending).len(), 3);
     assert_eq!(trending["items"][0]["explanation"]["text"], "Trending this week");
+}
+
+impl TestServer {
+    /// The impression events of `user` in the store, oldest first: (recommendation id, items).
+    fn impressions_of(&self, user: &str) -> Vec<(String, Vec<String>)> {
+        let user = UserId::parse(user).unwrap();
+        let query = TimelineQuery { before_seq: None, limit: 100 };
+        let timeline = self.store.user_timeline(&self.tenant, &user, &query).unwrap();
+        let mut found: Vec<(String, Vec<String>)> = timeline
+            .events
+            .into_iter()
+            .filter_map(|stored| match stored.event.kind {
+                EventKind::Impression { recommendation_id, item_ids, .. } => {
+                    Some((recommendation_id.to_string(), item_ids.iter().map(ToString::to_string).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        found.reverse();
+        found
+    }
+}
+
+#[test]
+fn log_impression_false_serves_the_list_without_storing_an_impression() {
+    let server = TestServer::start();
+    let body = json!({"scenario": "for_you", "user_id": "buyer", "log_impression": false});
+    let silent = server.list(&body);
+    assert!(!ids(&silent).is_empty(), "{silent}");
+    // The default logs; the writer is first in, first out, so once this one is stored the one before would be.
+    let logged = server.list(&json!({"scenario": "for_you", "user_id": "buyer"}));
+    let logged_id = logged["recommendation_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let impressions = loop {
+        let impressions = server.impressions_of("buyer");
+        if impressions.iter().any(|(id, _)| *id == logged_id) || std::time::Instant::now() > deadline {
+            break impressions;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stored: Vec<&String> = impressions.iter().map(|(id, _)| id).collect();
+    assert_eq!(stored, vec![&logged_id], "only the default request stores an impression");
+    assert_eq!(impressions[0].1, ids(&logged));
+    expect_error(
+        server.recommend(&json!({"scenario": "trending", "log_impression": "no"})),
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+    );
+}
+
+#[test]
+fn items_carry_what_a_widget_shows_and_fields_trims_them() {
+    let server = TestServer::start();
+    expect(
+        server.client.put(format!("{}/v1/items/A", server.base)).bearer_auth(&server.secret).json(&json!({
+            "title": "Alpha mug", "price": "1234.50", "currency": "GBP", "category": "Home > Kitchen",
+            "brand": "Acme", "image_url": "https://shop.example/a.jpg", "link": "https://shop.example/a",
+            "availability": "preorder",
+        })),
+        StatusCode::OK,
+    );
+    let list = server.list(&json!({"scenario": "similar", "item_id": "B", "count": 7}));
+    let mug = list["items"].as_array().unwrap().iter().find(|i| i["item_id"] == "A").expect("the mug").clone();
+    assert_eq!(mug["title"], "Alpha mug");
+    assert_eq!(mug["price"], json!({"amount": "1234.50", "currency": "GBP"}));
+    assert_eq!(mug["price_text"], "£1,234.50");
+    assert_eq!(mug["image_url"], "https://shop.example/a.jpg");
+    assert_eq!(mug["link"], "https://shop.example/a");
+    assert_eq!(mug["availability"], "preorder");
+    let saucer = &list["items"].as_array().unwrap().iter().find(|i| i["item_id"] != "A").unwrap().clone();
+    assert_eq!((saucer["image_url"].clone(), saucer["link"].clone()), (Value::Null, Value::Null), "{saucer}");
+    assert_eq!(saucer["availability"], "in_stock", "{saucer}");
+
+    let trimmed = server.list(&json!({"scenario": "similar", "item_id": "B", "fields": ["image_url", "price_text"]}));
+    assert_eq!(ids(&trimmed), ids(&list), "the same list");
+    for item in trimmed["items"].as_array().unwrap() {
+        let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["image_url", "item_id", "price_text"], "{item}");
+    }
+    assert!(trimmed["recommendation_id"].is_string() && trimmed["model_version"].is_i64(), "{trimmed}");
+    let only_ids = server.list(&json!({"scenario": "trending", "count": 2, "fields": []}));
+    assert_eq!(only_ids["items"][0].as_object().unwrap().len(), 1, "{only_ids}");
+    expect_error(
+        server.recommend(&json!({"scenario": "trending", "fields": ["title", "colour"]})),
+        StatusCode::BAD_REQUEST,
+        "invalid_value",
+    );
+    // The OpenAPI document describes the new fields and the options.
+    let openapi = expect(server.client.get(format!("{}/v1/openapi.json", server.base)), StatusCode::OK);
+    let schemas = &openapi["components"]["schemas"];
+    for field in ["price_text", "image_url", "link", "availability"] {
+        assert!(schemas["RecommendedItem"]["properties"][field].is_object(), "{field}: {}", schemas["RecommendedItem"]);
+    }
+    for field in ["fields", "log_impression"] {
+        let properties = &schemas["RecommendationRequest"]["properties"];
+        assert!(properties[field].is_object(), "{field}: {properties}");
+    }
 }
 
 #[test]
@@ -1095,6 +1197,62 @@ fn model_versions_and_activation_through_the_api() {
     let openapi = server.get("/v1/openapi.json");
     assert!(openapi["paths"]["/v1/models/recs"]["get"].is_object());
     assert!(openapi["paths"]["/v1/models/recs/{version}/activate"]["post"].is_object());
+}
+
+#[test]
+fn too_little_data_stores_no_model_and_serving_keeps_popularity_and_content() {
+    let (directory, store) = harness::store(false);
+    let tenant = harness::tenant(store.as_ref(), "thin", "Thin Shop");
+    seed_items(store.as_ref(), &tenant);
+    store.append_events(&tenant, &[order("only", "c0", 0, &["A", "B"])]).unwrap();
+    let server = TestServer::launch(directory, store, tenant, EngineConfig::default());
+    server.settle();
+    let started = expect(
+        server
+            .client
+            .post(format!("{}/v1/tasks", server.base))
+            .bearer_auth(&server.secret)
+            .json(&json!({"kind": "train_recs"})),
+        StatusCode::ACCEPTED,
+    );
+    let id = started["task"]["id"].as_str().unwrap().to_string();
+    let clock = std::time::Instant::now();
+    let task = loop {
+        let task = server.get(&format!("/v1/tasks/{id}"));
+        if task["status"] != "running" {
+            break task;
+        }
+        assert!(clock.elapsed() < std::time::Duration::from_secs(60), "training never finished: {task}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        (task["status"].as_str(), task["error_code"].as_str()),
+        (Some("failed"), Some("insufficient_data")),
+        "{task}"
+    );
+    let error = task["error"].as_str().unwrap();
+    let expected = "not enough data to train: item interactions: 2 (training needs 50), shoppers with two or more \
+                    items: 1 (training needs 10)";
+    assert!(error.starts_with(expected), "{error}");
+    assert_eq!(server.versions(), Vec::<i64>::new(), "nothing is stored");
+
+    // Serving goes on from an unstored fit: popularity, and content matches for an item nobody bought.
+    let trending = server.list(&json!({"scenario": "trending", "count": 3}));
+    assert_eq!(trending["model_version"], 0, "{trending}");
+    assert!(ids(&trending).contains(&"A".to_string()), "{trending}");
+    let similar = server.list(&json!({"scenario": "similar", "item_id": "C", "count": 2}));
+    assert_eq!(signals(&similar), vec!["similar_content".to_string(); 2], "{similar}");
+    assert_eq!(server.models()["active_version"], 0);
+
+    // The console's models page says why there is no model.
+    let cookie = format!("attune_console={}", server.secret);
+    let response =
+        server.client.get(format!("{}/console/models", server.base)).header("cookie", &cookie).send().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().unwrap();
+    assert!(html.contains("id=\"not-enough-data\"") && html.contains("Not enough data to train a model yet"), "{html}");
+    assert!(html.contains("item interactions: 2 (training needs 50)"), "{html}");
+    assert!(html.contains("Serving an unstored model fitted on 1 events"), "{html}");
 }
 
 #[test]

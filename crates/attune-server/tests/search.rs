@@ -6,12 +6,13 @@
 
 mod harness;
 
+use attune_core::UserId;
 use attune_core::input::{AmountInput, ScalarValue, TimeInput};
 use attune_core::{ApiKeyKind, Event, EventInput, EventKind, Item, ItemInput, OrderLineInput, TenantId, Timestamp};
 use attune_engine::EngineConfig;
 use attune_search::TuningConfig;
 use attune_server::ServerOptions;
-use attune_store::Store;
+use attune_store::{Store, TimelineQuery};
 use harness::Server;
 use reqwest::StatusCode;
 use reqwest::blocking::RequestBuilder;
@@ -337,6 +338,43 @@ fn a_search_is_logged_and_autocomplete_suggests_it() {
 }
 
 #[test]
+fn dry_runs_and_the_console_playground_store_nothing() {
+    let server = TestServer::start(None);
+    let fan = UserId::parse("fan").unwrap();
+    let timeline = || {
+        let query = TimelineQuery { before_seq: None, limit: 1_000 };
+        let events = server.store.user_timeline(&server.tenant, &fan, &query).unwrap().events;
+        events.into_iter().map(|stored| stored.seq).collect::<Vec<_>>()
+    };
+    let before = timeline();
+    let events_before = server.store.stats(&server.tenant).unwrap().events;
+    let query = [("q", "waterproof boots"), ("user_id", "fan"), ("dry_run", "true")];
+    let results = expect(server.get(&query), StatusCode::OK);
+    assert!(ids(&results).contains(&"B1".to_string()), "{results}");
+    let body = json!({"q": "waterproof boots", "user_id": "fan", "dry_run": true});
+    expect(server.post(&body), StatusCode::OK);
+    let cookie = format!("attune_console={}", server.secret);
+    let console = html(
+        server
+            .client
+            .get(format!("{}/console/search", server.base))
+            .query(&[("q", "waterproof boots"), ("user_id", "fan")])
+            .header("cookie", &cookie),
+    );
+    assert!(console.contains("id=\"search-hits\""), "{console}");
+    expect_error(server.get(&[("q", "boots"), ("dry_run", "maybe")]), "invalid_value");
+    // A logged search after them: the batched writer is first in, first out, so once it is stored anything
+    // queued before it would be too.
+    expect(server.get(&[("q", "ceramic teapot"), ("user_id", "fan")]), StatusCode::OK);
+    server.logged_search(Some("ceramic teapot"));
+    let after = timeline();
+    assert_eq!(after.len(), before.len() + 1, "only the logged search joined the timeline");
+    assert_eq!(server.store.stats(&server.tenant).unwrap().events, events_before + 1);
+    let suggestions = server.autocomplete(&[("q", "waterp")]);
+    assert!(suggestions["suggestions"].as_array().unwrap().iter().all(|s| s["source"] != "query"), "{suggestions}");
+}
+
+#[test]
 fn hybrid_search_after_the_embed_task_when_the_model_is_present() {
     let Some(model_dir) = attune_text::default_model_dir().filter(|dir| dir.is_dir()) else {
         eprintln!("no model directory; skipping the hybrid search test");
@@ -571,4 +609,19 @@ fn an_item_written_through_the_api_is_found_at_once() {
     );
     let after = expect(server.get(&[("q", "linen shirt")]), StatusCode::OK);
     assert_eq!(ids(&after).first().map(String::as_str), Some("N1"), "{after}");
+}
+
+/// A query that matches nothing answers zero hits, and separately labelled alternatives: the shop's best sellers
+/// (and, when spelling correction was turned off, the catalog's reading of the words).
+#[test]
+fn a_query_without_matches_gets_zero_hits_and_labelled_popular_items() {
+    let server = TestServer::start(None);
+    let results = expect(server.get(&[("q", "xyzzy")]), StatusCode::OK);
+    assert_eq!(results["total"], 0, "{results}");
+    assert!(results["hits"].as_array().unwrap().is_empty(), "{results}");
+    let popular = results["no_match"]["popular"].as_array().expect("popular items are offered");
+    assert!(!popular.is_empty() && popular.iter().all(|p| p["item_id"].is_string()), "{results}");
+    let matched = expect(server.get(&[("q", "jumper")]), StatusCode::OK);
+    assert!(matched["no_match"].is_null(), "{matched}");
+    assert!(matched["hits"][0]["score"]["popularity"].as_f64().is_some(), "{matched}");
 }

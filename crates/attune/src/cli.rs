@@ -414,7 +414,8 @@ fn demo_console_key(store: &dyn Store, tenant: &TenantId) -> anyhow::Result<Stri
     Ok(create_api_key(store, tenant, ApiKeyKind::Secret, DEMO_CONSOLE_KEY_LABEL)?.key)
 }
 
-/// `attune train`: the same training the `train_recs` task runs, against the store.
+/// `attune train`: the same training the `train_recs` task runs, against the store. Too little data is an
+/// error that says how much there is and how much training needs.
 fn train(options: &Options, tenant: &str) -> anyhow::Result<()> {
     let store = open_store(options)?;
     let tenant = parse_tenant(tenant)?;
@@ -423,7 +424,11 @@ fn train(options: &Options, tenant: &str) -> anyhow::Result<()> {
     }
     let train_options = TrainOptions { seed: options.train_seed, ..Default::default() };
     let report = |stage: &str, fraction: f64| tracing::debug!(stage, fraction, "training");
-    let trained = training::train(&store, &tenant, &train_options, &report)?;
+    let trained = match training::train(&store, &tenant, &train_options, &report) {
+        Ok(trained) => trained,
+        Err(error @ training::TrainError::NotEnoughData(_)) => bail!("tenant `{tenant}`: {error}; nothing was stored"),
+        Err(error) => return Err(error.into()),
+    };
     println!("{}", training::summary(&trained.info, &trained.metrics));
     println!("{}", serde_json::to_string_pretty(&trained.metrics)?);
     Ok(())

@@ -9,10 +9,13 @@
 //! Three measurements, all against a real server with a temporary SQLite store in this process:
 //! 1. latency per scenario in process: request bodies passed one at a time to
 //!    `attune_server::api::recommendations::recommend_in_process`, the handler's own steps without the socket
-//!    (JSON, validation, model, rules, explanations, impression queued), p50/p99/max;
+//!    (JSON, validation, model, rules, explanations), p50/p99/max;
 //! 2. the same over loopback HTTP through the server's whole stack (routing, authentication, tokio);
 //! 3. throughput: `wrk` (when installed, e.g. `apt-get install wrk`) against the server's loopback port, per
 //!    scenario, with a Lua script that rotates request bodies.
+//!
+//! Every request says `"log_impression": false`: a load test is not shoppers seeing lists, so it stores no
+//! `impression` events.
 
 use anyhow::{Context, bail, ensure};
 use attune_core::SplitMix64;
@@ -226,24 +229,27 @@ fn event_input(
     }
 }
 
+/// What every benchmark request asks besides its scenario: ten items, and no `impression` event stored (a load
+/// test is not shoppers seeing lists; before, one run stored tens of thousands of impressions).
+const COMMON_FIELDS: &str = r#""count":10,"log_impression":false"#;
+
 /// One request body per scenario and draw.
 fn request_body(scenario: &str, rng: &mut SplitMix64, items: &[Item], shoppers: usize) -> String {
     let user = format!("u{}", rng.below(shoppers));
     let item = items[rng.below(items.len())].id.to_string();
-    match scenario {
-        "similar" | "bought_together" => format!(r#"{{"scenario":"{scenario}","item_id":"{item}","count":10}}"#),
+    let fields = match scenario {
+        "similar" | "bought_together" => format!(r#""scenario":"{scenario}","item_id":"{item}""#),
         "complete_cart" => {
             let second = items[rng.below(items.len())].id.to_string();
-            format!(
-                r#"{{"scenario":"complete_cart","user_id":"{user}","cart_item_ids":["{item}","{second}"],"count":10}}"#
-            )
+            format!(r#""scenario":"complete_cart","user_id":"{user}","cart_item_ids":["{item}","{second}"]"#)
         }
-        "trending" => r#"{"scenario":"trending","count":10}"#.to_string(),
-        "for_you_rules" => format!(
-            r#"{{"scenario":"for_you","user_id":"{user}","count":10,"filter":"price < 150","max_per_category":3}}"#
-        ),
-        other => format!(r#"{{"scenario":"{other}","user_id":"{user}","count":10}}"#),
-    }
+        "trending" => r#""scenario":"trending""#.to_string(),
+        "for_you_rules" => {
+            format!(r#""scenario":"for_you","user_id":"{user}","filter":"price < 150","max_per_category":3"#)
+        }
+        other => format!(r#""scenario":"{other}","user_id":"{user}""#),
+    };
+    format!("{{{fields},{COMMON_FIELDS}}}")
 }
 
 const SCENARIOS: [&str; 9] = [
@@ -558,4 +564,23 @@ fn parse_wrk(text: &str) -> (String, String, String) {
             .to_string()
     };
     (find("Requests/sec:"), find("50%"), find("99%"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every body the benchmark sends (in process, over HTTP, through wrk) asks for no impression.
+    #[test]
+    fn every_request_body_opts_out_of_impressions() {
+        let input = ItemInput { id: Some("a".into()), title: Some("A".into()), ..Default::default() };
+        let items = vec![Item::parse(input, Timestamp::now()).unwrap()];
+        let mut rng = SplitMix64::new(1);
+        for scenario in SCENARIOS {
+            let body: serde_json::Value = serde_json::from_str(&request_body(scenario, &mut rng, &items, 5)).unwrap();
+            assert_eq!(body["log_impression"], false, "{scenario}: {body}");
+            assert_eq!(body["count"], 10, "{scenario}: {body}");
+            assert!(body["scenario"].is_string(), "{scenario}: {body}");
+        }
+    }
 }

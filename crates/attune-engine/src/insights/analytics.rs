@@ -301,7 +301,7 @@ fn value_customers(
 }
 
 impl TenantAnalytics {
-    /// The customer model, or `not_enough_data` saying why it could not be fitted.
+    /// The customer model, or `insufficient_data` saying why it could not be fitted.
     pub fn customer_model(&self) -> EngineResult<&CustomerModel> {
         self.customers.as_ref().map_err(|why| EngineError::NotEnoughData(why.clone()))
     }

@@ -39,6 +39,9 @@ pub enum TrainError {
     /// The engine is stopping: training ended at a checkpoint, nothing was stored.
     #[error("the engine is shutting down")]
     Stopped,
+    /// The tenant has too little data for a model whose metrics mean anything; nothing was stored.
+    #[error("not enough data to train: {0}")]
+    NotEnoughData(String),
 }
 
 impl From<TrainError> for EngineError {
@@ -46,6 +49,7 @@ impl From<TrainError> for EngineError {
         match error {
             TrainError::Store(error) => EngineError::Store(error),
             TrainError::Stopped => EngineError::ShuttingDown,
+            error @ TrainError::NotEnoughData(_) => EngineError::NotEnoughData(error.to_string()),
             other => EngineError::internal(other),
         }
     }

@@ -10,6 +10,10 @@
 //! background (at most once per interval) and retrained when it is behind. Any kept version can be
 //! activated (a roll-back lasts until the next training or restart).
 //!
+//! A tenant with too little data to train ([`training::check_enough`]) stores nothing: its training ends with
+//! `insufficient_data`, and while no stored version serves, an unstored fit of what there is
+//! ([`training::fit_unstored`], version [`training::UNSTORED_VERSION`]) serves popularity, trending and content matches.
+//!
 //! Module order, top-down: [`request`] (what a list asks and answers) → [`serve`] (the selection path:
 //! [`shopper`] → [`plan`] → [`select`] → [`explain`]) and [`training`] ([`fit`] → [`holdout`] → [`model`]).
 
@@ -35,12 +39,13 @@ use attune_core::input::ScalarValue;
 use attune_core::{Channel, Event, EventId, EventKind, ItemId, RecommendationId, Subject, TenantId, Timestamp, UserId};
 use attune_store::{ModelSnapshotInfo, Store, TimelineQuery};
 use model::{FittedRecs, MODEL_KIND, RecsModel, decode};
+use query::ValidList;
 use request::{Basis, ListRequest, Recommended, Rules, ServedList, Shopper};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use training::{TrainOptions, Trained, is_behind, summary, train_with_checkpoints};
+use training::{TrainError, TrainOptions, Trained, UNSTORED_VERSION, is_behind, summary, train_with_checkpoints};
 
 /// The task kind that trains a tenant's model: rescan the event log, fit every recommendation model, measure it
 /// on a leave-one-out holdout, store it as a new snapshot version and swap it in.
@@ -152,20 +157,17 @@ impl RecsService {
             return Ok(model);
         }
         tracing::info!(tenant = %tenant, "no stored recommendation model; training the first one");
-        self.train_and_install(tenant, &|_, _| Ok(()))?;
+        match self.train_and_install(tenant, &|_, _| Ok(())) {
+            Ok(_) | Err(EngineError::NotEnoughData(_)) => {}
+            Err(error) => return Err(error),
+        }
         self.active(tenant).ok_or_else(|| EngineError::internal("the trained model was not installed"))
     }
 
-    /// Computes a list with `model` and queues its impression for the shopper. The request's `anchor` item,
-    /// when it names one, must be in the catalog. Blocking.
-    pub fn serve(
-        &self,
-        tenant: &TenantId,
-        model: &RecsModel,
-        request: &ListRequest,
-        rules: &Rules,
-        anchor: Option<&ItemId>,
-    ) -> EngineResult<ServedList> {
+    /// Computes a list with `model` and, unless the list asks not to, queues its impression for the shopper.
+    /// The list's `anchor` item, when it names one, must be in the catalog. Blocking.
+    pub fn serve(&self, tenant: &TenantId, model: &RecsModel, list: &ValidList) -> EngineResult<ServedList> {
+        let ValidList { request, rules, anchor, log_impression } = list;
         let catalog = self.catalog.snapshot(tenant)?;
         if let Some(anchor) = anchor
             && catalog.get(anchor).is_none()
@@ -174,7 +176,8 @@ impl RecsService {
         }
         let items = serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?;
         let recommendation_id = RecommendationId::generate();
-        if !items.is_empty() && (rules.shopper.user.is_some() || rules.shopper.anonymous.is_some()) {
+        let shopper = rules.shopper.user.is_some() || rules.shopper.anonymous.is_some();
+        if *log_impression && shopper && !items.is_empty() {
             let impression = impression(&rules.shopper, &recommendation_id, request.basis.scenario(), &items);
             // Queued for the batched writer: a request never waits for its impression's disk sync.
             self.events.record(tenant.clone(), impression);
@@ -308,16 +311,28 @@ impl RecsService {
         Ok(None)
     }
 
-    /// Trains a new version and swaps it in; returns the summary.
+    /// Trains a new version and swaps it in; returns the summary. With too little data nothing is stored and
+    /// the answer is `insufficient_data`; a tenant no stored version serves gets an unstored fit meanwhile.
     fn train_and_install(
         &self,
         tenant: &TenantId,
         report: &dyn Fn(&str, f64) -> training::StageResult,
     ) -> EngineResult<String> {
-        let Trained { info, metrics, model } =
-            train_with_checkpoints(self.store.as_ref(), tenant, &self.settings.training, report)?;
-        self.install(tenant, info.version, model);
-        Ok(summary(&info, &metrics))
+        match train_with_checkpoints(self.store.as_ref(), tenant, &self.settings.training, report) {
+            Ok(Trained { info, metrics, model }) => {
+                self.install(tenant, info.version, model);
+                Ok(summary(&info, &metrics))
+            }
+            Err(error @ TrainError::NotEnoughData(_)) => {
+                if self.active(tenant).is_none_or(|model| model.version == UNSTORED_VERSION) {
+                    let fitted = training::fit_unstored(self.store.as_ref(), tenant, &self.settings.training)?;
+                    tracing::info!(tenant = %tenant, %error, "serving an unstored recommendation model");
+                    self.install(tenant, UNSTORED_VERSION, fitted);
+                }
+                Err(error.into())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// The `train_recs` task. A scheduled run skips a tenant whose served model has seen every event.

@@ -54,15 +54,19 @@ pub struct ListQuery {
     pub max_per_category: Option<u32>,
     pub mmr_lambda: Option<f32>,
     pub exclude_purchased: Option<bool>,
+    /// Store the served list as an `impression` event of the shopper (default true).
+    pub log_impression: Option<bool>,
 }
 
-/// A validated request: the list to compute, its rules (with the shopper to log the impression for) and the
-/// anchor item, which must be in the catalog.
+/// A validated request: the list to compute, its rules (with the shopper to log the impression for), the
+/// anchor item, which must be in the catalog, and whether the served list is logged as an impression.
 #[derive(Debug, Clone)]
 pub struct ValidList {
     pub request: ListRequest,
     pub rules: Rules,
     pub anchor: Option<ItemId>,
+    /// False for prefetches and load tests: the list is served, but no `impression` event is stored.
+    pub log_impression: bool,
 }
 
 impl ListQuery {
@@ -96,7 +100,8 @@ impl ListQuery {
         };
         let in_stock_only = self.in_stock_only.unwrap_or(true);
         let request = ListRequest { basis, count: items.count, exclude: items.exclude, in_stock_only };
-        Ok(ValidList { request, rules, anchor: items.anchor })
+        let log_impression = self.log_impression.unwrap_or(true);
+        Ok(ValidList { request, rules, anchor: items.anchor, log_impression })
     }
 }
 

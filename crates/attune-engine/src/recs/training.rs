@@ -6,8 +6,14 @@
 //!
 //! Determinism: the holdout sample is drawn with the configured seed and nothing else is random, so the same
 //! events and seed give the same payload bytes.
+//!
+//! Minimum data: a tenant below [`MIN_INTERACTIONS`] positive item interactions or [`MIN_EVAL_SHOPPERS`]
+//! shoppers with two or more distinct items is not trained ([`TrainError::NotEnoughData`], nothing stored):
+//! the leave-one-out holdout evaluates only shoppers with a second item left after holding one out, and with
+//! fewer of them its metrics are noise. Serving then uses [`fit_unstored`], a fit of what there is that is never
+//! stored, so popularity, trending and content matches keep working.
 
-use super::fit::{SCAN_CHUNK, fit, scan};
+use super::fit::{SCAN_CHUNK, Scan, fit, scan};
 pub use super::fit::{StageResult, TrainError};
 use super::holdout::{EVAL_K, ScorerMetrics, evaluate, holdout};
 use super::model::{FittedRecs, MODEL_KIND, RecsModel, decode, encode};
@@ -21,6 +27,12 @@ use std::time::Instant;
 pub const DEFAULT_SEED: u64 = 42;
 /// Shoppers evaluated at most, so metrics stay quick on large tenants.
 pub const DEFAULT_EVAL_USERS: usize = 2_000;
+/// Fewest positive item interactions (views, carts, purchases, ...) a trained model needs.
+pub const MIN_INTERACTIONS: usize = 50;
+/// Fewest shoppers with two or more distinct items a trained model needs: the shoppers its holdout can evaluate.
+pub const MIN_EVAL_SHOPPERS: usize = 10;
+/// The version of a model that was fitted but not stored because the data is below the minimum.
+pub const UNSTORED_VERSION: i64 = 0;
 
 /// How a model is trained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +102,7 @@ pub fn train_with_checkpoints(
     report: &dyn Fn(&str, f64) -> StageResult,
 ) -> Result<Trained, TrainError> {
     let scan = scan(store, tenant, report)?;
+    check_enough(&scan)?;
     report("fitting models", 0.4)?;
     let clock = Instant::now();
     let fitted = fit(&scan, options.seed)?;
@@ -129,6 +142,32 @@ pub fn train_with_checkpoints(
     tracing::info!(tenant = %tenant, version = info.version, events = metrics.events, items = metrics.items,
         hr = metrics.for_you.hr, ndcg = metrics.for_you.ndcg, "recommendation model trained");
     Ok(Trained { info, metrics, model })
+}
+
+/// Whether a scan holds enough data to train on: at least [`MIN_INTERACTIONS`] positive item interactions and
+/// [`MIN_EVAL_SHOPPERS`] shoppers with two or more distinct items; else why not.
+pub fn check_enough(scan: &Scan) -> Result<(), TrainError> {
+    let interactions = scan.interactions.iter().filter(|i| i.weight > 0.0).count();
+    let shoppers = scan
+        .touches
+        .values()
+        .filter(|touches| touches.first().is_some_and(|(_, _, first)| touches.iter().any(|(_, _, item)| item != first)))
+        .count();
+    if interactions >= MIN_INTERACTIONS && shoppers >= MIN_EVAL_SHOPPERS {
+        return Ok(());
+    }
+    Err(TrainError::NotEnoughData(format!(
+        "item interactions: {interactions} (training needs {MIN_INTERACTIONS}), shoppers with two or more items: \
+         {shoppers} (training needs {MIN_EVAL_SHOPPERS}); until then recommendations come from popularity, \
+         trending and content matches"
+    )))
+}
+
+/// A fit of everything `tenant` has, never stored and without metrics: what serves while the data is below
+/// the minimum. Runs on a blocking thread.
+pub fn fit_unstored(store: &dyn Store, tenant: &TenantId, options: &TrainOptions) -> Result<FittedRecs, TrainError> {
+    let scan = scan(store, tenant, &|_, _| Ok(()))?;
+    fit(&scan, options.seed)
 }
 
 /// A one-line account of a training, for the task list and the CLI.
@@ -173,4 +212,38 @@ pub fn is_behind(store: &dyn Store, tenant: &TenantId, model: &RecsModel) -> Res
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recs::fit::tests::tiny_scan;
+    use attune_recs::Interaction;
+
+    #[test]
+    fn too_little_data_is_not_trained_and_the_reason_gives_the_figures() {
+        let Err(TrainError::NotEnoughData(reason)) = check_enough(&tiny_scan()) else { panic!("trained on 4 events") };
+        assert!(
+            reason.starts_with("item interactions: 4 (training needs 50), shoppers with two or more items: 2"),
+            "{reason}"
+        );
+        let mut scan = tiny_scan();
+        for n in 0..MIN_EVAL_SHOPPERS {
+            let shopper = format!("s{n}");
+            for (at, item) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+                let at = at as i64;
+                scan.interactions.push(Interaction {
+                    user: shopper.clone(),
+                    item: item.into(),
+                    weight: 1.0,
+                    timestamp_ms: at,
+                });
+                scan.touches.entry(shopper.clone()).or_default().push((at, None, item.to_string()));
+            }
+        }
+        check_enough(&scan).expect("enough data");
+        scan.interactions.retain(|i| i.user.starts_with('s'));
+        scan.interactions.truncate(MIN_INTERACTIONS - 1);
+        assert!(matches!(check_enough(&scan), Err(TrainError::NotEnoughData(_))), "one interaction short");
+    }
 }

@@ -13,8 +13,11 @@ use super::embedding::{Embedder, EmbedderState, FNV_OFFSET, content_hash, embedd
 use super::stored_tuning::{self, TuningKey};
 use crate::catalog::{CATALOG_TTL, CatalogCache, CatalogSnapshot};
 use crate::error::{EngineError, EngineResult};
+use crate::popular::Popularity;
 use attune_core::{Item, ItemId, TenantId};
-use attune_search::{Autocomplete, CatalogTuning, SearchConfig, SearchEngine, TuningConfig, description_text};
+use attune_search::{
+    Autocomplete, CatalogTuning, SearchConfig, SearchEngine, TuningConfig, description_text, popularity_signal,
+};
 use attune_store::{ItemEmbedding, Store};
 use attune_text::SentenceEmbedder;
 use std::collections::{HashMap, HashSet};
@@ -37,9 +40,35 @@ pub struct TenantIndex {
     fingerprint: (usize, i64),
     /// When and against which catalog copy the index was last found current.
     checked: Mutex<(Instant, Arc<CatalogSnapshot>)>,
+    /// The business signal by catalog position, and the popularity it was computed from.
+    signals: Mutex<Option<ItemSignals>>,
 }
 
+/// A popularity snapshot and the per-position signal computed from it.
+type ItemSignals = (Arc<Popularity>, Arc<Vec<f32>>);
+
 impl TenantIndex {
+    /// Each item's sales popularity in [0, 1] by catalog position: ln(1 + orders) / ln(1 + most orders), 0 for
+    /// items in no recent order; computed once per popularity snapshot.
+    pub fn signals(&self, popularity: &Arc<Popularity>) -> Arc<Vec<f32>> {
+        let mut cached = self.signals.lock().expect("search signals poisoned");
+        if let Some((from, signals)) = cached.as_ref()
+            && Arc::ptr_eq(from, popularity)
+        {
+            return signals.clone();
+        }
+        let mut signals = vec![0.0_f32; self.engine.items().len()];
+        let most = popularity.items.first().map_or(1, |(_, n)| *n);
+        for (id, orders) in &popularity.items {
+            if let Some(position) = self.engine.position_of(id) {
+                signals[position] = popularity_signal(*orders, most);
+            }
+        }
+        let signals = Arc::new(signals);
+        *cached = Some((popularity.clone(), signals.clone()));
+        signals
+    }
+
     fn checked_recently(&self) -> bool {
         self.checked.lock().expect("search index poisoned").0.elapsed() < CATALOG_TTL
     }
@@ -184,6 +213,7 @@ impl Indexes {
             titles,
             fingerprint,
             checked: Mutex::new((Instant::now(), snapshot)),
+            signals: Mutex::new(None),
         };
         tracing::info!(tenant = %tenant, items = index.engine.items().len(), embedded,
             semantic = index.engine.has_vectors(), catalog_tuned, ms = clock.elapsed().as_millis() as u64,

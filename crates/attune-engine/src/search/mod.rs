@@ -17,6 +17,7 @@ pub mod stored_tuning;
 use crate::catalog::CatalogCache;
 use crate::error::{EngineError, EngineResult};
 use crate::event_log::EventLog;
+use crate::popular::PopularItems;
 use crate::tasks::TaskRegistry;
 use attune_core::TenantId;
 use attune_search::{Suggestion, TuningConfig};
@@ -53,6 +54,8 @@ pub struct SearchService {
     catalog: CatalogCache,
     events: Arc<EventLog>,
     tasks: Arc<TaskRegistry>,
+    /// What sells: search's business signal, and what a query without matches offers instead.
+    popular: Arc<PopularItems>,
     settings: SearchSettings,
     embedder: Embedder,
     indexes: Indexes,
@@ -65,6 +68,7 @@ impl SearchService {
         catalog: CatalogCache,
         events: Arc<EventLog>,
         tasks: Arc<TaskRegistry>,
+        popular: Arc<PopularItems>,
         settings: SearchSettings,
     ) -> Arc<Self> {
         let service = Arc::new(Self {
@@ -72,6 +76,7 @@ impl SearchService {
             catalog,
             events,
             tasks,
+            popular,
             settings,
             embedder: Embedder::default(),
             indexes: Indexes::default(),
@@ -147,6 +152,7 @@ impl SearchService {
             embedder: &self.embedder,
             queries: &self.queries,
             events: &self.events,
+            popular: &self.popular,
         };
         serve::search(&context, tenant, index, params)
     }

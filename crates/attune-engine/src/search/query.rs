@@ -34,6 +34,8 @@ pub struct SearchQuery {
     pub per_page: Option<i64>,
     pub facets: Option<bool>,
     pub correct_spelling: Option<bool>,
+    /// Store nothing about this search (default false).
+    pub dry_run: Option<bool>,
 }
 
 impl SearchQuery {
@@ -76,6 +78,7 @@ impl SearchQuery {
             per_page,
             facets: self.facets.unwrap_or(true),
             correct_spelling: self.correct_spelling.unwrap_or(true),
+            dry_run: self.dry_run.unwrap_or(false),
         })
     }
 

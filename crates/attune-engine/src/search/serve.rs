@@ -8,6 +8,7 @@ use super::index::TenantIndex;
 use super::queries::{CORRECTED_QUERY_KEY, PastQueries};
 use crate::error::{EngineError, EngineResult};
 use crate::event_log::EventLog;
+use crate::popular::{PopularItems, Popularity};
 use attune_core::input::ScalarValue;
 use attune_core::{
     AnonymousId, Channel, Event, EventId, EventKind, FilterExpr, Item, ItemId, SessionId, Subject, TenantId, Timestamp,
@@ -15,6 +16,7 @@ use attune_core::{
 };
 use attune_search::{
     Facets, Filters, ParsedQuery, Retrieval, ScoreBreakdown, SearchMode, SearchRequest, ShopperProfile, SortOrder,
+    is_in_stock,
 };
 use attune_store::{ShopperRef, Store};
 use std::collections::{BTreeMap, HashSet};
@@ -47,6 +49,9 @@ pub struct SearchParams {
     pub facets: bool,
     /// Correct misspelt words against the catalog before searching.
     pub correct_spelling: bool,
+    /// Store nothing: no `search` event, and the query is not counted for autocomplete (the console's
+    /// playground, previews).
+    pub dry_run: bool,
 }
 
 /// One result.
@@ -76,6 +81,8 @@ pub struct SearchOutcome {
     pub per_page: usize,
     pub hits: Vec<SearchHit>,
     pub facets: Option<Facets>,
+    /// Set when the query has words and nothing matches them.
+    pub no_match: Option<NoMatch>,
 }
 
 /// What a search reads and where it logs.
@@ -84,9 +91,22 @@ pub struct SearchContext<'a> {
     pub embedder: &'a Embedder,
     pub queries: &'a PastQueries,
     pub events: &'a EventLog,
+    pub popular: &'a PopularItems,
 }
 
-/// Runs one search (blocking: embeds the query, reads the shopper's events) and logs it.
+/// Popular items offered, labelled as such, when a query matches nothing.
+const NO_MATCH_POPULAR: usize = 8;
+
+/// What a query that matches nothing gets instead of hits, each part labelled.
+#[derive(Debug, Clone)]
+pub struct NoMatch {
+    /// The catalog's reading of the query when spelling correction was turned off and would change it.
+    pub did_you_mean: Option<String>,
+    /// The shop's best sellers (in stock), not results of the query.
+    pub popular: Vec<Item>,
+}
+
+/// Runs one search (blocking: embeds the query, reads the shopper's events) and, unless it is a dry run, logs it.
 pub fn search(
     context: &SearchContext<'_>,
     tenant: &TenantId,
@@ -117,11 +137,14 @@ pub fn search(
     request.offset = (params.page - 1) * params.per_page;
     request.limit = params.per_page;
     request.facets = params.facets;
+    let popularity = context.popular.get(context.store, tenant)?;
+    let signals = index.signals(&popularity);
+    request.signals = Some(signals.as_slice());
     let response = engine.search(&request).map_err(EngineError::internal)?;
     warnings.extend(response.warnings.iter().cloned());
     let search_id = uuid::Uuid::now_v7().to_string();
     let result_ids: Vec<ItemId> = response.hits.iter().map(|h| h.item.id.clone()).collect();
-    if !params.query.trim().is_empty() {
+    if !params.dry_run && !params.query.trim().is_empty() {
         // Autocomplete suggests what was searched: a misspelling is not offered to the next shopper.
         context.queries.count(context.store, tenant, query)?;
         if let Some(event) = search_event(params, &search_id, corrected_query.as_deref(), result_ids) {
@@ -142,7 +165,24 @@ pub fn search(
         per_page: params.per_page,
         hits: response.hits.iter().map(|hit| SearchHit { item: hit.item.clone(), score: hit.score }).collect(),
         facets: response.facets,
+        no_match: (response.total == 0 && !params.query.trim().is_empty())
+            .then(|| no_match(index, &popularity, params)),
     })
+}
+
+/// The labelled alternatives of a query that matched nothing.
+fn no_match(index: &TenantIndex, popularity: &Popularity, params: &SearchParams) -> NoMatch {
+    let engine = &index.engine;
+    let did_you_mean = if params.correct_spelling { None } else { engine.correct_spelling(&params.query) };
+    let popular = popularity
+        .items
+        .iter()
+        .filter_map(|(id, _)| engine.position_of(id).map(|p| &engine.items()[p]))
+        .filter(|item| is_in_stock(item))
+        .take(NO_MATCH_POPULAR)
+        .cloned()
+        .collect();
+    NoMatch { did_you_mean, popular }
 }
 
 /// The query's vector when semantic retrieval can run; otherwise a warning says why not.

@@ -119,20 +119,11 @@ impl RepeatPurchaseModel for MbgNbdParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clv::bg_nbd::tests::{assert_gradient_matches, sample};
     use crate::clv::bg_nbd::{Groups, PerFrequencyTerms};
 
     /// `lifetimes`' ModifiedBetaGeoFitter on the CDNOW 2,357-customer cohort (its documentation's example).
     const CDNOW: MbgNbdParams = MbgNbdParams { r: 0.525, alpha: 6.183, a: 0.891, b: 1.614 };
-
-    fn sample() -> Vec<PurchaseSummary> {
-        vec![
-            PurchaseSummary { frequency: 0, recency: 0.0, age: 38.86 },
-            PurchaseSummary { frequency: 2, recency: 30.43, age: 38.86 },
-            PurchaseSummary { frequency: 1, recency: 1.71, age: 38.86 },
-            PurchaseSummary { frequency: 5, recency: 20.0, age: 30.0 },
-            PurchaseSummary { frequency: 0, recency: 0.0, age: 12.0 },
-        ]
-    }
 
     fn shape(p: &MbgNbdParams) -> BgNbdParams {
         BgNbdParams { r: p.r, alpha: p.alpha, a: p.a, b: p.b }
@@ -145,17 +136,9 @@ mod tests {
         let mut terms = PerFrequencyTerms::new(groups.max_frequency + 1);
         let (ll, g) = groups.log_likelihood_and_gradient(&shape(&CDNOW), &mut terms, Dropout::AfterEveryPurchase);
         assert!((ll - CDNOW.total_log_likelihood(&customers)).abs() < 1e-10);
-        for k in 0..4 {
-            let h = 1e-6;
-            let mut up = [CDNOW.r, CDNOW.alpha, CDNOW.a, CDNOW.b];
-            let mut down = up;
-            up[k] += h;
-            down[k] -= h;
-            let make = |v: [f64; 4]| MbgNbdParams { r: v[0], alpha: v[1], a: v[2], b: v[3] };
-            let numeric =
-                (make(up).total_log_likelihood(&customers) - make(down).total_log_likelihood(&customers)) / (2.0 * h);
-            assert!((g[k] - numeric).abs() < 1e-5 * (1.0 + numeric.abs()), "k = {k}: {} vs {numeric}", g[k]);
-        }
+        assert_gradient_matches(g, [CDNOW.r, CDNOW.alpha, CDNOW.a, CDNOW.b], |v| {
+            MbgNbdParams { r: v[0], alpha: v[1], a: v[2], b: v[3] }.total_log_likelihood(&customers)
+        });
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
 use crate::state::AppState;
 use attune_core::money::MoneyText;
 use attune_core::{TenantId, Timestamp, UserId};
@@ -14,7 +15,7 @@ use attune_engine::insights::customers::{self, at_risk_customers, churn_risk, ov
 use attune_engine::insights::demand::{self, ForecastTarget, Granularity};
 use attune_engine::insights::reorder::{self, DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};

@@ -3,12 +3,13 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorDetail, ErrorKind};
+use crate::extract::{Path, Query};
 use crate::state::{AppState, blocking};
 use attune_core::{Item, ItemId, ItemInput, Timestamp};
 use attune_engine::EngineError;
 use attune_store::ItemQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

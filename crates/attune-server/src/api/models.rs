@@ -4,12 +4,13 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
 use crate::state::AppState;
 use attune_core::Timestamp;
 use attune_engine::recs::model::MODEL_KIND;
 use attune_store::ModelSnapshotInfo;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 

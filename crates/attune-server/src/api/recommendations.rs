@@ -1,19 +1,21 @@
 //! `POST /v1/recommendations`: every scenario (similar, for you, trending, recently viewed, bought together,
 //! complete the cart, buy again, next in session) under business rules (a filter expression, boosts,
-//! diversity, exclusions, stock), each item with an explanation. Every served list is logged as an
-//! `impression` event of its shopper.
+//! diversity, exclusions, stock), each item with what a widget shows (title, image, link, availability, the
+//! price and its display text) and an explanation; `fields` trims the items to what the caller reads. A served
+//! list is logged as an `impression` event of its shopper unless the request says `log_impression: false`.
 
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::state::AppState;
-use attune_core::{Money, TenantId};
+use attune_core::{Availability, Money, TenantId, ValidationError};
 use attune_engine::recs::model::RecsModel;
 use attune_engine::recs::query::{self, BoostQuery, ListQuery, ValidList};
 use attune_engine::recs::request::Recommended;
 use attune_engine::{Engine, EngineResult};
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -92,6 +94,13 @@ pub struct RecommendationRequest {
     pub mmr_lambda: Option<f32>,
     /// Leave out items the shopper bought (default true for `for_you`, false otherwise).
     pub exclude_purchased: Option<bool>,
+    /// Store the served list as an `impression` event of the shopper (default true). Send `false` for lists
+    /// no shopper sees: server-side prefetches, load tests.
+    pub log_impression: Option<bool>,
+    /// Only these fields of each item (`item_id` is always included), e.g.
+    /// `["title", "image_url", "link", "price_text"]`; all fields by default. One of `item_id`, `title`,
+    /// `price`, `price_text`, `image_url`, `link`, `availability`, `score`, `explanation`.
+    pub fields: Option<Vec<String>>,
 }
 
 /// Why an item is recommended.
@@ -107,17 +116,29 @@ pub struct ExplanationView {
     pub text: String,
 }
 
-/// One recommended item.
+/// One recommended item: what a widget shows, from the catalog, and why it is recommended. With `fields` in the
+/// request, only the fields asked for (and `item_id`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecommendedItem {
     pub item_id: String,
     pub title: String,
     #[schema(value_type = Option<attune_core::money::MoneyText>)]
     pub price: Option<Money>,
+    /// The price for display: the currency's symbol where one is well known (`£4.50`), else `12.00 CHF`.
+    pub price_text: Option<String>,
+    /// The product image, as the catalog gives it.
+    pub image_url: Option<String>,
+    /// The product page, as the catalog gives it.
+    pub link: Option<String>,
+    pub availability: Availability,
     /// Higher is better; comparable within one list only.
     pub score: f32,
     pub explanation: ExplanationView,
 }
+
+/// The fields of [`RecommendedItem`] that `fields` may name.
+pub const ITEM_FIELDS: [&str; 9] =
+    ["item_id", "title", "price", "price_text", "image_url", "link", "availability", "score", "explanation"];
 
 /// A served recommendation list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,6 +157,10 @@ impl From<Recommended> for RecommendedItem {
             item_id: r.item.id.to_string(),
             title: r.item.title.clone(),
             price: r.item.price,
+            price_text: r.item.price.as_ref().map(Money::formatted),
+            image_url: r.item.image_url.clone(),
+            link: r.item.link.clone(),
+            availability: r.item.availability,
             score: r.score,
             explanation: ExplanationView {
                 signal: r.explanation.signal.as_str(),
@@ -151,7 +176,7 @@ impl From<Recommended> for RecommendedItem {
 /// (needs `user_id`) or `trending`. Never returns the anchor or cart items, excluded ids, items the shopper
 /// marked not interested, duplicates, items failing `filter`, or (by default) out-of-stock items. A filter
 /// that does not parse is a 400 `invalid_filter` with its `position`. The list is logged as an `impression`
-/// event of the shopper.
+/// event of the shopper unless `log_impression` is false. `fields` trims each item to the fields named.
 #[utoipa::path(post, path = "/v1/recommendations", tag = "recommendations", request_body = RecommendationRequest,
     responses((status = 200, body = RecommendationList), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
@@ -160,13 +185,17 @@ pub async fn post_recommendations(
     State(state): State<AppState>,
     caller: Caller,
     LimitedBody(body): LimitedBody,
-) -> ApiResult<Json<RecommendationList>> {
-    let input: RecommendationRequest = parse_json(&body)?;
+) -> ApiResult<Response> {
+    let mut input: RecommendationRequest = parse_json(&body)?;
+    let fields = ItemFields::parse(input.fields.take())?;
     let scenario = input.scenario;
     let valid = query(input).validate(|user| caller.require_user(user))?;
     let model = serving_model(&state, &caller.tenant).await?;
     let list = state.run(move |engine| serve_valid(engine, &caller.tenant, &model, scenario, valid)).await?;
-    Ok(Json(list))
+    Ok(match fields {
+        None => Json(list).into_response(),
+        Some(fields) => Json(fields.trim(&list)?).into_response(),
+    })
 }
 
 /// The model the tenant is served from; only a tenant without any model waits (on a blocking thread).
@@ -179,19 +208,55 @@ pub(crate) async fn serving_model(state: &AppState, tenant: &TenantId) -> ApiRes
 }
 
 /// The whole of `POST /v1/recommendations` but the HTTP layer, for a secret key of `tenant`: parses and
-/// validates the JSON body, computes the list with the tenant's current model, queues its impression and
-/// returns the response body. The handler runs exactly these steps (authentication and the socket aside);
+/// validates the JSON body, computes the list with the tenant's current model, queues its impression (unless
+/// `log_impression` is false) and returns the response body, trimmed to `fields`. The handler runs exactly these steps (authentication and the socket aside);
 /// `attune bench recs` calls this to measure serving in process. Blocks on store reads: call it from a
 /// blocking thread. A tenant whose model is not loaded yet gets a 503 `model_not_ready`.
 pub fn recommend_in_process(state: &AppState, tenant: &TenantId, body: &[u8]) -> ApiResult<Vec<u8>> {
-    let input: RecommendationRequest = parse_json(body)?;
+    let mut input: RecommendationRequest = parse_json(body)?;
+    let fields = ItemFields::parse(input.fields.take())?;
     let scenario = input.scenario;
     let valid = query(input).validate(|_| ApiResult::Ok(()))?;
     let model = state.engine.recs().active_or_warm_up(tenant).ok_or_else(|| {
         ApiError::new(ErrorKind::ModelNotReady, "the recommendation model of this tenant is still loading")
     })?;
     let list = serve_valid(&state.engine, tenant, &model, scenario, valid)?;
-    serde_json::to_vec(&list).map_err(|e| ApiError::internal(format!("serialise the list: {e}")))
+    let bytes = match fields {
+        None => serde_json::to_vec(&list),
+        Some(fields) => serde_json::to_vec(&fields.trim(&list)?),
+    };
+    bytes.map_err(|e| ApiError::internal(format!("serialise the list: {e}")))
+}
+
+/// The item fields a request asked for with `fields`: checked names, `item_id` always among them.
+struct ItemFields(Vec<&'static str>);
+
+impl ItemFields {
+    /// `None` when the request names no fields (every field is returned).
+    fn parse(names: Option<Vec<String>>) -> ApiResult<Option<Self>> {
+        let Some(names) = names else { return Ok(None) };
+        let mut kept = vec!["item_id"];
+        for name in names {
+            let Some(known) = ITEM_FIELDS.iter().find(|f| **f == name) else {
+                let message =
+                    format!("`{name}` is not a field of a recommended item (one of {})", ITEM_FIELDS.join(", "));
+                return Err(ValidationError::new("fields", "invalid_value", message).into());
+            };
+            kept.push(*known);
+        }
+        Ok(Some(Self(kept)))
+    }
+
+    /// The list with each item holding only these fields.
+    fn trim(&self, list: &RecommendationList) -> ApiResult<serde_json::Value> {
+        let mut value = serde_json::to_value(list).map_err(ApiError::internal)?;
+        if let Some(items) = value["items"].as_array_mut() {
+            for item in items.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+                item.retain(|key, _| self.0.contains(&key.as_str()));
+            }
+        }
+        Ok(value)
+    }
 }
 
 /// The body as the engine's query: the engine checks every field and what the scenario needs.
@@ -221,10 +286,12 @@ fn query(input: RecommendationRequest) -> ListQuery {
         max_per_category: input.max_per_category,
         mmr_lambda: input.mmr_lambda,
         exclude_purchased: input.exclude_purchased,
+        log_impression: input.log_impression,
     }
 }
 
-/// Computes a validated list with `model` and queues its impression. Blocks on store reads.
+/// Computes a validated list with `model` and queues its impression (unless the list says not to). Blocks on
+/// store reads.
 fn serve_valid(
     engine: &Engine,
     tenant: &TenantId,
@@ -232,8 +299,7 @@ fn serve_valid(
     scenario: Scenario,
     valid: ValidList,
 ) -> EngineResult<RecommendationList> {
-    let ValidList { request, rules, anchor } = valid;
-    let served = engine.recs().serve(tenant, model, &request, &rules, anchor.as_ref())?;
+    let served = engine.recs().serve(tenant, model, &valid)?;
     Ok(RecommendationList {
         recommendation_id: served.recommendation_id.to_string(),
         scenario,

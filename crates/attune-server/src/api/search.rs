@@ -4,6 +4,7 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use crate::state::AppState;
 use attune_core::{Money, TenantId, ValidationError};
 use attune_engine::search::index::TenantIndex;
@@ -11,7 +12,7 @@ use attune_engine::search::query::{MAX_QUERY_CHARS, SearchQuery};
 use attune_engine::search::serve::{SearchOutcome, SearchParams};
 use attune_search::{AttributeKind, Facets, ParsedQuery, SearchMode, Suggestion, SuggestionSource, Understood};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
@@ -56,6 +57,9 @@ pub struct SearchQueryParams {
     /// Correct misspelt words against the catalog's words first (default true); the response's
     /// `corrected_query` says when it did. `false` searches the query as typed.
     pub correct_spelling: Option<String>,
+    /// Store nothing about this search (default false): no `search` event in the shopper's history, and the
+    /// query is not counted for autocomplete. For previews and tools such as the console's playground.
+    pub dry_run: Option<String>,
 }
 
 /// The body of `POST /v1/search`: the fields of the `GET` query parameters.
@@ -79,6 +83,8 @@ pub struct SearchBody {
     pub per_page: Option<i64>,
     pub facets: Option<bool>,
     pub correct_spelling: Option<bool>,
+    /// Store nothing about this search (default false).
+    pub dry_run: Option<bool>,
 }
 
 fn number<T: std::str::FromStr>(field: &'static str, text: Option<String>) -> ApiResult<Option<T>> {
@@ -96,6 +102,7 @@ impl SearchQueryParams {
         Ok(SearchBody {
             facets: boolean("facets", self.facets)?,
             correct_spelling: boolean("correct_spelling", self.correct_spelling)?,
+            dry_run: boolean("dry_run", self.dry_run)?,
             price_min: number("price_min", self.price_min)?,
             price_max: number("price_max", self.price_max)?,
             page: number("page", self.page)?,
@@ -142,6 +149,7 @@ pub fn validate(caller: Option<&Caller>, body: SearchBody) -> ApiResult<SearchPa
         per_page: body.per_page,
         facets: body.facets,
         correct_spelling: body.correct_spelling,
+        dry_run: body.dry_run,
     };
     query.validate(|user| caller.map_or(Ok(()), |caller| caller.require_user(user)))
 }
@@ -159,7 +167,7 @@ pub(crate) async fn tenant_index(state: &AppState, tenant: &TenantId) -> ApiResu
     state.run(move |engine| engine.search().index(&tenant)).await
 }
 
-/// Runs a validated search (and logs it) and renders the answer.
+/// Runs a validated search (logged unless it is a dry run) and renders the answer.
 pub(crate) async fn search(state: &AppState, tenant: &TenantId, params: SearchParams) -> ApiResult<SearchResults> {
     let index = tenant_index(state, tenant).await?;
     let tenant = tenant.clone();
@@ -170,7 +178,7 @@ pub(crate) async fn search(state: &AppState, tenant: &TenantId, params: SearchPa
 /// Search the catalog: lexical (BM25, typo tolerant) and, when a model is loaded, semantic retrieval fused,
 /// price phrases ("under 40") and colour/size words understood as filters, personalised for the shopper
 /// (`user_id` or `anonymous_id`) from their recent events. Each hit carries its score breakdown. A search
-/// with a shopper is logged as a `search` event.
+/// with a shopper is logged as a `search` event, unless `dry_run` is true.
 #[utoipa::path(get, path = "/v1/search", tag = "search", params(SearchQueryParams),
     responses((status = 200, body = SearchResults), (status = 400, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody)),
@@ -307,7 +315,29 @@ pub struct ScoreView {
     pub relevance: f32,
     /// The shopper's affinity for the item (0 for anonymous shoppers).
     pub personal: f32,
+    /// The shop's own signal: the item's sales popularity in [0, 1] (ln(1 + recent orders) over the best
+    /// seller's), added with a small weight so it orders hits of about the same relevance.
+    pub popularity: f32,
     pub total: f32,
+}
+
+/// What a query that matches no product gets instead of hits; nothing here is a result of the query.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NoMatchView {
+    /// The catalog's reading of the query, when `correct_spelling=false` kept it from being searched.
+    pub did_you_mean: Option<String>,
+    /// The shop's best sellers in stock, offered instead (not matches of the query).
+    pub popular: Vec<SearchHitItem>,
+}
+
+/// An item offered without a score.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchHitItem {
+    pub item_id: String,
+    pub title: String,
+    #[schema(value_type = Option<attune_core::money::MoneyText>)]
+    pub price: Option<Money>,
+    pub image_url: Option<String>,
 }
 
 /// One result.
@@ -371,6 +401,8 @@ pub struct SearchResults {
     pub per_page: usize,
     pub hits: Vec<SearchHitView>,
     pub facets: Option<FacetsView>,
+    /// Present when the query has words and no product matches them (`total` is 0): labelled alternatives.
+    pub no_match: Option<NoMatchView>,
 }
 
 pub(crate) fn mode_name(mode: SearchMode) -> &'static str {
@@ -434,8 +466,22 @@ fn results_view(outcome: SearchOutcome) -> SearchResults {
             semantic: hit.score.semantic,
             relevance: hit.score.relevance,
             personal: hit.score.personal,
+            popularity: hit.score.signal,
             total: hit.score.total,
         },
+    });
+    let no_match = outcome.no_match.map(|no_match| NoMatchView {
+        did_you_mean: no_match.did_you_mean,
+        popular: no_match
+            .popular
+            .into_iter()
+            .map(|item| SearchHitItem {
+                item_id: item.id.to_string(),
+                title: item.title,
+                price: item.price,
+                image_url: item.image_url,
+            })
+            .collect(),
     });
     SearchResults {
         search_id: outcome.search_id,
@@ -449,5 +495,6 @@ fn results_view(outcome: SearchOutcome) -> SearchResults {
         per_page: outcome.per_page,
         hits: hits.collect(),
         facets: outcome.facets.map(facets_view),
+        no_match,
     }
 }

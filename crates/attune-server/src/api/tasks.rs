@@ -5,11 +5,12 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::extract::Path;
 use crate::state::AppState;
 use attune_core::Timestamp;
 use attune_engine::tasks::{TaskRecord, TaskStatus, TaskTrigger};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,6 +46,8 @@ pub struct TaskView {
     pub summary: Option<String>,
     /// Why it failed, when it failed.
     pub error: Option<String>,
+    /// The stable code of the failure, e.g. `insufficient_data` for a `train_recs` on too little data.
+    pub error_code: Option<&'static str>,
 }
 
 impl From<TaskRecord> for TaskView {
@@ -61,6 +64,7 @@ impl From<TaskRecord> for TaskView {
             duration_ms: record.duration_ms,
             summary: record.summary,
             error: record.error,
+            error_code: record.error_code,
         }
     }
 }

@@ -3,11 +3,12 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
 use crate::state::{AppState, blocking};
 use attune_core::{ApiKeyKind, EventType, Timestamp, UserId};
 use attune_engine::keys::{create_api_key, sign_user_token};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

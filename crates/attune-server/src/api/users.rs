@@ -3,11 +3,12 @@
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::extract::{Path, Query};
 use crate::state::{AppState, blocking};
 use attune_core::{EventInput, Timestamp, User, UserId, UserInput};
 use attune_store::{TimelineQuery, UserQuery};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

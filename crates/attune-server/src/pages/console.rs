@@ -3,7 +3,8 @@
 
 use super::chart::events_chart;
 use super::context::{
-    PageError, PageResult, Session, clear_console_cookie, customer_href, item_href, safe_next, signed_in,
+    PageError, PagePath, PageQuery, PageResult, Session, clear_console_cookie, customer_href, item_href, safe_next,
+    signed_in,
 };
 use super::cookies;
 use super::format::{channel_label, count, date, date_time, encode, event_type_label, iso, money, plural, with_query};
@@ -18,7 +19,7 @@ use attune_core::{
 };
 use attune_engine::insights::activity::CustomerActivity;
 use attune_store::{ItemQuery, StoredEvent, TenantStats, TimelineQuery, UserQuery};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -62,7 +63,7 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-async fn login_page(State(state): State<AppState>, Query(params): Query<LoginParams>) -> Markup {
+async fn login_page(State(state): State<AppState>, PageQuery(params): PageQuery<LoginParams>) -> Markup {
     login_markup(&state, params.next.as_deref(), None)
 }
 
@@ -343,7 +344,7 @@ fn price_text(item: &Item) -> String {
 async fn catalog(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<ListParams>,
+    PageQuery(params): PageQuery<ListParams>,
 ) -> PageResult<Markup> {
     let store = state.store().clone();
     let tenant = session.tenant.clone();
@@ -400,7 +401,11 @@ async fn catalog(
     Ok(console_page(&session.shell(ConsoleSection::Catalog), "Catalog", body))
 }
 
-async fn item_page(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> PageResult<Response> {
+async fn item_page(
+    State(state): State<AppState>,
+    session: Session,
+    PagePath(id): PagePath<String>,
+) -> PageResult<Response> {
     let Ok(item_id) = ItemId::parse(id) else {
         return Ok(not_found(&session, ConsoleSection::Catalog, "That is not a valid item id."));
     };
@@ -472,7 +477,7 @@ async fn item_page(State(state): State<AppState>, session: Session, Path(id): Pa
 async fn customers(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<ListParams>,
+    PageQuery(params): PageQuery<ListParams>,
 ) -> PageResult<Markup> {
     let store = state.store().clone();
     let tenant = session.tenant.clone();
@@ -568,8 +573,8 @@ struct CustomerData {
 async fn customer_page(
     State(state): State<AppState>,
     session: Session,
-    Path(id): Path<String>,
-    Query(params): Query<TimelineParams>,
+    PagePath(id): PagePath<String>,
+    PageQuery(params): PageQuery<TimelineParams>,
 ) -> PageResult<Response> {
     let Ok(user_id) = UserId::parse(id) else {
         return Ok(not_found(&session, ConsoleSection::Customers, "That is not a valid customer id."));

@@ -1,11 +1,13 @@
 //! What every page shares: the signed-in console [`Session`] and its sign-in redirects, the error page of
-//! a failed request ([`PageError`]), and links to console pages.
+//! a failed request ([`PageError`]), the query-string and path extractors whose rejections are that error page
+//! ([`PageQuery`], [`PagePath`]), and links to console pages.
 
 use super::cookies;
 use super::format::{encode, with_query};
 use super::layout::{ConsoleSection, ConsoleShell, error_page};
 use crate::auth::resolve_key;
 use crate::error::{ApiError, ErrorKind};
+use crate::extract::{Path, Query};
 use crate::state::AppState;
 use attune_core::{ApiKeyKind, TenantId};
 use attune_engine::EngineError;
@@ -14,6 +16,7 @@ use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
 
 /// A signed-in console visitor: the tenant of the secret key in the `attune_console` cookie.
 pub struct Session {
@@ -151,3 +154,27 @@ impl From<EngineError> for PageError {
 }
 
 pub type PageResult<T> = Result<T, PageError>;
+
+/// A page's query string ([`crate::extract::Query`]); a malformed one is a 400 error page.
+pub struct PageQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(value) = Query::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// A page's path parameters ([`crate::extract::Path`]); an undecodable one is a 400 error page.
+pub struct PagePath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PagePath<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(value) = Path::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}

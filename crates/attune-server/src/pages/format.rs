@@ -1,52 +1,17 @@
 //! Display helpers shared by the console and the storefront: numbers, money, dates, titles and URL
 //! encoding. Everything here returns plain text; maud escapes it when it is rendered.
 
+use attune_core::money::group_thousands;
 use attune_core::{Money, Timestamp};
 
 /// `1234567` as `1,234,567`.
 pub fn count(value: u64) -> String {
-    group_digits(&value.to_string())
-}
-
-fn group_digits(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    group_thousands(&value.to_string())
 }
 
 /// A price with its currency symbol where one is well known (`£1,234.50`), else `1,234.50 CHF`.
 pub fn money(value: &Money) -> String {
-    let text = value.amount_string();
-    let (sign, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", text.as_str()),
-    };
-    let (whole, fraction) = match unsigned.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (unsigned, None),
-    };
-    let mut amount = group_digits(whole);
-    if let Some(fraction) = fraction {
-        amount.push('.');
-        amount.push_str(fraction);
-    }
-    let symbol = match value.currency.as_str() {
-        "GBP" => Some("£"),
-        "USD" => Some("$"),
-        "EUR" => Some("€"),
-        "JPY" => Some("¥"),
-        "INR" => Some("₹"),
-        _ => None,
-    };
-    match symbol {
-        Some(symbol) => format!("{sign}{symbol}{amount}"),
-        None => format!("{sign}{amount} {}", value.currency),
-    }
+    value.formatted()
 }
 
 /// `1 Dec 2010`.

@@ -3,7 +3,7 @@
 //! tasks.
 
 use super::chart::forecast_chart;
-use super::context::{PageResult, Session, customer_href};
+use super::context::{PageQuery, PageResult, Session, customer_href};
 use super::format::{count, encode, money};
 use super::layout::{ConsoleSection, console_page, icon, page_header, tasks_table};
 use crate::api::insights::{ForecastParams, analytics, forecast_params, reorder_suggestions, segment_summaries};
@@ -19,7 +19,7 @@ use attune_engine::insights::demand::{DemandForecast, ForecastTarget};
 use attune_engine::insights::reorder::{DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL, Reorder};
 use attune_engine::tasks::{TaskRecord, TaskTrigger};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -234,7 +234,7 @@ fn insights_body(analytics: &TenantAnalytics, model: &CustomerModel) -> Markup {
 async fn forecast_page(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<ForecastPageParams>,
+    PageQuery(params): PageQuery<ForecastPageParams>,
 ) -> PageResult<Response> {
     let api_params = ForecastParams {
         item_id: params.item.clone().filter(|i| !i.is_empty()),

@@ -2,19 +2,20 @@
 //! their offline metrics and which one serves, a "Train now" button (the `train_recs` task), activating a
 //! kept version, the training tasks, and a preview of every scenario for any customer with each item's
 //! explanation — computed by the same selection path as `POST /v1/recommendations`, without logging an
-//! impression.
+//! impression. A tenant with too little data to train is told so, with the figures and the minimums.
 
-use super::context::{PageError, PageResult, Session, customer_href};
+use super::context::{PageError, PagePath, PageQuery, PageResult, Session, customer_href};
 use super::format::{date_time, encode};
 use super::layout::{ConsoleSection, console_page, page_header, tasks_table};
 use crate::api::models::{ModelVersion, ModelVersions, model_versions};
 use crate::error::ApiError;
 use crate::state::AppState;
 use attune_core::{ItemId, UserId};
+use attune_engine::recs::training::{MIN_EVAL_SHOPPERS, MIN_INTERACTIONS, UNSTORED_VERSION};
 use attune_engine::recs::{Preview, PreviewList, TRAIN_TASK};
 use attune_engine::tasks::{TaskRecord, TaskTrigger};
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -78,6 +79,21 @@ fn versions_table(models: &ModelVersions) -> Markup {
     }
 }
 
+/// Why no model is stored: the latest training's `insufficient_data` answer, else the minimums.
+fn not_enough_data(tasks: &[TaskRecord]) -> Markup {
+    let reason = tasks.iter().find(|t| t.finished_at.is_some()).filter(|t| t.error_code == Some("insufficient_data"));
+    html! {
+        div.empty-state id="not-enough-data" {
+            p.empty-title { "Not enough data to train a model yet" }
+            @match reason.and_then(|t| t.error.as_deref()) {
+                Some(error) => { p.muted { (error) "." } }
+                None => { p.muted { "Training needs at least " (MIN_INTERACTIONS) " item interactions and " (MIN_EVAL_SHOPPERS) " shoppers with two or more items (with fewer, its offline metrics would be noise); until then recommendations come from popularity, trending and content matches." } }
+            }
+            p.muted { "Nothing is stored meanwhile. Send more events, then train again with the button above, `attune train`, or POST /v1/tasks." }
+        }
+    }
+}
+
 fn preview_card(list: &PreviewList) -> Markup {
     html! {
         section.card id=(format!("preview-{}", list.scenario)) {
@@ -109,7 +125,7 @@ fn preview_card(list: &PreviewList) -> Markup {
 async fn models_page(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<ModelsParams>,
+    PageQuery(params): PageQuery<ModelsParams>,
 ) -> PageResult<Response> {
     let models = model_versions(&state, &session.tenant).await?;
     let tasks: Vec<TaskRecord> = state
@@ -136,6 +152,8 @@ async fn models_page(
         None => None,
     };
     let active = state.engine.recs().active(&session.tenant);
+    let unstored = active.as_ref().is_some_and(|model| model.version == UNSTORED_VERSION);
+    let thin = tasks.first().is_some_and(|t| t.error_code == Some("insufficient_data"));
     let train = html! {
         form method="post" action="/console/models/train" { button.button.small type="submit" { "Train now" } }
     };
@@ -147,6 +165,7 @@ async fn models_page(
                     h2 { "Versions" }
                     p.muted {
                         @match &active {
+                            Some(model) if model.version == UNSTORED_VERSION => { "Serving an unstored model fitted on " (model.events) " events and " (model.items.len()) " items (too little data to train). " }
                             Some(model) => { "Serving v" (model.version) ", trained on " (model.events) " events and " (model.items.len()) " items, swapped in " (date_time(model.loaded_at)) ". " }
                             None => { "No model is loaded yet. " }
                         }
@@ -154,7 +173,9 @@ async fn models_page(
                     }
                 }
             }
-            @if models.versions.is_empty() {
+            @if models.versions.is_empty() && (unstored || thin) {
+                (not_enough_data(&tasks))
+            } @else if models.versions.is_empty() {
                 div.empty-state { p.empty-title { "No stored model" } p.muted { "Train one with the button above, `attune train`, or POST /v1/tasks." } }
             } @else {
                 (versions_table(&models))
@@ -198,7 +219,7 @@ async fn train_now(State(state): State<AppState>, session: Session) -> PageResul
 async fn activate_version(
     State(state): State<AppState>,
     session: Session,
-    Path(version): Path<String>,
+    PagePath(version): PagePath<String>,
 ) -> PageResult<Response> {
     let version: i64 = version.parse().map_err(|_| PageError::not_found("No such model version."))?;
     let tenant = session.tenant.clone();

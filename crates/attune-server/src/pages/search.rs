@@ -1,15 +1,16 @@
 //! The console's search playground (`/console/search`): runs a query through the same search path as
 //! `/v1/search`, optionally as a given shopper, and shows each hit's score breakdown (lexical, semantic,
 //! personal, total), what the query was understood to mean, the mode and any warnings. Playground searches are
-//! not logged as events (no shopper id is sent unless one is typed in).
+//! dry runs: personalised for the shopper typed in, but nothing is stored (no `search` event in their history,
+//! no autocomplete count).
 
-use super::context::{PageError, PageResult, Session};
+use super::context::{PageError, PageQuery, PageResult, Session};
 use super::format::with_query;
 use super::layout::{ConsoleSection, console_page, page_header};
 use crate::api::search::{SearchBody, SearchResults, search, validate};
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -32,7 +33,7 @@ fn score(value: Option<f32>) -> String {
 async fn playground(
     State(state): State<AppState>,
     session: Session,
-    Query(params): Query<PlaygroundParams>,
+    PageQuery(params): PageQuery<PlaygroundParams>,
 ) -> PageResult<Markup> {
     let q = params.q.clone().unwrap_or_default();
     let user = params.user_id.clone().unwrap_or_default();
@@ -45,6 +46,7 @@ async fn playground(
             user_id: Some(user.trim().to_string()),
             filter: Some(filter.clone()),
             per_page: Some(20),
+            dry_run: Some(true),
             ..Default::default()
         };
         Some(match validate(None, body) {

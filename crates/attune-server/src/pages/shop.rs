@@ -9,7 +9,7 @@
 //! basket" are filled from the same code path as `POST /v1/recommendations` (and logged as impressions);
 //! a page never waits long for a model build: without a model yet, the slot stays empty (and hidden).
 
-use super::context::{PageError, PageResult};
+use super::context::{PageError, PagePath, PageQuery, PageResult};
 use super::cookies::{self, Cart, Visitor};
 use super::format::{count, display_title, encode, money, plural, short_name, with_query};
 use super::layout::{ShopShell, icon, product_image, shop_page};
@@ -21,7 +21,7 @@ use attune_core::{AnonymousId, Event, EventInput, Item, ItemId, Money, TenantId,
 use attune_engine::recs::request::{Basis, ListRequest, Recommended, Rules, Shopper};
 use attune_engine::search::serve::SearchParams;
 use attune_store::{ItemQuery, Store};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -390,7 +390,7 @@ pub struct BrowseParams {
 async fn browse(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<BrowseParams>,
+    PageQuery(params): PageQuery<BrowseParams>,
 ) -> PageResult<Response> {
     listing(state, headers, params, None).await
 }
@@ -398,8 +398,8 @@ async fn browse(
 async fn category(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(params): Query<BrowseParams>,
+    PagePath(name): PagePath<String>,
+    PageQuery(params): PageQuery<BrowseParams>,
 ) -> PageResult<Response> {
     listing(state, headers, params, Some(name)).await
 }
@@ -502,7 +502,7 @@ pub struct ShopSearchParams {
 async fn search_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<ShopSearchParams>,
+    PageQuery(params): PageQuery<ShopSearchParams>,
 ) -> PageResult<Response> {
     let mut request = Request::new(&state, &headers).await?;
     let q = params.q.clone().unwrap_or_default().trim().chars().take(500).collect::<String>();
@@ -530,6 +530,7 @@ async fn search_page(
         per_page: GRID_PAGE,
         facets: true,
         correct_spelling: !params.as_typed.unwrap_or(false),
+        dry_run: false,
     };
     let index = tenant_index(&state, &request.shop.tenant).await?;
     let (tenant, used) = (request.shop.tenant.clone(), index.clone());
@@ -614,7 +615,18 @@ async fn search_page(
                 div.empty-state.shop-empty {
                     p.empty-title { "No products found" }
                     p.muted { "Try a different word, or browse everything." }
+                    @if let Some(reading) = results.no_match.as_ref().and_then(|n| n.did_you_mean.as_deref()) {
+                        p id="did-you-mean" { "Did you mean " a href=(with_query("/shop/search", &[("q", Some(reading))])) { (reading) } "?" }
+                    }
                     a.button.primary href="/shop/browse" { "Browse all products" }
+                }
+                @if let Some(no_match) = results.no_match.as_ref().filter(|n| !n.popular.is_empty()) {
+                    section.shop-section id="no-match-popular" {
+                        div.section-header { div { h2 { "Popular instead" } p.muted { "Not matches of your search: what other shoppers buy most." } } }
+                        div.product-grid {
+                            @for item in &no_match.popular { (product_card(item, None)) }
+                        }
+                    }
                 }
             } @else {
                 div.product-grid id="search-grid" {
@@ -683,8 +695,8 @@ fn score_note(score: &attune_search::ScoreBreakdown) -> String {
 async fn product(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(from): Query<ProductParams>,
+    PagePath(id): PagePath<String>,
+    PageQuery(from): PageQuery<ProductParams>,
 ) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
     let Ok(item_id) = ItemId::parse(id) else { return Ok(request.not_found("That is not a product of this shop.")) };
@@ -796,7 +808,7 @@ impl CartForm {
 async fn cart_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<CartParams>,
+    PageQuery(params): PageQuery<CartParams>,
 ) -> PageResult<Response> {
     let request = Request::new(&state, &headers).await?;
     let ids: Vec<ItemId> = request.cart.lines.iter().filter_map(|(id, _)| ItemId::parse(id.clone()).ok()).collect();

@@ -8,6 +8,7 @@ pub mod clv;
 pub mod forecast;
 pub mod recs;
 pub mod search;
+pub mod search_threshold;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -751,8 +751,10 @@ pub fn run_search_eval(datasets: &Path) -> anyhow::Result<String> {
     let tuned_counts = run_tuned_half(&fixture, &sets, &half, &mut results)?;
     let validation = tuned_half(&fixture, CatalogSplit::Validation)?;
     let validated = validate_tuned_settings(&fixture, &sets, &validation)?;
+    let (thresholds, _, _) = super::search_threshold::calibrate(&validation, &half, sets.kept, &fixture.query_vectors)?;
     out.push_str(&table(&["protocol", "retrieval", "NDCG@10", "Recall@50"], &results.rows));
     writeln!(out)?;
+    writeln!(out, "{thresholds}")?;
     write_corrections(&mut out, &results.corrections)?;
     write_tuning(&mut out, &half, &tuned_counts, &validation, &validated)?;
     let verdicts = write_goal(&mut out, results.summary)?;
