@@ -969,7 +969,7 @@ fn training_stores_versions_with_metrics_and_the_same_seed_gives_the_same_bytes(
     assert_eq!(metrics["items"], 7, "{metrics}");
     assert_eq!(metrics["k"], 10, "{metrics}");
     assert!(metrics["eval_users"].as_u64().unwrap() >= 10, "{metrics}");
-    for scorer in ["for_you", "next", "popular"] {
+    for scorer in ["for_you", "for_you_als", "next", "popular"] {
         for name in ["hr", "ndcg", "coverage"] {
             let value = metrics[scorer][name].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&value), "{scorer} {name}: {metrics}");

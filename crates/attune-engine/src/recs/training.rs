@@ -15,7 +15,7 @@
 
 use super::fit::{SCAN_CHUNK, Scan, fit, scan};
 pub use super::fit::{StageResult, TrainError};
-use super::holdout::{EVAL_K, ScorerMetrics, evaluate, holdout};
+use super::holdout::{EVAL_K, ScorerMetrics, evaluate, evaluate_als, holdout};
 use super::model::{FittedRecs, MODEL_KIND, RecsModel, decode, encode};
 use attune_core::{EventKind, TenantId};
 use attune_store::{ModelSnapshotInfo, Store};
@@ -63,6 +63,10 @@ pub struct TrainMetrics {
     pub eval_users: usize,
     /// `for_you`: item-kNN over the shopper's weighted history.
     pub for_you: ScorerMetrics,
+    /// Implicit ALS on the same holdout, measured beside `for_you` (not served yet); absent in versions
+    /// trained before it was measured.
+    #[serde(default)]
+    pub for_you_als: Option<ScorerMetrics>,
     /// `next`: the sequential model over the shopper's ordered history.
     pub next: ScorerMetrics,
     /// Baseline: the most popular items.
@@ -117,7 +121,10 @@ pub fn train_with_checkpoints(
     let (reduced, held) = holdout(scan, options.seed, options.eval_users);
     let held_out_model = fit(&reduced, options.seed)?;
     let (for_you, next, popular) = evaluate(&reduced, &held_out_model, &held);
-    drop((reduced, held_out_model));
+    drop(held_out_model);
+    report("evaluating ALS on the holdout", 0.75)?;
+    let for_you_als = Some(evaluate_als(&reduced, &held, options.seed)?);
+    drop(reduced);
     let metrics = TrainMetrics {
         seed: options.seed,
         events,
@@ -130,6 +137,7 @@ pub fn train_with_checkpoints(
         k: EVAL_K,
         eval_users: held.len(),
         for_you,
+        for_you_als,
         next,
         popular,
         fit_ms,
@@ -173,13 +181,17 @@ pub fn fit_unstored(store: &dyn Store, tenant: &TenantId, options: &TrainOptions
 /// A one-line account of a training, for the task list and the CLI.
 pub fn summary(info: &ModelSnapshotInfo, m: &TrainMetrics) -> String {
     format!(
-        "version {}: {} events, {} items; for you HR@{k} {:.4} NDCG@{k} {:.4}, next HR@{k} {:.4} NDCG@{k} {:.4}, \
+        "version {}: {} events, {} items; for you HR@{k} {:.4} NDCG@{k} {:.4}{}, next HR@{k} {:.4} NDCG@{k} {:.4}, \
          popular HR@{k} {:.4} ({} shoppers held out)",
         info.version,
         m.events,
         m.items,
         m.for_you.hr,
         m.for_you.ndcg,
+        m.for_you_als.map_or(String::new(), |als| format!(
+            " (ALS, not served: HR@{} {:.4} NDCG@{} {:.4})",
+            m.k, als.hr, m.k, als.ndcg
+        )),
         m.next.hr,
         m.next.ndcg,
         m.popular.hr,

@@ -46,7 +46,8 @@ fn versions_table(models: &ModelVersions) -> Markup {
         div.table-scroll { table.data-table id="model-versions" {
             thead { tr {
                 th { "Version" } th { "Trained" } th.num { "Events" } th.num { "Items" }
-                th.num { "For you HR@10" } th.num { "For you NDCG@10" } th.num { "Next HR@10" } th.num { "Next NDCG@10" }
+                th.num { "For you HR@10" } th.num { "For you NDCG@10" } th.num title="Implicit ALS on the same holdout, measured beside item-kNN; not served yet" { "ALS NDCG@10 (not served)" }
+                th.num { "Next HR@10" } th.num { "Next NDCG@10" }
                 th.num { "Popular HR@10" } th.num { "Coverage" } th.num { "Size" } th { "" }
             } }
             tbody {
@@ -58,6 +59,7 @@ fn versions_table(models: &ModelVersions) -> Markup {
                         td.num { (v.metrics["items"].as_u64().map_or("—".to_string(), |n| n.to_string())) }
                         td.num { (metric(v, "for_you", "hr")) }
                         td.num { (metric(v, "for_you", "ndcg")) }
+                        td.num { (metric(v, "for_you_als", "ndcg")) }
                         td.num { (metric(v, "next", "hr")) }
                         td.num { (metric(v, "next", "ndcg")) }
                         td.num { (metric(v, "popular", "hr")) }
