@@ -15,7 +15,7 @@ use crate::recommender::{Recommender, check_scores_len};
 use crate::sparse::{CsrMatrix, Row};
 
 /// ALS hyper-parameters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlsConfig {
     pub factors: usize,
     /// λ, added to YᵀY's diagonal in every solve.
@@ -53,7 +53,7 @@ impl AlsConfig {
 }
 
 /// A fitted (or not yet fitted) ALS model: row-major user and item factor matrices.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Als {
     config: AlsConfig,
     n_users: usize,
@@ -97,6 +97,24 @@ impl Als {
     /// Row-major `n_items × factors`.
     pub fn item_factors(&self) -> &[f32] {
         &self.item_factors
+    }
+
+    /// The model without its user factors, for serving: every shopper is folded in from their live history,
+    /// and the stored model holds only the item side.
+    pub fn without_users(mut self) -> Self {
+        self.n_users = 0;
+        self.user_factors = Vec::new();
+        self
+    }
+
+    /// Dot product of two items' factors: how alike the model finds them.
+    pub fn item_similarity(&self, a: u32, b: u32) -> f32 {
+        let f = self.config.factors;
+        let (a, b) = (a as usize, b as usize);
+        if a >= self.n_items || b >= self.n_items {
+            return 0.0;
+        }
+        dot::<false>(&self.item_factors[a * f..(a + 1) * f], &self.item_factors[b * f..(b + 1) * f])
     }
 
     /// Fits and returns the training loss after each iteration (for monitoring and tests).

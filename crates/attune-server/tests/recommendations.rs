@@ -976,6 +976,9 @@ fn training_stores_versions_with_metrics_and_the_same_seed_gives_the_same_bytes(
         }
         assert!(metrics[scorer]["ndcg"].as_f64() <= metrics[scorer]["hr"].as_f64(), "{metrics}");
     }
+    let serves = metrics["for_you_serves"].as_str().unwrap();
+    let (knn, als) = (metrics["for_you"]["ndcg"].as_f64().unwrap(), metrics["for_you_als"]["ndcg"].as_f64().unwrap());
+    assert_eq!(serves, if als > knn { "als" } else { "item_knn" }, "the better holdout NDCG serves: {metrics}");
     // The shoppers of the A–B cluster hold out one of the pair: item-kNN finds it.
     assert!(metrics["for_you"]["hr"].as_f64().unwrap() > 0.3, "{metrics}");
     let list = server.list(&json!({"scenario": "similar", "item_id": "A"}));

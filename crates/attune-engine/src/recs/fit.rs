@@ -1,18 +1,19 @@
 //! One scan of a tenant's event log and the fit of every serving model from it: the weighted user × item
 //! matrix's cosine item-kNN, popularity, trending with a 7-day half-life measured from the tenant's last
-//! event, frequently-bought-together pairs, buy-it-again intervals, the session-kNN index and the sequential
-//! next-item model.
+//! event, frequently-bought-together pairs, buy-it-again intervals, the session-kNN index, the sequential
+//! next-item model and implicit ALS (item side).
 //!
 //! Nothing in the fit depends on hash order or thread count: the same scan and seed give the same model.
 
-use super::model::{FittedRecs, ModelError};
+use super::model::{FittedRecs, ForYouScorer, ModelError};
 use super::shopper::{ItemTouch, acted_on, split_sessions, subject_key};
 use crate::error::EngineError;
 use attune_core::{EventKind, TenantId};
 use attune_recs::{
-    BoughtTogether, BoughtTogetherConfig, BuyAgain, BuyAgainConfig, CsrMatrix, IdMap, Interaction, InteractionMatrix,
-    InteractionWeights, ItemKnn, ItemKnnConfig, PastSession, Popularity, Recommender, RecsError, SequentialConfig,
-    SequentialModel, SessionKnn, SessionKnnConfig, TimedInteraction, Trending, interactions_from_events,
+    Als, AlsConfig, BoughtTogether, BoughtTogetherConfig, BuyAgain, BuyAgainConfig, CsrMatrix, IdMap, Interaction,
+    InteractionMatrix, InteractionWeights, ItemKnn, ItemKnnConfig, PastSession, Popularity, Recommender, RecsError,
+    SequentialConfig, SequentialModel, SessionKnn, SessionKnnConfig, TimedInteraction, Trending,
+    interactions_from_events,
 };
 use attune_store::{Store, StoreError};
 use std::collections::HashMap;
@@ -135,6 +136,7 @@ pub fn fit(scan: &Scan, seed: u64) -> Result<FittedRecs, TrainError> {
     let index = |id: &String| matrix.items.index(id);
     let (bought_together, buy_again) = fit_baskets(scan, n_items, &index)?;
     let (sessions, sequential) = fit_sequences(scan, &knn, n_items, &index)?;
+    let als = fit_als(&matrix.matrix, seed)?;
     Ok(FittedRecs {
         seed,
         events: scan.events,
@@ -147,7 +149,24 @@ pub fn fit(scan: &Scan, seed: u64) -> Result<FittedRecs, TrainError> {
         buy_again,
         sessions,
         sequential,
+        als,
+        for_you_scorer: ForYouScorer::ItemKnn,
     })
+}
+
+/// Implicit ALS (default settings, `seed`) on the positive entries of the user × item matrix, in the same item
+/// indices; kept without its user factors. `None` without positive entries.
+fn fit_als(matrix: &CsrMatrix, seed: u64) -> Result<Option<Als>, TrainError> {
+    let positive: Vec<(u32, u32, f32)> = (0..matrix.n_rows())
+        .flat_map(|user| matrix.row(user).iter().filter(|(_, w)| *w > 0.0).map(move |(item, w)| (user as u32, item, w)))
+        .collect();
+    if positive.is_empty() {
+        return Ok(None);
+    }
+    let positive = CsrMatrix::from_triplets(matrix.n_rows(), matrix.n_cols(), &positive)?;
+    let mut als = Als::new(AlsConfig { seed, ..AlsConfig::default() })?;
+    als.fit(&positive)?;
+    Ok(Some(als.without_users()))
 }
 
 /// Time-decayed activity with a 7-day half-life, measured from the tenant's last event.

@@ -1,14 +1,13 @@
 //! Offline metrics of a fit: a leave-one-out holdout of up to a few thousand shoppers drawn with the training
 //! seed, every item ranked for each, seen items left out; HR, NDCG and coverage of `for_you` (item-kNN over
-//! the weighted history), `next` (the sequential model) and a popularity baseline; and, measured beside them
-//! on the same holdout, implicit ALS ([`evaluate_als`]), the candidate the evaluation found stronger than
-//! item-kNN on Online Retail (not served yet).
+//! the weighted history), `for_you` by implicit ALS (the shopper folded in from the same history, as served),
+//! `next` (the sequential model) and a popularity baseline. Training serves the better `for_you`.
 
 use super::fit::Scan;
 use super::model::FittedRecs;
 use attune_core::SplitMix64;
 use attune_recs::evaluation::rank_metrics;
-use attune_recs::{Als, AlsConfig, Interaction, InteractionMatrix, Recommender, RecsError, top_n_excluding};
+use attune_recs::{Recommender, Row, top_n_excluding};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -90,12 +89,19 @@ impl Tally {
     }
 }
 
-/// Scores each held-out item against the model fitted without it, as `for_you`, `next` and popularity rank.
-pub fn evaluate(
-    reduced: &Scan,
-    model: &FittedRecs,
-    held: &[(String, String)],
-) -> (ScorerMetrics, ScorerMetrics, ScorerMetrics) {
+/// The holdout metrics of every scorer.
+pub struct HoldoutMetrics {
+    /// `for_you` by item-kNN.
+    pub for_you: ScorerMetrics,
+    /// `for_you` by ALS (`None` when the model has no ALS part).
+    pub for_you_als: Option<ScorerMetrics>,
+    pub next: ScorerMetrics,
+    pub popular: ScorerMetrics,
+}
+
+/// Scores each held-out item against the model fitted without it, as `for_you` (item-kNN and ALS), `next` and
+/// popularity rank.
+pub fn evaluate(reduced: &Scan, model: &FittedRecs, held: &[(String, String)]) -> HoldoutMetrics {
     let n_items = model.items.len();
     let wanted: HashSet<&str> = held.iter().map(|(k, _)| k.as_str()).collect();
     let mut weights: HashMap<&str, HashMap<u32, f32>> = HashMap::new();
@@ -110,6 +116,7 @@ pub fn evaluate(
     let popularity = model.popularity.scores();
     by_popularity.sort_by(|a, b| popularity[*b as usize].total_cmp(&popularity[*a as usize]).then(a.cmp(b)));
     let (mut for_you, mut next, mut popular) = (Tally::default(), Tally::default(), Tally::default());
+    let mut for_you_als = Tally::default();
     let mut scores = vec![0f32; n_items];
     for (key, item) in held {
         let target = model.items.index(item);
@@ -144,6 +151,16 @@ pub fn evaluate(
             top_n_excluding(&mut scores, &seen, EVAL_K).into_iter().filter(|(_, s)| *s > 0.0).map(|(i, _)| i).collect();
         for_you.add(&list, target);
 
+        if let Some(als) = &model.als {
+            let (indices, values): (Vec<u32>, Vec<f32>) = positive.iter().copied().unzip();
+            let list: Vec<u32> = match als.score_into(u32::MAX, Row { indices: &indices, values: &values }, &mut scores)
+            {
+                Ok(()) => top_n_excluding(&mut scores, &seen, EVAL_K).into_iter().map(|(i, _)| i).collect(),
+                Err(_) => Vec::new(),
+            };
+            for_you_als.add(&list, target);
+        }
+
         let list: Vec<u32> = match model.sequential.score_into(&ordered, &mut scores) {
             Ok(()) => top_n_excluding(&mut scores, &seen, EVAL_K)
                 .into_iter()
@@ -158,39 +175,12 @@ pub fn evaluate(
             by_popularity.iter().filter(|i| seen.binary_search(i).is_err()).take(EVAL_K).copied().collect();
         popular.add(&list, target);
     }
-    (for_you.finish(n_items), next.finish(n_items), popular.finish(n_items))
-}
-
-/// HR, NDCG and coverage of implicit ALS (default settings, `seed`) fitted on the reduced scan's positive
-/// interactions, ranking every item for each held-out shopper from their learned vector, seen items left out.
-pub fn evaluate_als(reduced: &Scan, held: &[(String, String)], seed: u64) -> Result<ScorerMetrics, RecsError> {
-    let positive: Vec<Interaction> = reduced.interactions.iter().filter(|i| i.weight > 0.0).cloned().collect();
-    let matrix = InteractionMatrix::build(&positive)?;
-    let mut als = Als::new(AlsConfig { seed, ..AlsConfig::default() })?;
-    als.fit(&matrix.matrix)?;
-    let n_items = matrix.items.len();
-    let mut tally = Tally::default();
-    let mut scores = vec![0f32; n_items];
-    for (key, item) in held {
-        let target = matrix.items.index(item);
-        let Some(user) = matrix.users.index(key) else {
-            tally.add(&[], target);
-            continue;
-        };
-        let row = matrix.matrix.row(user as usize);
-        let mut seen: Vec<u32> = reduced
-            .touches
-            .get(key)
-            .map(|touches| touches.iter().filter_map(|(_, _, id)| matrix.items.index(id)).collect())
-            .unwrap_or_default();
-        seen.extend_from_slice(row.indices);
-        seen.sort_unstable();
-        seen.dedup();
-        als.score_into(user, row, &mut scores)?;
-        let list: Vec<u32> = top_n_excluding(&mut scores, &seen, EVAL_K).into_iter().map(|(i, _)| i).collect();
-        tally.add(&list, target);
+    HoldoutMetrics {
+        for_you: for_you.finish(n_items),
+        for_you_als: model.als.as_ref().map(|_| for_you_als.finish(n_items)),
+        next: next.finish(n_items),
+        popular: popular.finish(n_items),
     }
-    Ok(tally.finish(n_items))
 }
 
 #[cfg(test)]
@@ -205,9 +195,12 @@ mod tests {
         assert!(reduced.interactions.iter().all(|i| i.item == "a"));
         assert!(reduced.baskets.iter().all(|(_, items)| items == &vec!["a".to_string()]));
         assert_eq!(reduced.purchases["u"], vec![("a".to_string(), 0)]);
-        let als = evaluate_als(&reduced, &held, 7).unwrap();
+        let model = crate::recs::fit::fit(&reduced, 7).unwrap();
+        let metrics = evaluate(&reduced, &model, &held);
+        let als = metrics.for_you_als.expect("the model has an ALS part");
         assert!((0.0..=1.0).contains(&als.hr) && als.ndcg <= als.hr, "{als:?}");
-        assert_eq!(evaluate_als(&reduced, &held, 7).unwrap(), als, "same scan and seed, same metrics");
+        let again = evaluate(&reduced, &crate::recs::fit::fit(&reduced, 7).unwrap(), &held);
+        assert_eq!(again.for_you_als, Some(als), "same scan and seed, same metrics");
         let (_, one) = holdout(tiny_scan(), 1, 1);
         assert_eq!(one.len(), 1);
         assert_eq!(holdout(tiny_scan(), 1, 1).1, one, "the sample depends on the seed only");

@@ -242,7 +242,9 @@ impl RecsService {
     pub fn activate(&self, tenant: &TenantId, version: i64) -> EngineResult<ModelSnapshotInfo> {
         let not_found = || EngineError::not_found(format!("model version {version}"));
         let payload = self.store.model_snapshot_payload(tenant, MODEL_KIND, version)?.ok_or_else(not_found)?;
-        let fitted = decode(&payload).map_err(EngineError::internal)?;
+        // A version stored by an older release (another payload format) or damaged cannot be served.
+        let fitted = decode(&payload)
+            .map_err(|e| EngineError::Conflict(format!("model version {version} cannot be served: {e}")))?;
         tracing::info!(tenant = %tenant, version, "activating a stored recommendation model");
         self.install(tenant, version, fitted);
         self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)

@@ -8,7 +8,7 @@ use super::candidate::Candidate;
 use super::request::Signal;
 use attune_core::Timestamp;
 use attune_recs::{
-    BoughtTogether, BuyAgain, IdMap, ItemKnn, Popularity, Recommender, SequentialModel, SessionKnn, Trending,
+    Als, BoughtTogether, BuyAgain, IdMap, ItemKnn, Popularity, Recommender, SequentialModel, SessionKnn, Trending,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicI64;
 /// The `kind` of recommendation snapshots in the store.
 pub const MODEL_KIND: &str = "recs";
 /// The first bytes of every payload; the number is the payload format's version.
-const MAGIC: &[u8; 8] = b"ATRECS01";
+const MAGIC: &[u8; 8] = b"ATRECS02";
 
 /// Why a model cannot be encoded or a payload cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,30 @@ pub struct FittedRecs {
     pub sessions: SessionKnn,
     /// Next item after a shopper's ordered history: item-kNN similarity plus directed transitions.
     pub sequential: SequentialModel,
+    /// Implicit ALS, item side only (shoppers are folded in from their live history); `None` without positive
+    /// interactions.
+    pub als: Option<Als>,
+    /// Which model `for_you` serves: the one with the better NDCG on the training holdout.
+    pub for_you_scorer: ForYouScorer,
+}
+
+/// The model behind `for_you`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForYouScorer {
+    /// Item-kNN over the shopper's weighted history.
+    #[default]
+    ItemKnn,
+    /// Implicit ALS, the shopper folded in from their weighted history.
+    Als,
+}
+
+impl ForYouScorer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ItemKnn => "item_knn",
+            Self::Als => "als",
+        }
+    }
 }
 
 /// Encodes a fitted model as a snapshot payload: magic, SHA-256 of the body, postcard body.
@@ -69,9 +93,13 @@ pub fn decode(payload: &[u8]) -> Result<FittedRecs, ModelError> {
         model.buy_again.as_ref().map_or(n, BuyAgain::n_items),
         model.sessions.n_items(),
         model.sequential.n_items(),
+        model.als.as_ref().map_or(n, Recommender::n_items),
     ];
     if sizes.iter().any(|&size| size != n) {
         return Err(corrupt("its parts disagree on the number of items"));
+    }
+    if model.for_you_scorer == ForYouScorer::Als && model.als.is_none() {
+        return Err(corrupt("for_you is to serve ALS, which the model lacks"));
     }
     Ok(model)
 }

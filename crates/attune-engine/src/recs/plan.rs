@@ -6,11 +6,12 @@
 //! category path and attribute values.
 
 use super::candidate::{Because, Candidate, Detail, ItemRef, MAX_CANDIDATES};
-use super::model::RecsModel;
+use super::model::{ForYouScorer, RecsModel};
 use super::request::{Basis, ListRequest, Rules, Signal};
 use super::shopper::{ShopperEvents, Touch, WeightedHistory, acted_on};
 use crate::catalog::CatalogContent;
 use attune_core::ItemId;
+use attune_recs::{Als, Recommender, Row, top_n_excluding};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -148,7 +149,10 @@ impl<'m> Planner<'m, '_> {
         let WeightedHistory { model_items, items, touch } = shopper.weighted_history(&self.model.items);
         // Items the shopper already knows are not news; purchases follow `exclude_purchased`.
         self.exclude.extend(touch.iter().filter(|(_, how)| **how != Touch::Bought).map(|(id, _)| id.clone()));
-        let tier = knn_candidates(self.model, &model_items, Signal::YourHistory, self.knn_size());
+        let tier = match (self.model.for_you_scorer, &self.model.als) {
+            (ForYouScorer::Als, Some(als)) => als_candidates(als, &model_items, Signal::YourHistory, self.knn_size()),
+            _ => knn_candidates(self.model, &model_items, Signal::YourHistory, self.knn_size()),
+        };
         self.push(tier);
         self.content_if_short(&items);
         self.fallbacks();
@@ -298,6 +302,31 @@ fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: 
     ranked
         .into_iter()
         .map(|(j, score, source)| Candidate::of_model(j, score, signal, SmallVec::from_elem(ItemRef::Model(source), 1)))
+        .collect()
+}
+
+/// Implicit ALS with the shopper folded in from the weighted `sources` (model items), the best `k` items not among
+/// them; each cites the source the model finds most alike (by item factors).
+fn als_candidates(als: &Als, sources: &[(u32, f32)], signal: Signal, k: usize) -> Vec<Candidate> {
+    let mut history = sources.to_vec();
+    history.sort_by_key(|(item, _)| *item);
+    history.dedup_by_key(|(item, _)| *item);
+    if history.is_empty() {
+        return Vec::new();
+    }
+    let (indices, values): (Vec<u32>, Vec<f32>) = history.into_iter().unzip();
+    let mut scores = vec![0f32; als.n_items()];
+    if als.score_into(u32::MAX, Row { indices: &indices, values: &values }, &mut scores).is_err() {
+        return Vec::new();
+    }
+    let cited = |j: u32| {
+        let closeness = |source: u32| als.item_similarity(source, j);
+        indices.iter().copied().max_by(|a, b| closeness(*a).total_cmp(&closeness(*b)).then(b.cmp(a))).unwrap_or(j)
+    };
+    top_n_excluding(&mut scores, &indices, k)
+        .into_iter()
+        .filter(|(_, score)| *score > 0.0 && score.is_finite())
+        .map(|(j, score)| Candidate::of_model(j, score, signal, SmallVec::from_elem(ItemRef::Model(cited(j)), 1)))
         .collect()
 }
 

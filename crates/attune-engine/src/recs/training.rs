@@ -15,8 +15,8 @@
 
 use super::fit::{SCAN_CHUNK, Scan, fit, scan};
 pub use super::fit::{StageResult, TrainError};
-use super::holdout::{EVAL_K, ScorerMetrics, evaluate, evaluate_als, holdout};
-use super::model::{FittedRecs, MODEL_KIND, RecsModel, decode, encode};
+use super::holdout::{EVAL_K, HoldoutMetrics, ScorerMetrics, evaluate, holdout};
+use super::model::{FittedRecs, ForYouScorer, MODEL_KIND, RecsModel, decode, encode};
 use attune_core::{EventKind, TenantId};
 use attune_store::{ModelSnapshotInfo, Store};
 use serde::{Deserialize, Serialize};
@@ -63,10 +63,12 @@ pub struct TrainMetrics {
     pub eval_users: usize,
     /// `for_you`: item-kNN over the shopper's weighted history.
     pub for_you: ScorerMetrics,
-    /// Implicit ALS on the same holdout, measured beside `for_you` (not served yet); absent in versions
-    /// trained before it was measured.
+    /// `for_you` by implicit ALS on the same holdout; absent in versions trained before it was measured.
     #[serde(default)]
     pub for_you_als: Option<ScorerMetrics>,
+    /// Which `for_you` this version serves (`item_knn` or `als`): the better NDCG on the holdout.
+    #[serde(default)]
+    pub for_you_serves: String,
     /// `next`: the sequential model over the shopper's ordered history.
     pub next: ScorerMetrics,
     /// Baseline: the most popular items.
@@ -120,11 +122,10 @@ pub fn train_with_checkpoints(
     let (events, shoppers) = (scan.events, scan.touches.len());
     let (reduced, held) = holdout(scan, options.seed, options.eval_users);
     let held_out_model = fit(&reduced, options.seed)?;
-    let (for_you, next, popular) = evaluate(&reduced, &held_out_model, &held);
-    drop(held_out_model);
-    report("evaluating ALS on the holdout", 0.75)?;
-    let for_you_als = Some(evaluate_als(&reduced, &held, options.seed)?);
-    drop(reduced);
+    let HoldoutMetrics { for_you, for_you_als, next, popular } = evaluate(&reduced, &held_out_model, &held);
+    drop((reduced, held_out_model));
+    let scorer = choose_for_you(&for_you, for_you_als.as_ref());
+    let payload = serve_for_you(payload, scorer)?;
     let metrics = TrainMetrics {
         seed: options.seed,
         events,
@@ -138,6 +139,7 @@ pub fn train_with_checkpoints(
         eval_users: held.len(),
         for_you,
         for_you_als,
+        for_you_serves: scorer.name().to_string(),
         next,
         popular,
         fit_ms,
@@ -181,23 +183,41 @@ pub fn fit_unstored(store: &dyn Store, tenant: &TenantId, options: &TrainOptions
 /// A one-line account of a training, for the task list and the CLI.
 pub fn summary(info: &ModelSnapshotInfo, m: &TrainMetrics) -> String {
     format!(
-        "version {}: {} events, {} items; for you HR@{k} {:.4} NDCG@{k} {:.4}{}, next HR@{k} {:.4} NDCG@{k} {:.4}, \
-         popular HR@{k} {:.4} ({} shoppers held out)",
+        "version {}: {} events, {} items; for you (item-kNN) HR@{k} {:.4} NDCG@{k} {:.4}{}, serving {}, \
+         next HR@{k} {:.4} NDCG@{k} {:.4}, popular HR@{k} {:.4} ({} shoppers held out)",
         info.version,
         m.events,
         m.items,
         m.for_you.hr,
         m.for_you.ndcg,
-        m.for_you_als.map_or(String::new(), |als| format!(
-            " (ALS, not served: HR@{} {:.4} NDCG@{} {:.4})",
-            m.k, als.hr, m.k, als.ndcg
-        )),
+        m.for_you_als
+            .map_or(String::new(), |als| format!(", (ALS) HR@{} {:.4} NDCG@{} {:.4}", m.k, als.hr, m.k, als.ndcg)),
+        m.for_you_serves,
         m.next.hr,
         m.next.ndcg,
         m.popular.hr,
         m.eval_users,
         k = m.k,
     )
+}
+
+/// The `for_you` model to serve: ALS when its holdout NDCG is higher than item-kNN's, else item-kNN.
+fn choose_for_you(knn: &ScorerMetrics, als: Option<&ScorerMetrics>) -> ForYouScorer {
+    match als {
+        Some(als) if als.ndcg > knn.ndcg => ForYouScorer::Als,
+        _ => ForYouScorer::ItemKnn,
+    }
+}
+
+/// The payload with `for_you` set to serve `scorer` (decoded and encoded again: training keeps only the bytes
+/// of the full model while the holdout is evaluated).
+fn serve_for_you(payload: Vec<u8>, scorer: ForYouScorer) -> Result<Vec<u8>, TrainError> {
+    if scorer == ForYouScorer::ItemKnn {
+        return Ok(payload);
+    }
+    let mut model = decode(&payload)?;
+    model.for_you_scorer = scorer;
+    Ok(encode(&model)?)
 }
 
 /// Whether an event changes what training fits: impressions (the engine's own record of what it served) and
@@ -231,6 +251,18 @@ mod tests {
     use super::*;
     use crate::recs::fit::tests::tiny_scan;
     use attune_recs::Interaction;
+
+    #[test]
+    fn the_better_holdout_ndcg_serves_for_you_and_the_payload_says_so() {
+        let metrics = |ndcg| ScorerMetrics { hr: 0.5, ndcg, coverage: 0.1 };
+        assert_eq!(choose_for_you(&metrics(0.1), Some(&metrics(0.2))), ForYouScorer::Als);
+        assert_eq!(choose_for_you(&metrics(0.2), Some(&metrics(0.2))), ForYouScorer::ItemKnn);
+        assert_eq!(choose_for_you(&metrics(0.2), None), ForYouScorer::ItemKnn);
+        let payload = encode(&fit(&tiny_scan(), 1).unwrap()).unwrap();
+        assert_eq!(decode(&payload).unwrap().for_you_scorer, ForYouScorer::ItemKnn);
+        let served = serve_for_you(payload, ForYouScorer::Als).unwrap();
+        assert_eq!(decode(&served).unwrap().for_you_scorer, ForYouScorer::Als);
+    }
 
     #[test]
     fn too_little_data_is_not_trained_and_the_reason_gives_the_figures() {

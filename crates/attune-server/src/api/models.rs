@@ -26,7 +26,8 @@ pub struct ModelVersion {
     /// Whether requests are served from this version now.
     pub active: bool,
     /// Offline metrics and settings of the training: `seed`, `events`, `items`, `k`, `eval_users`, and
-    /// `hr`, `ndcg`, `coverage` of `for_you`, `next` and the `popular` baseline on a leave-one-out holdout.
+    /// `hr`, `ndcg`, `coverage` of `for_you` (item-kNN), `for_you_als` (implicit ALS), `next` and the `popular`
+    /// baseline on a leave-one-out holdout, and `for_you_serves` (`item_knn` or `als`, the better NDCG).
     #[schema(value_type = Object)]
     pub metrics: serde_json::Value,
 }

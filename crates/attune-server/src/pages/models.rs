@@ -46,7 +46,7 @@ fn versions_table(models: &ModelVersions) -> Markup {
         div.table-scroll { table.data-table id="model-versions" {
             thead { tr {
                 th { "Version" } th { "Trained" } th.num { "Events" } th.num { "Items" }
-                th.num { "For you HR@10" } th.num { "For you NDCG@10" } th.num title="Implicit ALS on the same holdout, measured beside item-kNN; not served yet" { "ALS NDCG@10 (not served)" }
+                th.num { "kNN HR@10" } th.num { "kNN NDCG@10" } th.num title="For you by implicit ALS on the same holdout" { "ALS NDCG@10" } th title="The for-you model this version serves: the better NDCG on the holdout" { "For you serves" }
                 th.num { "Next HR@10" } th.num { "Next NDCG@10" }
                 th.num { "Popular HR@10" } th.num { "Coverage" } th.num { "Size" } th { "" }
             } }
@@ -60,6 +60,7 @@ fn versions_table(models: &ModelVersions) -> Markup {
                         td.num { (metric(v, "for_you", "hr")) }
                         td.num { (metric(v, "for_you", "ndcg")) }
                         td.num { (metric(v, "for_you_als", "ndcg")) }
+                        td { (match v.metrics["for_you_serves"].as_str() { Some("als") => "ALS", Some("item_knn") => "item-kNN", _ => "item-kNN" }) }
                         td.num { (metric(v, "next", "hr")) }
                         td.num { (metric(v, "next", "ndcg")) }
                         td.num { (metric(v, "popular", "hr")) }
