@@ -94,6 +94,9 @@ mod tests {
     }
 }
 
+/// Milliseconds in one UTC day.
+pub const MILLIS_PER_DAY: i64 = 86_400_000;
+
 /// The event times ingest accepts, relative to the server clock: by default from ten years back to one day
 /// ahead. A purchase dated 1990 or 2199 is a data error that would stretch every analytic over centuries, so
 /// it is rejected with a clear error instead of stored.
@@ -112,12 +115,10 @@ impl Default for EventTimeWindow {
 }
 
 impl EventTimeWindow {
-    const MILLIS_PER_DAY: i64 = 86_400_000;
-
     /// `Err(timestamp_out_of_range)` when `time` is outside the window around `now`.
     pub fn check(&self, time: Timestamp, now: Timestamp) -> Result<(), ValidationError> {
-        let earliest = now.millis() - i64::from(self.max_age_days) * Self::MILLIS_PER_DAY;
-        let latest = now.millis() + i64::from(self.max_ahead_days) * Self::MILLIS_PER_DAY;
+        let earliest = now.millis() - i64::from(self.max_age_days) * MILLIS_PER_DAY;
+        let latest = now.millis() + i64::from(self.max_ahead_days) * MILLIS_PER_DAY;
         if (earliest..=latest).contains(&time.millis()) {
             return Ok(());
         }

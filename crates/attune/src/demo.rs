@@ -30,6 +30,7 @@
 use anyhow::{Context, anyhow, bail, ensure};
 use attune_core::event::MAX_LIST_LEN;
 use attune_core::input::{AmountInput, ScalarValue, TimeInput};
+use attune_core::time::MILLIS_PER_DAY;
 use attune_core::{Event, EventInput, Item, ItemInput, OrderLineInput, TenantId, Timestamp, User, UserInput};
 use flate2::read::GzDecoder;
 use std::collections::BTreeMap;
@@ -56,7 +57,6 @@ pub struct DemoDataset {
 
 /// The context key of each demo event that holds the days its time was shifted by.
 pub const SHIFT_CONTEXT_KEY: &str = "demo_shift_days";
-const MILLIS_PER_DAY: i64 = 86_400_000;
 
 impl DemoDataset {
     /// Moves every date by whole days so that the last event falls on the day (UTC) before `today`; returns

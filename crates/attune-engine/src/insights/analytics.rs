@@ -18,6 +18,7 @@
 
 use super::window::{ObservationWindow, observation_window};
 use crate::error::{EngineError, EngineResult};
+use attune_core::time::MILLIS_PER_DAY;
 use attune_core::{Currency, EventKind, ItemId, Money, TenantId, Timestamp, UserId};
 use attune_insights::InsightsError;
 use attune_insights::clv::{
@@ -34,7 +35,6 @@ use std::time::Instant;
 const SCAN_CHUNK: usize = 5_000;
 /// Days in one model time unit (weeks).
 pub const DAYS_PER_PERIOD: f64 = 7.0;
-const MILLIS_PER_DAY: i64 = 86_400_000;
 /// The largest amount (in minor units) an analytic figure may have: 2⁵³, the largest integer an `f64`
 /// holds exactly; anything larger is an error, never a wrapped or saturated number.
 const MAX_MONEY_MINOR_UNITS: f64 = 9_007_199_254_740_992.0;

@@ -154,18 +154,15 @@ pub fn fit(scan: &Scan, seed: u64) -> Result<FittedRecs, TrainError> {
     })
 }
 
-/// Implicit ALS (default settings, `seed`) on the positive entries of the user × item matrix, in the same item
-/// indices; kept without its user factors. `None` without positive entries.
+/// Implicit ALS (default settings, `seed`) on the user × item matrix (whose entries are the positive sums of
+/// the weights: `CsrMatrix::from_triplets` drops the rest), in the same item indices; kept without its user
+/// factors. `None` without entries.
 fn fit_als(matrix: &CsrMatrix, seed: u64) -> Result<Option<Als>, TrainError> {
-    let positive: Vec<(u32, u32, f32)> = (0..matrix.n_rows())
-        .flat_map(|user| matrix.row(user).iter().filter(|(_, w)| *w > 0.0).map(move |(item, w)| (user as u32, item, w)))
-        .collect();
-    if positive.is_empty() {
+    if matrix.nnz() == 0 {
         return Ok(None);
     }
-    let positive = CsrMatrix::from_triplets(matrix.n_rows(), matrix.n_cols(), &positive)?;
     let mut als = Als::new(AlsConfig { seed, ..AlsConfig::default() })?;
-    als.fit(&positive)?;
+    als.fit(matrix)?;
     Ok(Some(als.without_users()))
 }
 

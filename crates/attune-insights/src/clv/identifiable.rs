@@ -3,7 +3,7 @@
 //! A maximum-likelihood fit on a handful of customers, or one whose optimizer stopped early, can sit at the
 //! edge of the parameter space and predict absurd figures (millions in value from a few pounds of history).
 //! [`check_customer_model`] accepts a fit only when there are enough customers and repeat customers, the
-//! optimizers converged, every parameter is finite and inside a wide sane range, the mean purchase rate is
+//! optimizers converged, every parameter is finite and positive with no shape collapsed to 0, the mean purchase rate is
 //! possible at day granularity, and the mean spend exists and is near the spends observed.
 
 use super::gamma_gamma::GammaGammaParams;
@@ -17,10 +17,10 @@ pub struct IdentifiabilityRules {
     pub min_customers: usize,
     /// Customers with at least one repeat purchase the fit needs.
     pub min_repeat_customers: usize,
-    /// The purchase-rate shape r and the spend shapes must be at least 1/`max_parameter` (a shape collapsing
-    /// to 0 is a degenerate fit). Large shapes are a legitimate limit (r, α → ∞ with r/α fixed: every
+    /// The purchase-rate shape r and the spend shapes p, q must be at least this (a shape collapsing to 0 is a
+    /// degenerate fit). Large shapes are a legitimate limit (r, α → ∞ with r/α fixed: every
     /// customer buys at the same rate) and are bounded through the figures they imply instead.
-    pub max_parameter: f64,
+    pub min_shape: f64,
     /// The largest possible mean purchase rate per model period (7 per week at day granularity).
     pub max_purchase_rate: f64,
     /// The population mean spend may be at most this multiple of the largest customer's mean spend.
@@ -35,7 +35,7 @@ impl Default for IdentifiabilityRules {
         Self {
             min_customers: 20,
             min_repeat_customers: 10,
-            max_parameter: 1e6,
+            min_shape: 1e-6,
             max_purchase_rate: 7.0,
             max_spend_ratio: 10.0,
             min_dropout: 1e-3,
@@ -88,7 +88,7 @@ pub fn check_customer_model(fit: &CustomerModelFit<'_>, rules: &IdentifiabilityR
     let GammaGammaParams { p, q, gamma } = fit.spend;
     let [r, alpha, a, b] = fit.purchase_parameters;
     let positive = [r, alpha, a, b, p, q, gamma].iter().all(|v| v.is_finite() && *v > 0.0);
-    let shapes_alive = [r, p, q].iter().all(|v| *v >= 1.0 / rules.max_parameter);
+    let shapes_alive = [r, p, q].iter().all(|v| *v >= rules.min_shape);
     if !positive || !shapes_alive {
         return Err(InsightsError::NotIdentifiable(format!(
             "the fit is at the edge of the parameter space (r {r:.3e}, α {alpha:.3e}, a {a:.3e}, b {b:.3e}, \

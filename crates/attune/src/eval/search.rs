@@ -138,6 +138,7 @@ pub fn load_queries(datasets: &Path) -> anyhow::Result<Vec<LoggedQuery>> {
 }
 
 /// A query kept for the evaluation, with its relevant catalog rows.
+#[derive(Clone)]
 pub struct JudgedQuery {
     pub text: String,
     pub stated: Vec<Vec<(&'static str, String)>>,
@@ -654,7 +655,7 @@ pub fn tuned_half(fixture: &SearchFixture, split: CatalogSplit) -> anyhow::Resul
 }
 
 /// The queries with a relevant product in the searched half, judged there, with their vectors.
-fn queries_in_half(
+pub(super) fn queries_in_half(
     queries: &[JudgedQuery],
     vectors: &[Vec<f32>],
     positions: &HashMap<usize, usize>,

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use attune_search::{Retrieval, SearchConfig, SearchEngine, SearchRequest};
 
-use super::search::{JudgedQuery, TunedHalf};
+use super::search::{JudgedQuery, TunedHalf, queries_in_half};
 use super::table;
 
 /// The share of relevant semantic-only hits the chosen threshold keeps on validation.
@@ -89,19 +89,14 @@ fn half_queries(
     positions: &HashMap<usize, usize>,
     odd: bool,
 ) -> (Vec<JudgedQuery>, Vec<Vec<f32>>) {
-    queries
+    let (picked, picked_vectors): (Vec<JudgedQuery>, Vec<Vec<f32>>) = queries
         .iter()
         .zip(vectors)
         .enumerate()
         .filter(|(i, _)| (i % 2 == 1) == odd)
-        .filter_map(|(_, (query, vector))| {
-            let relevant: HashSet<usize> =
-                query.relevant.iter().filter_map(|row| positions.get(row).copied()).collect();
-            (!relevant.is_empty()).then(|| {
-                (JudgedQuery { text: query.text.clone(), stated: query.stated.clone(), relevant }, vector.clone())
-            })
-        })
-        .unzip()
+        .map(|(_, (query, vector))| (query.clone(), vector.clone()))
+        .unzip();
+    queries_in_half(&picked, &picked_vectors, positions)
 }
 
 /// The labelled semantic-only hits of one half, for untuned and tuned vectors.
