@@ -57,6 +57,12 @@ impl Ease {
             _ => 0.0,
         }
     }
+
+    /// The global indices of the modelled items (increasing): every item with an interaction, or the
+    /// `max_items` most popular.
+    pub fn modelled(&self) -> &[u32] {
+        &self.global
+    }
 }
 
 impl Recommender for Ease {

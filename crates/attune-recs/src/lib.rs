@@ -25,6 +25,7 @@ pub mod repurchase;
 pub mod sequential;
 pub mod session_knn;
 pub mod sparse;
+pub mod sparse_ease;
 pub mod split;
 
 pub use als::{Als, AlsConfig, InitialFactors};
@@ -42,4 +43,5 @@ pub use repurchase::{BuyAgain, BuyAgainConfig, BuyAgainSuggestion, RepurchasePro
 pub use sequential::{SequentialConfig, SequentialModel, SequentialSuggestion, top_k_similarity};
 pub use session_knn::{PastSession, SessionKnn, SessionKnnConfig, SessionSuggestion};
 pub use sparse::{CsrMatrix, Row};
+pub use sparse_ease::{SparseEase, SparseEaseConfig};
 pub use split::{LastBasketSplit, LeaveOneOutSplit, Purchase, last_basket_split, leave_one_out};

@@ -140,6 +140,22 @@ impl CsrMatrix {
         Ok(Self { n_rows, n_cols, indptr, indices, values })
     }
 
+    /// A matrix from per-row `(column, value)` lists in any order, values kept as given (negative ones too);
+    /// a repeated column, a column out of range or a non-finite value is an error.
+    pub fn from_rows(n_cols: usize, rows: &[Vec<(u32, f32)>]) -> Result<Self, RecsError> {
+        let mut parts =
+            CsrParts { n_rows: rows.len(), n_cols, indptr: vec![0], indices: Vec::new(), values: Vec::new() };
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for given in rows {
+            row.clone_from(given);
+            row.sort_by_key(|(c, _)| *c);
+            parts.indices.extend(row.iter().map(|(c, _)| *c));
+            parts.values.extend(row.iter().map(|(_, v)| *v));
+            parts.indptr.push(parts.indices.len());
+        }
+        Self::try_from(parts)
+    }
+
     /// A binary matrix from per-row column lists (duplicates collapse to one entry of value 1).
     pub fn from_rows_binary(n_cols: usize, rows: &[Vec<u32>]) -> Result<Self, RecsError> {
         let triplets: Vec<(u32, u32, f32)> =
@@ -238,6 +254,18 @@ fn check(index: usize, size: usize, what: &'static str) -> Result<(), RecsError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_keep_signed_values_sorted_and_refuse_repeats() {
+        let m = CsrMatrix::from_rows(4, &[vec![(3, -1.5), (0, 2.0)], vec![], vec![(1, 0.5)]]).unwrap();
+        assert_eq!((m.n_rows(), m.n_cols(), m.nnz()), (3, 4, 3));
+        assert_eq!(m.row(0).indices, &[0, 3]);
+        assert_eq!(m.row(0).values, &[2.0, -1.5]);
+        assert!(m.row(1).is_empty());
+        assert!(CsrMatrix::from_rows(4, &[vec![(1, 1.0), (1, 2.0)]]).is_err(), "a repeated column");
+        assert!(CsrMatrix::from_rows(4, &[vec![(4, 1.0)]]).is_err(), "a column out of range");
+        assert!(CsrMatrix::from_rows(4, &[vec![(0, f32::NAN)]]).is_err(), "a non-finite value");
+    }
 
     #[test]
     fn triplets_sum_duplicates_and_drop_non_positive() {

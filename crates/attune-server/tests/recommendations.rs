@@ -968,17 +968,21 @@ fn training_stores_versions_with_metrics_and_the_same_seed_gives_the_same_bytes(
     assert_eq!(metrics["seed"], 42, "{metrics}");
     assert_eq!(metrics["items"], 7, "{metrics}");
     assert_eq!(metrics["k"], 10, "{metrics}");
-    assert!(metrics["eval_users"].as_u64().unwrap() >= 10, "{metrics}");
-    for scorer in ["for_you", "for_you_als", "next", "popular"] {
+    let (measured, tuned) = (metrics["eval_users"].as_u64().unwrap(), metrics["tune_users"].as_u64().unwrap());
+    assert!(measured >= 5 && tuned >= measured, "half the held-out shoppers choose, half measure: {metrics}");
+    for scorer in ["for_you", "for_you_als", "for_you_ease", "for_you_blend", "next", "popular"] {
         for name in ["hr", "ndcg", "coverage"] {
             let value = metrics[scorer][name].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&value), "{scorer} {name}: {metrics}");
         }
         assert!(metrics[scorer]["ndcg"].as_f64() <= metrics[scorer]["hr"].as_f64(), "{metrics}");
     }
-    let serves = metrics["for_you_serves"].as_str().unwrap();
-    let (knn, als) = (metrics["for_you"]["ndcg"].as_f64().unwrap(), metrics["for_you_als"]["ndcg"].as_f64().unwrap());
-    assert_eq!(serves, if als > knn { "als" } else { "item_knn" }, "the better holdout NDCG serves: {metrics}");
+    let tuning: Vec<(String, f64)> = serde_json::from_value(metrics["tuning_ndcg"].clone()).unwrap();
+    let names: Vec<&str> = tuning.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["item_knn", "als", "ease", "blend"], "{metrics}");
+    let best = tuning.iter().fold(&tuning[0], |best, candidate| if candidate.1 > best.1 { candidate } else { best });
+    assert_eq!(metrics["for_you_serves"], best.0.as_str(), "the best NDCG on the tuning half serves: {metrics}");
+    assert_eq!(metrics["blend_weights"].as_array().map(Vec::len), Some(3), "{metrics}");
     // The shoppers of the A–B cluster hold out one of the pair: item-kNN finds it.
     assert!(metrics["for_you"]["hr"].as_f64().unwrap() > 0.3, "{metrics}");
     let list = server.list(&json!({"scenario": "similar", "item_id": "A"}));

@@ -1,7 +1,9 @@
 //! Offline metrics of a fit: a leave-one-out holdout of up to a few thousand shoppers drawn with the training
-//! seed, every item ranked for each, seen items left out; HR, NDCG and coverage of `for_you` (item-kNN over
-//! the weighted history), `for_you` by implicit ALS (the shopper folded in from the same history, as served),
-//! `next` (the sequential model) and a popularity baseline. Training serves the better `for_you`.
+//! seed, every item ranked for each, seen items left out ([`holdout`], [`rank_held`]); HR, NDCG and coverage
+//! ([`measure`]) of `for_you` by item-kNN, implicit ALS (the shopper folded in from the same history, as
+//! served) and sparse EASE over the weighted history, `next` (the sequential model) and a popularity
+//! baseline. [`super::choice`] picks the served `for_you` on one half of these shoppers and reports on the
+//! other.
 
 use super::fit::Scan;
 use super::model::FittedRecs;
@@ -89,20 +91,75 @@ impl Tally {
     }
 }
 
-/// The holdout metrics of every scorer.
-pub struct HoldoutMetrics {
-    /// `for_you` by item-kNN.
-    pub for_you: ScorerMetrics,
-    /// `for_you` by ALS (`None` when the model has no ALS part).
-    pub for_you_als: Option<ScorerMetrics>,
-    pub next: ScorerMetrics,
-    pub popular: ScorerMetrics,
+/// How many candidates each `for_you` source offers a blend, on the holdout and (at least) when serving.
+pub const BLEND_DEPTH: usize = 50;
+
+/// One held-out shopper's ranked lists, seen items left out.
+pub struct HeldShopper {
+    /// The held-out item (`None` when the model fitted without it does not know it: a sure miss).
+    pub target: Option<u32>,
+    /// `for_you` candidates by item-kNN, ALS and EASE (the [`super::model::BlendWeights`] order): up to
+    /// [`BLEND_DEPTH`] `(item, score)`, best first; empty where the model lacks the part.
+    pub for_you: [Vec<(u32, f32)>; 3],
+    pub next: Vec<u32>,
+    pub popular: Vec<u32>,
 }
 
-/// Scores each held-out item against the model fitted without it, as `for_you` (item-kNN and ALS), `next` and
-/// popularity rank.
-pub fn evaluate(reduced: &Scan, model: &FittedRecs, held: &[(String, String)]) -> HoldoutMetrics {
+impl HeldShopper {
+    /// The first [`EVAL_K`] items of `for_you` source `source`.
+    pub fn top(&self, source: usize) -> Vec<u32> {
+        self.for_you[source].iter().take(EVAL_K).map(|(item, _)| *item).collect()
+    }
+}
+
+/// HR, NDCG and coverage of the lists `list` makes for `shoppers`.
+pub fn measure(shoppers: &[HeldShopper], n_items: usize, list: impl Fn(&HeldShopper) -> Vec<u32>) -> ScorerMetrics {
+    let mut tally = Tally::default();
+    for shopper in shoppers {
+        tally.add(&list(shopper), shopper.target);
+    }
+    tally.finish(n_items)
+}
+
+/// A shopper's history as the model fitted without their held-out item sees it.
+struct History {
+    /// Distinct items in time order.
+    ordered: Vec<u32>,
+    /// Items with a positive summed weight, by index.
+    positive: Vec<(u32, f32)>,
+    /// Every item the shopper touched, sorted.
+    seen: Vec<u32>,
+}
+
+/// Ranks every source's list for each held-out shopper against the model fitted without their items.
+pub fn rank_held(reduced: &Scan, model: &FittedRecs, held: &[(String, String)]) -> Vec<HeldShopper> {
     let n_items = model.items.len();
+    let mut weights = positive_weights(reduced, model, held);
+    let mut by_popularity: Vec<u32> = (0..n_items as u32).collect();
+    let popularity = model.popularity.scores();
+    by_popularity.sort_by(|a, b| popularity[*b as usize].total_cmp(&popularity[*a as usize]).then(a.cmp(b)));
+    let mut scores = vec![0f32; n_items];
+    held.iter()
+        .map(|(key, item)| {
+            let history = history_of(reduced, model, key, weights.remove(key.as_str()).unwrap_or_default());
+            let popular =
+                by_popularity.iter().filter(|i| history.seen.binary_search(i).is_err()).take(EVAL_K).copied().collect();
+            HeldShopper {
+                target: model.items.index(item),
+                for_you: for_you_lists(model, &history, &mut scores),
+                next: next_list(model, &history, &mut scores),
+                popular,
+            }
+        })
+        .collect()
+}
+
+/// The held-out shoppers' summed interaction weights by item.
+fn positive_weights<'a>(
+    reduced: &'a Scan,
+    model: &FittedRecs,
+    held: &[(String, String)],
+) -> HashMap<&'a str, HashMap<u32, f32>> {
     let wanted: HashSet<&str> = held.iter().map(|(k, _)| k.as_str()).collect();
     let mut weights: HashMap<&str, HashMap<u32, f32>> = HashMap::new();
     for interaction in &reduced.interactions {
@@ -112,74 +169,54 @@ pub fn evaluate(reduced: &Scan, model: &FittedRecs, held: &[(String, String)]) -
             *weights.entry(interaction.user.as_str()).or_default().entry(item).or_default() += interaction.weight;
         }
     }
-    let mut by_popularity: Vec<u32> = (0..n_items as u32).collect();
-    let popularity = model.popularity.scores();
-    by_popularity.sort_by(|a, b| popularity[*b as usize].total_cmp(&popularity[*a as usize]).then(a.cmp(b)));
-    let (mut for_you, mut next, mut popular) = (Tally::default(), Tally::default(), Tally::default());
-    let mut for_you_als = Tally::default();
-    let mut scores = vec![0f32; n_items];
-    for (key, item) in held {
-        let target = model.items.index(item);
-        let mut history: Vec<(i64, u32)> = reduced
-            .touches
-            .get(key)
-            .map(|touches| touches.iter().filter_map(|(time, _, id)| Some((*time, model.items.index(id)?))).collect())
-            .unwrap_or_default();
-        history.sort_by_key(|(time, _)| *time);
-        let mut ordered: Vec<u32> = history.into_iter().map(|(_, i)| i).collect();
-        ordered.dedup();
-        let mut seen: Vec<u32> = ordered.clone();
-        let positive: Vec<(u32, f32)> = weights
-            .get(key.as_str())
-            .map(|w| {
-                let mut w: Vec<(u32, f32)> = w.iter().filter(|(_, w)| **w > 0.0).map(|(i, w)| (*i, *w)).collect();
-                w.sort_by_key(|(i, _)| *i);
-                w
-            })
-            .unwrap_or_default();
-        seen.extend(positive.iter().map(|(i, _)| *i));
-        seen.sort_unstable();
-        seen.dedup();
+    weights
+}
 
-        scores.fill(0.0);
-        for &(source, weight) in &positive {
-            for (j, sim) in model.knn.neighbours(source).iter() {
-                scores[j as usize] += weight * sim;
-            }
-        }
-        let list: Vec<u32> =
-            top_n_excluding(&mut scores, &seen, EVAL_K).into_iter().filter(|(_, s)| *s > 0.0).map(|(i, _)| i).collect();
-        for_you.add(&list, target);
+fn history_of(reduced: &Scan, model: &FittedRecs, key: &str, weights: HashMap<u32, f32>) -> History {
+    let mut timed: Vec<(i64, u32)> = reduced
+        .touches
+        .get(key)
+        .map(|touches| touches.iter().filter_map(|(time, _, id)| Some((*time, model.items.index(id)?))).collect())
+        .unwrap_or_default();
+    timed.sort_by_key(|(time, _)| *time);
+    let mut ordered: Vec<u32> = timed.into_iter().map(|(_, i)| i).collect();
+    ordered.dedup();
+    let mut positive: Vec<(u32, f32)> = weights.into_iter().filter(|(_, w)| *w > 0.0).collect();
+    positive.sort_by_key(|(i, _)| *i);
+    let mut seen = ordered.clone();
+    seen.extend(positive.iter().map(|(i, _)| *i));
+    seen.sort_unstable();
+    seen.dedup();
+    History { ordered, positive, seen }
+}
 
-        if let Some(als) = &model.als {
-            let (indices, values): (Vec<u32>, Vec<f32>) = positive.iter().copied().unzip();
-            let list: Vec<u32> = match als.score_into(u32::MAX, Row { indices: &indices, values: &values }, &mut scores)
-            {
-                Ok(()) => top_n_excluding(&mut scores, &seen, EVAL_K).into_iter().map(|(i, _)| i).collect(),
-                Err(_) => Vec::new(),
-            };
-            for_you_als.add(&list, target);
-        }
-
-        let list: Vec<u32> = match model.sequential.score_into(&ordered, &mut scores) {
-            Ok(()) => top_n_excluding(&mut scores, &seen, EVAL_K)
+/// Item-kNN, ALS and EASE lists for one history (positive scores only for the neighbour models, as served).
+fn for_you_lists(model: &FittedRecs, history: &History, scores: &mut [f32]) -> [Vec<(u32, f32)>; 3] {
+    let (indices, values): (Vec<u32>, Vec<f32>) = history.positive.iter().copied().unzip();
+    let row = Row { indices: &indices, values: &values };
+    let mut ranked = |scorer: &dyn Recommender, positive_only: bool| -> Vec<(u32, f32)> {
+        match scorer.score_into(u32::MAX, row, scores) {
+            Ok(()) => top_n_excluding(scores, &history.seen, BLEND_DEPTH)
                 .into_iter()
-                .filter(|(_, s)| *s > 0.0)
-                .map(|(i, _)| i)
+                .filter(|(_, s)| !positive_only || *s > 0.0)
                 .collect(),
             Err(_) => Vec::new(),
-        };
-        next.add(&list, target);
+        }
+    };
+    let knn = ranked(&model.knn, true);
+    let als = model.als.as_ref().map_or_else(Vec::new, |als| ranked(als, false));
+    let ease = model.ease.as_ref().map_or_else(Vec::new, |ease| ranked(ease, true));
+    [knn, als, ease]
+}
 
-        let list: Vec<u32> =
-            by_popularity.iter().filter(|i| seen.binary_search(i).is_err()).take(EVAL_K).copied().collect();
-        popular.add(&list, target);
-    }
-    HoldoutMetrics {
-        for_you: for_you.finish(n_items),
-        for_you_als: model.als.as_ref().map(|_| for_you_als.finish(n_items)),
-        next: next.finish(n_items),
-        popular: popular.finish(n_items),
+fn next_list(model: &FittedRecs, history: &History, scores: &mut [f32]) -> Vec<u32> {
+    match model.sequential.score_into(&history.ordered, scores) {
+        Ok(()) => top_n_excluding(scores, &history.seen, EVAL_K)
+            .into_iter()
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(i, _)| i)
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -196,11 +233,15 @@ mod tests {
         assert!(reduced.baskets.iter().all(|(_, items)| items == &vec!["a".to_string()]));
         assert_eq!(reduced.purchases["u"], vec![("a".to_string(), 0)]);
         let model = crate::recs::fit::fit(&reduced, 7).unwrap();
-        let metrics = evaluate(&reduced, &model, &held);
-        let als = metrics.for_you_als.expect("the model has an ALS part");
+        let ranked = rank_held(&reduced, &model, &held);
+        let als = measure(&ranked, model.items.len(), |s| s.top(1));
         assert!((0.0..=1.0).contains(&als.hr) && als.ndcg <= als.hr, "{als:?}");
-        let again = evaluate(&reduced, &crate::recs::fit::fit(&reduced, 7).unwrap(), &held);
-        assert_eq!(again.for_you_als, Some(als), "same scan and seed, same metrics");
+        assert!(
+            ranked.iter().all(|s| s.for_you.iter().all(|list| list.iter().all(|(i, _)| *i != 0))),
+            "seen `a` is out"
+        );
+        let again = rank_held(&reduced, &crate::recs::fit::fit(&reduced, 7).unwrap(), &held);
+        assert_eq!(measure(&again, model.items.len(), |s| s.top(1)), als, "same scan and seed, same metrics");
         let (_, one) = holdout(tiny_scan(), 1, 1);
         assert_eq!(one.len(), 1);
         assert_eq!(holdout(tiny_scan(), 1, 1).1, one, "the sample depends on the seed only");

@@ -15,9 +15,10 @@
 //! ([`training::fit_unstored`], version [`training::UNSTORED_VERSION`]) serves popularity, trending and content matches.
 //!
 //! Module order, top-down: [`request`] (what a list asks and answers) → [`serve`] (the selection path:
-//! [`shopper`] → [`plan`] → [`select`] → [`explain`]) and [`training`] ([`fit`] → [`holdout`] → [`model`]).
+//! [`shopper`] → [`plan`] → [`select`] → [`explain`]) and [`training`] ([`fit`] → [`holdout`] → [`choice`] → [`model`]).
 
 pub mod candidate;
+pub mod choice;
 pub mod explain;
 pub mod fit;
 pub mod holdout;

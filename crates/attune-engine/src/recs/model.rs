@@ -8,7 +8,8 @@ use super::candidate::Candidate;
 use super::request::Signal;
 use attune_core::Timestamp;
 use attune_recs::{
-    Als, BoughtTogether, BuyAgain, IdMap, ItemKnn, Popularity, Recommender, SequentialModel, SessionKnn, Trending,
+    Als, BoughtTogether, BuyAgain, IdMap, ItemKnn, Popularity, Recommender, SequentialModel, SessionKnn, SparseEase,
+    Trending,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -17,7 +18,7 @@ use std::sync::atomic::AtomicI64;
 /// The `kind` of recommendation snapshots in the store.
 pub const MODEL_KIND: &str = "recs";
 /// The first bytes of every payload; the number is the payload format's version.
-const MAGIC: &[u8; 8] = b"ATRECS02";
+const MAGIC: &[u8; 8] = b"ATRECS03";
 
 /// Why a model cannot be encoded or a payload cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -50,25 +51,47 @@ pub struct FittedRecs {
     /// Implicit ALS, item side only (shoppers are folded in from their live history); `None` without positive
     /// interactions.
     pub als: Option<Als>,
-    /// Which model `for_you` serves: the one with the better NDCG on the training holdout.
+    /// EASE kept sparse (top weights per item); `None` without positive interactions.
+    pub ease: Option<SparseEase>,
+    /// Which model `for_you` serves: the one with the best NDCG on the tuning half of the training holdout.
     pub for_you_scorer: ForYouScorer,
 }
 
 /// The model behind `for_you`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub enum ForYouScorer {
     /// Item-kNN over the shopper's weighted history.
     #[default]
     ItemKnn,
     /// Implicit ALS, the shopper folded in from their weighted history.
     Als,
+    /// Sparse EASE over the shopper's weighted history.
+    Ease,
+    /// Item-kNN, ALS and EASE candidate lists, each min–max normalised, summed with these weights (in that
+    /// order; `attune_recs::blend`).
+    Blend(BlendWeights),
 }
+
+/// The weights of a `for_you` blend: item-kNN, ALS, EASE.
+pub type BlendWeights = [f32; 3];
 
 impl ForYouScorer {
     pub fn name(self) -> &'static str {
         match self {
             Self::ItemKnn => "item_knn",
             Self::Als => "als",
+            Self::Ease => "ease",
+            Self::Blend(_) => "blend",
+        }
+    }
+
+    /// Whether `model` has every part this scorer reads.
+    pub fn is_backed_by(self, model: &FittedRecs) -> bool {
+        match self {
+            Self::ItemKnn => true,
+            Self::Als => model.als.is_some(),
+            Self::Ease => model.ease.is_some(),
+            Self::Blend([_, als, ease]) => (als == 0.0 || model.als.is_some()) && (ease == 0.0 || model.ease.is_some()),
         }
     }
 }
@@ -94,12 +117,13 @@ pub fn decode(payload: &[u8]) -> Result<FittedRecs, ModelError> {
         model.sessions.n_items(),
         model.sequential.n_items(),
         model.als.as_ref().map_or(n, Recommender::n_items),
+        model.ease.as_ref().map_or(n, Recommender::n_items),
     ];
     if sizes.iter().any(|&size| size != n) {
         return Err(corrupt("its parts disagree on the number of items"));
     }
-    if model.for_you_scorer == ForYouScorer::Als && model.als.is_none() {
-        return Err(corrupt("for_you is to serve ALS, which the model lacks"));
+    if !model.for_you_scorer.is_backed_by(&model) {
+        return Err(corrupt("for_you is to serve a model part that the model lacks"));
     }
     Ok(model)
 }

@@ -6,12 +6,13 @@
 //! category path and attribute values.
 
 use super::candidate::{Because, Candidate, Detail, ItemRef, MAX_CANDIDATES};
-use super::model::{ForYouScorer, RecsModel};
+use super::holdout::BLEND_DEPTH;
+use super::model::{BlendWeights, ForYouScorer, RecsModel};
 use super::request::{Basis, ListRequest, Rules, Signal};
 use super::shopper::{ShopperEvents, Touch, WeightedHistory, acted_on};
 use crate::catalog::CatalogContent;
 use attune_core::ItemId;
-use attune_recs::{Als, Recommender, Row, top_n_excluding};
+use attune_recs::{Als, Recommender, Row, blend, top_n_excluding};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -149,10 +150,7 @@ impl<'m> Planner<'m, '_> {
         let WeightedHistory { model_items, items, touch } = shopper.weighted_history(&self.model.items);
         // Items the shopper already knows are not news; purchases follow `exclude_purchased`.
         self.exclude.extend(touch.iter().filter(|(_, how)| **how != Touch::Bought).map(|(id, _)| id.clone()));
-        let tier = match (self.model.for_you_scorer, &self.model.als) {
-            (ForYouScorer::Als, Some(als)) => als_candidates(als, &model_items, Signal::YourHistory, self.knn_size()),
-            _ => knn_candidates(self.model, &model_items, Signal::YourHistory, self.knn_size()),
-        };
+        let tier = for_you_candidates(self.model, &model_items, self.knn_size());
         self.push(tier);
         self.content_if_short(&items);
         self.fallbacks();
@@ -271,14 +269,76 @@ fn indices(model: &RecsModel, ids: &[ItemId]) -> Vec<u32> {
     ids.iter().filter_map(|id| model.items.index(id.as_str())).collect()
 }
 
+/// `for_you`'s candidates from the shopper's weighted model items, by the model the training chose.
+fn for_you_candidates(model: &RecsModel, sources: &[(u32, f32)], k: usize) -> Vec<Candidate> {
+    let signal = Signal::YourHistory;
+    match (model.for_you_scorer, &model.als, &model.ease) {
+        (ForYouScorer::Als, Some(als), _) => als_candidates(als, sources, signal, k),
+        (ForYouScorer::Ease, _, Some(ease)) => neighbour_candidates(&|i| ease.neighbours(i), sources, signal, k),
+        (ForYouScorer::Blend(weights), _, _) => blended_candidates(model, sources, &weights, k),
+        _ => knn_candidates(model, sources, signal, k),
+    }
+}
+
+/// The blend of item-kNN, ALS and EASE candidates (each source offering at least [`BLEND_DEPTH`], as on the
+/// training holdout), each citing what its strongest source cited.
+/// The tier can hold fewer than `k` items: each source offers only what it reaches.
+fn blended_candidates(model: &RecsModel, sources: &[(u32, f32)], weights: &BlendWeights, k: usize) -> Vec<Candidate> {
+    let (signal, depth) = (Signal::YourHistory, k.max(BLEND_DEPTH));
+    let lists: [Vec<Candidate>; 3] = [
+        if weights[0] > 0.0 { knn_candidates(model, sources, signal, depth) } else { Vec::new() },
+        match &model.als {
+            Some(als) if weights[1] > 0.0 => als_candidates(als, sources, signal, depth),
+            _ => Vec::new(),
+        },
+        match &model.ease {
+            Some(ease) if weights[2] > 0.0 => neighbour_candidates(&|i| ease.neighbours(i), sources, signal, depth),
+            _ => Vec::new(),
+        },
+    ];
+    let model_index = |c: &Candidate| match c.item {
+        ItemRef::Model(index) => Some(index),
+        ItemRef::Other(_) => None,
+    };
+    // The shopper's own items are left out before the scores are normalised, as on the holdout.
+    let history: HashSet<u32> = sources.iter().map(|(item, _)| *item).collect();
+    let scored: Vec<Vec<(u32, f32)>> = lists
+        .iter()
+        .map(|list| {
+            let scored = list.iter().filter_map(|c| Some((model_index(c)?, c.score)));
+            scored.filter(|(item, _)| !history.contains(item)).collect()
+        })
+        .collect();
+    let Ok(blended) = blend(&scored, weights, k, &[]) else { return Vec::new() };
+    blended
+        .into_iter()
+        .filter_map(|b| {
+            let mut candidate = lists[b.source].iter().find(|c| model_index(c) == Some(b.item))?.clone();
+            candidate.score = b.score;
+            Some(candidate)
+        })
+        .collect()
+}
+
 /// The best `k` items by Σ over `sources` of weight · sim(source, j), citing the source contributing most to
 /// each j.
 fn knn_candidates(model: &RecsModel, sources: &[(u32, f32)], signal: Signal, k: usize) -> Vec<Candidate> {
-    let reachable = sources.iter().map(|&(source, _)| model.knn.neighbours(source).len()).sum();
+    neighbour_candidates(&|i| model.knn.neighbours(i), sources, signal, k)
+}
+
+/// The best `k` items by Σ over `sources` of weight · w(source, j) for an item × item model's kept weights
+/// (item-kNN's similarities, EASE's weights), citing the source contributing most to each j.
+fn neighbour_candidates<'a>(
+    neighbours: &dyn Fn(u32) -> Row<'a>,
+    sources: &[(u32, f32)],
+    signal: Signal,
+    k: usize,
+) -> Vec<Candidate> {
+    let reachable = sources.iter().map(|&(source, _)| neighbours(source).len()).sum();
     let mut scores: foldhash::HashMap<u32, (f32, u32, f32)> =
         foldhash::HashMap::with_capacity_and_hasher(reachable, Default::default());
     for &(source, weight) in sources {
-        for (j, sim) in model.knn.neighbours(source).iter() {
+        for (j, sim) in neighbours(source).iter() {
             let contribution = weight * sim;
             let entry = scores.entry(j).or_insert((0.0, source, f32::NEG_INFINITY));
             entry.0 += contribution;
@@ -374,4 +434,70 @@ fn basket_tiers(model: &RecsModel, anchors: &[ItemId], k: usize) -> Vec<Vec<Cand
         .collect();
     let sources: Vec<(u32, f32)> = cart.into_iter().map(|i| (i, 1.0)).collect();
     vec![together, knn_candidates(model, &sources, Signal::SimilarItems, k)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recs::fit::{Scan, fit};
+    use attune_core::Timestamp;
+    use attune_recs::Interaction;
+
+    /// Forty shoppers, each buying three items of one of two groups: {a, b, c, d} and {w, x, y, z}.
+    fn two_groups() -> Scan {
+        let groups = [["a", "b", "c", "d"], ["w", "x", "y", "z"]];
+        let mut scan = Scan {
+            events: 0,
+            through_seq: 0,
+            last_millis: 0,
+            interactions: Vec::new(),
+            baskets: Vec::new(),
+            purchases: HashMap::new(),
+            touches: HashMap::new(),
+        };
+        for shopper in 0..40usize {
+            let group = groups[shopper % 2];
+            let key = format!("s{shopper}");
+            for step in 0..3 {
+                let item = group[(shopper / 2 + step) % 4];
+                let at = (shopper * 10 + step) as i64;
+                let interaction =
+                    Interaction { user: key.clone(), item: item.to_string(), weight: 1.0, timestamp_ms: at };
+                scan.interactions.push(interaction);
+                scan.touches.entry(key.clone()).or_default().push((at, None, item.to_string()));
+                scan.events += 1;
+                scan.last_millis = at;
+            }
+        }
+        scan.through_seq = scan.events as i64;
+        scan
+    }
+
+    #[test]
+    fn every_for_you_scorer_serves_the_shoppers_own_group_and_cites_their_items() {
+        let fitted = fit(&two_groups(), 3).unwrap();
+        assert!(fitted.als.is_some() && fitted.ease.is_some(), "both parts are fitted");
+        let mut fitted = Some(fitted);
+        for scorer in
+            [ForYouScorer::ItemKnn, ForYouScorer::Als, ForYouScorer::Ease, ForYouScorer::Blend([1.0, 0.5, 2.0])]
+        {
+            let mut model = fitted.take().unwrap();
+            model.for_you_scorer = scorer;
+            let model = RecsModel::new(1, Timestamp::now(), i64::MAX, model);
+            let history: Vec<(u32, f32)> = ["a", "b"].iter().map(|id| (model.items.index(id).unwrap(), 1.0)).collect();
+            let tier = for_you_candidates(&model, &history, 10);
+            let ids: Vec<&str> = tier.iter().map(|c| c.id(&model.items)).collect();
+            let unseen: Vec<&str> = ids.iter().copied().filter(|id| !["a", "b"].contains(id)).collect();
+            let own_group = |id: &&str| ["c", "d"].contains(id);
+            assert!(unseen.first().is_some_and(own_group), "{scorer:?}: {ids:?}");
+            let first_other = unseen.iter().position(|id| !own_group(id)).unwrap_or(unseen.len());
+            assert!(unseen[first_other..].iter().all(|id| !own_group(id)), "{scorer:?}: the own group first: {ids:?}");
+            assert!(tier.windows(2).all(|w| w[0].score >= w[1].score), "{scorer:?}: best first");
+            for candidate in &tier {
+                let cited: Vec<&str> = candidate.because.iter().map(|b| b.id(&model.items)).collect();
+                assert!(cited.iter().all(|id| ["a", "b"].contains(id)), "{scorer:?} cites {cited:?}");
+            }
+            fitted = Some(model.fitted);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Recommendation training: the one code path that makes a model. One scan of the tenant's event log
 //! ([`super::fit`]), a fit of every serving model, offline metrics on a leave-one-out holdout fitted by the same
-//! code ([`super::holdout`]), and a versioned snapshot in the store (`Store::save_model_snapshot`, kind
+//! code ([`super::holdout`]), the choice of `for_you`'s model on half of the holdout and the metrics on the
+//! other half ([`super::choice`]), and a versioned snapshot in the store (`Store::save_model_snapshot`, kind
 //! [`MODEL_KIND`]) whose payload is the fitted model ([`super::model::encode`]). The `train_recs` task,
 //! `attune train`, and a tenant's very first request when nothing is stored all call [`train`].
 //!
@@ -13,10 +14,11 @@
 //! fewer of them its metrics are noise. Serving then uses [`fit_unstored`], a fit of what there is that is never
 //! stored, so popularity, trending and content matches keep working.
 
+use super::choice::{Choice, HoldoutMetrics, Parts, choose, measure_scorers, split_halves};
 use super::fit::{SCAN_CHUNK, Scan, fit, scan};
 pub use super::fit::{StageResult, TrainError};
-use super::holdout::{EVAL_K, HoldoutMetrics, ScorerMetrics, evaluate, holdout};
-use super::model::{FittedRecs, ForYouScorer, MODEL_KIND, RecsModel, decode, encode};
+use super::holdout::{EVAL_K, ScorerMetrics, holdout, rank_held};
+use super::model::{BlendWeights, FittedRecs, ForYouScorer, MODEL_KIND, RecsModel, decode, encode};
 use attune_core::{EventKind, TenantId};
 use attune_store::{ModelSnapshotInfo, Store};
 use serde::{Deserialize, Serialize};
@@ -25,8 +27,9 @@ use std::time::Instant;
 
 /// The seed of the holdout sample when none is configured.
 pub const DEFAULT_SEED: u64 = 42;
-/// Shoppers evaluated at most, so metrics stay quick on large tenants.
-pub const DEFAULT_EVAL_USERS: usize = 2_000;
+/// Shoppers held out at most, so metrics stay quick on large tenants: half choose `for_you`'s model, half
+/// measure it.
+pub const DEFAULT_EVAL_USERS: usize = 4_000;
 /// Fewest positive item interactions (views, carts, purchases, ...) a trained model needs.
 pub const MIN_INTERACTIONS: usize = 50;
 /// Fewest shoppers with two or more distinct items a trained model needs: the shoppers its holdout can evaluate.
@@ -59,14 +62,30 @@ pub struct TrainMetrics {
     /// How the metrics were measured.
     pub protocol: String,
     pub k: usize,
-    /// Shoppers evaluated.
+    /// Held-out shoppers the metrics are measured on (the reporting half).
     pub eval_users: usize,
+    /// Held-out shoppers `for_you`'s model was chosen on (the tuning half; none of them is measured).
+    #[serde(default)]
+    pub tune_users: usize,
     /// `for_you`: item-kNN over the shopper's weighted history.
     pub for_you: ScorerMetrics,
     /// `for_you` by implicit ALS on the same holdout; absent in versions trained before it was measured.
     #[serde(default)]
     pub for_you_als: Option<ScorerMetrics>,
-    /// Which `for_you` this version serves (`item_knn` or `als`): the better NDCG on the holdout.
+    /// `for_you` by sparse EASE; absent without positive interactions and in older versions.
+    #[serde(default)]
+    pub for_you_ease: Option<ScorerMetrics>,
+    /// `for_you` by the blend of item-kNN, ALS and EASE with `blend_weights`; absent in older versions.
+    #[serde(default)]
+    pub for_you_blend: Option<ScorerMetrics>,
+    /// The blend's weights (item-kNN, ALS, EASE), tuned on the tuning half.
+    #[serde(default)]
+    pub blend_weights: Option<BlendWeights>,
+    /// Each candidate's NDCG@10 on the tuning half: what the choice rested on.
+    #[serde(default)]
+    pub tuning_ndcg: Vec<(String, f64)>,
+    /// Which `for_you` this version serves (`item_knn`, `als`, `ease` or `blend`): the best NDCG on the
+    /// tuning half.
     #[serde(default)]
     pub for_you_serves: String,
     /// `next`: the sequential model over the shopper's ordered history.
@@ -122,35 +141,39 @@ pub fn train_with_checkpoints(
     let (events, shoppers) = (scan.events, scan.touches.len());
     let (reduced, held) = holdout(scan, options.seed, options.eval_users);
     let held_out_model = fit(&reduced, options.seed)?;
-    let HoldoutMetrics { for_you, for_you_als, next, popular } = evaluate(&reduced, &held_out_model, &held);
+    let ranked = rank_held(&reduced, &held_out_model, &held);
+    let n_items = held_out_model.items.len();
+    let parts = Parts { als: held_out_model.als.is_some(), ease: held_out_model.ease.is_some() };
     drop((reduced, held_out_model));
-    let scorer = choose_for_you(&for_you, for_you_als.as_ref());
-    let payload = serve_for_you(payload, scorer)?;
+    let (tune, test) = split_halves(ranked);
+    let choice = choose(&tune, n_items, parts);
+    let held_metrics = measure_scorers(&test, n_items, parts, &choice.blend_weights);
+    let (payload, served) = serve_for_you(payload, choice.scorer)?;
     let metrics = TrainMetrics {
         seed: options.seed,
         events,
         items,
         shoppers,
         protocol: format!(
-            "leave-one-out: the latest item of up to {} shoppers held out, all items ranked, seen items excluded",
+            "leave-one-out: the latest item of up to {} shoppers held out, all items ranked, seen items excluded; \
+             for_you's model chosen on half of them (tune_users), metrics measured on the other half (eval_users)",
             options.eval_users
         ),
         k: EVAL_K,
-        eval_users: held.len(),
-        for_you,
-        for_you_als,
-        for_you_serves: scorer.name().to_string(),
-        next,
-        popular,
+        eval_users: test.len(),
+        tune_users: tune.len(),
+        for_you_serves: served.name().to_string(),
         fit_ms,
         eval_ms: clock.elapsed().as_millis() as u64,
+        ..measured(held_metrics, choice)
     };
     report("saving the snapshot", 0.9)?;
     let metrics_json = serde_json::to_string(&metrics).map_err(|e| TrainError::Metrics(e.to_string()))?;
     let info = store.save_model_snapshot(tenant, MODEL_KIND, through_seq, &metrics_json, &payload)?;
     let model = decode(&payload)?;
     tracing::info!(tenant = %tenant, version = info.version, events = metrics.events, items = metrics.items,
-        hr = metrics.for_you.hr, ndcg = metrics.for_you.ndcg, "recommendation model trained");
+        serves = %metrics.for_you_serves, fit_ms = metrics.fit_ms, eval_ms = metrics.eval_ms,
+        "recommendation model trained");
     Ok(Trained { info, metrics, model })
 }
 
@@ -182,42 +205,58 @@ pub fn fit_unstored(store: &dyn Store, tenant: &TenantId, options: &TrainOptions
 
 /// A one-line account of a training, for the task list and the CLI.
 pub fn summary(info: &ModelSnapshotInfo, m: &TrainMetrics) -> String {
+    let other = |name: &str, metrics: Option<ScorerMetrics>| {
+        metrics.map_or(String::new(), |x| format!(", ({name}) HR@{} {:.4} NDCG@{} {:.4}", m.k, x.hr, m.k, x.ndcg))
+    };
     format!(
-        "version {}: {} events, {} items; for you (item-kNN) HR@{k} {:.4} NDCG@{k} {:.4}{}, serving {}, \
-         next HR@{k} {:.4} NDCG@{k} {:.4}, popular HR@{k} {:.4} ({} shoppers held out)",
+        "version {}: {} events, {} items; for you (item-kNN) HR@{k} {:.4} NDCG@{k} {:.4}{}{}{}, serving {}, \
+         next HR@{k} {:.4} NDCG@{k} {:.4}, popular HR@{k} {:.4} ({} shoppers measured, {} chose the model)",
         info.version,
         m.events,
         m.items,
         m.for_you.hr,
         m.for_you.ndcg,
-        m.for_you_als
-            .map_or(String::new(), |als| format!(", (ALS) HR@{} {:.4} NDCG@{} {:.4}", m.k, als.hr, m.k, als.ndcg)),
+        other("ALS", m.for_you_als),
+        other("EASE", m.for_you_ease),
+        other("blend", m.for_you_blend),
         m.for_you_serves,
         m.next.hr,
         m.next.ndcg,
         m.popular.hr,
         m.eval_users,
+        m.tune_users,
         k = m.k,
     )
 }
 
-/// The `for_you` model to serve: ALS when its holdout NDCG is higher than item-kNN's, else item-kNN.
-fn choose_for_you(knn: &ScorerMetrics, als: Option<&ScorerMetrics>) -> ForYouScorer {
-    match als {
-        Some(als) if als.ndcg > knn.ndcg => ForYouScorer::Als,
-        _ => ForYouScorer::ItemKnn,
+/// The metrics and choice part of a version's [`TrainMetrics`].
+fn measured(held: HoldoutMetrics, choice: Choice) -> TrainMetrics {
+    TrainMetrics {
+        for_you: held.for_you,
+        for_you_als: held.for_you_als,
+        for_you_ease: held.for_you_ease,
+        for_you_blend: Some(held.for_you_blend),
+        blend_weights: Some(choice.blend_weights),
+        tuning_ndcg: choice.tuning_ndcg,
+        next: held.next,
+        popular: held.popular,
+        ..TrainMetrics::default()
     }
 }
 
-/// The payload with `for_you` set to serve `scorer` (decoded and encoded again: training keeps only the bytes
-/// of the full model while the holdout is evaluated).
-fn serve_for_you(payload: Vec<u8>, scorer: ForYouScorer) -> Result<Vec<u8>, TrainError> {
+/// The payload with `for_you` set to serve `scorer`, and the scorer it serves: item-kNN when the full model
+/// lacks a part `scorer` needs (the holdout's model had it). Decoded and encoded again: training keeps only
+/// the bytes of the full model while the holdout is evaluated.
+fn serve_for_you(payload: Vec<u8>, scorer: ForYouScorer) -> Result<(Vec<u8>, ForYouScorer), TrainError> {
     if scorer == ForYouScorer::ItemKnn {
-        return Ok(payload);
+        return Ok((payload, scorer));
     }
     let mut model = decode(&payload)?;
+    if !scorer.is_backed_by(&model) {
+        return Ok((payload, ForYouScorer::ItemKnn));
+    }
     model.for_you_scorer = scorer;
-    Ok(encode(&model)?)
+    Ok((encode(&model)?, scorer))
 }
 
 /// Whether an event changes what training fits: impressions (the engine's own record of what it served) and
@@ -253,15 +292,17 @@ mod tests {
     use attune_recs::Interaction;
 
     #[test]
-    fn the_better_holdout_ndcg_serves_for_you_and_the_payload_says_so() {
-        let metrics = |ndcg| ScorerMetrics { hr: 0.5, ndcg, coverage: 0.1 };
-        assert_eq!(choose_for_you(&metrics(0.1), Some(&metrics(0.2))), ForYouScorer::Als);
-        assert_eq!(choose_for_you(&metrics(0.2), Some(&metrics(0.2))), ForYouScorer::ItemKnn);
-        assert_eq!(choose_for_you(&metrics(0.2), None), ForYouScorer::ItemKnn);
+    fn the_chosen_scorer_is_written_into_the_payload_when_the_model_backs_it() {
         let payload = encode(&fit(&tiny_scan(), 1).unwrap()).unwrap();
         assert_eq!(decode(&payload).unwrap().for_you_scorer, ForYouScorer::ItemKnn);
-        let served = serve_for_you(payload, ForYouScorer::Als).unwrap();
-        assert_eq!(decode(&served).unwrap().for_you_scorer, ForYouScorer::Als);
+        for scorer in [ForYouScorer::Als, ForYouScorer::Ease, ForYouScorer::Blend([0.5, 1.0, 2.0])] {
+            let (served, serves) = serve_for_you(payload.clone(), scorer).unwrap();
+            assert_eq!((decode(&served).unwrap().for_you_scorer, serves), (scorer, scorer));
+        }
+        let mut without_ease = decode(&payload).unwrap();
+        without_ease.ease = None;
+        let (served, serves) = serve_for_you(encode(&without_ease).unwrap(), ForYouScorer::Ease).unwrap();
+        assert_eq!((decode(&served).unwrap().for_you_scorer, serves), (ForYouScorer::ItemKnn, ForYouScorer::ItemKnn));
     }
 
     #[test]

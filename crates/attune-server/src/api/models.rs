@@ -25,9 +25,11 @@ pub struct ModelVersion {
     pub payload_bytes: u64,
     /// Whether requests are served from this version now.
     pub active: bool,
-    /// Offline metrics and settings of the training: `seed`, `events`, `items`, `k`, `eval_users`, and
-    /// `hr`, `ndcg`, `coverage` of `for_you` (item-kNN), `for_you_als` (implicit ALS), `next` and the `popular`
-    /// baseline on a leave-one-out holdout, and `for_you_serves` (`item_knn` or `als`, the better NDCG).
+    /// Offline metrics and settings of the training: `seed`, `events`, `items`, `k`, `eval_users`, `tune_users`,
+    /// and `hr`, `ndcg`, `coverage` of `for_you` (item-kNN), `for_you_als` (implicit ALS), `for_you_ease`
+    /// (sparse EASE), `for_you_blend` (the three blended with `blend_weights`), `next` and the `popular`
+    /// baseline on the reporting half of a leave-one-out holdout; `for_you_serves` (`item_knn`, `als`, `ease`
+    /// or `blend`) is the best NDCG on the tuning half (`tuning_ndcg`).
     #[schema(value_type = Object)]
     pub metrics: serde_json::Value,
 }

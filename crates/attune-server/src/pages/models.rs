@@ -41,12 +41,26 @@ fn metric(version: &ModelVersion, scorer: &str, name: &str) -> String {
     version.metrics[scorer][name].as_f64().map_or("—".to_string(), |v| format!("{v:.4}"))
 }
 
+/// The for-you model a version serves, in words; a blend with its weights (item-kNN, ALS, EASE).
+fn serves(version: &ModelVersion) -> String {
+    let weights = version.metrics["blend_weights"].as_array().map(|w| {
+        let named = ["kNN", "ALS", "EASE"].iter().zip(w).filter_map(|(name, w)| Some((name, w.as_f64()?)));
+        named.filter(|(_, w)| *w > 0.0).map(|(name, w)| format!("{name} ×{w}")).collect::<Vec<_>>().join(" + ")
+    });
+    match version.metrics["for_you_serves"].as_str() {
+        Some("als") => "ALS".to_string(),
+        Some("ease") => "EASE".to_string(),
+        Some("blend") => format!("blend: {}", weights.unwrap_or_default()),
+        _ => "item-kNN".to_string(),
+    }
+}
+
 fn versions_table(models: &ModelVersions) -> Markup {
     html! {
         div.table-scroll { table.data-table id="model-versions" {
             thead { tr {
                 th { "Version" } th { "Trained" } th.num { "Events" } th.num { "Items" }
-                th.num { "kNN HR@10" } th.num { "kNN NDCG@10" } th.num title="For you by implicit ALS on the same holdout" { "ALS NDCG@10" } th title="The for-you model this version serves: the better NDCG on the holdout" { "For you serves" }
+                th.num { "kNN HR@10" } th.num { "kNN NDCG@10" } th.num title="For you by implicit ALS on the same holdout" { "ALS NDCG@10" } th.num title="For you by sparse EASE on the same holdout" { "EASE NDCG@10" } th.num title="For you by the blend of item-kNN, ALS and EASE on the same holdout" { "Blend NDCG@10" } th title="The for-you model this version serves: the best NDCG on the tuning half of the holdout (the figures are the other half's)" { "For you serves" }
                 th.num { "Next HR@10" } th.num { "Next NDCG@10" }
                 th.num { "Popular HR@10" } th.num { "Coverage" } th.num { "Size" } th { "" }
             } }
@@ -60,7 +74,9 @@ fn versions_table(models: &ModelVersions) -> Markup {
                         td.num { (metric(v, "for_you", "hr")) }
                         td.num { (metric(v, "for_you", "ndcg")) }
                         td.num { (metric(v, "for_you_als", "ndcg")) }
-                        td { (match v.metrics["for_you_serves"].as_str() { Some("als") => "ALS", Some("item_knn") => "item-kNN", _ => "item-kNN" }) }
+                        td.num { (metric(v, "for_you_ease", "ndcg")) }
+                        td.num { (metric(v, "for_you_blend", "ndcg")) }
+                        td.for-you-serves { (serves(v)) }
                         td.num { (metric(v, "next", "hr")) }
                         td.num { (metric(v, "next", "ndcg")) }
                         td.num { (metric(v, "popular", "hr")) }

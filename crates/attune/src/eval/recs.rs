@@ -21,10 +21,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use attune_engine::recs::fit::{EASE_KEEP, EASE_MAX_ITEMS};
 use attune_recs::evaluation::evaluate_lists;
 use attune_recs::{
     Als, AlsConfig, CsrMatrix, Ease, EaseConfig, EvalReport, ItemKnn, ItemKnnConfig, Popularity, Purchase, Recommender,
-    blend, evaluate, last_basket_split, leave_one_out, top_n_excluding, tune_weights,
+    SparseEase, SparseEaseConfig, blend, evaluate, last_basket_split, leave_one_out, top_n_excluding, tune_weights,
 };
 
 #[path = "recs_basket.rs"]
@@ -593,9 +594,11 @@ fn retail_section(out: &mut String, data_dir: &Path, peer: bool) -> anyhow::Resu
         20,
         out,
     )?;
+    let sparse_row = sparse_ease_row(ease_lambda, (&valid.train, &valid.targets), (&test.train, &test.targets), out)?;
     writeln!(out, "test ({} customers):", test.targets.len())?;
     let single_models = rows.len();
     rows.push(blend_row);
+    rows.push(sparse_row);
     table(out, &rows, 20)?;
     if peer {
         let ours_als = als_over_seeds(&als_cfg, &test.train, &test.targets, 20)?;
@@ -605,6 +608,26 @@ fn retail_section(out: &mut String, data_dir: &Path, peer: bool) -> anyhow::Resu
     basket::basket_section(out, &retail.purchases, &test.train_purchases, retail.n_items)?;
     writeln!(out, "(Online Retail section took {:.0}s)", t.elapsed().as_secs_f64())?;
     Ok(())
+}
+
+/// EASE with the tuned λ, kept sparse as the server keeps it (top weights per item by magnitude): how much of
+/// the dense model's accuracy the served form keeps. Validation NDCG@20 for a few kept counts (the server
+/// keeps the fewest within 1 % of dense EASE's validation NDCG: 300), then the server's form on the test split.
+fn sparse_ease_row(
+    lambda: f32,
+    valid: (&CsrMatrix, &[(u32, Vec<u32>)]),
+    test: (&CsrMatrix, &[(u32, Vec<u32>)]),
+    out: &mut String,
+) -> anyhow::Result<Row> {
+    let served = SparseEaseConfig { lambda, max_items: EASE_MAX_ITEMS, keep: EASE_KEEP };
+    for keep in [100, 300, 1000] {
+        let config = SparseEaseConfig { keep, ..served.clone() };
+        let (model, report, fit_s) = fit_eval(Box::new(SparseEase::new(config)?), valid.0, valid.1, 20)?;
+        let m = report.metrics;
+        writeln!(out, "  valid {:<40} NDCG@20 {:.4}  HR@20 {:.4}  fit {fit_s:.1}s", model.name(), m.ndcg, m.hr)?;
+    }
+    let (model, report, fit_s) = fit_eval(Box::new(SparseEase::new(served)?), test.0, test.1, 20)?;
+    Ok(Row { name: format!("{} as served", model.name()), report, fit_s })
 }
 
 /// Per target user, the model's top-100 candidates, training items excluded.
