@@ -123,12 +123,8 @@ impl Recommender for ItemKnn {
     fn score_into(&self, _user: u32, history: Row<'_>, scores: &mut [f32]) -> Result<(), RecsError> {
         check_scores_len(scores, self.n_items())?;
         scores.fill(0.0);
-        for (i, x) in history.iter() {
-            let x = if self.config.binary { 1.0 } else { x };
-            for (j, s) in self.neighbours.row(i as usize).iter() {
-                scores[j as usize] += x * s;
-            }
-        }
+        let binary = self.config.binary;
+        self.neighbours.add_weighted_rows(history.iter().map(|(i, x)| (i, if binary { 1.0 } else { x })), scores);
         Ok(())
     }
 }

@@ -156,6 +156,16 @@ impl CsrMatrix {
         Self::try_from(parts)
     }
 
+    /// Adds Σ over `(row, weight)` of weight · row's entries into `out` (indexed by column): an item × item
+    /// model's scores for a weighted history.
+    pub fn add_weighted_rows(&self, rows: impl Iterator<Item = (u32, f32)>, out: &mut [f32]) {
+        for (r, weight) in rows {
+            for (c, v) in self.row(r as usize).iter() {
+                out[c as usize] += weight * v;
+            }
+        }
+    }
+
     /// A binary matrix from per-row column lists (duplicates collapse to one entry of value 1).
     pub fn from_rows_binary(n_cols: usize, rows: &[Vec<u32>]) -> Result<Self, RecsError> {
         let triplets: Vec<(u32, u32, f32)> =

@@ -102,11 +102,7 @@ impl Recommender for SparseEase {
     fn score_into(&self, _user: u32, history: Row<'_>, scores: &mut [f32]) -> Result<(), RecsError> {
         check_scores_len(scores, self.n_items())?;
         scores.fill(0.0);
-        for (i, x) in history.iter() {
-            for (j, w) in self.weights.row(i as usize).iter() {
-                scores[j as usize] += x * w;
-            }
-        }
+        self.weights.add_weighted_rows(history.iter(), scores);
         Ok(())
     }
 }

@@ -296,10 +296,7 @@ fn blended_candidates(model: &RecsModel, sources: &[(u32, f32)], weights: &Blend
             _ => Vec::new(),
         },
     ];
-    let model_index = |c: &Candidate| match c.item {
-        ItemRef::Model(index) => Some(index),
-        ItemRef::Other(_) => None,
-    };
+    let model_index = |c: &Candidate| c.index_in(&model.items);
     // The shopper's own items are left out before the scores are normalised, as on the holdout.
     let history: HashSet<u32> = sources.iter().map(|(item, _)| *item).collect();
     let scored: Vec<Vec<(u32, f32)>> = lists
