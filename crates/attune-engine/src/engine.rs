@@ -7,6 +7,7 @@
 
 use crate::background::Background;
 use crate::catalog::CatalogCache;
+use crate::changes;
 use crate::error::EngineResult;
 use crate::event_log::{EventLog, EventLogReport};
 use crate::insights::{FORECAST_TASK, InsightsService};
@@ -20,6 +21,7 @@ use attune_search::TuningConfig;
 use attune_store::{Store, StoreResult, UpsertCounts};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How the engine runs: schedules, training, search models.
@@ -67,6 +69,10 @@ struct Parts {
     search: Arc<SearchService>,
     insights: Arc<InsightsService>,
     popular: Arc<PopularItems>,
+    /// Bumped whenever an API key of any tenant changes, here or in another process.
+    key_generation: AtomicU64,
+    /// Set once start-up has loaded (or started training) every tenant's stored model.
+    models_loaded: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -74,7 +80,7 @@ impl Engine {
     /// [`Engine::start`].
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
         let background = Background::default();
-        let tasks = Arc::new(TaskRegistry::new(background.clone()));
+        let tasks = Arc::new(TaskRegistry::new(background.clone(), store.clone()));
         let events = Arc::new(EventLog::start(store.clone()));
         let catalog = CatalogCache::new(store.clone(), background.clone());
         let settings = RecsSettings { train_interval: config.train_interval, training: config.training.clone() };
@@ -97,7 +103,21 @@ impl Engine {
             settings,
         );
         let insights = InsightsService::new(store.clone(), &tasks);
-        let parts = Parts { store, config, background, tasks, events, catalog, recs, search, insights, popular };
+        let key_generation = AtomicU64::new(0);
+        let parts = Parts {
+            store,
+            config,
+            background,
+            tasks,
+            events,
+            catalog,
+            recs,
+            search,
+            insights,
+            popular,
+            key_generation,
+            models_loaded: Arc::default(),
+        };
         Self { parts: Arc::new(parts) }
     }
 
@@ -107,6 +127,27 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.parts.config
+    }
+
+    /// The threads the engine owns.
+    pub(crate) fn background(&self) -> &Background {
+        &self.parts.background
+    }
+
+    /// Changes whenever an API key changed (created, revoked), in this process or another sharing the store:
+    /// a copy of a resolved key is good while this number stays what it was when the copy was made.
+    pub fn key_generation(&self) -> u64 {
+        self.parts.key_generation.load(Ordering::Acquire)
+    }
+
+    /// After an API key changed.
+    pub fn keys_changed(&self) {
+        self.parts.key_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether start-up has loaded the stored models (readiness).
+    pub fn models_loaded(&self) -> bool {
+        self.parts.models_loaded.load(Ordering::Acquire)
     }
 
     /// Background tasks: their kinds, runs and progress.
@@ -162,16 +203,32 @@ impl Engine {
     pub fn start(&self) -> EngineHandle {
         let config = &self.parts.config;
         if let Some(interval) = config.forecast_interval {
-            // The first round soon after start-up, so a restarted server has fresh forecasts without waiting.
-            self.schedule(FORECAST_TASK, interval.min(Duration::from_secs(10)), interval);
+            self.schedule(FORECAST_TASK, interval);
         }
         if let Some(interval) = config.train_interval {
-            self.schedule(TRAIN_TASK, interval, interval);
+            self.schedule(TRAIN_TASK, interval);
+        }
+        if let Some(feed) = self.open_change_feed() {
+            let engine = self.clone();
+            self.parts.background.spawn("follow-changes", move || changes::follow(&engine, feed));
         }
         let engine = self.clone();
-        self.parts.background.spawn("recs-start-up", move || match tenants(engine.store().as_ref(), true) {
-            Ok(tenants) => engine.parts.recs.load_at_startup(&tenants),
-            Err(error) => tracing::warn!(%error, "cannot list tenants to load their recommendation models"),
+        self.parts.background.spawn("recs-start-up", move || {
+            // Until the store answers, nothing can be loaded; a replica started while its database is away
+            // keeps trying, and reports not ready meanwhile.
+            loop {
+                match tenants(engine.store().as_ref(), true) {
+                    Ok(tenants) => {
+                        engine.parts.recs.load_at_startup(&tenants);
+                        engine.parts.models_loaded.store(true, Ordering::Release);
+                        return;
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot list tenants to load their recommendation models"),
+                }
+                if !engine.parts.background.sleep(Duration::from_secs(1)) {
+                    return;
+                }
+            }
         });
         let engine = self.clone();
         self.parts.background.spawn("search-start-up", move || match tenants(engine.store().as_ref(), false) {
@@ -181,22 +238,47 @@ impl Engine {
         EngineHandle { engine: self.clone() }
     }
 
-    /// Runs `kind` for every tenant with events every `interval`, the first time after `after`, until the
-    /// engine stops. Tenants whose previous run is still going are skipped for that round.
-    fn schedule(&self, kind: &'static str, after: Duration, interval: Duration) {
+    /// Runs `kind` once per `interval` slot (`now / interval`) for every tenant with events, until the engine
+    /// stops. Every process sharing the store runs the same schedule; the store's task leases and slot records
+    /// let one of them run each slot. The current slot is tried at start-up and then every [`SLOT_RETRY`], so a
+    /// slot whose runner died is taken over.
+    fn schedule(&self, kind: &'static str, interval: Duration) {
+        self.parts.tasks.set_interval(kind, interval);
         let (background, store, tasks) =
             (self.parts.background.clone(), self.parts.store.clone(), self.parts.tasks.clone());
         self.parts.background.spawn(&format!("schedule-{kind}"), move || {
-            let mut wait = after;
+            // The first round a little after start-up, once stored models are loaded.
+            let mut wait = interval.min(Duration::from_secs(10));
             while background.sleep(wait) {
                 match tenants(store.as_ref(), true) {
                     Ok(tenants) => tenants.iter().for_each(|tenant| tasks.start_in_background(tenant, kind)),
                     Err(error) => tracing::warn!(kind, %error, "scheduler cannot list tenants"),
                 }
-                wait = interval;
+                wait = until_next_slot(interval).min(SLOT_RETRY);
             }
         });
     }
+
+    /// The store's change feed, when other processes share the store.
+    fn open_change_feed(&self) -> Option<Box<dyn attune_store::ChangeFeed>> {
+        match self.parts.store.change_feed() {
+            Ok(feed) => feed,
+            Err(error) => {
+                tracing::warn!(%error, "cannot follow the store's changes; in-memory copies expire by age instead");
+                None
+            }
+        }
+    }
+}
+
+/// How often a scheduler looks again at a slot that has not run yet.
+pub const SLOT_RETRY: Duration = Duration::from_secs(30);
+
+/// Time until the next multiple of `interval` since the epoch (a little after, so the new slot has begun).
+fn until_next_slot(interval: Duration) -> Duration {
+    let interval_ms = interval.as_millis().max(1) as i64;
+    let now = attune_core::Timestamp::now().millis();
+    Duration::from_millis((interval_ms - now.rem_euclid(interval_ms)) as u64 + 5)
 }
 
 /// The tenants of `store`, only those with events when `with_events`.

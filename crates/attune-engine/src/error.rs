@@ -54,6 +54,7 @@ impl EngineError {
             Self::NotEnoughData(_) => "insufficient_data",
             Self::ModelNotReady(_) => "model_not_ready",
             Self::ShuttingDown => "shutting_down",
+            Self::Store(StoreError::Unavailable(_)) => "store_unavailable",
             Self::Store(_) | Self::Internal(_) => "internal",
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod background;
 pub mod catalog;
+mod changes;
 pub mod engine;
 pub mod error;
 pub mod event_log;

@@ -8,6 +8,10 @@
 //!
 //! Rules:
 //! * at most one task of a kind runs per tenant; asking for a second one returns the running one;
+//! * across every process sharing the store, too: a run first takes the store's task lease, and ends at once
+//!   (`skipped`) when another process holds it;
+//! * a scheduled run belongs to an interval slot, which runs once per tenant across all processes
+//!   ([`TaskRegistry::start_scheduled`]);
 //! * the registry keeps the latest [`KEPT_RECORDS`] records (all tenants), newest first;
 //! * a task's outcome is also logged (`task finished` / `task failed` with its id, kind and tenant);
 //! * once the engine stops, running tasks end at their next [`TaskProgress::checkpoint`] and no task starts.
@@ -15,9 +19,10 @@
 use crate::background::Background;
 use crate::error::{EngineError, EngineResult};
 use attune_core::{TenantId, Timestamp};
+use attune_store::{Store, TaskLease};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Records kept in memory, all tenants together.
 pub const KEPT_RECORDS: usize = 200;
@@ -68,13 +73,35 @@ pub type TaskWork = dyn Fn(&TenantId, &TaskProgress<'_>) -> EngineResult<String>
 /// The task kinds of one engine and their runs.
 pub struct TaskRegistry {
     background: Background,
+    store: Arc<dyn Store>,
     definitions: RwLock<BTreeMap<&'static str, Arc<TaskWork>>>,
+    /// Kinds that run once per interval; their slots are `now / interval`.
+    intervals: RwLock<BTreeMap<String, Duration>>,
     records: Arc<Records>,
 }
 
 impl TaskRegistry {
-    pub fn new(background: Background) -> Self {
-        Self { background, definitions: RwLock::default(), records: Arc::default() }
+    /// A registry whose runs take their leases from `store`.
+    pub fn new(background: Background, store: Arc<dyn Store>) -> Self {
+        Self {
+            background,
+            store,
+            definitions: RwLock::default(),
+            intervals: RwLock::default(),
+            records: Arc::default(),
+        }
+    }
+
+    /// Makes `kind` run at most once per `interval` per tenant (across processes sharing the store), besides runs
+    /// asked for by a request or needed at start-up.
+    pub fn set_interval(&self, kind: &str, interval: Duration) {
+        self.intervals.write().expect("task intervals poisoned").insert(kind.to_string(), interval);
+    }
+
+    /// The interval slot `kind` is in now, when it has an interval.
+    pub fn slot_now(&self, kind: &str) -> Option<i64> {
+        let interval = *self.intervals.read().expect("task intervals poisoned").get(kind)?;
+        Some(Timestamp::now().millis() / (interval.as_millis().max(1) as i64))
     }
 
     /// Adds a task kind: the work one run of it does.
@@ -94,6 +121,36 @@ impl TaskRegistry {
     /// Starts `kind` for `tenant` on a thread of its own and returns at once with its record; when one is
     /// running already, returns that one instead (and `false`). An unknown kind is `not_found`.
     pub fn start(&self, tenant: &TenantId, kind: &str, trigger: TaskTrigger) -> EngineResult<(TaskRecord, bool)> {
+        self.start_with(tenant, kind, trigger, None)
+    }
+
+    /// Starts scheduled interval `slot` of `kind` for `tenant` unless it already ran there, in this process or
+    /// another sharing the store, or another process is running the task now. A run that dies without
+    /// finishing leaves its slot open, so the next call (a scheduler's retry) takes it over.
+    pub fn start_scheduled(&self, tenant: &TenantId, kind: &str, slot: i64) -> EngineResult<()> {
+        if self.store.task_slot_done(tenant, kind, slot)? {
+            return Ok(());
+        }
+        let Some(lease) = self.store.lock_task(tenant, kind)? else { return Ok(()) };
+        // The slot may have been finished between the check and the lease.
+        if self.store.task_slot_done(tenant, kind, slot)? {
+            return Ok(());
+        }
+        let (record, started) =
+            self.start_with(tenant, kind, TaskTrigger::Schedule, Some(ScheduledLease { lease, slot }))?;
+        if !started {
+            tracing::debug!(task = %record.id, kind, tenant = %tenant, "a run of this task is still going");
+        }
+        Ok(())
+    }
+
+    fn start_with(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        trigger: TaskTrigger,
+        scheduled: Option<ScheduledLease>,
+    ) -> EngineResult<(TaskRecord, bool)> {
         let (kind, work) = {
             let definitions = self.definitions.read().expect("task definitions poisoned");
             let (kind, work) =
@@ -107,9 +164,14 @@ impl TaskRegistry {
         if !started {
             return Ok((record, false));
         }
+        // Any successful run counts for the slot it ends in, so start-up work is not repeated by the schedule.
+        let slot = scheduled.as_ref().map(|s| s.slot).or_else(|| self.slot_now(kind));
         let run = TaskRun {
             records: self.records.clone(),
             background: self.background.clone(),
+            store: self.store.clone(),
+            scheduled,
+            slot,
             id: record.id.clone(),
             tenant: tenant.clone(),
             kind,
@@ -122,9 +184,22 @@ impl TaskRegistry {
         Ok((record, true))
     }
 
-    /// Starts `kind` for `tenant` from inside the engine (a schedule, start-up, stale state), logging a failure
-    /// to start instead of returning it.
+    /// Starts `kind` for `tenant` from inside the engine (a schedule, stale state), logging a failure to start
+    /// instead of returning it. A kind with an interval runs only if its current slot has not run yet.
     pub fn start_in_background(&self, tenant: &TenantId, kind: &str) {
+        let started = match self.slot_now(kind) {
+            Some(slot) => self.start_scheduled(tenant, kind, slot),
+            None => self.start(tenant, kind, TaskTrigger::Schedule).map(|_| ()),
+        };
+        match started {
+            Ok(()) | Err(EngineError::ShuttingDown) => {}
+            Err(error) => tracing::warn!(tenant = %tenant, kind, %error, "task not started"),
+        }
+    }
+
+    /// Starts `kind` for `tenant` from inside the engine whatever its interval (start-up work that cannot
+    /// wait), logging a failure to start instead of returning it.
+    pub fn start_now(&self, tenant: &TenantId, kind: &str) {
         match self.start(tenant, kind, TaskTrigger::Schedule) {
             Ok(_) | Err(EngineError::ShuttingDown) => {}
             Err(error) => tracing::warn!(tenant = %tenant, kind, %error, "task not started"),
@@ -214,10 +289,23 @@ impl Records {
     }
 }
 
+/// The lease a scheduler took for a run, and the interval slot the run belongs to.
+struct ScheduledLease {
+    lease: Box<dyn TaskLease>,
+    slot: i64,
+}
+
+/// Why a run did nothing: another process sharing the store holds the task's lease.
+const SKIPPED_ELSEWHERE: &str = "skipped: another process is running this task";
+
 /// One started task, moved onto its thread.
 struct TaskRun {
     records: Arc<Records>,
     background: Background,
+    store: Arc<dyn Store>,
+    scheduled: Option<ScheduledLease>,
+    /// The interval slot a success closes.
+    slot: Option<i64>,
     id: String,
     tenant: TenantId,
     kind: &'static str,
@@ -225,11 +313,17 @@ struct TaskRun {
 }
 
 impl TaskRun {
-    fn execute(self, work: &TaskWork) {
+    fn execute(mut self, work: &TaskWork) {
         let clock = Instant::now();
-        let progress = TaskProgress { run: &self };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.tenant, &progress)))
-            .unwrap_or_else(|_| Err(EngineError::internal("the task panicked")));
+        let lease = match self.scheduled.take() {
+            Some(ScheduledLease { lease, .. }) => Ok(Some(lease)),
+            None => self.store.lock_task(&self.tenant, self.kind),
+        };
+        let result = match lease {
+            Ok(Some(lease)) => self.run_leased(work, lease),
+            Ok(None) => Ok(SKIPPED_ELSEWHERE.to_string()),
+            Err(error) => Err(error.into()),
+        };
         let duration_ms = clock.elapsed().as_millis() as u64;
         let (id, kind, tenant) = (&self.id, self.kind, &self.tenant);
         match &result {
@@ -239,6 +333,18 @@ impl TaskRun {
             Err(error) => tracing::warn!(task = %id, kind, tenant = %tenant, duration_ms, %error, "task failed"),
         }
         self.records.finish(id, duration_ms, result);
+    }
+
+    /// Runs the work while holding `lease`; a success closes the run's slot.
+    fn run_leased(&self, work: &TaskWork, lease: Box<dyn TaskLease>) -> EngineResult<String> {
+        let progress = TaskProgress { run: self };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.tenant, &progress)))
+            .unwrap_or_else(|_| Err(EngineError::internal("the task panicked")));
+        if let (Ok(_), Some(slot)) = (&result, self.slot) {
+            self.store.finish_task_slot(&self.tenant, self.kind, slot)?;
+        }
+        drop(lease);
+        result
     }
 }
 
@@ -274,7 +380,13 @@ impl TaskProgress<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use attune_store::{SqliteOptions, SqliteStore};
+
+    fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(directory.path().join("tasks.sqlite3"), SqliteOptions::default()).unwrap();
+        (directory, Arc::new(store))
+    }
 
     fn wait_for(registry: &TaskRegistry, tenant: &TenantId, id: &str) -> TaskRecord {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -290,7 +402,8 @@ mod tests {
 
     #[test]
     fn a_registered_kind_runs_once_per_tenant_at_a_time_and_reports_its_outcome() {
-        let registry = TaskRegistry::new(Background::default());
+        let (_directory, store) = store();
+        let registry = TaskRegistry::new(Background::default(), store);
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Mutex::new(gate);
         registry.register("wait", move |tenant, progress| {
@@ -317,7 +430,8 @@ mod tests {
     #[test]
     fn a_stopping_engine_ends_tasks_at_their_checkpoint_and_starts_none() {
         let background = Background::default();
-        let registry = TaskRegistry::new(background.clone());
+        let (_directory, store) = store();
+        let registry = TaskRegistry::new(background.clone(), store);
         registry.register("loop", |_, progress| {
             loop {
                 progress.checkpoint()?;
@@ -332,5 +446,35 @@ mod tests {
         assert_eq!(stopped.status, TaskStatus::Failed);
         assert_eq!(stopped.error.as_deref(), Some("the engine is shutting down"));
         assert!(matches!(registry.start(&tenant, "loop", TaskTrigger::Request), Err(EngineError::ShuttingDown)));
+    }
+
+    #[test]
+    fn a_task_leased_elsewhere_is_skipped_and_a_scheduled_slot_runs_once() {
+        let (_directory, store) = store();
+        let registry = TaskRegistry::new(Background::default(), store.clone());
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = runs.clone();
+        registry.register("count", move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok("counted".into())
+        });
+        let tenant = TenantId::parse_slug("shop").unwrap();
+        let held = store.lock_task(&tenant, "count").unwrap().unwrap();
+        let (record, _) = registry.start(&tenant, "count", TaskTrigger::Request).unwrap();
+        assert_eq!(wait_for(&registry, &tenant, &record.id).summary.as_deref(), Some(SKIPPED_ELSEWHERE));
+        registry.start_scheduled(&tenant, "count", 7).unwrap();
+        assert!(registry.list(&tenant).len() == 1, "a scheduler does not start a run another process holds");
+        drop(held);
+        for _ in 0..3 {
+            registry.start_scheduled(&tenant, "count", 7).unwrap();
+            let newest = registry.list(&tenant)[0].clone();
+            wait_for(&registry, &tenant, &newest.id);
+        }
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1, "slot 7 ran once");
+        assert!(store.task_slot_done(&tenant, "count", 7).unwrap());
+        registry.start_scheduled(&tenant, "count", 8).unwrap();
+        let newest = registry.list(&tenant)[0].clone();
+        wait_for(&registry, &tenant, &newest.id);
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "the next slot runs again");
     }
 }

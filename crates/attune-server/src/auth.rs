@@ -49,6 +49,8 @@ pub(crate) async fn resolve_key(state: &AppState, key: &str) -> Result<ResolvedK
     let resolved = match state.cached_key(&secret_hash) {
         Some(resolved) => resolved,
         None => {
+            // Read before the store, so a change announced during the lookup makes this copy stale at once.
+            let generation = state.engine.key_generation();
             let lookup_hash = secret_hash.clone();
             let found = state
                 .run(move |engine| {
@@ -61,7 +63,7 @@ pub(crate) async fn resolve_key(state: &AppState, key: &str) -> Result<ResolvedK
             let Some(resolved) = found else {
                 return Err(ApiError::new(ErrorKind::Unauthenticated, "unknown API key"));
             };
-            state.cache_key(secret_hash, resolved.clone());
+            state.cache_key(secret_hash, resolved.clone(), generation);
             resolved
         }
     };

@@ -38,6 +38,8 @@ pub enum ErrorKind {
     ModelNotReady,
     /// The server is stopping.
     ShuttingDown,
+    /// The database cannot be reached; nothing of the request was acknowledged, so it can be retried.
+    StoreUnavailable,
     Internal,
 }
 
@@ -61,6 +63,7 @@ impl ErrorKind {
             Self::NotEnoughData => (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_data"),
             Self::ModelNotReady => (StatusCode::SERVICE_UNAVAILABLE, "model_not_ready"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -76,6 +79,7 @@ impl ErrorKind {
             EngineError::NotEnoughData(_) => Self::NotEnoughData,
             EngineError::ModelNotReady(_) => Self::ModelNotReady,
             EngineError::ShuttingDown => Self::ShuttingDown,
+            EngineError::Store(StoreError::Unavailable(_)) => Self::StoreUnavailable,
             EngineError::Store(_) | EngineError::Internal(_) => Self::Internal,
         }
     }
@@ -155,6 +159,12 @@ impl ApiError {
         Self::new(ErrorKind::Internal, "internal error; see the server log")
     }
 
+    /// The database is unreachable: logged once per request, answered 503 with `Retry-After`.
+    pub fn store_unavailable(cause: &str) -> Self {
+        tracing::warn!(%cause, "database unreachable");
+        Self::new(ErrorKind::StoreUnavailable, "the database is unreachable; nothing was stored, retry shortly")
+    }
+
     pub fn with_details(mut self, details: Vec<ErrorDetail>) -> Self {
         self.details = details;
         self
@@ -188,6 +198,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(what) => Self::new(ErrorKind::Conflict, format!("{what} already exists")),
+            StoreError::Unavailable(message) => Self::store_unavailable(&message),
             other => Self::internal(other),
         }
     }
@@ -198,6 +209,7 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::Invalid(error) => error.into(),
             EngineError::InvalidFilter { field, error } => Self::invalid_filter(&field, &error),
+            EngineError::Store(StoreError::Unavailable(message)) => Self::store_unavailable(&message),
             error => match ErrorKind::of_engine(&error) {
                 ErrorKind::Internal => Self::internal(error),
                 kind => Self::new(kind, error.to_string()),
@@ -209,7 +221,12 @@ impl From<EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.kind.status_and_code();
-        (status, axum::Json(self.body())).into_response()
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is temporary: a database coming back, a model loading, a replica stopping.
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -233,11 +250,15 @@ mod tests {
             EngineError::NotEnoughData("x".into()),
             EngineError::ModelNotReady("x".into()),
             EngineError::ShuttingDown,
+            EngineError::Store(StoreError::Unavailable("refused".into())),
             EngineError::Internal("x".into()),
         ];
         for error in errors {
             let code = error.code();
             assert_eq!(ApiError::from(error).body().code, code);
         }
+        let unavailable = ApiError::from(EngineError::Store(StoreError::Unavailable("refused".into()))).into_response();
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[axum::http::header::RETRY_AFTER], "1");
     }
 }

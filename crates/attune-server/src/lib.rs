@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(pages::router(&state))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -98,11 +99,29 @@ async fn track_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
-    match state.run(|engine| Ok(engine.store().tenants()?.len())).await {
-        Ok(tenants) => axum::Json(serde_json::json!({"status": "ok", "tenants": tenants})).into_response(),
-        Err(error) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(error.body())).into_response(),
+/// Liveness: the process answers. It touches nothing else, so a load balancer or orchestrator does not restart
+/// a replica because its database is away.
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: the store answers and the models stored at start-up are loaded; otherwise 503 with the reason,
+/// so a load balancer sends requests elsewhere until the replica can serve them.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let store = state.run(|engine| Ok(engine.store().ping()?)).await;
+    let models_loaded = state.engine.models_loaded();
+    let ready = store.is_ok() && models_loaded;
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "store": match &store { Ok(()) => "ok".to_string(), Err(error) => error.message.clone() },
+        "models_loaded": models_loaded,
+    });
+    let status = if ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    let mut response = (status, axum::Json(body)).into_response();
+    if !ready {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
     }
+    response
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {

@@ -44,14 +44,22 @@ impl Default for ServerOptions {
     }
 }
 
-/// How long a resolved API key is trusted before the store is asked again (bounds how long a key
-/// revoked by another replica keeps working; revocations through this server take effect at once).
+/// How long a resolved API key is trusted before the store is asked again. Revocations through this server,
+/// and through any process sharing a PostgreSQL store (its change feed bumps [`Engine::key_generation`]), take
+/// effect at once; this bounds only a revocation by another process on the same SQLite file (`attune keys`).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct ResolvedKey {
     pub record: ApiKeyRecord,
     pub user_token_secret: Vec<u8>,
+}
+
+/// A resolved key, when it was resolved, and the engine's key generation before it was read.
+struct CachedKey {
+    key: ResolvedKey,
+    at: Instant,
+    generation: u64,
 }
 
 #[derive(Clone)]
@@ -61,7 +69,7 @@ pub struct AppStateInner {
     pub engine: Engine,
     pub metrics: Metrics,
     pub options: ServerOptions,
-    key_cache: Mutex<HashMap<String, (ResolvedKey, Instant)>>,
+    key_cache: Mutex<HashMap<String, CachedKey>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,21 +94,26 @@ impl AppState {
     }
 
     pub(crate) fn cached_key(&self, secret_hash: &str) -> Option<ResolvedKey> {
+        let generation = self.engine.key_generation();
         let cache = self.key_cache.lock().expect("key cache poisoned");
-        cache.get(secret_hash).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(key, _)| key.clone())
+        cache
+            .get(secret_hash)
+            .filter(|cached| cached.generation == generation && cached.at.elapsed() < KEY_CACHE_TTL)
+            .map(|cached| cached.key.clone())
     }
 
-    pub(crate) fn cache_key(&self, secret_hash: String, key: ResolvedKey) {
+    /// Keeps `key`, read from the store after the engine's key generation was `generation`.
+    pub(crate) fn cache_key(&self, secret_hash: String, key: ResolvedKey, generation: u64) {
         let mut cache = self.key_cache.lock().expect("key cache poisoned");
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(secret_hash, (key, Instant::now()));
+        cache.insert(secret_hash, CachedKey { key, at: Instant::now(), generation });
     }
 
     pub(crate) fn forget_key(&self, tenant: &TenantId, key_id: &str) {
         let mut cache = self.key_cache.lock().expect("key cache poisoned");
-        cache.retain(|_, (key, _)| !(key.record.tenant_id == *tenant && key.record.key_id == key_id));
+        cache.retain(|_, cached| !(cached.key.record.tenant_id == *tenant && cached.key.record.key_id == key_id));
     }
 
     /// Runs `work` with the engine on a blocking thread: store access, computing, parsing big bodies.

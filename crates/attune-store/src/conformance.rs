@@ -18,7 +18,9 @@ macro_rules! conformance_tests {
             events_are_idempotent_by_id, events_are_isolated_between_tenants, timeline_is_newest_first_and_pages,
             shopper_activity_leaves_out_what_the_shop_showed, repeated_activity_reads_follow_appends_and_erasure,
             stats_and_daily_counts_follow_appends, event_log_scans_in_order, concurrent_appends_store_each_event_once,
-            item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned);
+            item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned,
+            task_leases_are_exclusive_and_slots_run_once, restored_events_keep_their_numbers_and_times,
+            stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -422,4 +424,90 @@ pub fn model_snapshots_are_versioned_and_pruned(store: &dyn Store) {
     assert_eq!(store.model_snapshot_payload(&shop, "recs", newest).unwrap(), Some(vec![(newest - 1) as u8; 3]));
     assert_eq!(store.model_snapshot_payload(&shop, "recs", 1).unwrap(), None);
     assert!(store.model_snapshots(&shop, "search").unwrap().is_empty());
+}
+
+pub fn task_leases_are_exclusive_and_slots_run_once(store: &dyn Store) {
+    let shop = tenant(store, "shop");
+    let other = tenant(store, "other");
+    store.ping().unwrap();
+    let mut lease = store.lock_task(&shop, "train").unwrap().expect("a free task is leased");
+    assert!(lease.still_held());
+    assert!(store.lock_task(&shop, "train").unwrap().is_none(), "a held lease is not given twice");
+    let other_task = store.lock_task(&shop, "forecast").unwrap();
+    let other_tenant = store.lock_task(&other, "train").unwrap();
+    assert!(other_task.is_some() && other_tenant.is_some(), "leases are per tenant and kind");
+    drop(lease);
+    assert!(store.lock_task(&shop, "train").unwrap().is_some(), "a dropped lease is free again");
+    assert!(!store.task_slot_done(&shop, "train", 42).unwrap());
+    store.finish_task_slot(&shop, "train", 42).unwrap();
+    store.finish_task_slot(&shop, "train", 42).unwrap();
+    assert!(store.task_slot_done(&shop, "train", 42).unwrap());
+    assert!(!store.task_slot_done(&shop, "train", 43).unwrap());
+    assert!(!store.task_slot_done(&other, "train", 42).unwrap());
+}
+
+pub fn restored_events_keep_their_numbers_and_times(store: &dyn Store) {
+    let shop = tenant(store, "shop");
+    let received_at = Timestamp::from_millis(1_300_000_000_000).unwrap();
+    let restored: Vec<StoredEvent> = (0..3)
+        .map(|i| StoredEvent {
+            seq: 1_000 + 10 * i,
+            received_at,
+            event: view(&format!("old-{i}"), "u", "a", "2011-01-01T10:00:00Z"),
+        })
+        .collect();
+    let outcome = store.restore_events(&shop, &restored).unwrap();
+    assert_eq!(outcome, AppendOutcome { accepted: 3, duplicates: 0 });
+    assert_eq!(store.restore_events(&shop, &restored[1..]).unwrap(), AppendOutcome { accepted: 0, duplicates: 2 });
+    let stored = store.events_after(&shop, 0, 10).unwrap();
+    let seqs: Vec<i64> = stored.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1_000, 1_010, 1_020]);
+    assert!(stored.iter().all(|e| e.received_at == received_at));
+    store.append_events(&shop, &[view("new", "u", "a", "2011-01-02T10:00:00Z")]).unwrap();
+    let newest = store.recent_events(&shop, 1).unwrap();
+    assert!(newest[0].seq > 1_020, "new events number after restored ones");
+    assert_eq!(store.stats(&shop).unwrap().events, 4);
+    assert_eq!(store.events_per_day(&shop).unwrap().iter().map(|d| d.events).sum::<u64>(), 4);
+}
+
+pub fn stored_kinds_are_listed_and_restored_versions_kept(store: &dyn Store) {
+    let shop = tenant(store, "shop");
+    store.upsert_items(&shop, &[item("a", "Candle")]).unwrap();
+    let embedding = ItemEmbedding { item_id: ItemId::parse("a").unwrap(), content_hash: 1, vector: vec![1.0] };
+    store.upsert_item_embeddings(&shop, "minilm", &[embedding]).unwrap();
+    let saved = store.save_model_snapshot(&shop, "recs", 5, "{}", b"abc").unwrap();
+    assert_eq!(store.model_kinds(&shop).unwrap(), ["recs"]);
+    assert_eq!(store.embedding_models(&shop).unwrap(), ["minilm"]);
+    let copy = tenant(store, "copy");
+    let old = ModelSnapshotInfo { version: 7, ..saved };
+    assert!(store.restore_model_snapshot(&copy, &old, b"xyz").unwrap());
+    assert!(!store.restore_model_snapshot(&copy, &old, b"xyz").unwrap(), "a stored version is kept as it is");
+    let versions = store.model_snapshots(&copy, "recs").unwrap();
+    assert_eq!(versions, vec![ModelSnapshotInfo { payload_bytes: 3, ..old }]);
+    assert_eq!(store.model_snapshot_payload(&copy, "recs", 7).unwrap().unwrap(), b"xyz");
+    assert_eq!(store.save_model_snapshot(&copy, "recs", 9, "{}", b"n").unwrap().version, 8);
+}
+
+/// Threads appending to different tenants at once: every tenant's log scans in the order its events were
+/// acknowledged, and a scan after any sequence number misses nothing.
+pub fn appends_in_many_tenants_keep_each_tenant_in_order(store: &dyn Store) {
+    let tenants: Vec<TenantId> = (0..4).map(|i| tenant(store, &format!("t{i}"))).collect();
+    std::thread::scope(|scope| {
+        for (n, t) in tenants.iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..40 {
+                    let id = format!("t{n}-{i:03}");
+                    store.append_events(t, &[view(&id, "u", "a", "2011-01-01T10:00:00Z")]).unwrap();
+                }
+            });
+        }
+    });
+    for t in &tenants {
+        let ids: Vec<String> =
+            store.events_after(t, 0, 100).unwrap().into_iter().map(|e| e.event.id.to_string()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids.len(), 40);
+        assert_eq!(ids, sorted, "tenant {t} scans in acknowledgement order");
+    }
 }

@@ -2,21 +2,29 @@
 //!
 //! [`Store`] is the one interface the rest of Attune uses to keep tenants, API keys, catalog items,
 //! users and events. It is synchronous on purpose: callers in async code run it on a blocking thread.
-//! [`SqliteStore`] is the embedded default. [`conformance`] holds the behavioural tests every backend
-//! must pass; each backend's test binary instantiates them with [`conformance_tests!`].
+//! [`SqliteStore`] is the embedded default; [`PostgresStore`] lets several processes share one database.
+//! [`conformance`] holds the behavioural tests every backend must pass; each backend's test binary
+//! instantiates them with [`conformance_tests!`].
 //!
 //! Invariants every backend keeps:
 //! - every read and write is scoped by tenant; no method can reach another tenant's rows;
 //! - `append_events` returns only after the events are durable (committed and synced);
 //! - event ids are unique per tenant: appending an already-stored id is a no-op counted as a duplicate;
-//! - a batch is applied whole or not at all.
+//! - a batch is applied whole or not at all;
+//! - within a tenant, a reader that sees event sequence number `n` sees every smaller one (scans after a
+//!   sequence number miss nothing);
+//! - a task lease is held by at most one holder at a time, across every process sharing the database.
 
 pub mod conformance;
 mod error;
+mod group_commit;
+mod postgres;
+mod rows;
 mod sqlite;
 mod types;
 
 pub use error::StoreError;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use types::*;
 
@@ -99,6 +107,36 @@ pub trait Store: Send + Sync + 'static {
     fn model_snapshots(&self, tenant: &TenantId, kind: &str) -> StoreResult<Vec<ModelSnapshotInfo>>;
     /// The payload of one version.
     fn model_snapshot_payload(&self, tenant: &TenantId, kind: &str, version: i64) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Succeeds when the database answers (readiness checks).
+    fn ping(&self) -> StoreResult<()>;
+    /// The changes every process sharing the database makes, for keeping copies in memory current; `None`
+    /// when this store is the only writer (the embedded backend).
+    fn change_feed(&self) -> StoreResult<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
+    /// The lease to run task `kind` of `tenant`, or `None` while another holder has it.
+    fn lock_task(&self, tenant: &TenantId, kind: &str) -> StoreResult<Option<Box<dyn TaskLease>>>;
+    /// Whether scheduled interval `slot` of task `kind` already ran for `tenant`.
+    fn task_slot_done(&self, tenant: &TenantId, kind: &str, slot: i64) -> StoreResult<bool>;
+    /// Records that interval `slot` of task `kind` ran for `tenant`.
+    fn finish_task_slot(&self, tenant: &TenantId, kind: &str, slot: i64) -> StoreResult<()>;
+
+    /// Copies events from another store keeping their sequence numbers and receipt times (`attune migrate`);
+    /// ids already stored are skipped and counted as duplicates.
+    fn restore_events(&self, tenant: &TenantId, events: &[StoredEvent]) -> StoreResult<AppendOutcome>;
+    /// The model kinds with stored versions.
+    fn model_kinds(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+    /// The models with stored item embeddings.
+    fn embedding_models(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
+    /// Copies a model version from another store as it is; false when that version is already stored.
+    fn restore_model_snapshot(&self, tenant: &TenantId, info: &ModelSnapshotInfo, payload: &[u8]) -> StoreResult<bool>;
+}
+
+/// The PostgreSQL database tests use: `ATTUNE_TEST_DATABASE_URL`, else the local server of the development and
+/// CI machines.
+pub fn test_database_url() -> String {
+    std::env::var("ATTUNE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Model versions kept per tenant and kind; older ones are deleted when a new one is saved.

@@ -6,11 +6,13 @@ mod activity_cache;
 mod migrations;
 
 use self::activity_cache::{ActivityCache, ActivityKey, CachedActivity};
+use crate::group_commit::{GroupCommit, PendingAppend};
+use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
-use attune_core::{ApiKeyKind, Event, EventInput, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
+use attune_core::{Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -48,7 +50,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<ReaderPool>,
     reader_returned: Condvar,
-    pending_appends: Mutex<Vec<PendingAppend>>,
+    appends: GroupCommit,
+    leases: Arc<Mutex<HashSet<(String, String)>>>,
     activity: ActivityCache,
 }
 
@@ -77,58 +80,6 @@ impl Drop for LentReader<'_> {
     }
 }
 
-/// An event prepared for insertion: indexed columns plus the wire-form JSON payload.
-struct EventRow {
-    event_id: String,
-    event_type: &'static str,
-    user_id: Option<String>,
-    anonymous_id: Option<String>,
-    session_id: Option<String>,
-    timestamp: i64,
-    channel: &'static str,
-    store_id: Option<String>,
-    item_id: Option<String>,
-    payload: String,
-}
-
-impl EventRow {
-    fn new(event: &Event) -> StoreResult<Self> {
-        Ok(Self {
-            event_id: event.id.to_string(),
-            event_type: event.event_type().as_str(),
-            user_id: event.subject.user_id.as_ref().map(ToString::to_string),
-            anonymous_id: event.subject.anonymous_id.as_ref().map(ToString::to_string),
-            session_id: event.session_id.as_ref().map(ToString::to_string),
-            timestamp: event.timestamp.millis(),
-            channel: event.channel.as_str(),
-            store_id: event.store_id.as_ref().map(ToString::to_string),
-            item_id: event.kind.primary_item().map(ToString::to_string),
-            payload: to_json(&event.to_input())?,
-        })
-    }
-}
-
-/// One caller's events waiting for the next group commit.
-struct PendingAppend {
-    tenant: TenantId,
-    rows: Vec<EventRow>,
-    slot: Arc<AppendSlot>,
-}
-
-/// Where the committing thread leaves a waiting caller's outcome.
-#[derive(Default)]
-struct AppendSlot(Mutex<Option<StoreResult<AppendOutcome>>>);
-
-impl AppendSlot {
-    fn fill(&self, outcome: StoreResult<AppendOutcome>) {
-        *self.0.lock().expect("append slot poisoned") = Some(outcome);
-    }
-
-    fn take(&self) -> Option<StoreResult<AppendOutcome>> {
-        self.0.lock().expect("append slot poisoned").take()
-    }
-}
-
 /// Insert every queued append in one transaction; the outcome of each, in order.
 fn commit_appends(
     connection: &mut Connection,
@@ -136,51 +87,66 @@ fn commit_appends(
     received_at: i64,
 ) -> StoreResult<Vec<AppendOutcome>> {
     let tx = connection.transaction()?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (tenant_id, event_id, event_type, user_id, anonymous_id, session_id, ts, channel,
-                                 store_id, item_id, received_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (tenant_id, event_id) DO NOTHING",
-        )?;
-        let mut count = tx.prepare_cached(
-            "INSERT INTO event_daily_counts (tenant_id, day, event_type, events) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (tenant_id, day, event_type) DO UPDATE SET events = events + excluded.events",
-        )?;
-        for pending in group {
-            let mut outcome = AppendOutcome::default();
-            let mut daily: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
-            for row in &pending.rows {
-                let inserted = insert.execute(params![
-                    pending.tenant.as_str(),
-                    row.event_id,
-                    row.event_type,
-                    row.user_id,
-                    row.anonymous_id,
-                    row.session_id,
-                    row.timestamp,
-                    row.channel,
-                    row.store_id,
-                    row.item_id,
-                    received_at,
-                    row.payload,
-                ])?;
-                if inserted == 0 {
-                    outcome.duplicates += 1;
-                } else {
-                    outcome.accepted += 1;
-                    *daily.entry((row.timestamp.div_euclid(DAY_MILLIS), row.event_type)).or_default() += 1;
-                }
-            }
-            for ((day, event_type), events) in daily {
-                count.execute(params![pending.tenant.as_str(), day, event_type, events])?;
-            }
-            outcomes.push(outcome);
-        }
-    }
+    let outcomes = group
+        .iter()
+        .map(|pending| insert_event_rows(&tx, &pending.tenant, &pending.rows, received_at, None))
+        .collect::<StoreResult<Vec<_>>>()?;
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Inserts one tenant's rows and counts them per day. `restored` gives each row's sequence number and receipt
+/// time (a migration); otherwise the row takes the next sequence number and `received_at`.
+fn insert_event_rows(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    rows: &[EventRow],
+    received_at: i64,
+    restored: Option<(&[i64], &[i64])>,
+) -> StoreResult<AppendOutcome> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (tenant_id, event_id, event_type, user_id, anonymous_id, session_id, ts, channel,
+                             store_id, item_id, received_at, payload, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (tenant_id, event_id) DO NOTHING",
+    )?;
+    let mut count = tx.prepare_cached(
+        "INSERT INTO event_daily_counts (tenant_id, day, event_type, events) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant_id, day, event_type) DO UPDATE SET events = events + excluded.events",
+    )?;
+    let mut outcome = AppendOutcome::default();
+    let mut daily: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
+    for (index, row) in rows.iter().enumerate() {
+        let (seq, received) = match restored {
+            Some((seqs, received)) => (Some(seqs[index]), received[index]),
+            None => (None, received_at),
+        };
+        let inserted = insert.execute(params![
+            tenant.as_str(),
+            row.event_id,
+            row.event_type,
+            row.user_id,
+            row.anonymous_id,
+            row.session_id,
+            row.timestamp,
+            row.channel,
+            row.store_id,
+            row.item_id,
+            received,
+            row.payload,
+            seq,
+        ])?;
+        if inserted == 0 {
+            outcome.duplicates += 1;
+        } else {
+            outcome.accepted += 1;
+            *daily.entry((row.day(), row.event_type)).or_default() += 1;
+        }
+    }
+    for ((day, event_type), events) in daily {
+        count.execute(params![tenant.as_str(), day, event_type, events])?;
+    }
+    Ok(outcome)
 }
 
 impl SqliteStore {
@@ -203,7 +169,8 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(ReaderPool::default()),
             reader_returned: Condvar::new(),
-            pending_appends: Mutex::new(Vec::new()),
+            appends: GroupCommit::default(),
+            leases: Arc::default(),
         })
     }
 
@@ -333,33 +300,6 @@ const READ_MMAP_BYTES: i64 = 1 << 30;
 /// Page cache per connection, in KiB.
 const READ_CACHE_KIB: i64 = 16 * 1024;
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(corrupt)
-}
-
-fn timestamp(millis: i64) -> StoreResult<Timestamp> {
-    Timestamp::from_millis(millis).map_err(corrupt)
-}
-
-fn read_item(doc: &str) -> StoreResult<Item> {
-    serde_json::from_str(doc).map_err(|e| corrupt(format!("item document: {e}")))
-}
-
-fn read_user(doc: &str) -> StoreResult<User> {
-    serde_json::from_str(doc).map_err(|e| corrupt(format!("user document: {e}")))
-}
-
-fn read_event(seq: i64, received_at: i64, payload: &str) -> StoreResult<StoredEvent> {
-    let input: EventInput = serde_json::from_str(payload).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
-    let received_at = timestamp(received_at)?;
-    let event = Event::parse(input, received_at).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
-    Ok(StoredEvent { seq, received_at, event })
-}
-
 /// Records that events of `tenant` were deleted (see migration 4): every statement that deletes events calls
 /// this in the same transaction, so cached activity reads see the change.
 fn bump_event_deletions(tx: &rusqlite::Transaction<'_>, tenant: &TenantId) -> StoreResult<()> {
@@ -370,22 +310,6 @@ fn bump_event_deletions(tx: &rusqlite::Transaction<'_>, tenant: &TenantId) -> St
     )?;
     Ok(())
 }
-
-/// Escape `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-const DAY_MILLIS: i64 = 86_400_000;
 
 impl Store for SqliteStore {
     fn create_tenant(&self, tenant: &Tenant, user_token_secret: &[u8]) -> StoreResult<()> {
@@ -520,7 +444,7 @@ impl Store for SqliteStore {
                         tenant.as_str(),
                         stored.id.as_str(),
                         stored.title,
-                        stored.category_path.join(" > "),
+                        category_column(&stored),
                         stored.price.map(|p| p.minor_units),
                         stored.price.map(|p| p.currency.to_string()),
                         stored.availability.as_str(),
@@ -580,13 +504,8 @@ impl Store for SqliteStore {
                     r.get::<_, String>(0)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut items = docs.iter().map(|d| read_item(d)).collect::<StoreResult<Vec<_>>>()?;
-            let next_after = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|i| i.id.to_string())
-            } else {
-                None
-            };
+            let items = docs.iter().map(|d| read_item(d)).collect::<StoreResult<Vec<_>>>()?;
+            let (items, next_after) = split_page(items, limit, |i| i.id.to_string());
             Ok(ItemPage { items, total: total as u64, next_after })
         })
     }
@@ -665,13 +584,8 @@ impl Store for SqliteStore {
             let docs = statement
                 .query_map(params![tenant.as_str(), search, query.after, limit as i64 + 1], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut users = docs.iter().map(|d| read_user(d)).collect::<StoreResult<Vec<_>>>()?;
-            let next_after = if users.len() > limit {
-                users.truncate(limit);
-                users.last().map(|u| u.id.to_string())
-            } else {
-                None
-            };
+            let users = docs.iter().map(|d| read_user(d)).collect::<StoreResult<Vec<_>>>()?;
+            let (users, next_after) = split_page(users, limit, |u| u.id.to_string());
             Ok(UserPage { users, total: total as u64, next_after })
         })
     }
@@ -708,37 +622,12 @@ impl Store for SqliteStore {
         }
         // Serialize outside the write lock: the writer is the one serial resource.
         let rows = events.iter().map(EventRow::new).collect::<StoreResult<Vec<_>>>()?;
-        let slot = Arc::new(AppendSlot::default());
-        self.pending_appends.lock().expect("append queue poisoned").push(PendingAppend {
-            tenant: tenant.clone(),
+        self.appends.append(
+            tenant,
             rows,
-            slot: slot.clone(),
-        });
-        // Group commit: whoever holds the writer commits every append queued so far in one transaction
-        // (one fsync), then hands each caller its own outcome.
-        let mut writer = self.writer.lock().expect("writer poisoned");
-        if let Some(outcome) = slot.take() {
-            return outcome;
-        }
-        let group: Vec<PendingAppend> =
-            std::mem::take(&mut *self.pending_appends.lock().expect("append queue poisoned"));
-        let received_at = Timestamp::now().millis();
-        match commit_appends(&mut writer, &group, received_at) {
-            Ok(outcomes) => {
-                for (pending, outcome) in group.iter().zip(outcomes) {
-                    pending.slot.fill(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                let message = error.to_string();
-                for pending in &group {
-                    pending.slot.fill(Err(StoreError::Corrupt(format!("group commit failed: {message}"))));
-                }
-                tracing::error!(%message, appends = group.len(), "event group commit failed");
-            }
-        }
-        drop(writer);
-        slot.take().expect("the leader filled every slot of its group, its own included")
+            || self.writer.lock().expect("writer poisoned"),
+            |writer, group| commit_appends(writer, group, Timestamp::now().millis()),
+        )
     }
 
     fn user_timeline(&self, tenant: &TenantId, user: &UserId, query: &TimelineQuery) -> StoreResult<TimelinePage> {
@@ -754,16 +643,11 @@ impl Store for SqliteStore {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut events = rows
+            let events = rows
                 .iter()
                 .map(|(seq, received, payload)| read_event(*seq, *received, payload))
                 .collect::<StoreResult<Vec<_>>>()?;
-            let next_before_seq = if events.len() > limit {
-                events.truncate(limit);
-                events.last().map(|e| e.seq)
-            } else {
-                None
-            };
+            let (events, next_before_seq) = split_page(events, limit, |e| e.seq);
             Ok(TimelinePage { events, next_before_seq })
         })
     }
@@ -926,12 +810,8 @@ impl Store for SqliteStore {
     }
 
     fn upsert_item_embeddings(&self, tenant: &TenantId, model: &str, embeddings: &[ItemEmbedding]) -> StoreResult<()> {
-        let rows: Vec<(&str, i64, Vec<u8>)> = embeddings
-            .iter()
-            .map(|e| {
-                (e.item_id.as_str(), e.content_hash as i64, e.vector.iter().flat_map(|x| x.to_le_bytes()).collect())
-            })
-            .collect();
+        let rows: Vec<(&str, i64, Vec<u8>)> =
+            embeddings.iter().map(|e| (e.item_id.as_str(), e.content_hash as i64, vector_bytes(&e.vector))).collect();
         self.with_writer(|c| {
             let tx = c.transaction()?;
             {
@@ -963,13 +843,10 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .map(|(item, hash, bytes)| {
-                    if bytes.len() % 4 != 0 {
-                        return Err(corrupt(format!("embedding of item {item} has {} bytes", bytes.len())));
-                    }
                     Ok(ItemEmbedding {
+                        vector: vector_from_bytes(&item, &bytes)?,
                         item_id: ItemId::parse(item).map_err(corrupt)?,
                         content_hash: hash as u64,
-                        vector: bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
                     })
                 })
                 .collect()
@@ -1056,25 +933,107 @@ impl Store for SqliteStore {
             .optional()?)
         })
     }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.with_reader(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    fn lock_task(&self, tenant: &TenantId, kind: &str) -> StoreResult<Option<Box<dyn TaskLease>>> {
+        let key = (tenant.to_string(), kind.to_string());
+        if !self.leases.lock().expect("leases poisoned").insert(key.clone()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(LocalLease { leases: self.leases.clone(), key })))
+    }
+
+    fn task_slot_done(&self, tenant: &TenantId, kind: &str, slot: i64) -> StoreResult<bool> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached("SELECT 1 FROM task_slots WHERE tenant_id = ?1 AND kind = ?2 AND slot = ?3")?
+                .query_row(params![tenant.as_str(), kind, slot], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+    }
+
+    fn finish_task_slot(&self, tenant: &TenantId, kind: &str, slot: i64) -> StoreResult<()> {
+        self.with_writer(|c| {
+            c.execute(
+                "INSERT INTO task_slots (tenant_id, kind, slot, finished_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![tenant.as_str(), kind, slot, Timestamp::now().millis()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn restore_events(&self, tenant: &TenantId, events: &[StoredEvent]) -> StoreResult<AppendOutcome> {
+        let rows = events.iter().map(|e| EventRow::new(&e.event)).collect::<StoreResult<Vec<_>>>()?;
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let received: Vec<i64> = events.iter().map(|e| e.received_at.millis()).collect();
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let outcome = insert_event_rows(&tx, tenant, &rows, 0, Some((&seqs, &received)))?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn model_kinds(&self, tenant: &TenantId) -> StoreResult<Vec<String>> {
+        self.with_reader(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT DISTINCT kind FROM model_snapshots WHERE tenant_id = ?1 ORDER BY kind")?;
+            Ok(statement.query_map([tenant.as_str()], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn embedding_models(&self, tenant: &TenantId) -> StoreResult<Vec<String>> {
+        self.with_reader(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT DISTINCT model FROM item_embeddings WHERE tenant_id = ?1 ORDER BY model")?;
+            Ok(statement.query_map([tenant.as_str()], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn restore_model_snapshot(&self, tenant: &TenantId, info: &ModelSnapshotInfo, payload: &[u8]) -> StoreResult<bool> {
+        self.with_writer(|c| {
+            let inserted = c.execute(
+                "INSERT INTO model_snapshots (tenant_id, kind, version, created_at, events_through_seq, metrics, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![
+                    tenant.as_str(),
+                    info.kind,
+                    info.version,
+                    info.created_at.millis(),
+                    info.events_through_seq,
+                    info.metrics,
+                    payload
+                ],
+            )?;
+            Ok(inserted > 0)
+        })
+    }
 }
 
-type ApiKeyRow = (String, String, String, String, String, i64, Option<i64>);
+/// A lease held in this process: the embedded store has no other process to share tasks with.
+struct LocalLease {
+    leases: Arc<Mutex<HashSet<(String, String)>>>,
+    key: (String, String),
+}
+
+impl TaskLease for LocalLease {
+    fn still_held(&mut self) -> bool {
+        true
+    }
+}
+
+impl Drop for LocalLease {
+    fn drop(&mut self) {
+        self.leases.lock().expect("leases poisoned").remove(&self.key);
+    }
+}
 
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-}
-
-fn api_key_from_row(row: ApiKeyRow) -> StoreResult<ApiKeyRecord> {
-    let (key_id, tenant_id, kind, label, secret_hash, created_at, revoked_at) = row;
-    Ok(ApiKeyRecord {
-        key_id,
-        tenant_id: TenantId::parse(tenant_id).map_err(corrupt)?,
-        kind: ApiKeyKind::parse(&kind).ok_or_else(|| corrupt(format!("api key kind `{kind}`")))?,
-        label,
-        secret_hash,
-        created_at: timestamp(created_at)?,
-        revoked_at: revoked_at.map(timestamp).transpose()?,
-    })
 }
 
 /// Upsert one user inside a transaction; returns the stored user and whether it was created.

@@ -134,3 +134,34 @@ pub struct ModelSnapshotInfo {
     pub metrics: String,
     pub payload_bytes: u64,
 }
+
+/// A change that copies kept in memory must follow, announced by the backend when it commits (PostgreSQL
+/// `NOTIFY`) so that every process sharing the database sees it, whichever process made it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// Items were added, replaced or deleted.
+    Items { tenant: attune_core::TenantId },
+    /// An API key was created or revoked.
+    Keys { tenant: attune_core::TenantId },
+    /// A user's profile (and with it their consent) changed or was erased; `None`: many users at once.
+    Users { tenant: attune_core::TenantId, user: Option<attune_core::UserId> },
+    /// A new model version was stored.
+    Model { tenant: attune_core::TenantId, kind: String, version: i64 },
+    /// Changes may have been missed (the feed was disconnected): everything must be read again.
+    Resync,
+}
+
+/// Changes made by any process sharing the database, in commit order.
+pub trait ChangeFeed: Send {
+    /// The next change, waiting at most `timeout`; `None` when none came. After a disconnection the feed
+    /// reconnects by itself and first yields [`Change::Resync`].
+    fn next_change(&mut self, timeout: std::time::Duration) -> crate::StoreResult<Option<Change>>;
+}
+
+/// The right to run one task of one tenant, held by one process of all that share the database until dropped
+/// (or until the process dies: the database then frees it, and another process can take the task over).
+pub trait TaskLease: Send {
+    /// Whether the lease is still held (its connection to the database is alive).
+    fn still_held(&mut self) -> bool;
+}

@@ -1,14 +1,17 @@
 //! `attune bench ingest`: events per second through the HTTP API with durability on (SQLite WAL,
-//! `synchronous=FULL` unless configured otherwise), measured end to end from an HTTP client in the same
-//! process against a real server on a loopback port with a temporary store.
+//! `synchronous=FULL` unless configured otherwise; or PostgreSQL with `--database-url`, in a scratch schema
+//! dropped afterwards, with the server's `synchronous_commit`), measured end to end from an HTTP client in the
+//! same process against a real server on a loopback port with a temporary store, with the CPU time per event
+//! of this process and of PostgreSQL.
 
 use crate::config::{LogArgs, parse_synchronous};
+use crate::cpu::CpuTimes;
 use anyhow::{Context, ensure};
 use attune_core::{ApiKeyKind, TenantId};
 use attune_engine::keys::{create_api_key, create_tenant};
 use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use attune_store::{PostgresStore, SqliteOptions, SqliteStore, Store, Synchronous};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,8 +36,22 @@ pub struct IngestBenchArgs {
     /// `full` (fsync every commit, default) or `normal`.
     #[arg(long, env = "ATTUNE_SYNCHRONOUS", value_parser = parse_synchronous, default_value = "full")]
     pub synchronous: Synchronous,
+    /// Measure on this PostgreSQL database (in a scratch schema) instead of a temporary SQLite store.
+    #[arg(long)]
+    pub database_url: Option<String>,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// The store to measure: a scratch PostgreSQL schema or a temporary SQLite file (kept by the directory).
+fn bench_store(args: &IngestBenchArgs, directory: &std::path::Path) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    if let Some(url) = &args.database_url {
+        let store = PostgresStore::scratch(url)?;
+        return Ok((Arc::new(store), "postgresql".into()));
+    }
+    let options = SqliteOptions { synchronous: args.synchronous, ..Default::default() };
+    let store = SqliteStore::open(directory.join("bench.sqlite3"), options)?;
+    Ok((Arc::new(store), format!("sqlite, synchronous={:?}", args.synchronous)))
 }
 
 /// A realistic mix of event bodies: views with dwell time, cart adds and multi-line purchases.
@@ -61,11 +78,7 @@ fn event_json(index: usize) -> String {
 pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
     ensure!(args.batch_size >= 1 && args.batch_size <= 10_000, "--batch-size must be between 1 and 10000");
     let directory = tempfile::tempdir().context("temporary directory")?;
-    let store = SqliteStore::open(
-        directory.path().join("bench.sqlite3"),
-        SqliteOptions { synchronous: args.synchronous, ..Default::default() },
-    )?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let (store, backend) = bench_store(args, directory.path())?;
     let tenant = TenantId::parse_slug("bench").expect("valid tenant id");
     create_tenant(store.as_ref(), &tenant, "bench")?;
     let key = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "bench")?.key;
@@ -80,14 +93,13 @@ pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
         }));
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         println!(
-            "attune bench ingest (synchronous={:?}, {} cores)",
-            args.synchronous,
+            "attune bench ingest ({backend}, {} cores)",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         );
 
         // Single events, many concurrent clients.
         let single_url = format!("http://{address}/v1/events");
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), CpuTimes::now());
         let statuses: Vec<anyhow::Result<reqwest::StatusCode>> = futures::stream::iter(0..args.single_events)
             .map(|i| {
                 let request = client
@@ -104,6 +116,7 @@ pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
         let failed = statuses.iter().filter(|s| !matches!(s, Ok(s) if s.is_success())).count();
         ensure!(failed == 0, "{failed} single-event requests failed");
         report("single event  POST /v1/events", args.single_events, single_elapsed, args.single_concurrency);
+        println!("{:<42} {}", "", CpuTimes::now().since(&cpu).per_unit(args.single_events));
 
         // Batches.
         let batch_url = format!("http://{address}/v1/events/batch");
@@ -116,7 +129,7 @@ pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
                 format!(r#"{{"events":[{}]}}"#, events.join(","))
             })
             .collect();
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), CpuTimes::now());
         let results: Vec<anyhow::Result<serde_json::Value>> = futures::stream::iter(bodies)
             .map(|body| {
                 let request =
@@ -144,6 +157,7 @@ pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
             batch_elapsed,
             args.batch_concurrency,
         );
+        println!("{:<42} {}", "", CpuTimes::now().since(&cpu).per_unit(args.batch_events));
 
         let stored = store.stats(&tenant)?.events;
         ensure!(stored == (args.single_events + args.batch_events) as u64, "store holds {stored} events");

@@ -1,14 +1,14 @@
 //! The command line: parsing with clap and running each command.
 
 use crate::config::{EventWindowArgs, LogArgs, OptionArgs, Options, StoreArgs};
-use crate::{bench, demo, eval, import, recs_bench, search_bench};
+use crate::{bench, cluster_bench, demo, eval, import, recs_bench, search_bench};
 use anyhow::{Context, bail};
 use attune_core::{ApiKeyKind, TenantId, Timestamp};
 use attune_engine::keys::{create_api_key, ensure_tenant};
 use attune_engine::recs::training::{self, TrainOptions};
 use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store};
+use attune_store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,11 +43,30 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate models on public data sets and print their figures beside published or peer figures.
     Eval(EvalArgs),
+    /// Copy every tenant of an embedded (SQLite) store into a PostgreSQL database: idempotent and resumable,
+    /// verifying the counts at the end.
+    Migrate(MigrateArgs),
     /// Measure performance.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
     },
+}
+
+/// `attune migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The data directory of the SQLite store to copy.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy into (`postgres://user:password@host:5432/database`).
+    #[arg(long)]
+    pub to: String,
+    /// Schema of the target database holding Attune's tables (default `public`).
+    #[arg(long, env = "ATTUNE_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `attune serve`.
@@ -251,6 +270,9 @@ pub enum BenchCommand {
     Search(search_bench::SearchBenchArgs),
     /// Recommendation serving on the 44k fashion catalog: latency per scenario and requests/s with `wrk`.
     Recs(recs_bench::RecsBenchArgs),
+    /// Replicas on one PostgreSQL database under mixed load while one is killed and the database connections
+    /// are terminated: every acknowledged event kept once, failures only at the faults, one training per slot.
+    Cluster(cluster_bench::ClusterBenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -260,7 +282,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { action } => run_keys(&resolve(&action.store().options())?, action),
         Command::Demo(store) => {
             let store = open_store(&resolve(&store.options())?)?;
-            println!("{}", seed_demo_tenant(&store)?);
+            println!("{}", seed_demo_tenant(store.as_ref())?);
             Ok(())
         }
         Command::Train(args) => {
@@ -279,7 +301,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(args.log.log.as_deref().unwrap_or("info"));
             recs_bench::recs(&args)
         }
+        Command::Bench { what: BenchCommand::Cluster(args) } => {
+            init_logging(args.log.log.as_deref().unwrap_or("info"));
+            cluster_bench::cluster(&args)
+        }
         Command::Eval(args) => run_eval(args),
+        Command::Migrate(args) => run_migrate(&args),
     }
 }
 
@@ -313,10 +340,49 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-pub fn open_store(options: &Options) -> anyhow::Result<SqliteStore> {
+/// The store the options select: PostgreSQL with a database URL, else SQLite in the data directory.
+pub fn open_store(options: &Options) -> anyhow::Result<Arc<dyn Store>> {
+    match &options.database_url {
+        Some(url) => Ok(Arc::new(open_postgres(url, options.database_schema.clone())?)),
+        None => Ok(Arc::new(open_sqlite(options)?)),
+    }
+}
+
+/// A PostgreSQL store; its schema is brought up to date.
+pub fn open_postgres(url: &str, schema: Option<String>) -> anyhow::Result<PostgresStore> {
+    PostgresStore::connect(url, PostgresOptions { schema, ..PostgresOptions::default() })
+        .with_context(|| format!("cannot open the postgresql store at {}", redact_password(url)))
+}
+
+/// `attune migrate`: prints one line per tenant copied.
+fn run_migrate(args: &MigrateArgs) -> anyhow::Result<()> {
+    init_logging(args.log.log.as_deref().unwrap_or("info"));
+    let path = args.from.join("attune.sqlite3");
+    anyhow::ensure!(path.is_file(), "no attune store at {} (give the data directory with --from)", path.display());
+    let source = SqliteStore::open(&path, SqliteOptions::default())
+        .with_context(|| format!("cannot open the store at {}", path.display()))?;
+    let target = open_postgres(&args.to, args.database_schema.clone())?;
+    for copy in crate::migrate::migrate(&source, &target, true)? {
+        println!("{}", copy.render());
+    }
+    Ok(())
+}
+
+/// The embedded store in the data directory.
+pub fn open_sqlite(options: &Options) -> anyhow::Result<SqliteStore> {
     let path = options.database_path();
     SqliteStore::open(&path, SqliteOptions { synchronous: options.synchronous, ..Default::default() })
         .with_context(|| format!("cannot open the store at {}", path.display()))
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_string() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
 }
 
 fn parse_tenant(text: &str) -> anyhow::Result<TenantId> {
@@ -358,7 +424,7 @@ pub fn seed_demo_tenant(store: &dyn Store) -> anyhow::Result<String> {
 }
 
 fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
-    let store: Arc<dyn Store> = Arc::new(open_store(options)?);
+    let store = open_store(options)?;
     let mut server_options = ServerOptions {
         max_body_bytes: options.max_body_bytes,
         secure_cookies: options.secure_cookies,
@@ -424,7 +490,7 @@ fn train(options: &Options, tenant: &str) -> anyhow::Result<()> {
     }
     let train_options = TrainOptions { seed: options.train_seed, ..Default::default() };
     let report = |stage: &str, fraction: f64| tracing::debug!(stage, fraction, "training");
-    let trained = match training::train(&store, &tenant, &train_options, &report) {
+    let trained = match training::train(store.as_ref(), &tenant, &train_options, &report) {
         Ok(trained) => trained,
         Err(error @ training::TrainError::NotEnoughData(_)) => bail!("tenant `{tenant}`: {error}; nothing was stored"),
         Err(error) => return Err(error.into()),
@@ -457,12 +523,12 @@ fn run_keys(options: &Options, action: KeysCommand) -> anyhow::Result<()> {
     match action {
         KeysCommand::Create { tenant, kind, label, .. } => {
             let tenant = parse_tenant(&tenant)?;
-            ensure_tenant(&store, &tenant, tenant.as_str())?;
+            ensure_tenant(store.as_ref(), &tenant, tenant.as_str())?;
             let kind = match kind {
                 KeyKindArg::Secret => ApiKeyKind::Secret,
                 KeyKindArg::Public => ApiKeyKind::Public,
             };
-            let created = create_api_key(&store, &tenant, kind, &label)?;
+            let created = create_api_key(store.as_ref(), &tenant, kind, &label)?;
             eprintln!(
                 "created {} key {} for tenant {tenant}; store it now, it is not shown again",
                 kind.as_str(),
@@ -510,13 +576,13 @@ fn run_import(what: ImportCommand) -> anyhow::Result<()> {
     })?;
     let store = open_store(&options)?;
     let tenant = parse_tenant(&tenant)?;
-    ensure_tenant(&store, &tenant, tenant.as_str())?;
+    ensure_tenant(store.as_ref(), &tenant, tenant.as_str())?;
     let progress = import::ProgressBarReporter::new();
     let format = format.map(import::Format::from);
     let summary = if items {
-        import::import_items(&store, &tenant, &file, format, &progress)?
+        import::import_items(store.as_ref(), &tenant, &file, format, &progress)?
     } else {
-        import::import_events_within(&store, &tenant, &file, format, &options.event_time_window, &progress)?
+        import::import_events_within(store.as_ref(), &tenant, &file, format, &options.event_time_window, &progress)?
     };
     progress.finish();
     println!("{}", summary.render());

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub struct OptionArgs {
     pub config: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub database_schema: Option<String>,
     pub listen: Option<SocketAddr>,
     pub synchronous: Option<Synchronous>,
     pub max_body_bytes: Option<usize>,
@@ -59,6 +61,13 @@ pub struct StoreArgs {
     /// Directory of the embedded store.
     #[arg(long, env = "ATTUNE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://user:password@host:5432/database`) instead of the embedded store;
+    /// any number of `attune serve` processes may share one.
+    #[arg(long, env = "ATTUNE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Schema of the PostgreSQL database holding Attune's tables (default `public`).
+    #[arg(long, env = "ATTUNE_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
     /// `full` (fsync every commit, default) or `normal`.
     #[arg(long, env = "ATTUNE_SYNCHRONOUS", value_parser = parse_synchronous)]
     pub synchronous: Option<Synchronous>,
@@ -71,6 +80,8 @@ impl StoreArgs {
         OptionArgs {
             config: self.config.clone(),
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            database_schema: self.database_schema.clone(),
             synchronous: self.synchronous,
             log: self.log.log.clone(),
             ..Default::default()
@@ -92,6 +103,8 @@ pub fn parse_synchronous(text: &str) -> Result<Synchronous, String> {
 #[serde(deny_unknown_fields)]
 struct FileOptions {
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    database_schema: Option<String>,
     listen: Option<SocketAddr>,
     synchronous: Option<Synchronous>,
     max_body_bytes: Option<usize>,
@@ -111,6 +124,10 @@ struct FileOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub data_dir: PathBuf,
+    /// The PostgreSQL database to use instead of the embedded store in `data_dir`.
+    pub database_url: Option<String>,
+    /// The schema of that database holding Attune's tables; `None`: `public`.
+    pub database_schema: Option<String>,
     pub listen: SocketAddr,
     pub synchronous: Synchronous,
     pub max_body_bytes: usize,
@@ -144,6 +161,8 @@ impl Options {
         }
         Ok(Self {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("attune-data")),
+            database_url: args.database_url.clone().or(file.database_url).filter(|url| !url.is_empty()),
+            database_schema: args.database_schema.clone().or(file.database_schema).filter(|s| !s.is_empty()),
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7878))),
             synchronous: args.synchronous.or(file.synchronous).unwrap_or_default(),
             max_body_bytes,

@@ -2,9 +2,12 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cluster_bench;
 pub mod config;
+pub mod cpu;
 pub mod demo;
 pub mod eval;
 pub mod import;
+pub mod migrate;
 pub mod recs_bench;
 pub mod search_bench;

@@ -17,6 +17,7 @@
 //! Every request says `"log_impression": false`: a load test is not shoppers seeing lists, so it stores no
 //! `impression` events.
 
+use crate::cpu::CpuTimes;
 use anyhow::{Context, bail, ensure};
 use attune_core::SplitMix64;
 use attune_core::input::{AmountInput, ScalarValue, TimeInput};
@@ -24,7 +25,7 @@ use attune_core::{ApiKeyKind, Event, EventInput, Item, ItemInput, OrderLineInput
 use attune_engine::keys::{create_api_key, create_tenant};
 use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use attune_store::{PostgresStore, SqliteOptions, SqliteStore, Store, Synchronous};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +57,9 @@ pub struct RecsBenchArgs {
     /// Shopper events the store keeps decoded in memory between reads (0: read and decode every time).
     #[arg(long, default_value_t = SqliteOptions::default().activity_cache_events)]
     pub activity_cache_events: usize,
+    /// Measure on this PostgreSQL database (in a scratch schema, dropped afterwards) instead of SQLite.
+    #[arg(long)]
+    pub database_url: Option<String>,
     #[command(flatten)]
     pub log: crate::config::LogArgs,
 }
@@ -324,16 +328,19 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
     );
 
     let directory = tempfile::tempdir().context("temporary directory")?;
-    // Durability as in production: every commit synced.
-    let store = SqliteStore::open(
-        directory.path().join("bench.sqlite3"),
-        SqliteOptions {
-            synchronous: Synchronous::Full,
-            activity_cache_events: args.activity_cache_events,
-            ..Default::default()
-        },
-    )?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = match &args.database_url {
+        Some(url) => Arc::new(PostgresStore::scratch(url)?),
+        // Durability as in production: every commit synced.
+        None => Arc::new(SqliteStore::open(
+            directory.path().join("bench.sqlite3"),
+            SqliteOptions {
+                synchronous: Synchronous::Full,
+                activity_cache_events: args.activity_cache_events,
+                ..Default::default()
+            },
+        )?),
+    };
+    eprintln!("store: {}", if args.database_url.is_some() { "postgresql" } else { "sqlite" });
     let tenant = TenantId::parse_slug("bench").expect("valid tenant id");
     create_tenant(store.as_ref(), &tenant, "Recommendation benchmark")?;
     let key = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "bench")?.key;
@@ -459,7 +466,7 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
                         (0..500).map(|_| request_body(scenario, &mut rng, &items, args.shoppers)).collect();
                     let script = directory.path().join(format!("{scenario}.lua"));
                     std::fs::write(&script, wrk_script(&key, &bodies))?;
-                    let cpu_before = CpuSeconds::now();
+                    let cpu_before = CpuTimes::now();
                     let output = std::process::Command::new(&wrk)
                         .args(["-t2", &format!("-c{}", args.wrk_connections), &format!("-d{}s", args.wrk_seconds)])
                         .arg("--latency")
@@ -468,7 +475,7 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
                         .arg(format!("{base}/v1/recommendations"))
                         .output()
                         .context("run wrk")?;
-                    let cpu = CpuSeconds::now().since(cpu_before);
+                    let cpu = CpuTimes::now().since(&cpu_before);
                     let text = String::from_utf8_lossy(&output.stdout);
                     let (rps, p50, p99) = parse_wrk(&text);
                     if text.contains("Non-2xx") {
@@ -484,8 +491,8 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
                         rps,
                         p50,
                         p99,
-                        per_request(cpu.this_process),
-                        per_request(cpu.children)
+                        per_request(cpu.own.as_secs_f64()),
+                        per_request(cpu.children.as_secs_f64())
                     );
                 }
             }
@@ -518,40 +525,6 @@ fn wrk_script(key: &str, bodies: &[String]) -> String {
 /// Requests wrk completed ("48123 requests in 10.01s, ...").
 fn wrk_requests(text: &str) -> Option<u64> {
     text.lines().map(str::trim).find(|l| l.contains(" requests in "))?.split_whitespace().next()?.parse().ok()
-}
-
-/// CPU seconds (user + system) used by this process (the server and everything it runs) and by its
-/// finished children (wrk): per request, a throughput figure that neighbours on a shared machine disturb
-/// far less than requests per second.
-#[derive(Debug, Clone, Copy)]
-struct CpuSeconds {
-    this_process: f64,
-    children: f64,
-}
-
-impl CpuSeconds {
-    #[cfg(not(unix))]
-    fn now() -> Self {
-        Self { this_process: f64::NAN, children: f64::NAN }
-    }
-
-    #[cfg(unix)]
-    fn now() -> Self {
-        fn seconds(who: libc::c_int) -> f64 {
-            // SAFETY: getrusage only writes the zeroed struct it is given.
-            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-            if unsafe { libc::getrusage(who, &mut usage) } != 0 {
-                return f64::NAN;
-            }
-            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            tv(usage.ru_utime) + tv(usage.ru_stime)
-        }
-        Self { this_process: seconds(libc::RUSAGE_SELF), children: seconds(libc::RUSAGE_CHILDREN) }
-    }
-
-    fn since(self, earlier: Self) -> Self {
-        Self { this_process: self.this_process - earlier.this_process, children: self.children - earlier.children }
-    }
 }
 
 fn parse_wrk(text: &str) -> (String, String, String) {

@@ -68,6 +68,11 @@ impl InsightsService {
         self.cached(tenant).filter(|cached| cached.built_at.elapsed() < REBUILD_AFTER)
     }
 
+    /// Drops the tenant's cached analytics (a user changed or was erased); the next request builds them anew.
+    pub fn forget(&self, tenant: &TenantId) {
+        self.analytics.lock().expect("analytics cache poisoned").remove(tenant);
+    }
+
     /// The analytics of `tenant`: cached while the event count is unchanged or the cache is younger than
     /// [`REBUILD_AFTER`], else rebuilt. Blocking; one build at a time, so a burst of requests after a change
     /// waits for one scan, not many.

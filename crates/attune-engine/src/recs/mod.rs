@@ -149,6 +149,9 @@ impl RecsService {
         if let Some(model) = self.serving(tenant) {
             return Ok(model);
         }
+        // Training is leased across every process sharing the store, before the in-process lock (the order a
+        // `train_recs` task takes them in): another replica's first training is waited for, not repeated.
+        let _lease = self.wait_for_training_lease(tenant)?;
         let lock = self.lock(tenant);
         let _loading = lock.lock().map_err(EngineError::internal)?;
         if let Some(model) = self.active(tenant) {
@@ -163,6 +166,19 @@ impl RecsService {
             Err(error) => return Err(error),
         }
         self.active(tenant).ok_or_else(|| EngineError::internal("the trained model was not installed"))
+    }
+
+    /// The training lease of `tenant`, waiting while another run (here or in another process) holds it.
+    fn wait_for_training_lease(&self, tenant: &TenantId) -> EngineResult<Box<dyn attune_store::TaskLease>> {
+        let deadline = std::time::Instant::now() + FIRST_MODEL_WAIT;
+        loop {
+            if let Some(lease) = self.store.lock_task(tenant, TRAIN_TASK)? {
+                return Ok(lease);
+            }
+            if std::time::Instant::now() > deadline || !self.background.sleep(Duration::from_millis(100)) {
+                return Err(EngineError::ModelNotReady("the recommendation model is being trained".into()));
+            }
+        }
     }
 
     /// Computes a list with `model` and, unless the list asks not to, queues its impression for the shopper.
@@ -251,6 +267,32 @@ impl RecsService {
         self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)
     }
 
+    /// A version of model `kind` was stored (here or by another process): swaps it in when `tenant`'s model is
+    /// loaded here and older. Blocking.
+    pub fn stored_version_announced(&self, tenant: &TenantId, kind: &str, version: i64) -> EngineResult<()> {
+        if kind != MODEL_KIND || self.active(tenant).is_none_or(|model| model.version >= version) {
+            return Ok(());
+        }
+        let lock = self.lock(tenant);
+        let _loading = lock.lock().map_err(EngineError::internal)?;
+        if self.active(tenant).is_some_and(|model| model.version < version) {
+            self.activate(tenant, version)?;
+        }
+        Ok(())
+    }
+
+    /// Swaps in the newest stored version when `tenant`'s model is loaded here and older (after changes may
+    /// have been missed). Blocking.
+    pub fn reload_newest(&self, tenant: &TenantId) -> EngineResult<()> {
+        if self.active(tenant).is_none() {
+            return Ok(());
+        }
+        match self.store.model_snapshots(tenant, MODEL_KIND)?.first() {
+            Some(newest) => self.stored_version_announced(tenant, MODEL_KIND, newest.version),
+            None => Ok(()),
+        }
+    }
+
     /// At start-up: for every tenant with events, loads its newest stored model (retraining in the background
     /// when it is behind) or, when none is stored, starts a `train_recs` task.
     pub fn load_at_startup(&self, tenants: &[TenantId]) {
@@ -266,7 +308,7 @@ impl RecsService {
             };
             match loaded {
                 Ok(true) => {}
-                Ok(false) => self.tasks.start_in_background(tenant, TRAIN_TASK),
+                Ok(false) => self.tasks.start_now(tenant, TRAIN_TASK),
                 Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot load a stored recommendation model"),
             }
         }
@@ -376,6 +418,9 @@ impl RecsService {
         });
     }
 }
+
+/// How long a request for a tenant without any model waits for another run's first training.
+const FIRST_MODEL_WAIT: Duration = Duration::from_secs(120);
 
 fn millis(duration: Duration) -> i64 {
     duration.as_millis().min(i64::MAX as u128) as i64

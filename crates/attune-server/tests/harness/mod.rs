@@ -1,6 +1,10 @@
 //! The one harness of the server's integration tests: a real server on a loopback port (port 0) over a
-//! temporary SQLite store, started on a thread of its own, stopped gracefully, and restarted on the same store.
+//! temporary store, started on a thread of its own, stopped gracefully, and restarted on the same store.
 //! Each test file seeds the store and keeps the tenants and keys it needs beside a [`Server`].
+//!
+//! The store is SQLite in a temporary directory, or, with `ATTUNE_TEST_BACKEND=postgres`, a schema of its own
+//! in the PostgreSQL database of `ATTUNE_TEST_DATABASE_URL` (dropped afterwards): CI runs every test file on
+//! both.
 
 #![allow(dead_code)]
 
@@ -8,7 +12,7 @@ use attune_core::{ApiKeyKind, TenantId};
 use attune_engine::keys::{create_api_key, create_tenant};
 use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
-use attune_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use attune_store::{PostgresStore, SqliteOptions, SqliteStore, Store, Synchronous};
 use reqwest::blocking::Client;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -29,9 +33,21 @@ struct Running {
     thread: JoinHandle<()>,
 }
 
-/// A temporary store; `synchronous=NORMAL` unless `durable` (a test of durability or of timings).
+/// Whether the tests run on PostgreSQL (`ATTUNE_TEST_BACKEND=postgres`) instead of SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("ATTUNE_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+/// A temporary store; on SQLite `synchronous=NORMAL` unless `durable` (a test of durability or of timings).
 pub fn store(durable: bool) -> (tempfile::TempDir, Arc<dyn Store>) {
     let directory = tempfile::tempdir().unwrap();
+    if on_postgres() {
+        let url = attune_store::test_database_url();
+        let store = PostgresStore::scratch(&url).unwrap_or_else(|error| {
+            panic!("ATTUNE_TEST_BACKEND=postgres needs the database of ATTUNE_TEST_DATABASE_URL ({url}): {error}")
+        });
+        return (directory, Arc::new(store));
+    }
     let synchronous = if durable { Synchronous::Full } else { Synchronous::Normal };
     let options = SqliteOptions { synchronous, ..Default::default() };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(directory.path().join("attune.sqlite3"), options).unwrap());

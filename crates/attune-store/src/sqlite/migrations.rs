@@ -106,6 +106,15 @@ const MIGRATIONS: &[&str] = &[
         tenant_id TEXT PRIMARY KEY,
         generation INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 5: which scheduled task intervals have run, so that of several processes sharing the work each interval
+    // runs once per tenant and kind.
+    "CREATE TABLE task_slots (
+        tenant_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        finished_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, kind, slot)
+    ) WITHOUT ROWID;",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {

@@ -1,0 +1,130 @@
+//! What both backends store the same way: an event's indexed columns and JSON payload, item and user
+//! documents, API key rows, and the conversions between stored values and domain types.
+
+use crate::types::{ApiKeyRecord, StoredEvent};
+use crate::{StoreError, StoreResult};
+use attune_core::{ApiKeyKind, Event, EventInput, Item, TenantId, Timestamp, User};
+
+/// Milliseconds in a UTC day: daily event counts are kept per `ts / DAY_MILLIS`.
+pub(crate) const DAY_MILLIS: i64 = 86_400_000;
+
+/// An event prepared for insertion: indexed columns plus the wire-form JSON payload.
+pub(crate) struct EventRow {
+    pub event_id: String,
+    pub event_type: &'static str,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub session_id: Option<String>,
+    pub timestamp: i64,
+    pub channel: &'static str,
+    pub store_id: Option<String>,
+    pub item_id: Option<String>,
+    pub payload: String,
+}
+
+impl EventRow {
+    pub fn new(event: &Event) -> StoreResult<Self> {
+        Ok(Self {
+            event_id: event.id.to_string(),
+            event_type: event.event_type().as_str(),
+            user_id: event.subject.user_id.as_ref().map(ToString::to_string),
+            anonymous_id: event.subject.anonymous_id.as_ref().map(ToString::to_string),
+            session_id: event.session_id.as_ref().map(ToString::to_string),
+            timestamp: event.timestamp.millis(),
+            channel: event.channel.as_str(),
+            store_id: event.store_id.as_ref().map(ToString::to_string),
+            item_id: event.kind.primary_item().map(ToString::to_string),
+            payload: to_json(&event.to_input())?,
+        })
+    }
+
+    /// The UTC day number the event counts towards.
+    pub fn day(&self) -> i64 {
+        self.timestamp.div_euclid(DAY_MILLIS)
+    }
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+pub(crate) fn timestamp(millis: i64) -> StoreResult<Timestamp> {
+    Timestamp::from_millis(millis).map_err(corrupt)
+}
+
+pub(crate) fn read_item(doc: &str) -> StoreResult<Item> {
+    serde_json::from_str(doc).map_err(|e| corrupt(format!("item document: {e}")))
+}
+
+pub(crate) fn read_user(doc: &str) -> StoreResult<User> {
+    serde_json::from_str(doc).map_err(|e| corrupt(format!("user document: {e}")))
+}
+
+pub(crate) fn read_event(seq: i64, received_at: i64, payload: &str) -> StoreResult<StoredEvent> {
+    let input: EventInput = serde_json::from_str(payload).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
+    let received_at = timestamp(received_at)?;
+    let event = Event::parse(input, received_at).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
+    Ok(StoredEvent { seq, received_at, event })
+}
+
+/// An item's category path as stored in its own column (for filtering).
+pub(crate) fn category_column(item: &Item) -> String {
+    item.category_path.join(" > ")
+}
+
+/// Escape `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern matching `text` anywhere.
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// An `api_keys` row: key id, tenant, kind, label, hash, created, revoked.
+pub(crate) type ApiKeyRow = (String, String, String, String, String, i64, Option<i64>);
+
+pub(crate) fn api_key_from_row(row: ApiKeyRow) -> StoreResult<ApiKeyRecord> {
+    let (key_id, tenant_id, kind, label, secret_hash, created_at, revoked_at) = row;
+    Ok(ApiKeyRecord {
+        key_id,
+        tenant_id: TenantId::parse(tenant_id).map_err(corrupt)?,
+        kind: ApiKeyKind::parse(&kind).ok_or_else(|| corrupt(format!("api key kind `{kind}`")))?,
+        label,
+        secret_hash,
+        created_at: timestamp(created_at)?,
+        revoked_at: revoked_at.map(timestamp).transpose()?,
+    })
+}
+
+/// An embedding vector as stored: little-endian `f32`s.
+pub(crate) fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn vector_from_bytes(item: &str, bytes: &[u8]) -> StoreResult<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(corrupt(format!("embedding of item {item} has {} bytes", bytes.len())));
+    }
+    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// Pages of a keyset listing: one row more than `limit` was read to learn whether another page follows.
+pub(crate) fn split_page<T, K>(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let next = rows.last().map(key);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}
