@@ -3,7 +3,8 @@
 //!
 //! The copies and what moves them (the cache audit of running several replicas on one database):
 //! - the catalog copy and the search index: item changes drop the tenant's copy and re-embed new texts;
-//! - the served recommendation model: a newer stored version is swapped in;
+//! - the served recommendation model: a newer stored version is swapped in, and so is a version activated
+//!   (pinned) on another replica;
 //! - API keys resolved by the server: any key change of any tenant drops every cached key
 //!   ([`crate::Engine::key_generation`]);
 //! - customer analytics: a user's change or erasure drops the tenant's analytics;
@@ -57,6 +58,14 @@ pub(crate) fn apply(engine: &Engine, change: &Change) {
             engine.background().spawn("recs-swap", move || {
                 if let Err(error) = recs_engine.recs().stored_version_announced(&tenant, &kind, version) {
                     tracing::warn!(tenant = %tenant, version, %error, "cannot swap in a newly stored model");
+                }
+            });
+        }
+        Change::ModelPinned { tenant, kind, version } => {
+            let (recs_engine, tenant, kind, version) = (engine.clone(), tenant.clone(), kind.clone(), *version);
+            engine.background().spawn("recs-pin", move || {
+                if let Err(error) = recs_engine.recs().pinned_version_announced(&tenant, &kind, version) {
+                    tracing::warn!(tenant = %tenant, version, %error, "cannot swap in a pinned model");
                 }
             });
         }

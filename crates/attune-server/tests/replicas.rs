@@ -1,7 +1,7 @@
 //! Several servers on one PostgreSQL database, as replicas behind a load balancer: what one does the others see
-//! within a second (a revoked key, a new item, a new model version), training runs in one of them at a time, and
-//! a database outage answers `503 store_unavailable` with `Retry-After`, loses nothing acknowledged, and heals
-//! by itself. Always on PostgreSQL (`ATTUNE_TEST_DATABASE_URL`), whatever `ATTUNE_TEST_BACKEND` says.
+//! within a second (a revoked key, a new item, a new model version, a roll-back), training runs in one of them
+//! at a time, and a database outage answers `503 store_unavailable` with `Retry-After`, loses nothing
+//! acknowledged, and heals by itself. Always on PostgreSQL (`ATTUNE_TEST_DATABASE_URL`), whatever `ATTUNE_TEST_BACKEND` says.
 
 mod harness;
 
@@ -110,6 +110,12 @@ fn replicas_see_each_others_keys_items_and_models_within_a_second() {
     });
     let took = within(Duration::from_secs(1), "the new version on B", || served_version(&b) == first + 1);
     eprintln!("new model version served by the other replica after {took:?} (from the end of the task)");
+
+    // A roll-back on A: B serves the old version within a second too.
+    let path = format!("/v1/models/recs/{first}/activate");
+    assert_eq!(send(&a, &key, post.clone(), &path, None).0, StatusCode::OK);
+    let took = within(Duration::from_secs(1), "the roll-back on B", || served_version(&b) == first);
+    eprintln!("roll-back served by the other replica after {took:?}");
 
     // A new item added through A is found by B's search within a second.
     let item = json!({"title": "Zanzibar lantern", "price": "9.00", "currency": "GBP"});

@@ -20,7 +20,8 @@ macro_rules! conformance_tests {
             stats_and_daily_counts_follow_appends, event_log_scans_in_order, concurrent_appends_store_each_event_once,
             item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned,
             task_leases_are_exclusive_and_slots_run_once, restored_events_keep_their_numbers_and_times,
-            stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order);
+            stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order,
+            a_pinned_model_version_lasts_until_the_next_is_saved);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -510,4 +511,20 @@ pub fn appends_in_many_tenants_keep_each_tenant_in_order(store: &dyn Store) {
         assert_eq!(ids.len(), 40);
         assert_eq!(ids, sorted, "tenant {t} scans in acknowledgement order");
     }
+}
+
+pub fn a_pinned_model_version_lasts_until_the_next_is_saved(store: &dyn Store) {
+    let shop = tenant(store, "shop");
+    let other = tenant(store, "other");
+    for n in 0..3 {
+        store.save_model_snapshot(&shop, "recs", n, "{}", b"m").unwrap();
+    }
+    assert_eq!(store.pinned_model_version(&shop, "recs").unwrap(), None);
+    store.pin_model_version(&shop, "recs", 2).unwrap();
+    store.pin_model_version(&shop, "recs", 1).unwrap();
+    assert_eq!(store.pinned_model_version(&shop, "recs").unwrap(), Some(1), "the latest pin wins");
+    assert_eq!(store.pinned_model_version(&shop, "search").unwrap(), None, "pins are per kind");
+    assert_eq!(store.pinned_model_version(&other, "recs").unwrap(), None, "and per tenant");
+    store.save_model_snapshot(&shop, "recs", 9, "{}", b"n").unwrap();
+    assert_eq!(store.pinned_model_version(&shop, "recs").unwrap(), None, "a new version serves again");
 }

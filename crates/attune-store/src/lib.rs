@@ -107,6 +107,11 @@ pub trait Store: Send + Sync + 'static {
     fn model_snapshots(&self, tenant: &TenantId, kind: &str) -> StoreResult<Vec<ModelSnapshotInfo>>;
     /// The payload of one version.
     fn model_snapshot_payload(&self, tenant: &TenantId, kind: &str, version: i64) -> StoreResult<Option<Vec<u8>>>;
+    /// Records that stored `version` serves instead of the newest (a roll-back), for every process sharing the
+    /// database and after restarts; the next saved version of the kind clears it.
+    fn pin_model_version(&self, tenant: &TenantId, kind: &str, version: i64) -> StoreResult<()>;
+    /// The pinned version of model `kind`, if any.
+    fn pinned_model_version(&self, tenant: &TenantId, kind: &str) -> StoreResult<Option<i64>>;
 
     /// Succeeds when the database answers (readiness checks).
     fn ping(&self) -> StoreResult<()>;

@@ -25,7 +25,7 @@ use attune_core::{Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, U
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -159,6 +159,9 @@ impl PostgresStore {
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
             .min_idle(Some(1))
+            // A broken connection is noticed by `has_broken`; checking each one with a query on every checkout
+            // would add a round trip to every call.
+            .test_on_check_out(false)
             .connection_timeout(options.connect_timeout)
             .build(manager)?;
         tracing::info!(schema = %schema, "postgresql store opened");
@@ -212,15 +215,21 @@ impl PostgresStore {
         work(&mut connection)
     }
 
-    /// Runs a read, once more on a fresh connection when the first one turns out to have been dropped by the
-    /// server (a restart, `pg_terminate_backend`): reads are safe to repeat.
+    /// Runs a read, again on another connection while the one it got turns out to have been dropped by the
+    /// server (a restart, `pg_terminate_backend`): reads are safe to repeat. A dropped connection is discarded
+    /// when it goes back to the pool, so this ends after at most one try per pooled connection; a database that
+    /// cannot be reached at all fails at once (the pool's connect timeout).
     fn read<T>(&self, work: impl Fn(&mut PgConnection) -> StoreResult<T>) -> StoreResult<T> {
-        match self.with_connection(&work) {
-            Err(StoreError::Unavailable(message)) => {
-                tracing::debug!(%message, "retrying a read on a fresh connection");
-                self.with_connection(&work)
+        let mut tries = 0;
+        loop {
+            let mut connection = self.pool.get()?;
+            match work(&mut connection) {
+                Err(StoreError::Unavailable(message)) if tries < self.pool.max_size() => {
+                    tracing::debug!(%message, "retrying a read on another connection");
+                    tries += 1;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -236,11 +245,13 @@ impl Drop for PostgresStore {
         if !self.drop_schema {
             return;
         }
-        let dropped = self
-            .config
-            .connect(NoTls)
-            .and_then(|mut c| c.batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_identifier(&self.schema))));
-        if let Err(error) = dropped {
+        // On a thread of its own: the synchronous client runs a runtime of its own, which cannot start on a
+        // thread that drives async tasks (a store dropped inside a server's runtime).
+        let (config, sql) = (&self.config, format!("DROP SCHEMA {} CASCADE", quote_identifier(&self.schema)));
+        let dropped = std::thread::scope(|scope| {
+            scope.spawn(|| config.connect(NoTls).and_then(|mut c| c.batch_execute(&sql))).join()
+        });
+        if let Ok(Err(error)) = dropped {
             tracing::warn!(schema = %self.schema, %error, "could not drop a scratch schema");
         }
     }
@@ -260,16 +271,33 @@ fn warn_if_not_durable(client: &mut Client) {
 /// Events per (UTC day number, event type).
 type DailyCounts = BTreeMap<(i64, String), i64>;
 
-/// Inserts `rows` of one tenant; returns the outcome and the (day, type) counts of the rows stored.
-/// `restored` gives each row's sequence number and receipt time (a migration); otherwise both are new.
+/// The statements of every event insert, prepared once per connection.
+struct EventStatements {
+    insert: Statement,
+    daily: Statement,
+}
+
+impl EventStatements {
+    fn prepare(connection: &mut PgConnection) -> StoreResult<Self> {
+        Ok(Self {
+            insert: connection.statement(INSERT_EVENTS_SQL)?,
+            daily: connection.statement(ADD_DAILY_COUNTS_SQL)?,
+        })
+    }
+}
+
+/// Inserts `rows` of one tenant in one statement and counts them per day; returns the ids stored (a repeated id
+/// is stored at its first occurrence). `restored` gives each row's sequence number and receipt time (a
+/// migration); otherwise both are new.
 fn insert_events(
     tx: &mut postgres::Transaction<'_>,
+    statements: &EventStatements,
     tenant: &TenantId,
-    rows: &[EventRow],
+    rows: &[&EventRow],
     received_at: i64,
     restored: Option<(&[i64], &[i64])>,
-) -> StoreResult<(AppendOutcome, DailyCounts)> {
-    let column = |f: fn(&EventRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+) -> StoreResult<HashSet<String>> {
+    let column = |f: fn(&EventRow) -> Option<&str>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let ids = column(|r| Some(&r.event_id));
     let types = column(|r| Some(r.event_type));
     let users = column(|r| r.user_id.as_deref());
@@ -300,18 +328,33 @@ fn insert_events(
         &received,
         &seqs,
     ];
-    let stored = tx.query(INSERT_EVENTS_SQL, &params)?;
+    let stored = tx.query(&statements.insert, &params)?;
     let mut daily: DailyCounts = BTreeMap::new();
+    let mut inserted = HashSet::with_capacity(stored.len());
     for row in &stored {
-        let (event_type, ts): (String, i64) = (row.get(0), row.get(1));
+        let (event_id, event_type, ts): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
         *daily.entry((ts.div_euclid(DAY_MILLIS), event_type)).or_default() += 1;
+        inserted.insert(event_id);
     }
-    let accepted = stored.len() as u64;
-    Ok((AppendOutcome { accepted, duplicates: rows.len() as u64 - accepted }, daily))
+    add_daily_counts(tx, &statements.daily, tenant, &daily, 1)?;
+    Ok(inserted)
+}
+
+/// The outcome of `rows` of which `inserted` holds the ids stored; each stored id counts once, for its first row.
+fn outcome_of<'a>(rows: impl IntoIterator<Item = &'a EventRow>, inserted: &mut HashSet<String>) -> AppendOutcome {
+    let mut outcome = AppendOutcome::default();
+    for row in rows {
+        if inserted.remove(&row.event_id) {
+            outcome.accepted += 1;
+        } else {
+            outcome.duplicates += 1;
+        }
+    }
+    outcome
 }
 
 /// Rows from parallel arrays, in the order given; with `$13` (sequence numbers) null, each row takes the next
-/// number of the sequence.
+/// number of the sequence. An id the tenant has, or one given twice, is stored once, at its first occurrence.
 const INSERT_EVENTS_SQL: &str = "INSERT INTO events (seq, tenant_id, event_id, event_type, user_id, anonymous_id,
         session_id, ts, channel, store_id, item_id, payload, received_at)
     SELECT coalesce(($13::int8[])[e.n], nextval('event_seq')), $1, e.event_id, e.event_type, e.user_id,
@@ -322,10 +365,16 @@ const INSERT_EVENTS_SQL: &str = "INSERT INTO events (seq, tenant_id, event_id, e
                              item_id, payload, received_at, n)
     ORDER BY e.n
     ON CONFLICT (tenant_id, event_id) DO NOTHING
-    RETURNING event_type, ts";
+    RETURNING event_id, event_type, ts";
+
+/// Adds (or with negative counts, takes away) events per day and type.
+const ADD_DAILY_COUNTS_SQL: &str = "INSERT INTO event_daily_counts (tenant_id, day, event_type, events)
+    SELECT $1, d, t, n FROM unnest($2::int8[], $3::text[], $4::int8[]) AS x(d, t, n)
+    ON CONFLICT (tenant_id, day, event_type) DO UPDATE SET events = event_daily_counts.events + excluded.events";
 
 fn add_daily_counts(
     tx: &mut postgres::Transaction<'_>,
+    statement: &Statement,
     tenant: &TenantId,
     daily: &DailyCounts,
     sign: i64,
@@ -336,12 +385,7 @@ fn add_daily_counts(
     let days: Vec<i64> = daily.keys().map(|(day, _)| *day).collect();
     let types: Vec<&str> = daily.keys().map(|(_, t)| t.as_str()).collect();
     let counts: Vec<i64> = daily.values().map(|n| n * sign).collect();
-    tx.execute(
-        "INSERT INTO event_daily_counts (tenant_id, day, event_type, events)
-         SELECT $1, d, t, n FROM unnest($2::int8[], $3::text[], $4::int8[]) AS x(d, t, n)
-         ON CONFLICT (tenant_id, day, event_type) DO UPDATE SET events = event_daily_counts.events + excluded.events",
-        &[&tenant.as_str(), &days, &types, &counts],
-    )?;
+    tx.execute(statement, &[&tenant.as_str(), &days, &types, &counts])?;
     Ok(())
 }
 
@@ -359,17 +403,28 @@ fn lock_tenants_for_append<'a>(
 }
 
 impl PostgresStore {
-    /// Inserts every queued append in one transaction; the outcome of each, in order.
+    /// Inserts every queued append in one transaction, one statement per tenant; the outcome of each, in order
+    /// (an id sent by two appends of the group is accepted for the first).
     fn commit_appends(&self, group: &[PendingAppend]) -> StoreResult<Vec<AppendOutcome>> {
+        let mut tenants: Vec<&TenantId> = Vec::new();
+        for pending in group {
+            if !tenants.contains(&&pending.tenant) {
+                tenants.push(&pending.tenant);
+            }
+        }
         self.with_connection(|c| {
+            let statements = EventStatements::prepare(c)?;
             let mut tx = c.client.transaction()?;
-            lock_tenants_for_append(&mut tx, &self.schema, group.iter().map(|p| &p.tenant))?;
+            lock_tenants_for_append(&mut tx, &self.schema, tenants.iter().copied())?;
             let received_at = Timestamp::now().millis();
-            let mut outcomes = Vec::with_capacity(group.len());
-            for pending in group {
-                let (outcome, daily) = insert_events(&mut tx, &pending.tenant, &pending.rows, received_at, None)?;
-                add_daily_counts(&mut tx, &pending.tenant, &daily, 1)?;
-                outcomes.push(outcome);
+            let mut outcomes = vec![AppendOutcome::default(); group.len()];
+            for tenant in &tenants {
+                let members: Vec<usize> = (0..group.len()).filter(|&i| group[i].tenant == **tenant).collect();
+                let rows: Vec<&EventRow> = members.iter().flat_map(|&i| &group[i].rows).collect();
+                let mut inserted = insert_events(&mut tx, &statements, tenant, &rows, received_at, None)?;
+                for &i in &members {
+                    outcomes[i] = outcome_of(&group[i].rows, &mut inserted);
+                }
             }
             tx.commit()?;
             Ok(outcomes)
@@ -701,6 +756,7 @@ impl Store for PostgresStore {
 
     fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<DeletedUser> {
         self.with_connection(|c| {
+            let daily_statement = c.statement(ADD_DAILY_COUNTS_SQL)?;
             let mut tx = c.client.transaction()?;
             lock_tenants_for_append(&mut tx, &self.schema, [tenant])?;
             let profile = tx.execute(
@@ -716,7 +772,7 @@ impl Store for PostgresStore {
                 let (event_type, ts): (String, i64) = (row.get(0), row.get(1));
                 *daily.entry((ts.div_euclid(DAY_MILLIS), event_type)).or_default() += 1;
             }
-            add_daily_counts(&mut tx, tenant, &daily, -1)?;
+            add_daily_counts(&mut tx, &daily_statement, tenant, &daily, -1)?;
             tx.execute(
                 "INSERT INTO event_deletions (tenant_id, generation) VALUES ($1, 1)
                  ON CONFLICT (tenant_id) DO UPDATE SET generation = event_deletions.generation + 1",
@@ -916,6 +972,7 @@ impl Store for PostgresStore {
                 "DELETE FROM model_snapshots WHERE tenant_id = $1 AND kind = $2 AND version <= $3",
                 &[&tenant.as_str(), &kind, &(version - crate::MODEL_VERSIONS_KEPT as i64)],
             )?;
+            tx.execute("DELETE FROM model_pins WHERE tenant_id = $1 AND kind = $2", &[&tenant.as_str(), &kind])?;
             self.notify(&mut tx, &Change::Model { tenant: tenant.clone(), kind: kind.to_string(), version })?;
             tx.commit()?;
             Ok(ModelSnapshotInfo {
@@ -956,6 +1013,30 @@ impl Store for PostgresStore {
             let row = c.query_opt(
                 "SELECT payload FROM model_snapshots WHERE tenant_id = $1 AND kind = $2 AND version = $3",
                 &[&tenant.as_str(), &kind, &version],
+            )?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn pin_model_version(&self, tenant: &TenantId, kind: &str, version: i64) -> StoreResult<()> {
+        self.with_connection(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "INSERT INTO model_pins (tenant_id, kind, version) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id, kind) DO UPDATE SET version = excluded.version",
+                &[&tenant.as_str(), &kind, &version],
+            )?;
+            self.notify(&mut tx, &Change::ModelPinned { tenant: tenant.clone(), kind: kind.to_string(), version })?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn pinned_model_version(&self, tenant: &TenantId, kind: &str) -> StoreResult<Option<i64>> {
+        self.read(|c| {
+            let row = c.query_opt(
+                "SELECT version FROM model_pins WHERE tenant_id = $1 AND kind = $2",
+                &[&tenant.as_str(), &kind],
             )?;
             Ok(row.map(|r| r.get(0)))
         })
@@ -1014,10 +1095,12 @@ impl Store for PostgresStore {
         let received: Vec<i64> = events.iter().map(|e| e.received_at.millis()).collect();
         let _committer = self.committer.lock().expect("committer poisoned");
         self.with_connection(|c| {
+            let statements = EventStatements::prepare(c)?;
             let mut tx = c.client.transaction()?;
             lock_tenants_for_append(&mut tx, &self.schema, [tenant])?;
-            let (outcome, daily) = insert_events(&mut tx, tenant, &rows, 0, Some((&seqs, &received)))?;
-            add_daily_counts(&mut tx, tenant, &daily, 1)?;
+            let refs: Vec<&EventRow> = rows.iter().collect();
+            let mut inserted = insert_events(&mut tx, &statements, tenant, &refs, 0, Some((&seqs, &received)))?;
+            let outcome = outcome_of(&rows, &mut inserted);
             // New appends must number after everything restored.
             tx.execute(
                 "SELECT setval('event_seq', m) FROM (SELECT max(seq) AS m FROM events) AS x

@@ -879,6 +879,7 @@ impl Store for SqliteStore {
                 "DELETE FROM model_snapshots WHERE tenant_id = ?1 AND kind = ?2 AND version <= ?3",
                 params![tenant.as_str(), kind, version - crate::MODEL_VERSIONS_KEPT as i64],
             )?;
+            tx.execute("DELETE FROM model_pins WHERE tenant_id = ?1 AND kind = ?2", params![tenant.as_str(), kind])?;
             tx.commit()?;
             Ok(ModelSnapshotInfo {
                 kind: kind.to_string(),
@@ -931,6 +932,25 @@ impl Store for SqliteStore {
                 |r| r.get::<_, Vec<u8>>(0),
             )
             .optional()?)
+        })
+    }
+
+    fn pin_model_version(&self, tenant: &TenantId, kind: &str, version: i64) -> StoreResult<()> {
+        self.with_writer(|c| {
+            c.execute(
+                "INSERT INTO model_pins (tenant_id, kind, version) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id, kind) DO UPDATE SET version = excluded.version",
+                params![tenant.as_str(), kind, version],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn pinned_model_version(&self, tenant: &TenantId, kind: &str) -> StoreResult<Option<i64>> {
+        self.with_reader(|c| {
+            Ok(c.prepare_cached("SELECT version FROM model_pins WHERE tenant_id = ?1 AND kind = ?2")?
+                .query_row(params![tenant.as_str(), kind], |r| r.get(0))
+                .optional()?)
         })
     }
 

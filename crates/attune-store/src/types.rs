@@ -148,6 +148,8 @@ pub enum Change {
     Users { tenant: attune_core::TenantId, user: Option<attune_core::UserId> },
     /// A new model version was stored.
     Model { tenant: attune_core::TenantId, kind: String, version: i64 },
+    /// A stored version was chosen to serve (a roll-back, or forward again).
+    ModelPinned { tenant: attune_core::TenantId, kind: String, version: i64 },
     /// Changes may have been missed (the feed was disconnected): everything must be read again.
     Resync,
 }

@@ -159,7 +159,9 @@ pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
         );
         println!("{:<42} {}", "", CpuTimes::now().since(&cpu).per_unit(args.batch_events));
 
-        let stored = store.stats(&tenant)?.events;
+        // The store is synchronous: off the runtime's worker threads.
+        let (check_store, check_tenant) = (store.clone(), tenant.clone());
+        let stored = tokio::task::spawn_blocking(move || check_store.stats(&check_tenant)).await??.events;
         ensure!(stored == (args.single_events + args.batch_events) as u64, "store holds {stored} events");
         println!("verified: all {stored} acknowledged events are in the store");
         let _ = stop.send(());

@@ -3,9 +3,9 @@
 //!
 //! Everything goes through the `Store` trait, tenant by tenant: the tenant and its user-token secret, API keys
 //! (by their hashes; revocations carried over), items, users, events with their sequence numbers and receipt
-//! times, item embeddings, and model versions as stored. Every step is idempotent (upserts, events keyed by id,
-//! versions kept as they are), and events resume after the newest one the target already holds, so a copy
-//! that stopped half-way is finished by running the command again. At the end the counts of both stores are
+//! times, item embeddings, and model versions as stored (a pinned version stays pinned). Every step is
+//! idempotent (upserts, events keyed by id, versions kept as they are), and events resume after the newest one
+//! the target already holds, so a copy that stopped half-way is finished by running the command again. At the end the counts of both stores are
 //! compared and any difference is an error.
 
 use attune_core::{Tenant, TenantId};
@@ -168,6 +168,9 @@ fn copy_models(source: &dyn Store, target: &dyn Store, tenant: &TenantId) -> any
             if let Some(payload) = source.model_snapshot_payload(tenant, &kind, info.version)? {
                 target.restore_model_snapshot(tenant, &info, &payload)?;
             }
+        }
+        if let Some(pinned) = source.pinned_model_version(tenant, &kind)? {
+            target.pin_model_version(tenant, &kind, pinned)?;
         }
     }
     Ok(())

@@ -6,11 +6,13 @@
 //! catalogs with interactions: each shopper prefers one or two article types of one gender and views, adds
 //! to cart and buys popular-first (Zipf) items of those, so the models have realistic structure and sparsity.
 //!
-//! Three measurements, all against a real server with a temporary SQLite store in this process:
+//! Three measurements, all against a real server in this process with a temporary store (SQLite, or with
+//! `--database-url` a scratch schema of that PostgreSQL database):
 //! 1. latency per scenario in process: request bodies passed one at a time to
 //!    `attune_server::api::recommendations::recommend_in_process`, the handler's own steps without the socket
 //!    (JSON, validation, model, rules, explanations), p50/p99/max;
-//! 2. the same over loopback HTTP through the server's whole stack (routing, authentication, tokio);
+//! 2. the same over loopback HTTP through the server's whole stack (routing, authentication, tokio), and a
+//!    personalized lexical search (`GET /v1/search`, two title words, a simulated shopper);
 //! 3. throughput: `wrk` (when installed, e.g. `apt-get install wrk`) against the server's loopback port, per
 //!    scenario, with a Lua script that rotates request bodies.
 //!
@@ -256,6 +258,46 @@ fn request_body(scenario: &str, rng: &mut SplitMix64, items: &[Item], shoppers: 
     format!("{{{fields},{COMMON_FIELDS}}}")
 }
 
+/// Search requests as a shop sends them: two words of a catalog title, a signed-in shopper (personalized), ten
+/// hits; `(query, user)` pairs.
+fn search_queries(rng: &mut SplitMix64, items: &[Item], shoppers: usize, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|_| {
+            let title = &items[rng.below(items.len())].title;
+            let words: Vec<&str> = title.split_whitespace().take(2).collect();
+            (words.join(" "), format!("u{}", rng.below(shoppers)))
+        })
+        .collect()
+}
+
+/// `GET /v1/search` one request at a time: the latencies and the hits returned, or why it failed.
+async fn search_over_http(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    queries: &[(String, String)],
+) -> anyhow::Result<Result<(Vec<Duration>, usize), String>> {
+    let mut times = Vec::with_capacity(queries.len());
+    let mut returned = 0;
+    for (query, user) in queries {
+        let started = Instant::now();
+        let response = client
+            .get(format!("{base}/v1/search"))
+            .bearer_auth(key)
+            .query(&[("q", query.as_str()), ("user_id", user.as_str()), ("limit", "10")])
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        times.push(started.elapsed());
+        if !status.is_success() {
+            return Ok(Err(format!("{status}: {text}")));
+        }
+        returned += text.matches("\"item_id\"").count();
+    }
+    Ok(Ok((times, returned)))
+}
+
 const SCENARIOS: [&str; 9] = [
     "similar",
     "for_you",
@@ -447,6 +489,9 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
             unsupported.push(scenario);
         }
     }
+    let queries = search_queries(&mut rng, &items, args.shoppers, args.requests);
+    let outcome = runtime.block_on(search_over_http(&client, &base, &key, &queries))?;
+    print_latency_row("search", outcome);
 
     if args.wrk_seconds > 0 {
         println!();

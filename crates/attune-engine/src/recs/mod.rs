@@ -264,7 +264,24 @@ impl RecsService {
             .map_err(|e| EngineError::Conflict(format!("model version {version} cannot be served: {e}")))?;
         tracing::info!(tenant = %tenant, version, "activating a stored recommendation model");
         self.install(tenant, version, fitted);
+        // Every replica, and this one after a restart, serves the same version until the next training.
+        self.store.pin_model_version(tenant, MODEL_KIND, version)?;
         self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)
+    }
+
+    /// Stored `version` was chosen to serve (here or in another process): swaps it in when `tenant`'s model is
+    /// loaded here and another version serves. Blocking.
+    pub fn pinned_version_announced(&self, tenant: &TenantId, kind: &str, version: i64) -> EngineResult<()> {
+        if kind != MODEL_KIND || self.active(tenant).is_none_or(|model| model.version == version) {
+            return Ok(());
+        }
+        let lock = self.lock(tenant);
+        let _loading = lock.lock().map_err(EngineError::internal)?;
+        let payload = self.store.model_snapshot_payload(tenant, MODEL_KIND, version)?;
+        if let Some(fitted) = payload.and_then(|p| decode(&p).ok()) {
+            self.install(tenant, version, fitted);
+        }
+        Ok(())
     }
 
     /// A version of model `kind` was stored (here or by another process): swaps it in when `tenant`'s model is
@@ -281,11 +298,14 @@ impl RecsService {
         Ok(())
     }
 
-    /// Swaps in the newest stored version when `tenant`'s model is loaded here and older (after changes may
-    /// have been missed). Blocking.
+    /// Swaps in the pinned version, or else the newest stored one when it is newer, when `tenant`'s model is
+    /// loaded here (after changes may have been missed). Blocking.
     pub fn reload_newest(&self, tenant: &TenantId) -> EngineResult<()> {
         if self.active(tenant).is_none() {
             return Ok(());
+        }
+        if let Some(pinned) = self.store.pinned_model_version(tenant, MODEL_KIND)? {
+            return self.pinned_version_announced(tenant, MODEL_KIND, pinned);
         }
         match self.store.model_snapshots(tenant, MODEL_KIND)?.first() {
             Some(newest) => self.stored_version_announced(tenant, MODEL_KIND, newest.version),
@@ -333,10 +353,18 @@ impl RecsService {
         model
     }
 
-    /// Loads the newest readable stored version of `tenant`'s model and swaps it in; `None` when none is
+    /// Loads the pinned or else the newest readable stored version of `tenant`'s model and swaps it in; `None` when none is
     /// stored. When the event log has moved past it, a `train_recs` task is started.
     fn load_newest(&self, tenant: &TenantId) -> EngineResult<Option<Arc<RecsModel>>> {
-        for info in self.store.model_snapshots(tenant, MODEL_KIND)? {
+        let mut versions = self.store.model_snapshots(tenant, MODEL_KIND)?;
+        // A pinned version (a roll-back) serves before the newest.
+        if let Some(pinned) = self.store.pinned_model_version(tenant, MODEL_KIND)?
+            && let Some(at) = versions.iter().position(|info| info.version == pinned)
+        {
+            let info = versions.remove(at);
+            versions.insert(0, info);
+        }
+        for info in versions {
             let Some(payload) = self.store.model_snapshot_payload(tenant, MODEL_KIND, info.version)? else { continue };
             match decode(&payload) {
                 Ok(fitted) => {

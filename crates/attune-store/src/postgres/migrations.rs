@@ -109,6 +109,13 @@ const MIGRATIONS: &[&str] = &[
         finished_at BIGINT NOT NULL,
         PRIMARY KEY (tenant_id, kind, slot)
     );"#,
+    // 2: a model version chosen to serve instead of the newest (a roll-back), until the next one is saved.
+    r#"CREATE TABLE model_pins (
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        kind TEXT COLLATE "C" NOT NULL,
+        version BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, kind)
+    );"#,
 ];
 
 /// Brings the schema up to date; `lock_key` is the advisory lock that serializes replicas doing the same.

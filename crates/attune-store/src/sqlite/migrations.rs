@@ -115,6 +115,13 @@ const MIGRATIONS: &[&str] = &[
         finished_at INTEGER NOT NULL,
         PRIMARY KEY (tenant_id, kind, slot)
     ) WITHOUT ROWID;",
+    // 6: a model version chosen to serve instead of the newest (a roll-back), until the next one is saved.
+    "CREATE TABLE model_pins (
+        tenant_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, kind)
+    ) WITHOUT ROWID;",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
