@@ -295,6 +295,9 @@ struct ScheduledLease {
     slot: i64,
 }
 
+/// Why a run stopped: its lease went with its database connection, and another process may have taken it.
+const LEASE_LOST: &str = "the task's lease was lost with its database connection; another process may run it now";
+
 /// Why a run did nothing: another process sharing the store holds the task's lease.
 const SKIPPED_ELSEWHERE: &str = "skipped: another process is running this task";
 
@@ -337,7 +340,8 @@ impl TaskRun {
 
     /// Runs the work while holding `lease`; a success closes the run's slot.
     fn run_leased(&self, work: &TaskWork, lease: Box<dyn TaskLease>) -> EngineResult<String> {
-        let progress = TaskProgress { run: self };
+        let lease = Mutex::new(lease);
+        let progress = TaskProgress { run: self, lease: &lease };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&self.tenant, &progress)))
             .unwrap_or_else(|_| Err(EngineError::internal("the task panicked")));
         if let (Ok(_), Some(slot)) = (&result, self.slot) {
@@ -351,6 +355,7 @@ impl TaskRun {
 /// What a running task sees of itself: reports its stage and progress, and checks whether to stop.
 pub struct TaskProgress<'a> {
     run: &'a TaskRun,
+    lease: &'a Mutex<Box<dyn TaskLease>>,
 }
 
 impl TaskProgress<'_> {
@@ -370,10 +375,17 @@ impl TaskProgress<'_> {
         });
     }
 
-    /// A point where the task may stop: `shutting_down` once the engine stops, so the task ends here with
-    /// nothing half-written.
+    /// A point where the task may stop: `shutting_down` once the engine stops, and `conflict` once the task's
+    /// lease is lost (its database connection was closed, so another process may be running the task now), so
+    /// the task ends here with nothing half-written. Call it before storing a result.
     pub fn checkpoint(&self) -> EngineResult<()> {
-        if self.run.background.is_stopping() { Err(EngineError::ShuttingDown) } else { Ok(()) }
+        if self.run.background.is_stopping() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if !self.lease.lock().expect("task lease poisoned").still_held() {
+            return Err(EngineError::Conflict(LEASE_LOST.into()));
+        }
+        Ok(())
     }
 }
 

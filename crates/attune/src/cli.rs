@@ -588,3 +588,15 @@ fn run_import(what: ImportCommand) -> anyhow::Result<()> {
     println!("{}", summary.render());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        assert_eq!(redact_password("postgres://attune:s3cret@db:5432/attune"), "postgres://attune:***@db:5432/attune");
+        assert_eq!(redact_password("postgres://attune@db/attune"), "postgres://attune@db/attune");
+        assert_eq!(redact_password("not a url"), "not a url");
+    }
+}

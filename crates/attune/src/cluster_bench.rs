@@ -142,6 +142,9 @@ pub fn cluster(args: &ClusterBenchArgs) -> anyhow::Result<()> {
         None => ports.clone(),
     };
     println!("replicas ready on ports {ports:?}{}", if args.haproxy { " behind haproxy" } else { "" });
+    for port in &ports {
+        warm_up(*port, &key)?;
+    }
     let (observed, faults) = run_load(args, &store, &key, &replicas, &targets)?;
     stop_replicas(&replicas);
     report(args, &store, &tenant, &observed, &faults)
@@ -183,6 +186,17 @@ fn wait_ready(port: u16, within: Duration) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("replica on port {port} not ready within {within:?}")
+}
+
+/// One recommendation from a replica, waiting as long as the first model of the tenant takes to train (one
+/// replica trains it; the others wait for it and load it), so the load starts on a serving cluster.
+fn warm_up(port: u16, key: &str) -> anyhow::Result<()> {
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    let body = serde_json::json!({"scenario": "for_you", "user_id": "17850", "count": 10, "log_impression": false});
+    let response =
+        http.post(format!("http://127.0.0.1:{port}/v1/recommendations")).bearer_auth(key).json(&body).send()?;
+    ensure!(response.status().is_success(), "warm-up on port {port}: {}", response.status());
+    Ok(())
 }
 
 /// SIGTERM, so each replica writes what it queued, then waits for it.
@@ -411,6 +425,14 @@ fn report(
     faults: &Faults,
 ) -> anyhow::Result<()> {
     print_latencies(args, observed);
+    let at = |moment: Option<Duration>| moment.map_or("-".to_string(), |m| format!("{:.1}s", m.as_secs_f64()));
+    println!(
+        "faults: replica 1 killed at {}, restarted at {}, ready at {}; connections terminated at {}",
+        at(faults.killed_at),
+        at(faults.restarted_at),
+        at(faults.ready_again_at),
+        at(faults.terminated_at)
+    );
     let stored = stored_bench_events(store, tenant)?;
     let missing = observed.acknowledged.iter().filter(|id| stored.get(*id) != Some(&1)).count();
     println!(

@@ -225,6 +225,13 @@ mod tests {
         std::fs::write(&path, "train_interval_minutes = 0\ntrain_seed = 7\n").unwrap();
         let options = Options::resolve(&args).unwrap();
         assert_eq!((options.train_interval_minutes, options.train_seed), (0, 7));
+        assert_eq!(options.database_url, None, "without a url: the embedded store");
+        std::fs::write(&path, "database_url = \"postgres://a@db/attune\"\ndatabase_schema = \"shop\"\n").unwrap();
+        let options = Options::resolve(&args).unwrap();
+        assert_eq!(options.database_url.as_deref(), Some("postgres://a@db/attune"));
+        assert_eq!(options.database_schema.as_deref(), Some("shop"));
+        let flag = OptionArgs { database_url: Some("postgres://b@other/x".into()), ..args.clone() };
+        assert_eq!(Options::resolve(&flag).unwrap().database_url.as_deref(), Some("postgres://b@other/x"));
         std::fs::write(&path, "data_dirr = \"x\"\n").unwrap();
         let error = Options::resolve(&args).unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");

@@ -270,23 +270,34 @@ fn search_queries(rng: &mut SplitMix64, items: &[Item], shoppers: usize, count: 
         .collect()
 }
 
-/// `GET /v1/search` one request at a time: the latencies and the hits returned, or why it failed.
-async fn search_over_http(
+/// `GET /v1/search` for each `(query, user)`.
+fn search_requests(
     client: &reqwest::Client,
     base: &str,
     key: &str,
     queries: &[(String, String)],
+) -> Vec<reqwest::RequestBuilder> {
+    queries
+        .iter()
+        .map(|(query, user)| {
+            client.get(format!("{base}/v1/search")).bearer_auth(key).query(&[
+                ("q", query.as_str()),
+                ("user_id", user.as_str()),
+                ("limit", "10"),
+            ])
+        })
+        .collect()
+}
+
+/// Sends `requests` one at a time: the latencies and the items returned, or why one failed.
+async fn one_at_a_time(
+    requests: Vec<reqwest::RequestBuilder>,
 ) -> anyhow::Result<Result<(Vec<Duration>, usize), String>> {
-    let mut times = Vec::with_capacity(queries.len());
+    let mut times = Vec::with_capacity(requests.len());
     let mut returned = 0;
-    for (query, user) in queries {
+    for request in requests {
         let started = Instant::now();
-        let response = client
-            .get(format!("{base}/v1/search"))
-            .bearer_auth(key)
-            .query(&[("q", query.as_str()), ("user_id", user.as_str()), ("limit", "10")])
-            .send()
-            .await?;
+        let response = request.send().await?;
         let status = response.status();
         let text = response.text().await?;
         times.push(started.elapsed());
@@ -463,34 +474,23 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
     for scenario in scenarios.iter().copied() {
         let bodies: Vec<String> =
             (0..args.requests).map(|_| request_body(scenario, &mut rng, &items, args.shoppers)).collect();
-        let outcome = runtime.block_on(async {
-            let mut times = Vec::with_capacity(bodies.len());
-            let mut returned = 0usize;
-            for body in &bodies {
-                let started = Instant::now();
-                let response = client
+        let requests: Vec<reqwest::RequestBuilder> = bodies
+            .into_iter()
+            .map(|body| {
+                client
                     .post(format!("{base}/v1/recommendations"))
                     .bearer_auth(&key)
                     .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                let status = response.status();
-                let text = response.text().await?;
-                times.push(started.elapsed());
-                if !status.is_success() {
-                    return Ok::<_, anyhow::Error>(Err(format!("{status}: {text}")));
-                }
-                returned += text.matches("\"item_id\"").count();
-            }
-            Ok(Ok((times, returned)))
-        })?;
+                    .body(body)
+            })
+            .collect();
+        let outcome = runtime.block_on(one_at_a_time(requests))?;
         if !print_latency_row(scenario, outcome) {
             unsupported.push(scenario);
         }
     }
     let queries = search_queries(&mut rng, &items, args.shoppers, args.requests);
-    let outcome = runtime.block_on(search_over_http(&client, &base, &key, &queries))?;
+    let outcome = runtime.block_on(one_at_a_time(search_requests(&client, &base, &key, &queries)))?;
     print_latency_row("search", outcome);
 
     if args.wrk_seconds > 0 {
