@@ -149,8 +149,12 @@ impl RecsService {
         if let Some(model) = self.serving(tenant) {
             return Ok(model);
         }
-        // Training is leased across every process sharing the store, before the in-process lock (the order a
-        // `train_recs` task takes them in): another replica's first training is waited for, not repeated.
+        if let Some(model) = self.load_stored(tenant)? {
+            return Ok(model);
+        }
+        // Nothing stored: training is leased across every process sharing the store, before the in-process
+        // lock (the order a `train_recs` task takes them in): another replica's first training is waited for,
+        // not repeated. Only this path takes the lease, so a load never makes a task skip.
         let _lease = self.wait_for_training_lease(tenant)?;
         let lock = self.lock(tenant);
         let _loading = lock.lock().map_err(EngineError::internal)?;
@@ -166,6 +170,17 @@ impl RecsService {
             Err(error) => return Err(error),
         }
         self.active(tenant).ok_or_else(|| EngineError::internal("the trained model was not installed"))
+    }
+
+    /// The model in memory or else the newest stored one, loaded under the in-process lock; `None` when nothing
+    /// is stored.
+    fn load_stored(&self, tenant: &TenantId) -> EngineResult<Option<Arc<RecsModel>>> {
+        let lock = self.lock(tenant);
+        let _loading = lock.lock().map_err(EngineError::internal)?;
+        match self.active(tenant) {
+            Some(model) => Ok(Some(model)),
+            None => self.load_newest(tenant),
+        }
     }
 
     /// The training lease of `tenant`, waiting while another run (here or in another process) holds it.
