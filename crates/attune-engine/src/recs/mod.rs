@@ -272,16 +272,23 @@ impl RecsService {
     /// Swaps in stored version `version` of `tenant`'s model (a roll-back, or forward again) and returns its
     /// snapshot. Blocking.
     pub fn activate(&self, tenant: &TenantId, version: i64) -> EngineResult<ModelSnapshotInfo> {
+        tracing::info!(tenant = %tenant, version, "activating a stored recommendation model");
+        self.install_stored(tenant, version)?;
+        // Every replica, and this one after a restart, serves the same version until the next training.
+        self.store.pin_model_version(tenant, MODEL_KIND, version)?;
+        let not_found = || EngineError::not_found(format!("model version {version}"));
+        self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)
+    }
+
+    /// Decodes stored `version` and swaps it in, without pinning it.
+    fn install_stored(&self, tenant: &TenantId, version: i64) -> EngineResult<()> {
         let not_found = || EngineError::not_found(format!("model version {version}"));
         let payload = self.store.model_snapshot_payload(tenant, MODEL_KIND, version)?.ok_or_else(not_found)?;
         // A version stored by an older release (another payload format) or damaged cannot be served.
         let fitted = decode(&payload)
             .map_err(|e| EngineError::Conflict(format!("model version {version} cannot be served: {e}")))?;
-        tracing::info!(tenant = %tenant, version, "activating a stored recommendation model");
         self.install(tenant, version, fitted);
-        // Every replica, and this one after a restart, serves the same version until the next training.
-        self.store.pin_model_version(tenant, MODEL_KIND, version)?;
-        self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)
+        Ok(())
     }
 
     /// Stored `version` was chosen to serve (here or in another process): swaps it in when `tenant`'s model is
@@ -292,11 +299,7 @@ impl RecsService {
         }
         let lock = self.lock(tenant);
         let _loading = lock.lock().map_err(EngineError::internal)?;
-        let payload = self.store.model_snapshot_payload(tenant, MODEL_KIND, version)?;
-        if let Some(fitted) = payload.and_then(|p| decode(&p).ok()) {
-            self.install(tenant, version, fitted);
-        }
-        Ok(())
+        self.install_stored(tenant, version)
     }
 
     /// A version of model `kind` was stored (here or by another process): swaps it in when `tenant`'s model is
@@ -307,8 +310,9 @@ impl RecsService {
         }
         let lock = self.lock(tenant);
         let _loading = lock.lock().map_err(EngineError::internal)?;
+        // Only swapped in, not pinned: pinning here would race with the next save, which clears pins.
         if self.active(tenant).is_some_and(|model| model.version < version) {
-            self.activate(tenant, version)?;
+            self.install_stored(tenant, version)?;
         }
         Ok(())
     }
