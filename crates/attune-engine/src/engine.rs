@@ -249,10 +249,18 @@ impl Engine {
         self.parts.background.spawn(&format!("schedule-{kind}"), move || {
             // The first round a little after start-up, once stored models are loaded.
             let mut wait = interval.min(Duration::from_secs(10));
+            // Tenants are listed once per slot; the retries within it go through the same list.
+            let mut listed: Option<(Option<i64>, Vec<TenantId>)> = None;
             while background.sleep(wait) {
-                match tenants(store.as_ref(), true) {
-                    Ok(tenants) => tenants.iter().for_each(|tenant| tasks.start_in_background(tenant, kind)),
-                    Err(error) => tracing::warn!(kind, %error, "scheduler cannot list tenants"),
+                let slot = tasks.slot_now(kind);
+                if listed.as_ref().is_none_or(|(listed_slot, _)| *listed_slot != slot) {
+                    listed = tenants(store.as_ref(), true)
+                        .inspect_err(|error| tracing::warn!(kind, %error, "scheduler cannot list tenants"))
+                        .ok()
+                        .map(|tenants| (slot, tenants));
+                }
+                for tenant in listed.iter().flat_map(|(_, tenants)| tenants) {
+                    tasks.start_in_background(tenant, kind);
                 }
                 wait = until_next_slot(interval).min(SLOT_RETRY);
             }

@@ -18,6 +18,7 @@
 pub mod conformance;
 mod error;
 mod group_commit;
+mod local_lease;
 mod postgres;
 mod rows;
 mod sqlite;

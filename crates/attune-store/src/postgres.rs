@@ -7,6 +7,9 @@
 //! Event sequence numbers come from one database sequence. An append first takes a transaction advisory lock
 //! per tenant, so within a tenant numbers are given out and committed in the same order: a reader that sees
 //! number `n` sees every smaller one of that tenant, which scans after a sequence number rely on.
+//! That makes one backend's CPU per row the pace of a tenant's ingest, so each event is written to as few
+//! indexes as the reads need: the tenant-led primary key, its id, its time, and one of the shopper indexes
+//! (behaviour, or impressions and searches: disjoint, so timelines and erasure read both and merge).
 //!
 //! Writes that others must follow (items, keys, users, model versions) send a `NOTIFY` in their transaction,
 //! so every process's [`ChangeFeed`] hears of them when they commit. Task leases are session advisory locks
@@ -18,6 +21,7 @@
 mod migrations;
 
 use crate::group_commit::{GroupCommit, PendingAppend};
+use crate::local_lease::{LocalLease, LocalLeases};
 use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
@@ -54,7 +58,7 @@ pub struct PostgresStore {
     drop_schema: bool,
     appends: GroupCommit,
     committer: Mutex<()>,
-    local_leases: Arc<Mutex<BTreeSet<i64>>>,
+    local_leases: LocalLeases,
 }
 
 /// A pooled connection and its prepared statements.
@@ -173,7 +177,7 @@ impl PostgresStore {
             drop_schema: false,
             appends: GroupCommit::default(),
             committer: Mutex::new(()),
-            local_leases: Arc::default(),
+            local_leases: LocalLeases::default(),
         })
     }
 
@@ -329,15 +333,18 @@ fn insert_events(
         &seqs,
     ];
     let stored = tx.query(&statements.insert, &params)?;
-    let mut daily: DailyCounts = BTreeMap::new();
-    let mut inserted = HashSet::with_capacity(stored.len());
-    for row in &stored {
-        let (event_id, event_type, ts): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+    add_daily_counts(tx, &statements.daily, tenant, &daily_counts(&stored, 1), 1)?;
+    Ok(stored.iter().map(|row| row.get(0)).collect())
+}
+
+/// Events per day and type of `rows`, whose columns `type_column` and the one after it are type and time.
+fn daily_counts(rows: &[postgres::Row], type_column: usize) -> DailyCounts {
+    let mut daily = DailyCounts::new();
+    for row in rows {
+        let (event_type, ts): (String, i64) = (row.get(type_column), row.get(type_column + 1));
         *daily.entry((ts.div_euclid(DAY_MILLIS), event_type)).or_default() += 1;
-        inserted.insert(event_id);
     }
-    add_daily_counts(tx, &statements.daily, tenant, &daily, 1)?;
-    Ok(inserted)
+    daily
 }
 
 /// The outcome of `rows` of which `inserted` holds the ids stored; each stored id counts once, for its first row.
@@ -764,15 +771,13 @@ impl Store for PostgresStore {
                 &[&tenant.as_str(), &id.as_str()],
             )? > 0;
             let deleted = tx.query(
-                "DELETE FROM events WHERE tenant_id = $1 AND user_id = $2 RETURNING event_type, ts",
+                // Both arms, so that each of the shopper's two partial indexes serves one.
+                "DELETE FROM events WHERE tenant_id = $1 AND user_id = $2
+                   AND (event_type IN ('impression', 'search') OR event_type NOT IN ('impression', 'search'))
+                 RETURNING event_type, ts",
                 &[&tenant.as_str(), &id.as_str()],
             )?;
-            let mut daily: DailyCounts = BTreeMap::new();
-            for row in &deleted {
-                let (event_type, ts): (String, i64) = (row.get(0), row.get(1));
-                *daily.entry((ts.div_euclid(DAY_MILLIS), event_type)).or_default() += 1;
-            }
-            add_daily_counts(&mut tx, &daily_statement, tenant, &daily, -1)?;
+            add_daily_counts(&mut tx, &daily_statement, tenant, &daily_counts(&deleted, 0), -1)?;
             tx.execute(
                 "INSERT INTO event_deletions (tenant_id, generation) VALUES ($1, 1)
                  ON CONFLICT (tenant_id) DO UPDATE SET generation = event_deletions.generation + 1",
@@ -801,9 +806,18 @@ impl Store for PostgresStore {
         let limit = query.limit.clamp(1, 1_000);
         self.read(|c| {
             let rows = c.query(
-                "SELECT seq, received_at, payload FROM events
-                 WHERE tenant_id = $1 AND user_id = $2 AND ($3::int8 IS NULL OR seq < $3)
-                 ORDER BY seq DESC LIMIT $4",
+                // The newest of each of the shopper's two partial indexes, merged.
+                "SELECT seq, received_at, payload FROM (
+                    (SELECT seq, received_at, payload FROM events
+                     WHERE tenant_id = $1 AND user_id = $2 AND event_type NOT IN ('impression', 'search')
+                       AND ($3::int8 IS NULL OR seq < $3)
+                     ORDER BY seq DESC LIMIT $4)
+                    UNION ALL
+                    (SELECT seq, received_at, payload FROM events
+                     WHERE tenant_id = $1 AND user_id = $2 AND event_type IN ('impression', 'search')
+                       AND ($3::int8 IS NULL OR seq < $3)
+                     ORDER BY seq DESC LIMIT $4)
+                 ) AS page ORDER BY seq DESC LIMIT $4",
                 &[&tenant.as_str(), &user.as_str(), &query.before_seq, &(limit as i64 + 1)],
             )?;
             let (events, next_before_seq) = split_page(events_from_rows(&rows)?, limit, |e| e.seq);
@@ -1059,13 +1073,12 @@ impl Store for PostgresStore {
         let key = lock_key(&[&self.schema, "task", tenant.as_str(), kind]);
         // Session advisory locks are re-entrant within one session, so this process's own holders are
         // tracked here: a second lease on the same task must be refused like one from another process.
-        if !self.local_leases.lock().expect("leases poisoned").insert(key) {
+        let Some(local) = self.local_leases.try_take(tenant, kind) else {
             return Ok(None);
-        }
-        let release = LocalLease { leases: self.local_leases.clone(), key };
+        };
         let mut client = self.config.connect(NoTls)?;
         let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
-        Ok(locked.then(|| Box::new(PgTaskLease { client, _local: release }) as Box<dyn TaskLease>))
+        Ok(locked.then(|| Box::new(PgTaskLease { client, _local: local }) as Box<dyn TaskLease>))
     }
 
     fn task_slot_done(&self, tenant: &TenantId, kind: &str, slot: i64) -> StoreResult<bool> {
@@ -1103,9 +1116,9 @@ impl Store for PostgresStore {
             let outcome = outcome_of(&rows, &mut inserted);
             // New appends must number after everything restored.
             tx.execute(
-                "SELECT setval('event_seq', m) FROM (SELECT max(seq) AS m FROM events) AS x
+                "SELECT setval('event_seq', m) FROM (SELECT max(seq) AS m FROM events WHERE tenant_id = $1) AS x
                  WHERE m > (SELECT last_value FROM event_seq)",
-                &[],
+                &[&tenant.as_str()],
             )?;
             tx.commit()?;
             Ok(outcome)
@@ -1149,18 +1162,6 @@ impl Store for PostgresStore {
             )?;
             Ok(inserted > 0)
         })
-    }
-}
-
-/// Forgets a lease of this process when it ends.
-struct LocalLease {
-    leases: Arc<Mutex<BTreeSet<i64>>>,
-    key: i64,
-}
-
-impl Drop for LocalLease {
-    fn drop(&mut self) {
-        self.leases.lock().expect("leases poisoned").remove(&self.key);
     }
 }
 

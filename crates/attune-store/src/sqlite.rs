@@ -7,12 +7,13 @@ mod migrations;
 
 use self::activity_cache::{ActivityCache, ActivityKey, CachedActivity};
 use crate::group_commit::{GroupCommit, PendingAppend};
+use crate::local_lease::LocalLeases;
 use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use attune_core::{Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -51,7 +52,7 @@ pub struct SqliteStore {
     readers: Mutex<ReaderPool>,
     reader_returned: Condvar,
     appends: GroupCommit,
-    leases: Arc<Mutex<HashSet<(String, String)>>>,
+    leases: LocalLeases,
     activity: ActivityCache,
 }
 
@@ -170,7 +171,7 @@ impl SqliteStore {
             readers: Mutex::new(ReaderPool::default()),
             reader_returned: Condvar::new(),
             appends: GroupCommit::default(),
-            leases: Arc::default(),
+            leases: LocalLeases::default(),
         })
     }
 
@@ -959,11 +960,7 @@ impl Store for SqliteStore {
     }
 
     fn lock_task(&self, tenant: &TenantId, kind: &str) -> StoreResult<Option<Box<dyn TaskLease>>> {
-        let key = (tenant.to_string(), kind.to_string());
-        if !self.leases.lock().expect("leases poisoned").insert(key.clone()) {
-            return Ok(None);
-        }
-        Ok(Some(Box::new(LocalLease { leases: self.leases.clone(), key })))
+        Ok(self.leases.try_take(tenant, kind).map(|lease| Box::new(lease) as Box<dyn TaskLease>))
     }
 
     fn task_slot_done(&self, tenant: &TenantId, kind: &str, slot: i64) -> StoreResult<bool> {
@@ -1031,24 +1028,6 @@ impl Store for SqliteStore {
             )?;
             Ok(inserted > 0)
         })
-    }
-}
-
-/// A lease held in this process: the embedded store has no other process to share tasks with.
-struct LocalLease {
-    leases: Arc<Mutex<HashSet<(String, String)>>>,
-    key: (String, String),
-}
-
-impl TaskLease for LocalLease {
-    fn still_held(&mut self) -> bool {
-        true
-    }
-}
-
-impl Drop for LocalLease {
-    fn drop(&mut self) {
-        self.leases.lock().expect("leases poisoned").remove(&self.key);
     }
 }
 

@@ -43,15 +43,20 @@ pub struct IngestBenchArgs {
     pub log: LogArgs,
 }
 
-/// The store to measure: a scratch PostgreSQL schema or a temporary SQLite file (kept by the directory).
-fn bench_store(args: &IngestBenchArgs, directory: &std::path::Path) -> anyhow::Result<(Arc<dyn Store>, String)> {
-    if let Some(url) = &args.database_url {
+/// The store a benchmark measures, with its name: a scratch PostgreSQL schema at `database_url` (dropped with
+/// the store), or else a SQLite file with `options` in `directory` (which the caller keeps until the end).
+pub(crate) fn bench_store(
+    database_url: Option<&str>,
+    directory: &std::path::Path,
+    options: SqliteOptions,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    if let Some(url) = database_url {
         let store = PostgresStore::scratch(url)?;
         return Ok((Arc::new(store), "postgresql".into()));
     }
-    let options = SqliteOptions { synchronous: args.synchronous, ..Default::default() };
+    let name = format!("sqlite, synchronous={:?}", options.synchronous);
     let store = SqliteStore::open(directory.join("bench.sqlite3"), options)?;
-    Ok((Arc::new(store), format!("sqlite, synchronous={:?}", args.synchronous)))
+    Ok((Arc::new(store), name))
 }
 
 /// A realistic mix of event bodies: views with dwell time, cart adds and multi-line purchases.
@@ -78,7 +83,8 @@ fn event_json(index: usize) -> String {
 pub fn ingest(args: &IngestBenchArgs) -> anyhow::Result<()> {
     ensure!(args.batch_size >= 1 && args.batch_size <= 10_000, "--batch-size must be between 1 and 10000");
     let directory = tempfile::tempdir().context("temporary directory")?;
-    let (store, backend) = bench_store(args, directory.path())?;
+    let options = SqliteOptions { synchronous: args.synchronous, ..Default::default() };
+    let (store, backend) = bench_store(args.database_url.as_deref(), directory.path(), options)?;
     let tenant = TenantId::parse_slug("bench").expect("valid tenant id");
     create_tenant(store.as_ref(), &tenant, "bench")?;
     let key = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "bench")?.key;

@@ -27,10 +27,9 @@ use attune_core::{ApiKeyKind, Event, EventInput, Item, ItemInput, OrderLineInput
 use attune_engine::keys::{create_api_key, create_tenant};
 use attune_engine::{Engine, EngineConfig};
 use attune_server::{AppState, ServerOptions};
-use attune_store::{PostgresStore, SqliteOptions, SqliteStore, Store, Synchronous};
+use attune_store::{SqliteOptions, Synchronous};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -381,19 +380,14 @@ pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {
     );
 
     let directory = tempfile::tempdir().context("temporary directory")?;
-    let store: Arc<dyn Store> = match &args.database_url {
-        Some(url) => Arc::new(PostgresStore::scratch(url)?),
-        // Durability as in production: every commit synced.
-        None => Arc::new(SqliteStore::open(
-            directory.path().join("bench.sqlite3"),
-            SqliteOptions {
-                synchronous: Synchronous::Full,
-                activity_cache_events: args.activity_cache_events,
-                ..Default::default()
-            },
-        )?),
+    // Durability as in production: every commit synced.
+    let options = SqliteOptions {
+        synchronous: Synchronous::Full,
+        activity_cache_events: args.activity_cache_events,
+        ..Default::default()
     };
-    eprintln!("store: {}", if args.database_url.is_some() { "postgresql" } else { "sqlite" });
+    let (store, backend) = crate::bench::bench_store(args.database_url.as_deref(), directory.path(), options)?;
+    eprintln!("store: {backend}");
     let tenant = TenantId::parse_slug("bench").expect("valid tenant id");
     create_tenant(store.as_ref(), &tenant, "Recommendation benchmark")?;
     let key = create_api_key(store.as_ref(), &tenant, ApiKeyKind::Secret, "bench")?.key;

@@ -1,25 +1,16 @@
 //! Durability: a real `attune serve` process receives event batches and single events from several
 //! clients, is killed with SIGKILL mid-stream, and restarted on the same data directory. Every event it
 //! acknowledged must then be stored exactly once, and retrying everything must add no duplicates.
+//! On SQLite, or on PostgreSQL with `ATTUNE_TEST_BACKEND=postgres`.
 
 mod process;
 
 use attune_core::TenantId;
-use attune_store::{SqliteOptions, SqliteStore, Store};
-use process::Served;
+use process::TestData;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn start_server(data_dir: &Path) -> Served {
-    Served::start(data_dir, &[])
-}
-
-fn create_key(data_dir: &Path) -> String {
-    process::create_key(data_dir, "crash")
-}
 
 fn event(id: &str, n: usize) -> serde_json::Value {
     serde_json::json!({"type": "view", "event_id": id, "user_id": format!("u{}", n % 97), "item_id": format!("i{}", n % 1009),
@@ -39,10 +30,9 @@ fn client_batches(client: usize, batches: usize, size: usize) -> Vec<(Vec<String
 
 #[test]
 fn acknowledged_events_survive_sigkill_exactly_once() {
-    let directory = tempfile::tempdir().unwrap();
-    let data_dir = directory.path().to_path_buf();
-    let key = create_key(&data_dir);
-    let mut server = start_server(&data_dir);
+    let data = TestData::new();
+    let key = data.create_key("crash");
+    let mut server = data.serve(&[]);
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
@@ -92,13 +82,13 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     assert!(acknowledged.len() >= 1_000, "too few acknowledgements before the kill: {}", acknowledged.len());
 
     // Restart on the same data and check through the API that it serves.
-    let server = start_server(&data_dir);
+    let server = data.serve(&[]);
     let http = reqwest::blocking::Client::new();
     let health: serde_json::Value = http.get(format!("{}/healthz", server.base)).send().unwrap().json().unwrap();
     assert_eq!(health["status"], "ok");
 
     let count_stored = || -> HashMap<String, usize> {
-        let store = SqliteStore::open(data_dir.join("attune.sqlite3"), SqliteOptions::default()).unwrap();
+        let store = data.open();
         let tenant = TenantId::parse_slug("crash").unwrap();
         let mut counts = HashMap::new();
         let mut after = 0;

@@ -1,28 +1,33 @@
 //! `attune import`: Merchant Center feeds (CSV, TSV, JSONL, gzip) and event files (CSV, JSONL) imported
-//! into a real SQLite store; bad rows are rejected with their line numbers while the good ones are stored,
-//! and importing an event file again stores nothing twice.
+//! into a real store (SQLite, or PostgreSQL with `ATTUNE_TEST_BACKEND=postgres`); bad rows are rejected with
+//! their line numbers while the good ones are stored, and importing an event file again stores nothing twice.
+
+mod process;
 
 use attune::import::{Format, ImportSummary, NoProgress, import_events, import_items};
 use attune_core::input::ScalarValue;
 use attune_core::{Availability, EventKind, ItemId, Tenant, TenantId, Timestamp, UserId};
-use attune_store::{SqliteOptions, SqliteStore, Store, TimelineQuery};
+use attune_store::{Store, TimelineQuery};
+use process::TestData;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 struct Fixture {
-    _directory: tempfile::TempDir,
-    store: SqliteStore,
+    store: Arc<dyn Store>,
+    /// Last, so that the store closes before its data goes.
+    data: TestData,
     tenant: TenantId,
 }
 
 fn fixture() -> Fixture {
-    let directory = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(directory.path().join("attune.sqlite3"), SqliteOptions::default()).unwrap();
+    let data = TestData::new();
+    let store = data.open();
     let tenant = TenantId::parse_slug("shop").unwrap();
     store
         .create_tenant(&Tenant { id: tenant.clone(), name: "Shop".into(), created_at: Timestamp::now() }, b"secret")
         .unwrap();
-    Fixture { _directory: directory, store, tenant }
+    Fixture { store, data, tenant }
 }
 
 fn fixture_path(name: &str) -> PathBuf {
@@ -83,7 +88,7 @@ fn assert_feed_imported(f: &Fixture, summary: &ImportSummary) {
 #[test]
 fn imports_a_merchant_center_csv_feed() {
     let f = fixture();
-    let summary = import_items(&f.store, &f.tenant, &fixture_path("feed.csv"), None, &NoProgress).unwrap();
+    let summary = import_items(f.store.as_ref(), &f.tenant, &fixture_path("feed.csv"), None, &NoProgress).unwrap();
     assert_feed_imported(&f, &summary);
     assert_eq!(item(&f, "LAMP-1").unwrap().description, "Adjustable arm.\nBulb not included.");
     let text = summary.render();
@@ -92,7 +97,7 @@ fn imports_a_merchant_center_csv_feed() {
     assert!(text.contains("line 4: price: `abc`"), "{text}");
 
     // Importing again replaces the items instead of adding new ones.
-    let again = import_items(&f.store, &f.tenant, &fixture_path("feed.csv"), None, &NoProgress).unwrap();
+    let again = import_items(f.store.as_ref(), &f.tenant, &fixture_path("feed.csv"), None, &NoProgress).unwrap();
     assert_eq!((again.accepted, again.replaced), (3, 3));
     assert_eq!(f.store.stats(&f.tenant).unwrap().items, 3);
 }
@@ -100,23 +105,23 @@ fn imports_a_merchant_center_csv_feed() {
 #[test]
 fn imports_a_tsv_feed_also_gzipped() {
     let f = fixture();
-    let summary = import_items(&f.store, &f.tenant, &fixture_path("feed.tsv"), None, &NoProgress).unwrap();
+    let summary = import_items(f.store.as_ref(), &f.tenant, &fixture_path("feed.tsv"), None, &NoProgress).unwrap();
     assert_eq!(summary.format, Format::Tsv);
     assert_feed_imported(&f, &summary);
 
     let g = fixture();
-    let gzipped = g._directory.path().join("feed.tsv.gz");
+    let gzipped = g.data.directory.path().join("feed.tsv.gz");
     let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gzipped).unwrap(), Default::default());
     encoder.write_all(&std::fs::read(fixture_path("feed.tsv")).unwrap()).unwrap();
     encoder.finish().unwrap();
-    let summary = import_items(&g.store, &g.tenant, &gzipped, None, &NoProgress).unwrap();
+    let summary = import_items(g.store.as_ref(), &g.tenant, &gzipped, None, &NoProgress).unwrap();
     assert_feed_imported(&g, &summary);
 }
 
 #[test]
 fn imports_a_json_lines_feed() {
     let f = fixture();
-    let summary = import_items(&f.store, &f.tenant, &fixture_path("feed.jsonl"), None, &NoProgress).unwrap();
+    let summary = import_items(f.store.as_ref(), &f.tenant, &fixture_path("feed.jsonl"), None, &NoProgress).unwrap();
     assert_eq!(summary.rows_read, 6, "blank lines are not rows");
     assert_eq!(summary.accepted, 2, "{}", summary.render());
     assert_eq!(rejected_lines(&summary), [3, 4, 5, 7], "{}", summary.render());
@@ -132,7 +137,7 @@ fn imports_a_json_lines_feed() {
 #[test]
 fn large_feeds_are_written_in_chunks_and_bad_rows_keep_their_lines() {
     let f = fixture();
-    let path = f._directory.path().join("big.csv");
+    let path = f.data.directory.path().join("big.csv");
     let mut text = String::from("id,title,price,quantity\n");
     let mut bad_lines = Vec::new();
     for index in 0..4_500 {
@@ -145,7 +150,7 @@ fn large_feeds_are_written_in_chunks_and_bad_rows_keep_their_lines() {
         }
     }
     std::fs::write(&path, text).unwrap();
-    let summary = import_items(&f.store, &f.tenant, &path, None, &NoProgress).unwrap();
+    let summary = import_items(f.store.as_ref(), &f.tenant, &path, None, &NoProgress).unwrap();
     assert_eq!(summary.rows_read, 4_500);
     assert_eq!(summary.accepted, 4_496);
     assert_eq!(rejected_lines(&summary), bad_lines);
@@ -155,23 +160,24 @@ fn large_feeds_are_written_in_chunks_and_bad_rows_keep_their_lines() {
 #[test]
 fn unusable_files_are_errors() {
     let f = fixture();
-    let directory = f._directory.path();
-    let missing = import_items(&f.store, &f.tenant, &directory.join("missing.csv"), None, &NoProgress).unwrap_err();
+    let directory = f.data.directory.path();
+    let missing =
+        import_items(f.store.as_ref(), &f.tenant, &directory.join("missing.csv"), None, &NoProgress).unwrap_err();
     assert!(format!("{missing:#}").contains("cannot open"), "{missing:#}");
 
     let unknown_extension = directory.join("feed.xml");
     std::fs::write(&unknown_extension, "<rss/>").unwrap();
-    let error = import_items(&f.store, &f.tenant, &unknown_extension, None, &NoProgress).unwrap_err();
+    let error = import_items(f.store.as_ref(), &f.tenant, &unknown_extension, None, &NoProgress).unwrap_err();
     assert!(error.to_string().contains("--format"), "{error}");
 
     // A tab-separated feed read as CSV has one column named "id\ttitle\t…", hence no `id` column.
-    let error =
-        import_items(&f.store, &f.tenant, &fixture_path("feed.tsv"), Some(Format::Csv), &NoProgress).unwrap_err();
+    let error = import_items(f.store.as_ref(), &f.tenant, &fixture_path("feed.tsv"), Some(Format::Csv), &NoProgress)
+        .unwrap_err();
     assert!(error.to_string().contains("no `id` column"), "{error}");
-    let error =
-        import_items(&f.store, &f.tenant, &fixture_path("feed.csv"), Some(Format::Jsonl), &NoProgress).unwrap_err();
+    let error = import_items(f.store.as_ref(), &f.tenant, &fixture_path("feed.csv"), Some(Format::Jsonl), &NoProgress)
+        .unwrap_err();
     assert!(error.to_string().contains("JSON lines"), "{error}");
-    let error = import_events(&f.store, &f.tenant, &fixture_path("feed.csv"), None, &NoProgress).unwrap_err();
+    let error = import_events(f.store.as_ref(), &f.tenant, &fixture_path("feed.csv"), None, &NoProgress).unwrap_err();
     assert!(error.to_string().contains("unknown columns"), "{error}");
     assert_eq!(f.store.stats(&f.tenant).unwrap().items, 0);
 }
@@ -179,7 +185,7 @@ fn unusable_files_are_errors() {
 #[test]
 fn imports_events_csv_merging_order_rows() {
     let f = fixture();
-    let summary = import_events(&f.store, &f.tenant, &fixture_path("events.csv"), None, &NoProgress).unwrap();
+    let summary = import_events(f.store.as_ref(), &f.tenant, &fixture_path("events.csv"), None, &NoProgress).unwrap();
     assert_eq!(summary.rows_read, 7);
     assert_eq!(summary.accepted, 4, "{}", summary.render());
     assert_eq!(rejected_lines(&summary), [7]);
@@ -195,7 +201,7 @@ fn imports_events_csv_merging_order_rows() {
     let returned = f.store.event_by_id(&f.tenant, "ev-5").unwrap().unwrap().event;
     assert!(matches!(&returned.kind, EventKind::Return { lines, .. } if lines.len() == 1 && lines[0].quantity == 1));
 
-    let retry = import_events(&f.store, &f.tenant, &fixture_path("events.csv"), None, &NoProgress).unwrap();
+    let retry = import_events(f.store.as_ref(), &f.tenant, &fixture_path("events.csv"), None, &NoProgress).unwrap();
     assert_eq!((retry.accepted, retry.duplicates), (0, 4));
     assert_eq!(f.store.stats(&f.tenant).unwrap().events, 4);
 }
@@ -204,13 +210,13 @@ fn imports_events_csv_merging_order_rows() {
 fn retrying_an_events_jsonl_import_counts_duplicates() {
     let f = fixture();
     let path = fixture_path("events.jsonl");
-    let first = import_events(&f.store, &f.tenant, &path, None, &NoProgress).unwrap();
+    let first = import_events(f.store.as_ref(), &f.tenant, &path, None, &NoProgress).unwrap();
     assert_eq!(first.rows_read, 5);
     assert_eq!((first.accepted, first.duplicates), (3, 1), "{}", first.render());
     assert_eq!(rejected_lines(&first), [3]);
     assert!(reason_at(&first, 3).contains("user_id"), "{}", reason_at(&first, 3));
 
-    let retry = import_events(&f.store, &f.tenant, &path, None, &NoProgress).unwrap();
+    let retry = import_events(f.store.as_ref(), &f.tenant, &path, None, &NoProgress).unwrap();
     assert_eq!((retry.accepted, retry.duplicates, retry.rejected_count), (0, 4, 1));
     assert!(retry.render().contains("0 events stored, 4 duplicates already stored, 1 rejected"), "{}", retry.render());
     assert_eq!(f.store.stats(&f.tenant).unwrap().events, 3);

@@ -2,26 +2,26 @@
 //! impressions and search events are queued, not yet written) and two slow requests whose bodies are still
 //! arriving when it receives SIGTERM. It must stop accepting connections, finish both requests, exit 0 within
 //! the deadline, and every queued impression and search event must be in the store after a restart.
+//! On SQLite, or on PostgreSQL with `ATTUNE_TEST_BACKEND=postgres`.
 
 #![cfg(unix)]
 
 mod process;
 
-use process::{Served, create_key};
+use process::{Served, TestData};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Recommendation lists and searches served before the signal.
 const SERVED: usize = 20;
 
-fn start_server(data_dir: &Path) -> Served {
+fn start_server(data: &TestData) -> Served {
     let flags = ["--model-dir", "/nonexistent/attune-model", "--shutdown-timeout-seconds", "10"];
     let schedules_off = ["--train-interval-minutes", "0", "--forecast-interval-minutes", "0"];
-    Served::start(data_dir, &[flags, schedules_off].concat())
+    data.serve(&[flags, schedules_off].concat())
 }
 
 fn post(http: &reqwest::blocking::Client, server: &Served, key: &str, path: &str, body: &Value) -> Value {
@@ -109,9 +109,9 @@ fn events_of_type(stats: &Value, event_type: &str) -> u64 {
 
 #[test]
 fn sigterm_finishes_requests_in_flight_and_loses_no_queued_event() {
-    let directory = tempfile::tempdir().unwrap();
-    let key = create_key(directory.path(), "shop");
-    let mut server = start_server(directory.path());
+    let data = TestData::new();
+    let key = data.create_key("shop");
+    let mut server = start_server(&data);
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     seed(&http, &server, &key);
 
@@ -163,7 +163,7 @@ fn sigterm_finishes_requests_in_flight_and_loses_no_queued_event() {
     assert!(signalled.elapsed() < Duration::from_secs(15), "{:?}", signalled.elapsed());
     drop(server);
 
-    let server = start_server(directory.path());
+    let server = start_server(&data);
     let stats =
         http.get(format!("{}/v1/stats", server.base)).bearer_auth(&key).send().unwrap().json::<Value>().unwrap();
     assert_eq!(events_of_type(&stats, "impression"), SERVED as u64 + 1, "{stats}");
