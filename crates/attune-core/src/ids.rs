@@ -119,10 +119,24 @@ identifier!(
     RecommendationId
 );
 
+/// The start of the ids of events sent with a public key (by browsers and apps): they live in a namespace of
+/// their own, so no browser can claim an id that the shop's backend will send.
+pub const PUBLIC_EVENT_ID_PREFIX: &str = "public:";
+
 impl EventId {
     /// A fresh, time-ordered event id for events that arrive without one.
     pub fn generate() -> Self {
         Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// This id in the namespace of events sent with a public key.
+    pub fn into_public(self) -> Result<Self, ValidationError> {
+        Self::parse_field("event_id", format!("{PUBLIC_EVENT_ID_PREFIX}{}", self.0))
+    }
+
+    /// Whether the id is in the namespace of events sent with a public key.
+    pub fn is_public(&self) -> bool {
+        self.0.starts_with(PUBLIC_EVENT_ID_PREFIX)
     }
 }
 

@@ -8,7 +8,182 @@ use std::fmt;
 /// Largest accepted amount in major units; prices beyond this are data errors, not merchandise.
 const MAX_MAJOR_UNITS: i64 = 1_000_000_000;
 
-/// An ISO 4217 alphabetic currency code (three uppercase ASCII letters).
+/// The ISO 4217 currencies that have a minor unit, with its number of decimal places, sorted by code: the
+/// active national currencies and funds codes (list one of the standard as amended to 2025). Precious metals,
+/// special drawing rights and the testing and "no currency" codes have no minor unit and price nothing.
+const ISO_4217: &[(&str, u8)] = &[
+    ("AED", 2),
+    ("AFN", 2),
+    ("ALL", 2),
+    ("AMD", 2),
+    ("ANG", 2),
+    ("AOA", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("AWG", 2),
+    ("AZN", 2),
+    ("BAM", 2),
+    ("BBD", 2),
+    ("BDT", 2),
+    ("BGN", 2),
+    ("BHD", 3),
+    ("BIF", 0),
+    ("BMD", 2),
+    ("BND", 2),
+    ("BOB", 2),
+    ("BOV", 2),
+    ("BRL", 2),
+    ("BSD", 2),
+    ("BTN", 2),
+    ("BWP", 2),
+    ("BYN", 2),
+    ("BZD", 2),
+    ("CAD", 2),
+    ("CDF", 2),
+    ("CHE", 2),
+    ("CHF", 2),
+    ("CHW", 2),
+    ("CLF", 4),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("COU", 2),
+    ("CRC", 2),
+    ("CUC", 2),
+    ("CUP", 2),
+    ("CVE", 2),
+    ("CZK", 2),
+    ("DJF", 0),
+    ("DKK", 2),
+    ("DOP", 2),
+    ("DZD", 2),
+    ("EGP", 2),
+    ("ERN", 2),
+    ("ETB", 2),
+    ("EUR", 2),
+    ("FJD", 2),
+    ("FKP", 2),
+    ("GBP", 2),
+    ("GEL", 2),
+    ("GHS", 2),
+    ("GIP", 2),
+    ("GMD", 2),
+    ("GNF", 0),
+    ("GTQ", 2),
+    ("GYD", 2),
+    ("HKD", 2),
+    ("HNL", 2),
+    ("HTG", 2),
+    ("HUF", 2),
+    ("IDR", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("IQD", 3),
+    ("IRR", 2),
+    ("ISK", 0),
+    ("JMD", 2),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KES", 2),
+    ("KGS", 2),
+    ("KHR", 2),
+    ("KMF", 0),
+    ("KPW", 2),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("KYD", 2),
+    ("KZT", 2),
+    ("LAK", 2),
+    ("LBP", 2),
+    ("LKR", 2),
+    ("LRD", 2),
+    ("LSL", 2),
+    ("LYD", 3),
+    ("MAD", 2),
+    ("MDL", 2),
+    ("MGA", 2),
+    ("MKD", 2),
+    ("MMK", 2),
+    ("MNT", 2),
+    ("MOP", 2),
+    ("MRU", 2),
+    ("MUR", 2),
+    ("MVR", 2),
+    ("MWK", 2),
+    ("MXN", 2),
+    ("MXV", 2),
+    ("MYR", 2),
+    ("MZN", 2),
+    ("NAD", 2),
+    ("NGN", 2),
+    ("NIO", 2),
+    ("NOK", 2),
+    ("NPR", 2),
+    ("NZD", 2),
+    ("OMR", 3),
+    ("PAB", 2),
+    ("PEN", 2),
+    ("PGK", 2),
+    ("PHP", 2),
+    ("PKR", 2),
+    ("PLN", 2),
+    ("PYG", 0),
+    ("QAR", 2),
+    ("RON", 2),
+    ("RSD", 2),
+    ("RUB", 2),
+    ("RWF", 0),
+    ("SAR", 2),
+    ("SBD", 2),
+    ("SCR", 2),
+    ("SDG", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("SHP", 2),
+    ("SLE", 2),
+    ("SLL", 2),
+    ("SOS", 2),
+    ("SRD", 2),
+    ("SSP", 2),
+    ("STN", 2),
+    ("SVC", 2),
+    ("SYP", 2),
+    ("SZL", 2),
+    ("THB", 2),
+    ("TJS", 2),
+    ("TMT", 2),
+    ("TND", 3),
+    ("TOP", 2),
+    ("TRY", 2),
+    ("TTD", 2),
+    ("TWD", 2),
+    ("TZS", 2),
+    ("UAH", 2),
+    ("UGX", 0),
+    ("USD", 2),
+    ("USN", 2),
+    ("UYI", 0),
+    ("UYU", 2),
+    ("UYW", 4),
+    ("UZS", 2),
+    ("VED", 2),
+    ("VES", 2),
+    ("VND", 0),
+    ("VUV", 0),
+    ("WST", 2),
+    ("XAF", 0),
+    ("XCD", 2),
+    ("XCG", 2),
+    ("XOF", 0),
+    ("XPF", 0),
+    ("YER", 2),
+    ("ZAR", 2),
+    ("ZMW", 2),
+    ("ZWG", 2),
+    ("ZWL", 2),
+];
+
+/// An ISO 4217 alphabetic currency code, one of [`ISO_4217`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "GBP"))]
@@ -21,10 +196,21 @@ impl Currency {
             return Err(ValidationError::new(
                 "currency",
                 "invalid_currency",
-                format!("`{code}` is not an ISO 4217 currency code (three uppercase letters)"),
+                format!("`{code}` is not an ISO 4217 currency code (three uppercase letters, such as GBP)"),
+            ));
+        }
+        if Self::entry(code).is_none() {
+            return Err(ValidationError::new(
+                "currency",
+                "invalid_currency",
+                format!("`{code}` is not an ISO 4217 currency code"),
             ));
         }
         Ok(Self([bytes[0], bytes[1], bytes[2]]))
+    }
+
+    fn entry(code: &str) -> Option<&'static (&'static str, u8)> {
+        ISO_4217.binary_search_by(|(listed, _)| (*listed).cmp(code)).ok().map(|index| &ISO_4217[index])
     }
 
     pub fn as_str(&self) -> &str {
@@ -33,18 +219,19 @@ impl Currency {
 
     /// Number of decimal places of the currency's minor unit (ISO 4217 exponent).
     pub fn exponent(&self) -> u32 {
-        match self.as_str() {
-            "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "UGX" | "PYG" | "XAF" | "XOF" => 0,
-            "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
-            _ => 2,
-        }
+        Self::entry(self.as_str()).map_or(2, |(_, exponent)| u32::from(*exponent))
     }
 }
 
+/// Reading stored data: any three uppercase letters, as accepted before the table, so that a shop's data written
+/// then still loads. Input goes through [`Currency::parse`].
 impl TryFrom<String> for Currency {
     type Error = ValidationError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        match value.as_bytes() {
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
+            _ => Self::parse(&value),
+        }
     }
 }
 
@@ -224,6 +411,24 @@ mod tests {
 
     fn gbp() -> Currency {
         Currency::parse("GBP").unwrap()
+    }
+
+    #[test]
+    fn currencies_are_the_iso_4217_table() {
+        assert!(ISO_4217.windows(2).all(|pair| pair[0].0 < pair[1].0), "sorted, each once");
+        for code in ["XQZ", "ZZZ", "XAU", "XXX", "gbp", "GB", "GBPX"] {
+            let error = Currency::parse(code).unwrap_err();
+            assert_eq!(error.code, "invalid_currency", "{code}");
+            assert!(error.message.contains("ISO 4217"), "{}", error.message);
+        }
+        let exponent = |code| Currency::parse(code).unwrap().exponent();
+        assert_eq!(
+            [exponent("GBP"), exponent("JPY"), exponent("BHD"), exponent("CLF"), exponent("XPF")],
+            [2, 0, 3, 4, 0]
+        );
+        // Data stored before the table still loads.
+        let stored: Currency = serde_json::from_str("\"ZZZ\"").unwrap();
+        assert_eq!(stored.as_str(), "ZZZ");
     }
 
     #[test]

@@ -299,6 +299,56 @@ fn public_keys_only_send_events_and_read_their_own_user() {
     );
 }
 
+#[test]
+fn a_public_key_cannot_claim_backend_event_ids_or_send_orders() {
+    let server = TestServer::start();
+    let (public, secret) = (&server.alpha_public, &server.alpha_secret);
+    // A browser sends an event with the id the backend will give its purchase: it is stored in the public
+    // namespace, and the backend's purchase with that id is stored, not dropped as a duplicate.
+    let browser =
+        json!({"type": "view", "event_id": "order-9001-purchase", "anonymous_id": "cookie-1", "item_id": "a"});
+    let stored = expect(server.post(public, "/v1/events", &browser), StatusCode::OK);
+    assert_eq!(stored["event_id"], "public:order-9001-purchase");
+    let again = expect(server.post(public, "/v1/events", &browser), StatusCode::OK);
+    assert_eq!(again["duplicate"], true, "a browser's retry is still a duplicate");
+    let backend = expect(server.post(secret, "/v1/events", &purchase("order-9001-purchase", "u1")), StatusCode::OK);
+    assert_eq!(backend, json!({"event_id": "order-9001-purchase", "duplicate": false}));
+    // The backend may not use the public namespace.
+    let claimed = json!({"type": "view", "event_id": "public:x", "anonymous_id": "cookie-1", "item_id": "a"});
+    expect_error(server.post(secret, "/v1/events", &claimed), StatusCode::BAD_REQUEST, "reserved_event_id");
+    // Orders and returns need a secret key, for anonymous visitors and for a token's own user alike.
+    let token = expect(server.post(secret, "/v1/user-tokens", &json!({"user_id": "u1"})), StatusCode::OK);
+    let token = token["token"].as_str().unwrap().to_string();
+    let anonymous_order = json!({"type": "purchase", "anonymous_id": "cookie-1", "order_id": "o-1", "currency": "GBP",
+                                  "lines": [{"item_id": "a", "quantity": 1000, "unit_price": "99999.00"}]});
+    expect_error(server.post(public, "/v1/events", &anonymous_order), StatusCode::FORBIDDEN, "forbidden");
+    let own_order = server.post(public, "/v1/events", &purchase("p-2", "u1")).header("x-attune-user-token", &token);
+    expect_error(own_order, StatusCode::FORBIDDEN, "forbidden");
+    let batch = json!({"events": [view("v9", "u1", "a"), purchase("p-3", "u1")]});
+    let own_batch = server.post(public, "/v1/events/batch", &batch).header("x-attune-user-token", &token);
+    expect_error(own_batch, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(server.alpha_events(), 2, "the browser's view and the backend's purchase");
+}
+
+#[test]
+fn currencies_must_be_iso_4217() {
+    let server = TestServer::start();
+    let secret = &server.alpha_secret;
+    for code in ["XQZ", "ZZZ"] {
+        let item = json!({"title": "Mug", "price": "4.50", "currency": code});
+        let error =
+            expect_error(server.put(secret, "/v1/items/mug", &item), StatusCode::BAD_REQUEST, "invalid_currency");
+        assert!(error["message"].as_str().unwrap().contains("ISO 4217"), "{error}");
+        let mut order = purchase("p-1", "u1");
+        order["currency"] = json!(code);
+        expect_error(server.post(secret, "/v1/events", &order), StatusCode::BAD_REQUEST, "invalid_currency");
+    }
+    expect(
+        server.put(secret, "/v1/items/mug", &json!({"title": "Mug", "price": "450", "currency": "JPY"})),
+        StatusCode::OK,
+    );
+}
+
 fn hex_of(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }

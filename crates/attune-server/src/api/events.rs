@@ -8,7 +8,9 @@ use crate::auth::Caller;
 use crate::body::{LimitedBody, json_error, parse_json, parse_json_borrowed};
 use crate::error::{ApiError, ApiResult, ErrorDetail, ErrorKind};
 use crate::state::{AppState, blocking};
-use attune_core::{Event, EventInput, EventTimeWindow, Timestamp, ValidationError};
+use attune_core::{
+    ApiKeyKind, Event, EventInput, EventKind, EventTimeWindow, PUBLIC_EVENT_ID_PREFIX, Timestamp, ValidationError,
+};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -48,12 +50,34 @@ fn parse_event(input: EventInput, now: Timestamp, window: &EventTimeWindow) -> R
     Ok(event)
 }
 
-/// Check that a public key only sends events of its own user or of anonymous visitors.
-fn check_subject(caller: &Caller, event: &Event) -> ApiResult<()> {
-    match &event.subject.user_id {
-        Some(user) => caller.require_user(user),
-        None => Ok(()),
+/// What a key may send. A secret key (the shop's backend): anything, with ids outside the public namespace. A
+/// public key (a browser or app): events of its token's user or of anonymous visitors, no purchases or returns
+/// (a browser could claim any order), and its event ids go into the public namespace, so they can never take an
+/// id the backend will send.
+fn scope_event(caller: &Caller, event: Event) -> ApiResult<Event> {
+    if caller.kind == ApiKeyKind::Secret {
+        if event.id.is_public() {
+            return Err(ValidationError::new(
+                "event_id",
+                "reserved_event_id",
+                format!(
+                    "event ids starting with `{PUBLIC_EVENT_ID_PREFIX}` are those of events sent with a public key"
+                ),
+            )
+            .into());
+        }
+        return Ok(event);
     }
+    if let Some(user) = &event.subject.user_id {
+        caller.require_user(user)?;
+    }
+    if matches!(event.kind, EventKind::Purchase { .. } | EventKind::Return { .. }) {
+        return Err(ApiError::forbidden(format!(
+            "`{}` events need a secret key: send orders and returns from your backend",
+            event.kind.event_type().as_str()
+        )));
+    }
+    Ok(Event { id: event.id.into_public()?, ..event })
 }
 
 /// Send one event.
@@ -72,7 +96,7 @@ pub async fn post_event(
     let event = parse_event(input, Timestamp::now(), &state.options.event_time_window).inspect_err(|_| {
         state.metrics.events_rejected.inc();
     })?;
-    check_subject(&caller, &event)?;
+    let event = scope_event(&caller, event)?;
     let event_id = event.id.to_string();
     let store = state.store().clone();
     let outcome = blocking(move || Ok(store.append_events(&caller.tenant, std::slice::from_ref(&event))?)).await?;
@@ -135,9 +159,7 @@ pub async fn post_event_batch(
             metrics_state.metrics.events_rejected.inc_by(problems.len() as u64);
             return Err(invalid_batch("events", problems));
         }
-        for event in &events {
-            check_subject(&caller, event)?;
-        }
+        let events = events.into_iter().map(|event| scope_event(&caller, event)).collect::<ApiResult<Vec<_>>>()?;
         let outcome = store.append_events(&caller.tenant, &events)?;
         Ok((outcome, events.into_iter().map(|e| e.id.to_string()).collect::<Vec<_>>()))
     })
