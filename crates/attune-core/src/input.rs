@@ -105,6 +105,21 @@ pub struct ConsentInput {
     pub analytics: Option<bool>,
 }
 
+/// A consent change, as sent to `POST /v1/users/{id}/consents`: the purposes named are granted (`true`) or
+/// withdrawn (`false`); the others stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsentChangeInput {
+    pub personalization: Option<bool>,
+    pub marketing: Option<bool>,
+    pub analytics: Option<bool>,
+    /// `api` (default with a secret key), `console` or `import`; with a public key always `storefront`.
+    pub source: Option<String>,
+    /// The version of the privacy policy the customer was shown.
+    pub policy_version: Option<String>,
+}
+
 /// A customer as sent to `PUT /v1/users/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -26,10 +26,10 @@ pub use ids::{
     AnonymousId, EventId, ItemId, OrderId, PUBLIC_EVENT_ID_PREFIX, RecommendationId, SessionId, StoreId, TenantId,
     UserId,
 };
-pub use input::{EventInput, ItemInput, OrderLineInput, UserInput};
+pub use input::{ConsentChangeInput, ConsentInput, EventInput, ItemInput, OrderLineInput, UserInput};
 pub use item::{Availability, Item};
 pub use money::{Currency, Money};
 pub use random::SplitMix64;
 pub use tenant::{ApiKeyKind, Tenant};
 pub use time::{EventTimeWindow, Timestamp};
-pub use user::{Consent, User};
+pub use user::{Consent, ConsentSource, ConsentStatement, Purpose, User};

@@ -1,8 +1,8 @@
-//! Customers: their traits and the consent they gave.
+//! Customers: their traits and the consent they gave, and the ledger of consent statements that set it.
 
 use crate::error::ValidationError;
 use crate::ids::UserId;
-use crate::input::{ScalarValue, UserInput};
+use crate::input::{ConsentChangeInput, ScalarValue, UserInput};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +24,130 @@ pub struct Consent {
 impl Default for Consent {
     fn default() -> Self {
         Self { personalization: true, marketing: false, analytics: true }
+    }
+}
+
+impl Consent {
+    /// Whether the customer's data may be used for `purpose`.
+    pub fn allows(&self, purpose: Purpose) -> bool {
+        match purpose {
+            Purpose::Personalization => self.personalization,
+            Purpose::Marketing => self.marketing,
+            Purpose::Analytics => self.analytics,
+        }
+    }
+
+    /// The consent after `statement`.
+    pub fn apply(&mut self, statement: &ConsentStatement) {
+        let flag = match statement.purpose {
+            Purpose::Personalization => &mut self.personalization,
+            Purpose::Marketing => &mut self.marketing,
+            Purpose::Analytics => &mut self.analytics,
+        };
+        *flag = statement.granted;
+    }
+}
+
+/// What a customer's data may be used for, each with its own consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Purpose {
+    /// Recommendations and search ranked by the customer's own history.
+    Personalization,
+    /// Offers, promotions and reminders sent or shown to the customer.
+    Marketing,
+    /// The customer counted in customer analytics: lifetime value, segments, churn risk.
+    Analytics,
+}
+
+/// Where a consent statement was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ConsentSource {
+    /// The shop's backend, through the API.
+    Api,
+    /// The shopper, in the storefront (a public key with their user token).
+    Storefront,
+    /// Staff, in the console.
+    Console,
+    /// A file import.
+    Import,
+}
+
+impl ConsentSource {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        match value {
+            "api" => Ok(Self::Api),
+            "storefront" => Ok(Self::Storefront),
+            "console" => Ok(Self::Console),
+            "import" => Ok(Self::Import),
+            other => Err(ValidationError::new(
+                "source",
+                "invalid_value",
+                format!("`{other}` is not a consent source (api, storefront, console or import)"),
+            )),
+        }
+    }
+}
+
+/// One entry of a customer's consent ledger: a purpose granted or withdrawn, where, under which policy, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsentStatement {
+    pub purpose: Purpose,
+    pub granted: bool,
+    pub source: ConsentSource,
+    /// The version of the shop's privacy policy the customer was shown, when the shop gives it.
+    pub policy_version: Option<String>,
+    pub recorded_at: Timestamp,
+}
+
+const MAX_POLICY_VERSION_LEN: usize = 64;
+
+impl ConsentStatement {
+    /// The statements of one change: one per purpose the input names, made through `source` at `now`.
+    pub fn parse_change(
+        input: &ConsentChangeInput,
+        source: ConsentSource,
+        now: Timestamp,
+    ) -> Result<Vec<Self>, ValidationError> {
+        let policy_version = input.policy_version.as_deref().map(str::trim).filter(|v| !v.is_empty());
+        if let Some(version) = policy_version
+            && (version.len() > MAX_POLICY_VERSION_LEN || version.chars().any(char::is_control))
+        {
+            return Err(ValidationError::new(
+                "policy_version",
+                "invalid_value",
+                format!("`policy_version` must be at most {MAX_POLICY_VERSION_LEN} bytes without control characters"),
+            ));
+        }
+        let given = [
+            (Purpose::Personalization, input.personalization),
+            (Purpose::Marketing, input.marketing),
+            (Purpose::Analytics, input.analytics),
+        ];
+        let statements: Vec<Self> = given
+            .into_iter()
+            .filter_map(|(purpose, granted)| {
+                granted.map(|granted| Self {
+                    purpose,
+                    granted,
+                    source,
+                    policy_version: policy_version.map(str::to_string),
+                    recorded_at: now,
+                })
+            })
+            .collect();
+        if statements.is_empty() {
+            return Err(ValidationError::new(
+                "consent",
+                "empty_change",
+                "name at least one purpose: `personalization`, `marketing` or `analytics`",
+            ));
+        }
+        Ok(statements)
     }
 }
 

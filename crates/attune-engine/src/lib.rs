@@ -20,6 +20,7 @@ pub mod event_log;
 pub mod insights;
 pub mod keys;
 pub mod popular;
+pub mod privacy;
 pub mod recs;
 pub mod search;
 pub mod snapshot;

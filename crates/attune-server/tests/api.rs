@@ -331,6 +331,50 @@ fn a_public_key_cannot_claim_backend_event_ids_or_send_orders() {
 }
 
 #[test]
+fn consent_changes_are_recorded_with_their_source_and_read_back() {
+    let server = TestServer::start();
+    let (public, secret) = (&server.alpha_public, &server.alpha_secret);
+    // A profile's consent is a ledger statement too; replacing the profile without consent keeps it.
+    expect(server.put(secret, "/v1/users/u1", &json!({"consent": {"marketing": true}})), StatusCode::OK);
+    let kept = expect(server.put(secret, "/v1/users/u1", &json!({"traits": {"vip": true}})), StatusCode::OK);
+    assert_eq!(kept["consent"], json!({"personalization": true, "marketing": true, "analytics": true}));
+    // The shopper, in the storefront, with their user token: always recorded as `storefront`.
+    let token = expect(server.post(secret, "/v1/user-tokens", &json!({"user_id": "u1"})), StatusCode::OK);
+    let token = token["token"].as_str().unwrap().to_string();
+    let change = json!({"personalization": false, "source": "api", "policy_version": "2026-01"});
+    let ledger = expect(
+        server.post(public, "/v1/users/u1/consents", &change).header("x-attune-user-token", &token),
+        StatusCode::OK,
+    );
+    assert_eq!(ledger["consent"], json!({"personalization": false, "marketing": true, "analytics": true}));
+    let history = ledger["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{ledger}");
+    assert_eq!(
+        (&history[0]["purpose"], &history[0]["granted"], &history[0]["source"]),
+        (&json!("marketing"), &json!(true), &json!("api"))
+    );
+    assert_eq!((&history[1]["purpose"], &history[1]["source"]), (&json!("personalization"), &json!("storefront")));
+    assert_eq!(history[1]["policy_version"], "2026-01");
+    let read =
+        expect(server.get(public, "/v1/users/u1/consents").header("x-attune-user-token", &token), StatusCode::OK);
+    assert_eq!(read, ledger);
+    // Not another shopper's, not without a token; bad changes are refused and change nothing.
+    let other = server.post(public, "/v1/users/u2/consents", &change).header("x-attune-user-token", &token);
+    expect_error(other, StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.get(public, "/v1/users/u1/consents"), StatusCode::FORBIDDEN, "forbidden");
+    expect_error(server.post(secret, "/v1/users/u1/consents", &json!({})), StatusCode::BAD_REQUEST, "empty_change");
+    let bad_source = json!({"analytics": false, "source": "rumour"});
+    expect_error(server.post(secret, "/v1/users/u1/consents", &bad_source), StatusCode::BAD_REQUEST, "invalid_value");
+    let unknown = json!({"analytics": false, "sms": true});
+    expect_error(server.post(secret, "/v1/users/u1/consents", &unknown), StatusCode::BAD_REQUEST, "invalid_body");
+    assert_eq!(expect(server.get(secret, "/v1/users/u1/consents"), StatusCode::OK), ledger);
+    // A customer without a profile has the defaults and an empty ledger.
+    let nobody = expect(server.get(secret, "/v1/users/nobody/consents"), StatusCode::OK);
+    assert_eq!(nobody["consent"], json!({"personalization": true, "marketing": false, "analytics": true}));
+    assert_eq!(nobody["history"], json!([]));
+}
+
+#[test]
 fn currencies_must_be_iso_4217() {
     let server = TestServer::start();
     let secret = &server.alpha_secret;

@@ -12,7 +12,7 @@ use attune_store::Store;
 use harness::Server;
 use reqwest::StatusCode;
 use reqwest::blocking::RequestBuilder;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const CUSTOMERS: u32 = 200;
 const DAYS: u32 = 365;
@@ -219,6 +219,24 @@ fn customer_insights_segments_and_customers_at_risk() {
     assert!(customers.iter().all(|c| (0.0..=1.0).contains(&number(&c["churn_risk"]))));
     assert!(customers.iter().any(|c| c["user_id"] == "lapsed"), "{at_risk}");
     expect_error(server.get("/v1/customers/at-risk?limit=0"), StatusCode::BAD_REQUEST, "invalid_parameter");
+}
+
+#[test]
+fn a_customer_who_withdraws_consent_to_analytics_leaves_the_customer_models() {
+    let server = TestServer::start();
+    expect(server.get("/v1/customers/lapsed/insights"), StatusCode::OK);
+    let withdraw = json!({"analytics": false, "source": "console"});
+    let consents = format!("{}/v1/users/lapsed/consents", server.base);
+    let ledger = expect(server.client.post(&consents).bearer_auth(&server.secret).json(&withdraw), StatusCode::OK);
+    assert_eq!(ledger["history"][0]["source"], "console", "{ledger}");
+    // At once, not after the analytics cache expires.
+    expect_error(server.get("/v1/customers/lapsed/insights"), StatusCode::NOT_FOUND, "not_found");
+    let loyal = expect(server.get("/v1/customers/loyal/insights"), StatusCode::OK);
+    assert_eq!(loyal["model"]["customers"], u64::from(CUSTOMERS) + 2, "fitted without them: {loyal}");
+    let segments = expect(server.get("/v1/customers/segments"), StatusCode::OK);
+    assert_eq!(segments["customers"], u64::from(CUSTOMERS) + 2, "{segments}");
+    let at_risk = expect(server.get("/v1/customers/at-risk?limit=1000"), StatusCode::OK);
+    assert!(!at_risk["customers"].as_array().unwrap().iter().any(|c| c["user_id"] == "lapsed"), "{at_risk}");
 }
 
 #[test]

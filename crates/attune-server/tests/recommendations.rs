@@ -1310,3 +1310,56 @@ fn the_console_models_page_lists_versions_trains_and_previews_every_scenario() {
     assert!(html.contains("anchored on item C"));
     assert!(html.contains("You buy this about every 10 days"), "buy again for the regular customer");
 }
+
+#[test]
+fn withdrawn_consent_to_personalization_makes_the_next_list_non_personal() {
+    let server = TestServer::start();
+    server.send_event(&json!({"type": "view", "event_id": "v1", "user_id": "buyer", "item_id": "C"}));
+    server.send_event(&json!({"type": "not_interested", "event_id": "n1", "user_id": "buyer", "item_id": "D"}));
+    let personal = server.list(&json!({"scenario": "for_you", "user_id": "buyer"}));
+    assert_eq!((&personal["personalized"], personal.get("not_personalized_reason")), (&json!(true), None));
+    assert_eq!(personal["items"][0]["explanation"]["signal"], "your_history", "{personal}");
+    let anyone = server.list(&json!({"scenario": "for_you", "user_id": "newcomer"}));
+
+    let consent = |granted: bool| {
+        let body = json!({"personalization": granted, "policy_version": "2026-01"});
+        server.client.post(format!("{}/v1/users/buyer/consents", server.base)).bearer_auth(&server.secret).json(&body)
+    };
+    let ledger = expect(consent(false), StatusCode::OK);
+    assert_eq!(ledger["consent"]["personalization"], false, "{ledger}");
+    // From the next request on: nothing of the shopper's history shapes, explains or filters a list.
+    let cases = [
+        json!({"scenario": "for_you", "user_id": "buyer"}),
+        json!({"scenario": "next", "user_id": "buyer"}),
+        json!({"scenario": "similar", "item_id": "A", "user_id": "buyer"}),
+    ];
+    for body in &cases {
+        let list = server.list(body);
+        assert_eq!(list["personalized"], false, "{body}: {list}");
+        assert_eq!(list["not_personalized_reason"], "consent_withdrawn", "{body}: {list}");
+        for item in list["items"].as_array().unwrap() {
+            let because = item["explanation"]["because_item_ids"].as_array().unwrap();
+            assert!(!because.iter().any(|id| id == "C"), "{body}: explained by the shopper's view: {item}");
+        }
+    }
+    let for_you = server.list(&cases[0]);
+    assert_eq!(ids(&for_you), ids(&anyone), "the list anyone without a history gets");
+    let recent = server.list(&json!({"scenario": "recently_viewed", "user_id": "buyer"}));
+    assert!(ids(&recent).is_empty(), "{recent}");
+
+    // Granted again: personal again, and the ledger holds both statements.
+    let ledger = expect(consent(true), StatusCode::OK);
+    let history = ledger["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{ledger}");
+    assert_eq!(
+        (&history[0]["granted"], &history[0]["source"], &history[0]["policy_version"]),
+        (&json!(false), &json!("api"), &json!("2026-01"))
+    );
+    let again = server.list(&json!({"scenario": "recently_viewed", "user_id": "buyer"}));
+    assert_eq!(ids(&again), vec!["C".to_string()], "{again}");
+    let trending = server.list(&json!({"scenario": "trending"}));
+    assert_eq!(
+        (&trending["personalized"], &trending["not_personalized_reason"]),
+        (&json!(false), &json!("no_shopper"))
+    );
+}

@@ -253,6 +253,26 @@ fn a_shopper_with_a_brand_affinity_gets_their_own_order() {
 }
 
 #[test]
+fn withdrawn_consent_to_personalization_gives_the_anonymous_order() {
+    let server = TestServer::start(None);
+    let plain = ids(&expect(server.get(&[("q", "knitted wool jumper")]), StatusCode::OK));
+    let fan = expect(server.get(&[("q", "knitted wool jumper"), ("user_id", "fan")]), StatusCode::OK);
+    assert_eq!(fan["personalized"], true, "{fan}");
+    let withdraw = json!({"personalization": false});
+    let consents = format!("{}/v1/users/fan/consents", server.base);
+    expect(server.client.post(&consents).bearer_auth(&server.secret).json(&withdraw), StatusCode::OK);
+    let after = expect(server.get(&[("q", "knitted wool jumper"), ("user_id", "fan")]), StatusCode::OK);
+    assert_eq!(ids(&after), plain, "{after}");
+    assert_eq!(
+        (&after["personalized"], &after["not_personalized_reason"]),
+        (&json!(false), &json!("consent_withdrawn"))
+    );
+    for hit in after["hits"].as_array().unwrap() {
+        assert_eq!(hit["score"]["personal"].as_f64(), Some(0.0), "{hit}");
+    }
+}
+
+#[test]
 fn a_missing_model_directory_means_lexical_search_with_a_warning() {
     let server = TestServer::start(Some(PathBuf::from("/nonexistent/attune-model")));
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -4,8 +4,8 @@
 use crate::types::*;
 use crate::{Store, StoreError};
 use attune_core::{
-    ApiKeyKind, Event, EventInput, EventType, Item, ItemId, ItemInput, Tenant, TenantId, Timestamp, User, UserId,
-    UserInput,
+    ApiKeyKind, Consent, ConsentSource, ConsentStatement, Event, EventInput, EventType, Item, ItemId, ItemInput,
+    Purpose, Tenant, TenantId, Timestamp, User, UserId, UserInput,
 };
 
 /// Instantiate every conformance check as a `#[test]` for one backend.
@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned,
             task_leases_are_exclusive_and_slots_run_once, restored_events_keep_their_numbers_and_times,
             stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order,
-            a_pinned_model_version_lasts_until_the_next_is_saved);
+            a_pinned_model_version_lasts_until_the_next_is_saved, consent_changes_only_through_the_ledger);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -527,4 +527,35 @@ pub fn a_pinned_model_version_lasts_until_the_next_is_saved(store: &dyn Store) {
     assert_eq!(store.pinned_model_version(&other, "recs").unwrap(), None, "and per tenant");
     store.save_model_snapshot(&shop, "recs", 9, "{}", b"n").unwrap();
     assert_eq!(store.pinned_model_version(&shop, "recs").unwrap(), None, "a new version serves again");
+}
+
+pub fn consent_changes_only_through_the_ledger(store: &dyn Store) {
+    let (t, other) = (tenant(store, "alpha"), tenant(store, "beta"));
+    let id = UserId::parse("17850").unwrap();
+    let statement = |purpose, granted| ConsentStatement {
+        purpose,
+        granted,
+        source: ConsentSource::Storefront,
+        policy_version: Some("2026-01".into()),
+        recorded_at: Timestamp::now(),
+    };
+    // A statement about a customer without a profile creates one with the default consent, then applies.
+    let withdrawn = statement(Purpose::Personalization, false);
+    let stored = store.record_consent(&t, &id, std::slice::from_ref(&withdrawn)).unwrap();
+    assert_eq!(stored.consent, Consent { personalization: false, ..Consent::default() });
+    let marketing = [statement(Purpose::Marketing, true), statement(Purpose::Analytics, false)];
+    store.record_consent(&t, &id, &marketing).unwrap();
+    let expected = Consent { personalization: false, marketing: true, analytics: false };
+    assert_eq!(store.user(&t, &id).unwrap().unwrap().consent, expected);
+    // Replacing the profile keeps the consent (and the first `created_at`).
+    let input: UserInput = serde_json::from_str(r#"{"id":"17850","traits":{"vip":true},"consent":{}}"#).unwrap();
+    let replaced = store.upsert_user(&t, &User::parse(input, Timestamp::now()).unwrap()).unwrap();
+    assert_eq!((replaced.consent, replaced.created_at), (expected, stored.created_at));
+    assert_eq!(store.user(&t, &id).unwrap().unwrap().consent, expected);
+    // The ledger, oldest first, per tenant; erasure takes it too.
+    let history = store.consent_history(&t, &id).unwrap();
+    assert_eq!(history, [withdrawn, marketing[0].clone(), marketing[1].clone()]);
+    assert!(store.consent_history(&other, &id).unwrap().is_empty());
+    store.delete_user(&t, &id).unwrap();
+    assert!(store.consent_history(&t, &id).unwrap().is_empty());
 }

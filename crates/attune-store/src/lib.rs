@@ -29,7 +29,7 @@ pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use types::*;
 
-use attune_core::{Event, Item, ItemId, Tenant, TenantId, User, UserId};
+use attune_core::{ConsentStatement, Event, Item, ItemId, Tenant, TenantId, User, UserId};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -58,13 +58,19 @@ pub trait Store: Send + Sync + 'static {
     fn all_items(&self, tenant: &TenantId) -> StoreResult<Vec<Item>>;
     fn delete_item(&self, tenant: &TenantId, id: &ItemId) -> StoreResult<bool>;
 
-    /// Insert or replace a user; returns it as stored (with the first `created_at`).
+    /// Insert or replace a user; returns it as stored. An existing profile keeps its first `created_at` and its
+    /// consent, which changes only through [`Store::record_consent`].
     fn upsert_user(&self, tenant: &TenantId, user: &User) -> StoreResult<User>;
-    /// Insert or replace many users in one transaction.
+    /// Insert or replace many users in one transaction, as [`Store::upsert_user`] does each.
     fn upsert_users(&self, tenant: &TenantId, users: &[User]) -> StoreResult<UpsertCounts>;
+    /// Applies `statements` to the consent of `user` (a profile with the default consent is created when there
+    /// is none) and appends them to the user's consent ledger, in one transaction; returns the user as stored.
+    fn record_consent(&self, tenant: &TenantId, user: &UserId, statements: &[ConsentStatement]) -> StoreResult<User>;
+    /// The consent ledger of `user`, oldest first.
+    fn consent_history(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Vec<ConsentStatement>>;
     fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>>;
     fn list_users(&self, tenant: &TenantId, query: &UserQuery) -> StoreResult<UserPage>;
-    /// Delete a user's profile and every event attributed to their user id.
+    /// Delete a user's profile, consent ledger and every event attributed to their user id.
     fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<DeletedUser>;
 
     /// Durably append events; ids already stored are skipped and counted as duplicates.

@@ -25,7 +25,7 @@ use crate::local_lease::{LocalLease, LocalLeases};
 use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
-use attune_core::{Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
+use attune_core::{ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
@@ -453,16 +453,23 @@ fn api_key_from_pg(row: &postgres::Row) -> StoreResult<ApiKeyRecord> {
 
 /// Upserts one user inside a transaction; returns the stored user and whether it was created.
 fn upsert_user_in(tx: &mut postgres::Transaction<'_>, tenant: &TenantId, user: &User) -> StoreResult<(User, bool)> {
-    let previous: Option<i64> = tx
+    let previous = stored_user_doc(tx, tenant, &user.id)?;
+    let stored = user_over(user, previous.as_deref())?;
+    write_user(tx, tenant, &stored)?;
+    Ok((stored, previous.is_none()))
+}
+
+/// The stored document of user `id`, locked until the transaction ends.
+fn stored_user_doc(tx: &mut postgres::Transaction<'_>, tenant: &TenantId, id: &UserId) -> StoreResult<Option<String>> {
+    Ok(tx
         .query_opt(
-            "SELECT created_at FROM users WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE",
-            &[&tenant.as_str(), &user.id.as_str()],
+            "SELECT doc FROM users WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE",
+            &[&tenant.as_str(), &id.as_str()],
         )?
-        .map(|row| row.get(0));
-    let mut stored = user.clone();
-    if let Some(created) = previous {
-        stored.created_at = timestamp(created)?;
-    }
+        .map(|row| row.get(0)))
+}
+
+fn write_user(tx: &mut postgres::Transaction<'_>, tenant: &TenantId, stored: &User) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO users (tenant_id, user_id, created_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant_id, user_id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
@@ -471,10 +478,10 @@ fn upsert_user_in(tx: &mut postgres::Transaction<'_>, tenant: &TenantId, user: &
             &stored.id.as_str(),
             &stored.created_at.millis(),
             &stored.updated_at.millis(),
-            &to_json(&stored)?,
+            &to_json(stored)?,
         ],
     )?;
-    Ok((stored, previous.is_none()))
+    Ok(())
 }
 
 impl Store for PostgresStore {
@@ -730,6 +737,41 @@ impl Store for PostgresStore {
         })
     }
 
+    fn record_consent(&self, tenant: &TenantId, user: &UserId, statements: &[ConsentStatement]) -> StoreResult<User> {
+        self.with_connection(|c| {
+            let mut tx = c.client.transaction()?;
+            // A new customer's default profile first, so that concurrent statements queue on its row lock.
+            let blank = user_with_consent(user, None, &[])?;
+            tx.execute(
+                "INSERT INTO users (tenant_id, user_id, created_at, updated_at, doc) VALUES ($1, $2, $3, $3, $4)
+                 ON CONFLICT (tenant_id, user_id) DO NOTHING",
+                &[&tenant.as_str(), &user.as_str(), &blank.created_at.millis(), &to_json(&blank)?],
+            )?;
+            let previous = stored_user_doc(&mut tx, tenant, user)?;
+            let stored = user_with_consent(user, previous.as_deref(), statements)?;
+            write_user(&mut tx, tenant, &stored)?;
+            let docs = statements.iter().map(to_json).collect::<StoreResult<Vec<_>>>()?;
+            tx.execute(
+                "INSERT INTO consent_statements (tenant_id, user_id, doc)
+                 SELECT $1, $2, doc FROM unnest($3::text[]) WITH ORDINALITY AS s(doc, n) ORDER BY n",
+                &[&tenant.as_str(), &user.as_str(), &docs],
+            )?;
+            self.notify(&mut tx, &Change::Users { tenant: tenant.clone(), user: Some(user.clone()) })?;
+            tx.commit()?;
+            Ok(stored)
+        })
+    }
+
+    fn consent_history(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Vec<ConsentStatement>> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT doc FROM consent_statements WHERE tenant_id = $1 AND user_id = $2 ORDER BY id",
+                &[&tenant.as_str(), &user.as_str()],
+            )?;
+            rows.iter().map(|row| read_consent_statement(row.get(0))).collect()
+        })
+    }
+
     fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>> {
         self.read(|c| {
             let row = c.query_opt(
@@ -770,6 +812,10 @@ impl Store for PostgresStore {
                 "DELETE FROM users WHERE tenant_id = $1 AND user_id = $2",
                 &[&tenant.as_str(), &id.as_str()],
             )? > 0;
+            tx.execute(
+                "DELETE FROM consent_statements WHERE tenant_id = $1 AND user_id = $2",
+                &[&tenant.as_str(), &id.as_str()],
+            )?;
             let deleted = tx.query(
                 // Both arms, so that each of the shopper's two partial indexes serves one.
                 "DELETE FROM events WHERE tenant_id = $1 AND user_id = $2

@@ -3,7 +3,7 @@
 
 use crate::types::{ApiKeyRecord, StoredEvent};
 use crate::{StoreError, StoreResult};
-use attune_core::{ApiKeyKind, Event, EventInput, Item, TenantId, Timestamp, User};
+use attune_core::{ApiKeyKind, Consent, ConsentStatement, Event, EventInput, Item, TenantId, Timestamp, User, UserId};
 
 /// Milliseconds in a UTC day: daily event counts are kept per `ts / DAY_MILLIS`.
 pub(crate) const DAY_MILLIS: i64 = 86_400_000;
@@ -62,6 +62,45 @@ pub(crate) fn read_item(doc: &str) -> StoreResult<Item> {
 
 pub(crate) fn read_user(doc: &str) -> StoreResult<User> {
     serde_json::from_str(doc).map_err(|e| corrupt(format!("user document: {e}")))
+}
+
+/// `user` as an upsert stores it over `previous` (the stored document, if any): the first `created_at` and the
+/// stored consent are kept, since consent changes only through the consent ledger.
+pub(crate) fn user_over(user: &User, previous: Option<&str>) -> StoreResult<User> {
+    let mut stored = user.clone();
+    if let Some(previous) = previous.map(read_user).transpose()? {
+        stored.created_at = previous.created_at;
+        stored.consent = previous.consent;
+    }
+    Ok(stored)
+}
+
+/// `user` after `statements`, or a new profile of `id` with the default consent and them.
+pub(crate) fn user_with_consent(
+    id: &UserId,
+    previous: Option<&str>,
+    statements: &[ConsentStatement],
+) -> StoreResult<User> {
+    let now = Timestamp::now();
+    let mut user = match previous.map(read_user).transpose()? {
+        Some(user) => user,
+        None => User {
+            id: id.clone(),
+            traits: Default::default(),
+            consent: Consent::default(),
+            created_at: now,
+            updated_at: now,
+        },
+    };
+    for statement in statements {
+        user.consent.apply(statement);
+    }
+    user.updated_at = now;
+    Ok(user)
+}
+
+pub(crate) fn read_consent_statement(doc: &str) -> StoreResult<ConsentStatement> {
+    serde_json::from_str(doc).map_err(|e| corrupt(format!("consent statement: {e}")))
 }
 
 pub(crate) fn read_event(seq: i64, received_at: i64, payload: &str) -> StoreResult<StoredEvent> {

@@ -11,7 +11,7 @@ use crate::local_lease::LocalLeases;
 use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
-use attune_core::{Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
+use attune_core::{ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -561,6 +561,33 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_consent(&self, tenant: &TenantId, user: &UserId, statements: &[ConsentStatement]) -> StoreResult<User> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let previous = stored_user_doc(&tx, tenant, user)?;
+            let stored = user_with_consent(user, previous.as_deref(), statements)?;
+            write_user(&tx, tenant, &stored)?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO consent_statements (tenant_id, user_id, doc) VALUES (?1, ?2, ?3)")?;
+            for statement in statements {
+                insert.execute(params![tenant.as_str(), user.as_str(), to_json(statement)?])?;
+            }
+            drop(insert);
+            tx.commit()?;
+            Ok(stored)
+        })
+    }
+
+    fn consent_history(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Vec<ConsentStatement>> {
+        self.with_reader(|c| {
+            let docs: Vec<String> = c
+                .prepare_cached("SELECT doc FROM consent_statements WHERE tenant_id = ?1 AND user_id = ?2 ORDER BY id")?
+                .query_map(params![tenant.as_str(), user.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            docs.iter().map(|doc| read_consent_statement(doc)).collect()
+        })
+    }
+
     fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>> {
         self.with_reader(|c| {
             let doc: Option<String> = c
@@ -596,6 +623,10 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             let profile =
                 tx.execute("DELETE FROM users WHERE tenant_id = ?1 AND user_id = ?2", params![tenant.as_str(), id.as_str()])? > 0;
+            tx.execute(
+                "DELETE FROM consent_statements WHERE tenant_id = ?1 AND user_id = ?2",
+                params![tenant.as_str(), id.as_str()],
+            )?;
             let per_day: Vec<(i64, String, i64)> = tx
                 .prepare(
                     "SELECT ts / ?3, event_type, count(*) FROM events WHERE tenant_id = ?1 AND user_id = ?2
@@ -1037,14 +1068,20 @@ fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
 
 /// Upsert one user inside a transaction; returns the stored user and whether it was created.
 fn upsert_user_in(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, user: &User) -> StoreResult<(User, bool)> {
-    let previous: Option<i64> = tx
-        .prepare_cached("SELECT created_at FROM users WHERE tenant_id = ?1 AND user_id = ?2")?
-        .query_row(params![tenant.as_str(), user.id.as_str()], |r| r.get(0))
-        .optional()?;
-    let mut stored = user.clone();
-    if let Some(created) = previous {
-        stored.created_at = timestamp(created)?;
-    }
+    let previous = stored_user_doc(tx, tenant, &user.id)?;
+    let stored = user_over(user, previous.as_deref())?;
+    write_user(tx, tenant, &stored)?;
+    Ok((stored, previous.is_none()))
+}
+
+fn stored_user_doc(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, id: &UserId) -> StoreResult<Option<String>> {
+    Ok(tx
+        .prepare_cached("SELECT doc FROM users WHERE tenant_id = ?1 AND user_id = ?2")?
+        .query_row(params![tenant.as_str(), id.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
+fn write_user(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, stored: &User) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO users (tenant_id, user_id, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (tenant_id, user_id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
@@ -1054,9 +1091,9 @@ fn upsert_user_in(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, user: &User
         stored.id.as_str(),
         stored.created_at.millis(),
         stored.updated_at.millis(),
-        to_json(&stored)?
+        to_json(stored)?
     ])?;
-    Ok((stored, previous.is_none()))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -206,7 +206,7 @@ impl RecsService {
         {
             return Err(EngineError::not_found(format!("item `{anchor}`")));
         }
-        let items = serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?;
+        let (items, personalization) = serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?;
         let recommendation_id = RecommendationId::generate();
         let shopper = rules.shopper.user.is_some() || rules.shopper.anonymous.is_some();
         if *log_impression && shopper && !items.is_empty() {
@@ -214,7 +214,7 @@ impl RecsService {
             // Queued for the batched writer: a request never waits for its impression's disk sync.
             self.events.record(tenant.clone(), impression);
         }
-        Ok(ServedList { recommendation_id, model_version: model.version, items })
+        Ok(ServedList { recommendation_id, model_version: model.version, items, personalization })
     }
 
     /// Computes a list with `model` without logging anything (the storefront logs its own impressions, the
@@ -227,7 +227,7 @@ impl RecsService {
         rules: &Rules,
     ) -> EngineResult<Vec<Recommended>> {
         let catalog = self.catalog.snapshot(tenant)?;
-        Ok(serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?)
+        Ok(serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?.0)
     }
 
     /// Every scenario for `customer`, anchored on `item` or else on the customer's latest item: the anchor
@@ -255,6 +255,7 @@ impl RecsService {
                         let request =
                             ListRequest { basis, count: PREVIEW_COUNT, exclude: HashSet::new(), in_stock_only: true };
                         serve::recommend(self.store.as_ref(), tenant, &model, &catalog, &request, &rules)
+                            .map(|(items, _)| items)
                             .map_err(|e| e.to_string())
                     }
                 };

@@ -1,6 +1,7 @@
 //! What a recommendation list is asked for and what it answers: the scenario's basis, the business rules, and
 //! each recommended item with the signal and items that explain it.
 
+use crate::privacy::Personalization;
 use attune_core::{AnonymousId, FilterExpr, Item, ItemId, RecommendationId, UserId};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -147,4 +148,6 @@ pub struct ServedList {
     /// The stored model version the list was computed with.
     pub model_version: i64,
     pub items: Vec<Recommended>,
+    /// Whether the shopper's own history shaped the list.
+    pub personalization: Personalization,
 }

@@ -9,11 +9,13 @@ use super::request::{Basis, ListRequest, Recommended, Rules};
 use super::select::{MIN_POOL, POOL_FACTOR, boost, diversify, gather};
 use super::shopper::ShopperEvents;
 use crate::catalog::CatalogSnapshot;
+use crate::privacy::{self, Personalization};
 use attune_core::{TenantId, Timestamp};
 use attune_store::{Store, StoreResult};
 
-/// Computes one recommendation list under `rules` with `model`, checking items against `catalog`. Reads the
-/// shopper's latest events from the store: call on a blocking thread.
+/// Computes one recommendation list under `rules` with `model`, checking items against `catalog`, and says
+/// whether it used the shopper's history (only with their consent). Reads the shopper's consent and latest events
+/// from the store: call on a blocking thread.
 pub fn recommend(
     store: &dyn Store,
     tenant: &TenantId,
@@ -21,12 +23,17 @@ pub fn recommend(
     catalog: &CatalogSnapshot,
     request: &ListRequest,
     rules: &Rules,
-) -> StoreResult<Vec<Recommended>> {
+) -> StoreResult<(Vec<Recommended>, Personalization)> {
     let user = match &request.basis {
         Basis::ForYou(user) => user.as_ref(),
         _ => None,
     };
-    let shopper = ShopperEvents::load(store, tenant, user, &rules.shopper)?;
+    let whose = user.or(rules.shopper.user.as_ref());
+    let personalization = privacy::personalization(store, tenant, whose, rules.shopper.anonymous.as_ref())?;
+    let shopper = match personalization {
+        Personalization::Personalized => ShopperEvents::load(store, tenant, user, &rules.shopper)?,
+        Personalization::NotPersonalized(_) => ShopperEvents::none(),
+    };
     let now_ms = Timestamp::now().millis();
     let reranks = !rules.boosts.is_empty() || rules.max_per_category.is_some() || rules.mmr_lambda.is_some();
     let target = if reranks { (request.count * POOL_FACTOR).max(MIN_POOL) } else { request.count };
@@ -44,5 +51,5 @@ pub fn recommend(
         }
         wide = true;
     };
-    Ok(explain(model, catalog, picked, &plan.touch, now_ms))
+    Ok((explain(model, catalog, picked, &plan.touch, now_ms), personalization))
 }

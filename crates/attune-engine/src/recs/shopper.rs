@@ -125,9 +125,14 @@ impl ShopperEvents {
         let whose = match (user.or(shopper.user.as_ref()), &shopper.anonymous) {
             (Some(user), _) => ShopperRef::User(user),
             (None, Some(anonymous)) => ShopperRef::Anonymous(anonymous),
-            (None, None) => return Ok(Self { events: Arc::from(Vec::new()) }),
+            (None, None) => return Ok(Self::none()),
         };
         Ok(Self { events: store.shopper_activity(tenant, whose, SHOPPER_EVENTS)? })
+    }
+
+    /// No history: the shopper's own data may not be used.
+    pub fn none() -> Self {
+        Self { events: Arc::from(Vec::new()) }
     }
 
     pub fn not_interested(&self) -> impl Iterator<Item = &ItemId> {

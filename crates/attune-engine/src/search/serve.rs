@@ -9,6 +9,7 @@ use super::queries::{CORRECTED_QUERY_KEY, PastQueries};
 use crate::error::{EngineError, EngineResult};
 use crate::event_log::EventLog;
 use crate::popular::{PopularItems, Popularity};
+use crate::privacy::{self, Personalization};
 use attune_core::input::ScalarValue;
 use attune_core::{
     AnonymousId, Channel, Event, EventId, EventKind, FilterExpr, Item, ItemId, SessionId, Subject, TenantId, Timestamp,
@@ -83,6 +84,8 @@ pub struct SearchOutcome {
     pub facets: Option<Facets>,
     /// Set when the query has words and nothing matches them.
     pub no_match: Option<NoMatch>,
+    /// Whether the shopper's own history could rank the results.
+    pub personalization: Personalization,
 }
 
 /// What a search reads and where it logs.
@@ -120,7 +123,15 @@ pub fn search(
     let corrected_query = if params.correct_spelling { engine.correct_spelling(&params.query) } else { None };
     let query = corrected_query.as_deref().unwrap_or(&params.query);
     let query_vector = query_vector(context.embedder, index, query, &mut warnings)?;
-    let profile = shopper_profile(context.store, tenant, index, params)?;
+    let personalization = match (&params.user, &params.anonymous, &params.session) {
+        // A session id alone: the session's events, whoever's they are.
+        (None, None, Some(_)) => Personalization::Personalized,
+        (user, anonymous, _) => privacy::personalization(context.store, tenant, user.as_ref(), anonymous.as_ref())?,
+    };
+    let profile = match personalization {
+        Personalization::Personalized => shopper_profile(context.store, tenant, index, params)?,
+        Personalization::NotPersonalized(_) => None,
+    };
     let filter = params.filter.clone();
     let predicate = move |item: &Item| filter.as_ref().is_none_or(|f| f.matches(item));
     let mut request = SearchRequest::new(query);
@@ -167,6 +178,7 @@ pub fn search(
         facets: response.facets,
         no_match: (response.total == 0 && !params.query.trim().is_empty())
             .then(|| no_match(index, &popularity, params)),
+        personalization,
     })
 }
 

@@ -149,6 +149,12 @@ pub struct RecommendationList {
     /// The stored model version the list was computed with (see `GET /v1/models/recs`).
     pub model_version: i64,
     pub items: Vec<RecommendedItem>,
+    /// Whether the shopper's own history shaped the list.
+    pub personalized: bool,
+    /// Why it did not: `no_shopper` (no user or anonymous id given) or `consent_withdrawn` (the user withdrew
+    /// consent to personalization: the list is what anyone would get here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_personalized_reason: Option<&'static str>,
 }
 
 impl From<Recommended> for RecommendedItem {
@@ -305,5 +311,7 @@ fn serve_valid(
         scenario,
         model_version: served.model_version,
         items: served.items.into_iter().map(RecommendedItem::from).collect(),
+        personalized: served.personalization.is_personalized(),
+        not_personalized_reason: served.personalization.reason().map(|r| r.code()),
     })
 }

@@ -403,6 +403,11 @@ pub struct SearchResults {
     pub facets: Option<FacetsView>,
     /// Present when the query has words and no product matches them (`total` is 0): labelled alternatives.
     pub no_match: Option<NoMatchView>,
+    /// Whether the shopper's own history could rank the results.
+    pub personalized: bool,
+    /// Why not: `no_shopper` (no user, anonymous or session id given) or `consent_withdrawn`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_personalized_reason: Option<&'static str>,
 }
 
 pub(crate) fn mode_name(mode: SearchMode) -> &'static str {
@@ -496,5 +501,7 @@ fn results_view(outcome: SearchOutcome) -> SearchResults {
         hits: hits.collect(),
         facets: outcome.facets.map(facets_view),
         no_match,
+        personalized: outcome.personalization.is_personalized(),
+        not_personalized_reason: outcome.personalization.reason().map(|r| r.code()),
     }
 }

@@ -1,11 +1,14 @@
-//! Customer endpoints: upsert, read, list, delete, and a customer's event timeline.
+//! Customer endpoints: upsert, read, list, delete, a customer's event timeline, and their consent ledger.
 
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{Path, Query};
 use crate::state::{AppState, blocking};
-use attune_core::{EventInput, Timestamp, User, UserId, UserInput};
+use attune_core::{
+    ApiKeyKind, Consent, ConsentChangeInput, ConsentInput, ConsentSource, ConsentStatement, EventInput, Timestamp,
+    User, UserId, UserInput,
+};
 use attune_store::{TimelineQuery, UserQuery};
 use axum::Json;
 use axum::extract::State;
@@ -82,10 +85,98 @@ pub async fn put_user(
         }
         _ => input.id = Some(id.to_string()),
     }
-    let user = User::parse(input, Timestamp::now())?;
-    let store = state.store().clone();
-    let stored = blocking(move || Ok(store.upsert_user(&caller.tenant, &user)?)).await?;
+    let now = Timestamp::now();
+    // Consent given here is recorded in the ledger like any other consent statement.
+    let statements = match &input.consent {
+        Some(consent) => ConsentStatement::parse_change(&change_of(consent), ConsentSource::Api, now).ok(),
+        None => None,
+    };
+    let user = User::parse(input, now)?;
+    let stored = state
+        .run(move |engine| {
+            let stored = engine.store().upsert_user(&caller.tenant, &user)?;
+            match statements {
+                Some(statements) => engine.record_consent(&caller.tenant, &user.id, &statements),
+                None => Ok(stored),
+            }
+        })
+        .await?;
     Ok(Json(stored))
+}
+
+/// The consent part of a profile as a change of the purposes it names.
+fn change_of(consent: &ConsentInput) -> ConsentChangeInput {
+    ConsentChangeInput {
+        personalization: consent.personalization,
+        marketing: consent.marketing,
+        analytics: consent.analytics,
+        ..Default::default()
+    }
+}
+
+/// A customer's consent now and every statement that set it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsentLedger {
+    pub user_id: String,
+    /// The consent in force (the defaults for a customer without a profile).
+    pub consent: Consent,
+    /// Every statement, oldest first.
+    pub history: Vec<ConsentStatement>,
+}
+
+/// Grant or withdraw consent to purposes (`personalization`, `marketing`, `analytics`); the purposes not named
+/// stay as they are. Each is recorded in the customer's consent ledger with its source and policy version, and
+/// applies from the next request on. A public key may do this for the user of its user token (source
+/// `storefront`).
+#[utoipa::path(post, path = "/v1/users/{id}/consents", tag = "users", request_body = ConsentChangeInput,
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = ConsentLedger), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody)),
+    security(("secret_key" = []), ("public_key_with_user_token" = [])))]
+pub async fn post_consents(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<Json<ConsentLedger>> {
+    let id = parse_path_user(id)?;
+    caller.require_user(&id)?;
+    let input: ConsentChangeInput = parse_json(&body)?;
+    let source = match (caller.kind, input.source.as_deref()) {
+        (ApiKeyKind::Public, _) => ConsentSource::Storefront,
+        (ApiKeyKind::Secret, None) => ConsentSource::Api,
+        (ApiKeyKind::Secret, Some(source)) => ConsentSource::parse(source)?,
+    };
+    let statements = ConsentStatement::parse_change(&input, source, Timestamp::now())?;
+    let ledger = state
+        .run(move |engine| {
+            let stored = engine.record_consent(&caller.tenant, &id, &statements)?;
+            let history = engine.store().consent_history(&caller.tenant, &id)?;
+            Ok(ConsentLedger { user_id: id.to_string(), consent: stored.consent, history })
+        })
+        .await?;
+    Ok(Json(ledger))
+}
+
+/// A customer's consent and its history. A public key may read only the user of its user token.
+#[utoipa::path(get, path = "/v1/users/{id}/consents", tag = "users", params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = ConsentLedger), (status = 403, body = crate::error::ErrorBody)),
+    security(("secret_key" = []), ("public_key_with_user_token" = [])))]
+pub async fn get_consents(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConsentLedger>> {
+    let id = parse_path_user(id)?;
+    caller.require_user(&id)?;
+    let store = state.store().clone();
+    let ledger = blocking(move || {
+        let consent = store.user(&caller.tenant, &id)?.map_or_else(Consent::default, |user| user.consent);
+        let history = store.consent_history(&caller.tenant, &id)?;
+        Ok(ConsentLedger { user_id: id.to_string(), consent, history })
+    })
+    .await?;
+    Ok(Json(ledger))
 }
 
 /// Read a customer profile.

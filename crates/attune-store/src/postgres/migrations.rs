@@ -125,6 +125,14 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX events_by_user;
     CREATE INDEX events_signals_by_user ON events (tenant_id, user_id, seq)
         WHERE user_id IS NOT NULL AND event_type IN ('impression', 'search');"#,
+    // 4: each customer's consent ledger, in the order the statements were made.
+    r#"CREATE TABLE consent_statements (
+        id BIGSERIAL PRIMARY KEY,
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        user_id TEXT COLLATE "C" NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX consent_statements_by_user ON consent_statements (tenant_id, user_id, id);"#,
 ];
 
 /// Brings the schema up to date; `lock_key` is the advisory lock that serializes replicas doing the same.

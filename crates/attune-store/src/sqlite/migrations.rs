@@ -122,6 +122,14 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         PRIMARY KEY (tenant_id, kind)
     ) WITHOUT ROWID;",
+    // 7: each customer's consent ledger, in the order the statements were made.
+    "CREATE TABLE consent_statements (
+        id INTEGER PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX consent_statements_by_user ON consent_statements (tenant_id, user_id, id);",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
