@@ -4,8 +4,10 @@
 //! the whole key is stored; the key id alone identifies it in listings and for revocation.
 //!
 //! A public key acts for one shopper at a time: the shop's backend (holding a secret key) asks
-//! `POST /v1/user-tokens` for a short-lived token `user_id_hex.expiry_ms.hmac_hex`, signed with the
-//! tenant's user-token secret, and the shop's frontend sends it as `X-Attune-User-Token`.
+//! `POST /v1/user-tokens` for a short-lived token `user_id_hex.issued_ms.expiry_ms.hmac_hex`, signed with the
+//! tenant's user-token secret, and the shop's frontend sends it as `X-Attune-User-Token`. The issue time lets a
+//! user's tokens be revoked (on erasure, or on request) by refusing those issued before a moment. Tokens of the
+//! earlier form `user_id_hex.expiry_ms.hmac_hex` are read as issued the longest lifetime before they expire.
 
 use attune_core::{ApiKeyKind, Tenant, TenantId, Timestamp, UserId};
 use attune_store::{ApiKeyRecord, Store, StoreError};
@@ -76,19 +78,20 @@ pub fn ensure_tenant(store: &dyn Store, id: &TenantId, name: &str) -> Result<Ten
     }
 }
 
-fn token_signature(secret: &[u8], user_hex: &str, expires_ms: i64) -> String {
+/// The longest a user token may live.
+pub const MAX_USER_TOKEN_TTL_MS: i64 = 7 * 86_400_000;
+
+fn token_signature(secret: &[u8], signed: &str) -> Vec<u8> {
     let mut mac = HmacSha256::new_from_slice(secret).expect("hmac takes any key length");
-    mac.update(user_hex.as_bytes());
-    mac.update(b".");
-    mac.update(expires_ms.to_string().as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(signed.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }
 
-/// Sign a token that lets a public key act for `user` until `expires`.
-pub fn sign_user_token(secret: &[u8], user: &UserId, expires: Timestamp) -> String {
-    let user_hex = hex::encode(user.as_str());
-    let signature = token_signature(secret, &user_hex, expires.millis());
-    format!("{user_hex}.{}.{signature}", expires.millis())
+/// Sign a token that lets a public key act for `user` from `issued` until `expires`.
+pub fn sign_user_token(secret: &[u8], user: &UserId, issued: Timestamp, expires: Timestamp) -> String {
+    let signed = format!("{}.{}.{}", hex::encode(user.as_str()), issued.millis(), expires.millis());
+    let signature = hex::encode(token_signature(secret, &signed));
+    format!("{signed}.{signature}")
 }
 
 /// Why a user token was refused.
@@ -102,27 +105,40 @@ pub enum UserTokenError {
     Expired,
 }
 
-/// Check a token's signature and expiry; the user it speaks for.
-pub fn verify_user_token(secret: &[u8], token: &str, now: Timestamp) -> Result<UserId, UserTokenError> {
-    let mut parts = token.split('.');
-    let (Some(user_hex), Some(expires), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(UserTokenError::Malformed);
+/// A user token whose signature and expiry were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedUserToken {
+    /// The user it speaks for.
+    pub user: UserId,
+    /// When it was issued.
+    pub issued_ms: i64,
+}
+
+/// Check a token's signature and expiry.
+pub fn verify_user_token(secret: &[u8], token: &str, now: Timestamp) -> Result<VerifiedUserToken, UserTokenError> {
+    let (signed, signature) = token.rsplit_once('.').ok_or(UserTokenError::Malformed)?;
+    let parts: Vec<&str> = signed.split('.').collect();
+    let (user_hex, issued, expires) = match parts[..] {
+        [user_hex, issued, expires] => (user_hex, Some(issued), expires),
+        [user_hex, expires] => (user_hex, None, expires),
+        _ => return Err(UserTokenError::Malformed),
     };
-    let expires_ms: i64 = expires.parse().map_err(|_| UserTokenError::Malformed)?;
+    let number = |text: &str| text.parse::<i64>().map_err(|_| UserTokenError::Malformed);
+    let expires_ms = number(expires)?;
+    let issued_ms = match issued {
+        Some(issued) => number(issued)?,
+        None => expires_ms.saturating_sub(MAX_USER_TOKEN_TTL_MS),
+    };
     let presented = hex::decode(signature).map_err(|_| UserTokenError::Malformed)?;
     let mut mac = HmacSha256::new_from_slice(secret).expect("hmac takes any key length");
-    mac.update(user_hex.as_bytes());
-    mac.update(b".");
-    mac.update(expires_ms.to_string().as_bytes());
+    mac.update(signed.as_bytes());
     mac.verify_slice(&presented).map_err(|_| UserTokenError::BadSignature)?;
     if expires_ms < now.millis() {
         return Err(UserTokenError::Expired);
     }
     let user = hex::decode(user_hex).map_err(|_| UserTokenError::Malformed)?;
     let user = String::from_utf8(user).map_err(|_| UserTokenError::Malformed)?;
-    UserId::parse(user).map_err(|_| UserTokenError::Malformed)
+    Ok(VerifiedUserToken { user: UserId::parse(user).map_err(|_| UserTokenError::Malformed)?, issued_ms })
 }
 
 #[cfg(test)]
@@ -134,8 +150,17 @@ mod tests {
         let user = UserId::parse("17850").unwrap();
         let now = Timestamp::now();
         let later = Timestamp::from_millis(now.millis() + 60_000).unwrap();
-        let token = sign_user_token(b"secret", &user, later);
-        assert_eq!(verify_user_token(b"secret", &token, now).unwrap(), user);
+        let token = sign_user_token(b"secret", &user, now, later);
+        let verified = verify_user_token(b"secret", &token, now).unwrap();
+        assert_eq!(verified, VerifiedUserToken { user: user.clone(), issued_ms: now.millis() });
+        let reissued = token.replacen(&format!(".{}.", now.millis()), &format!(".{}.", now.millis() + 1), 1);
+        assert_eq!(verify_user_token(b"secret", &reissued, now).unwrap_err(), UserTokenError::BadSignature);
+        // The earlier form, without the issue time, still verifies.
+        let user_hex = hex::encode("17850");
+        let legacy = format!("{user_hex}.{}", later.millis());
+        let legacy = format!("{legacy}.{}", hex::encode(token_signature(b"secret", &legacy)));
+        let verified = verify_user_token(b"secret", &legacy, now).unwrap();
+        assert_eq!(verified.issued_ms, later.millis() - MAX_USER_TOKEN_TTL_MS);
         assert_eq!(verify_user_token(b"other", &token, now).unwrap_err(), UserTokenError::BadSignature);
         let after = Timestamp::from_millis(later.millis() + 1).unwrap();
         assert_eq!(verify_user_token(b"secret", &token, after).unwrap_err(), UserTokenError::Expired);

@@ -1,11 +1,14 @@
 //! Consent, as the engine applies it: whether a shopper's own history may personalize what they are shown, read
 //! from their profile at request time (so a withdrawal counts from the next request on), and consent changes,
 //! which go to the store's ledger and drop every in-memory copy that depended on the old consent.
+//!
+//! Erasure: the store deletes the user's data and keeps a tombstone, which refuses their later events (an
+//! impression still queued when the erasure commits included); the engine drops what it derived from them.
 
 use crate::engine::Engine;
 use crate::error::EngineResult;
 use attune_core::{AnonymousId, ConsentStatement, Purpose, TenantId, User, UserId};
-use attune_store::{Store, StoreResult, UserQuery};
+use attune_store::{DeletedUser, Store, StoreResult, UserQuery};
 use std::collections::HashSet;
 
 /// Whether a list or search used the shopper's own history.
@@ -97,5 +100,22 @@ impl Engine {
         let stored = self.store().record_consent(tenant, user, statements)?;
         self.insights().forget(tenant);
         Ok(stored)
+    }
+
+    /// Erases `user` (see [`Store::delete_user`]) and forgets the tenant's customer analytics, which valued them.
+    /// Blocking.
+    pub fn erase_user(&self, tenant: &TenantId, user: &UserId) -> EngineResult<DeletedUser> {
+        let deleted = self.store().delete_user(tenant, user)?;
+        self.insights().forget(tenant);
+        tracing::info!(tenant = %tenant, events = deleted.events, "user erased");
+        Ok(deleted)
+    }
+
+    /// Stores `user`'s profile, registering an erased user again. Blocking.
+    pub fn register_user(&self, tenant: &TenantId, user: &User) -> EngineResult<User> {
+        if self.store().lift_erasure(tenant, &user.id)? {
+            tracing::info!(tenant = %tenant, "erased user registered again");
+        }
+        Ok(self.store().upsert_user(tenant, user)?)
     }
 }

@@ -5,7 +5,7 @@
 use crate::error::{ApiError, ErrorKind};
 use crate::state::{AppState, ResolvedKey};
 use attune_core::{ApiKeyKind, TenantId, Timestamp, UserId};
-use attune_engine::keys::{hash_api_key, verify_user_token};
+use attune_engine::keys::{VerifiedUserToken, hash_api_key, verify_user_token};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
@@ -73,6 +73,24 @@ pub(crate) async fn resolve_key(state: &AppState, key: &str) -> Result<ResolvedK
     Ok(resolved)
 }
 
+/// Refuses a token of an erased user, or one issued before its user's tokens were revoked.
+async fn check_not_revoked(state: &AppState, tenant: &TenantId, token: &VerifiedUserToken) -> Result<(), ApiError> {
+    let (tenant, user) = (tenant.clone(), token.user.clone());
+    let (erased, revoked_before) = state
+        .run(move |engine| {
+            let store = engine.store();
+            Ok((!store.erased_users(&tenant, &[&user])?.is_empty(), store.user_tokens_revoked_before(&tenant, &user)?))
+        })
+        .await?;
+    if erased {
+        return Err(ApiError::new(ErrorKind::Unauthenticated, "the user of this token was erased"));
+    }
+    if revoked_before.is_some_and(|before| token.issued_ms <= before.millis()) {
+        return Err(ApiError::new(ErrorKind::Unauthenticated, "this user token has been revoked"));
+    }
+    Ok(())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -96,9 +114,10 @@ impl FromRequestParts<AppState> for Caller {
                 let token = token
                     .to_str()
                     .map_err(|_| ApiError::new(ErrorKind::Unauthenticated, "the user token is malformed"))?;
-                let user = verify_user_token(&resolved.user_token_secret, token, Timestamp::now())
+                let verified = verify_user_token(&resolved.user_token_secret, token, Timestamp::now())
                     .map_err(|e| ApiError::new(ErrorKind::Unauthenticated, e.to_string()))?;
-                Some(user)
+                check_not_revoked(state, &resolved.record.tenant_id, &verified).await?;
+                Some(verified.user)
             }
         };
         Ok(Caller {

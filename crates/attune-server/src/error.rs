@@ -32,6 +32,8 @@ pub enum ErrorKind {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    /// The event names a user who was erased; the shop must register them again (`PUT /v1/users/{id}`) first.
+    UserErased,
     /// The tenant's data is too thin for the requested model (too few customers or periods).
     NotEnoughData,
     /// A model the request needs is still being loaded or trained; retry shortly.
@@ -60,6 +62,7 @@ impl ErrorKind {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict => (StatusCode::CONFLICT, "conflict"),
+            Self::UserErased => (StatusCode::CONFLICT, "user_erased"),
             Self::NotEnoughData => (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_data"),
             Self::ModelNotReady => (StatusCode::SERVICE_UNAVAILABLE, "model_not_ready"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),

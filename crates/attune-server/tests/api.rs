@@ -375,6 +375,48 @@ fn consent_changes_are_recorded_with_their_source_and_read_back() {
 }
 
 #[test]
+fn an_erased_user_stays_erased_until_registered_again() {
+    let server = TestServer::start();
+    let (public, secret) = (&server.alpha_public, &server.alpha_secret);
+    expect(server.put(secret, "/v1/users/u1", &json!({"consent": {"marketing": true}})), StatusCode::OK);
+    expect(server.post(secret, "/v1/events", &view("v1", "u1", "a")), StatusCode::OK);
+    let token = expect(server.post(secret, "/v1/user-tokens", &json!({"user_id": "u1"})), StatusCode::OK);
+    let token = token["token"].as_str().unwrap().to_string();
+    expect(server.get(public, "/v1/users/u1/timeline").header("x-attune-user-token", &token), StatusCode::OK);
+
+    let deleted = expect(server.delete(secret, "/v1/users/u1"), StatusCode::OK);
+    assert_eq!(deleted, json!({"profile_deleted": true, "events_deleted": 1}));
+    // Tokens are revoked, and events naming the user refused, in a batch with the index; nothing is stored.
+    let with_token = server.get(public, "/v1/users/u1/timeline").header("x-attune-user-token", &token);
+    expect_error(with_token, StatusCode::UNAUTHORIZED, "unauthenticated");
+    expect_error(server.post(secret, "/v1/events", &view("v2", "u1", "a")), StatusCode::CONFLICT, "user_erased");
+    let batch = json!({"events": [view("v3", "u2", "a"), view("v4", "u1", "a")]});
+    let refused = expect_error(server.post(secret, "/v1/events/batch", &batch), StatusCode::CONFLICT, "user_erased");
+    assert_eq!(refused["details"][0]["index"], 1, "{refused}");
+    assert_eq!(server.alpha_events(), 0);
+    let ledger = expect(server.get(secret, "/v1/users/u1/consents"), StatusCode::OK);
+    assert_eq!(ledger["history"], json!([]), "the consent ledger went with the profile");
+    let while_erased = server.post(secret, "/v1/user-tokens", &json!({"user_id": "u1"}));
+    expect_error(while_erased, StatusCode::CONFLICT, "user_erased");
+    // The backend registers the user again: events are accepted; old tokens stay revoked, new ones work.
+    expect(server.put(secret, "/v1/users/u1", &json!({})), StatusCode::OK);
+    expect(server.post(secret, "/v1/events/batch", &batch), StatusCode::OK);
+    assert_eq!(server.alpha_events(), 2);
+    let old = server.get(public, "/v1/users/u1/timeline").header("x-attune-user-token", &token);
+    expect_error(old, StatusCode::UNAUTHORIZED, "unauthenticated");
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let fresh = expect(server.post(secret, "/v1/user-tokens", &json!({"user_id": "u1"})), StatusCode::OK);
+    let fresh = fresh["token"].as_str().unwrap().to_string();
+    expect(server.get(public, "/v1/users/u1/timeline").header("x-attune-user-token", &fresh), StatusCode::OK);
+    // Revoked on request (a lost phone): tokens issued until now stop working.
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let revoked = expect(server.delete(secret, "/v1/users/u1/tokens"), StatusCode::OK);
+    assert_eq!(revoked["user_id"], "u1");
+    let after = server.get(public, "/v1/users/u1/timeline").header("x-attune-user-token", &fresh);
+    expect_error(after, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+#[test]
 fn currencies_must_be_iso_4217() {
     let server = TestServer::start();
     let secret = &server.alpha_secret;

@@ -240,6 +240,17 @@ fn a_customer_who_withdraws_consent_to_analytics_leaves_the_customer_models() {
 }
 
 #[test]
+fn an_erased_customer_leaves_the_insights_at_once() {
+    let server = TestServer::start();
+    expect(server.get("/v1/customers/lapsed/insights"), StatusCode::OK);
+    let erase = server.client.delete(format!("{}/v1/users/lapsed", server.base)).bearer_auth(&server.secret);
+    expect(erase, StatusCode::OK);
+    expect_error(server.get("/v1/customers/lapsed/insights"), StatusCode::NOT_FOUND, "not_found");
+    let at_risk = expect(server.get("/v1/customers/at-risk?limit=1000"), StatusCode::OK);
+    assert!(!at_risk["customers"].as_array().unwrap().iter().any(|c| c["user_id"] == "lapsed"), "{at_risk}");
+}
+
+#[test]
 fn forecasts_and_reorder_suggestions() {
     let server = TestServer::start();
     let total = expect(server.get("/v1/forecast?granularity=week&horizon=8"), StatusCode::OK);

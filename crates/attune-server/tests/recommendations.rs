@@ -1214,14 +1214,16 @@ fn too_little_data_stores_no_model_and_serving_keeps_popularity_and_content() {
     store.append_events(&tenant, &[order("only", "c0", 0, &["A", "B"])]).unwrap();
     let server = TestServer::launch(directory, store, tenant, EngineConfig::default());
     server.settle();
-    let started = expect(
-        server
-            .client
-            .post(format!("{}/v1/tasks", server.base))
-            .bearer_auth(&server.secret)
-            .json(&json!({"kind": "train_recs"})),
-        StatusCode::ACCEPTED,
-    );
+    // Start-up may have begun a training run that `settle` did not see yet: then the request joins it.
+    let response = server
+        .client
+        .post(format!("{}/v1/tasks", server.base))
+        .bearer_auth(&server.secret)
+        .json(&json!({"kind": "train_recs"}))
+        .send()
+        .unwrap();
+    assert!(matches!(response.status(), StatusCode::ACCEPTED | StatusCode::OK), "{}", response.status());
+    let started: Value = response.json().unwrap();
     let id = started["task"]["id"].as_str().unwrap().to_string();
     let clock = std::time::Instant::now();
     let task = loop {
@@ -1362,4 +1364,33 @@ fn withdrawn_consent_to_personalization_makes_the_next_list_non_personal() {
         (&trending["personalized"], &trending["not_personalized_reason"]),
         (&json!(false), &json!("no_shopper"))
     );
+}
+
+#[test]
+fn an_erased_shopper_stays_erased_whatever_was_in_flight() {
+    let mut server = TestServer::start();
+    server.list(&json!({"scenario": "trending"}));
+    let url = |path: String| format!("{}{path}", server.base);
+    for trial in 0..5 {
+        let user = format!("erased-{trial}");
+        server.send_event(&json!({"type": "view", "event_id": format!("ev-{trial}"), "user_id": user, "item_id": "A"}));
+        // Served just before the erasure: its impression is still queued when the erasure commits.
+        server.list(&json!({"scenario": "for_you", "user_id": user}));
+        let deleted =
+            expect(server.client.delete(url(format!("/v1/users/{user}"))).bearer_auth(&server.secret), StatusCode::OK);
+        assert_eq!(deleted["events_deleted"], 1, "{deleted}");
+        // Later calls naming the id are served, and record nothing.
+        let list = server.list(&json!({"scenario": "similar", "item_id": "A", "user_id": user}));
+        assert!(!ids(&list).is_empty(), "{list}");
+        let search = server.client.get(url(format!("/v1/search?q=mug&user_id={user}"))).bearer_auth(&server.secret);
+        expect(search, StatusCode::OK);
+    }
+    server.server.stop();
+    for trial in 0..5 {
+        let user = UserId::parse(format!("erased-{trial}")).unwrap();
+        let timeline =
+            server.store.user_timeline(&server.tenant, &user, &TimelineQuery { before_seq: None, limit: 10 }).unwrap();
+        let kinds: Vec<_> = timeline.events.iter().map(|e| e.event.kind.event_type().as_str()).collect();
+        assert!(kinds.is_empty(), "trial {trial}: events written after the erasure: {kinds:?}");
+    }
 }

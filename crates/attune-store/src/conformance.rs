@@ -21,7 +21,8 @@ macro_rules! conformance_tests {
             item_embeddings_round_trip_and_go_with_their_item, model_snapshots_are_versioned_and_pruned,
             task_leases_are_exclusive_and_slots_run_once, restored_events_keep_their_numbers_and_times,
             stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order,
-            a_pinned_model_version_lasts_until_the_next_is_saved, consent_changes_only_through_the_ledger);
+            a_pinned_model_version_lasts_until_the_next_is_saved, consent_changes_only_through_the_ledger,
+            an_erased_users_events_are_refused_until_they_are_registered_again);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -189,11 +190,11 @@ pub fn users_round_trip_and_delete_with_events(store: &dyn Store) {
 pub fn events_are_idempotent_by_id(store: &dyn Store) {
     let t = tenant(store, "alpha");
     let batch = vec![view("e1", "u", "a", "2011-01-01T10:00:00Z"), view("e2", "u", "b", "2011-01-01T11:00:00Z")];
-    assert_eq!(store.append_events(&t, &batch).unwrap(), AppendOutcome { accepted: 2, duplicates: 0 });
+    assert_eq!(store.append_events(&t, &batch).unwrap(), AppendOutcome { accepted: 2, duplicates: 0, erased: 0 });
     let retry = vec![batch[1].clone(), view("e3", "u", "c", "2011-01-01T12:00:00Z"), batch[0].clone()];
-    assert_eq!(store.append_events(&t, &retry).unwrap(), AppendOutcome { accepted: 1, duplicates: 2 });
+    assert_eq!(store.append_events(&t, &retry).unwrap(), AppendOutcome { accepted: 1, duplicates: 2, erased: 0 });
     let within = vec![view("e4", "u", "a", "2011-01-01T10:00:00Z"), view("e4", "u", "a", "2011-01-01T10:00:00Z")];
-    assert_eq!(store.append_events(&t, &within).unwrap(), AppendOutcome { accepted: 1, duplicates: 1 });
+    assert_eq!(store.append_events(&t, &within).unwrap(), AppendOutcome { accepted: 1, duplicates: 1, erased: 0 });
     assert_eq!(store.stats(&t).unwrap().events, 4);
     assert_eq!(store.events_after(&t, 0, 100).unwrap().len(), 4);
 }
@@ -297,7 +298,10 @@ pub fn repeated_activity_reads_follow_appends_and_erasure(store: &dyn Store) {
     assert!(read(10).is_empty(), "erased events must not be served from memory");
     assert_eq!(anonymous_read(), 1);
     append(20..21);
-    assert_eq!(read(10), newest(20, 21));
+    assert!(read(10).is_empty(), "an erased user's new events are not stored");
+    store.lift_erasure(&t, &user).unwrap();
+    append(21..22);
+    assert_eq!(read(10), newest(21, 22));
 }
 
 pub fn stats_and_daily_counts_follow_appends(store: &dyn Store) {
@@ -458,8 +462,11 @@ pub fn restored_events_keep_their_numbers_and_times(store: &dyn Store) {
         })
         .collect();
     let outcome = store.restore_events(&shop, &restored).unwrap();
-    assert_eq!(outcome, AppendOutcome { accepted: 3, duplicates: 0 });
-    assert_eq!(store.restore_events(&shop, &restored[1..]).unwrap(), AppendOutcome { accepted: 0, duplicates: 2 });
+    assert_eq!(outcome, AppendOutcome { accepted: 3, duplicates: 0, erased: 0 });
+    assert_eq!(
+        store.restore_events(&shop, &restored[1..]).unwrap(),
+        AppendOutcome { accepted: 0, duplicates: 2, erased: 0 }
+    );
     let stored = store.events_after(&shop, 0, 10).unwrap();
     let seqs: Vec<i64> = stored.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1_000, 1_010, 1_020]);
@@ -558,4 +565,40 @@ pub fn consent_changes_only_through_the_ledger(store: &dyn Store) {
     assert!(store.consent_history(&other, &id).unwrap().is_empty());
     store.delete_user(&t, &id).unwrap();
     assert!(store.consent_history(&t, &id).unwrap().is_empty());
+}
+
+pub fn an_erased_users_events_are_refused_until_they_are_registered_again(store: &dyn Store) {
+    let (t, other) = (tenant(store, "alpha"), tenant(store, "beta"));
+    let (gone, kept) = (UserId::parse("gone").unwrap(), UserId::parse("kept").unwrap());
+    store.append_events(&t, &[view("e1", "gone", "a", "2011-01-01T10:00:00Z")]).unwrap();
+    assert!(store.erased_users(&t, &[&gone, &kept]).unwrap().is_empty());
+    store.delete_user(&t, &gone).unwrap();
+    assert_eq!(store.erased_users(&t, &[&gone, &kept]).unwrap(), [gone.clone()].into());
+    assert!(store.erased_users(&other, &[&gone]).unwrap().is_empty(), "per tenant");
+    // An impression queued before the erasure, or any later event naming the user, is not stored.
+    let late = [view("e2", "gone", "a", "2011-01-02T10:00:00Z"), view("e3", "kept", "a", "2011-01-02T10:00:00Z")];
+    assert_eq!(store.append_events(&t, &late).unwrap(), AppendOutcome { accepted: 1, duplicates: 0, erased: 1 });
+    let timeline = store.user_timeline(&t, &gone, &TimelineQuery { before_seq: None, limit: 10 }).unwrap();
+    assert!(timeline.events.is_empty());
+    assert_eq!(store.stats(&t).unwrap().events, 1);
+    assert_eq!(store.append_events(&other, &late).unwrap().accepted, 2, "another tenant's user of that id");
+    // Erasure revoked the user's tokens; a later revocation moves the moment on, an earlier one does not.
+    let erased_at = store.user_tokens_revoked_before(&t, &gone).unwrap().expect("revoked at erasure");
+    assert!(store.user_tokens_revoked_before(&t, &kept).unwrap().is_none());
+    let later = Timestamp::from_millis(erased_at.millis() + 1_000).unwrap();
+    store.revoke_user_tokens(&t, &gone, later).unwrap();
+    store.revoke_user_tokens(&t, &gone, erased_at).unwrap();
+    assert_eq!(store.user_tokens_revoked_before(&t, &gone).unwrap(), Some(later));
+    // Listed for copying, and restored elsewhere without deleting anything.
+    let erasures = store.erasures(&t).unwrap();
+    assert_eq!(erasures.iter().map(|(user, _)| user).collect::<Vec<_>>(), [&gone]);
+    assert_eq!(store.token_revocations(&t).unwrap(), [(gone.clone(), later)]);
+    store.restore_erasure(&other, &kept, erasures[0].1).unwrap();
+    assert_eq!(store.erasures(&other).unwrap(), [(kept.clone(), erasures[0].1)]);
+    assert_eq!(store.append_events(&other, &late).unwrap(), AppendOutcome { accepted: 0, duplicates: 1, erased: 1 });
+    // Registered again by the shop: their new events are stored.
+    assert!(store.lift_erasure(&t, &gone).unwrap());
+    assert!(!store.lift_erasure(&t, &gone).unwrap());
+    let again = [view("e4", "gone", "b", "2011-01-03T10:00:00Z")];
+    assert_eq!(store.append_events(&t, &again).unwrap().accepted, 1);
 }

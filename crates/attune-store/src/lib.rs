@@ -29,7 +29,8 @@ pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use types::*;
 
-use attune_core::{ConsentStatement, Event, Item, ItemId, Tenant, TenantId, User, UserId};
+use attune_core::{ConsentStatement, Event, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
+use std::collections::HashSet;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -70,10 +71,22 @@ pub trait Store: Send + Sync + 'static {
     fn consent_history(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Vec<ConsentStatement>>;
     fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>>;
     fn list_users(&self, tenant: &TenantId, query: &UserQuery) -> StoreResult<UserPage>;
-    /// Delete a user's profile, consent ledger and every event attributed to their user id.
+    /// Delete a user's profile, consent ledger and every event attributed to their user id, and (when there was a
+    /// profile or events) leave a tombstone and revoke their tokens: from then on, events naming the user are not
+    /// stored (counted as `erased`), until [`Store::lift_erasure`].
     fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<DeletedUser>;
+    /// The users among `ids` that were erased and not registered again.
+    fn erased_users(&self, tenant: &TenantId, ids: &[&UserId]) -> StoreResult<HashSet<UserId>>;
+    /// Removes `user`'s tombstone (the shop registered them again); false when there was none.
+    fn lift_erasure(&self, tenant: &TenantId, user: &UserId) -> StoreResult<bool>;
+    /// Refuses `user`'s tokens issued before `before` (erasure does this too); an earlier moment never replaces
+    /// a later one.
+    fn revoke_user_tokens(&self, tenant: &TenantId, user: &UserId, before: Timestamp) -> StoreResult<()>;
+    /// The moment before which `user`'s tokens are refused, if any.
+    fn user_tokens_revoked_before(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Option<Timestamp>>;
 
-    /// Durably append events; ids already stored are skipped and counted as duplicates.
+    /// Durably append events; ids already stored are skipped and counted as duplicates, events naming an
+    /// erased user are skipped and counted as erased.
     fn append_events(&self, tenant: &TenantId, events: &[Event]) -> StoreResult<AppendOutcome>;
     /// A user's events, newest first.
     fn user_timeline(&self, tenant: &TenantId, user: &UserId, query: &TimelineQuery) -> StoreResult<TimelinePage>;
@@ -137,6 +150,12 @@ pub trait Store: Send + Sync + 'static {
     /// Copies events from another store keeping their sequence numbers and receipt times (`attune migrate`);
     /// ids already stored are skipped and counted as duplicates.
     fn restore_events(&self, tenant: &TenantId, events: &[StoredEvent]) -> StoreResult<AppendOutcome>;
+    /// The erased users of `tenant` and when (see [`Store::delete_user`]), for copying.
+    fn erasures(&self, tenant: &TenantId) -> StoreResult<Vec<(UserId, Timestamp)>>;
+    /// Copies a tombstone from another store: `user` stays erased, as of `erased_at`; nothing is deleted.
+    fn restore_erasure(&self, tenant: &TenantId, user: &UserId, erased_at: Timestamp) -> StoreResult<()>;
+    /// The users whose tokens were revoked and the moment before which they are refused, for copying.
+    fn token_revocations(&self, tenant: &TenantId) -> StoreResult<Vec<(UserId, Timestamp)>>;
     /// The model kinds with stored versions.
     fn model_kinds(&self, tenant: &TenantId) -> StoreResult<Vec<String>>;
     /// The models with stored item embeddings.

@@ -347,11 +347,45 @@ fn daily_counts(rows: &[postgres::Row], type_column: usize) -> DailyCounts {
     daily
 }
 
-/// The outcome of `rows` of which `inserted` holds the ids stored; each stored id counts once, for its first row.
-fn outcome_of<'a>(rows: impl IntoIterator<Item = &'a EventRow>, inserted: &mut HashSet<String>) -> AppendOutcome {
+/// `(user id, time)` rows.
+fn user_times(rows: &[postgres::Row]) -> StoreResult<Vec<(UserId, Timestamp)>> {
+    rows.iter()
+        .map(|row| Ok((UserId::parse(row.get::<_, String>(0)).map_err(corrupt)?, timestamp(row.get(1))?)))
+        .collect()
+}
+
+/// The users of `rows` with a tombstone (one probe per user, and none while the tenant erased no one).
+fn erased_among(
+    tx: &mut postgres::Transaction<'_>,
+    tenant: &TenantId,
+    rows: &[&EventRow],
+) -> StoreResult<HashSet<String>> {
+    let any: bool =
+        tx.query_one("SELECT EXISTS (SELECT 1 FROM erased_users WHERE tenant_id = $1)", &[&tenant.as_str()])?.get(0);
+    if !any {
+        return Ok(HashSet::new());
+    }
+    let users: Vec<&str> =
+        rows.iter().filter_map(|r| r.user_id.as_deref()).collect::<HashSet<_>>().into_iter().collect();
+    let found = tx.query(
+        "SELECT user_id FROM erased_users WHERE tenant_id = $1 AND user_id = ANY($2)",
+        &[&tenant.as_str(), &users],
+    )?;
+    Ok(found.iter().map(|row| row.get(0)).collect())
+}
+
+/// The outcome of `rows` of which `inserted` holds the ids stored; each stored id counts once, for its first row;
+/// rows of `erased` users count as erased.
+fn outcome_of<'a>(
+    rows: impl IntoIterator<Item = &'a EventRow>,
+    inserted: &mut HashSet<String>,
+    erased: &HashSet<String>,
+) -> AppendOutcome {
     let mut outcome = AppendOutcome::default();
     for row in rows {
-        if inserted.remove(&row.event_id) {
+        if row.user_id.as_ref().is_some_and(|user| erased.contains(user)) {
+            outcome.erased += 1;
+        } else if inserted.remove(&row.event_id) {
             outcome.accepted += 1;
         } else {
             outcome.duplicates += 1;
@@ -373,6 +407,12 @@ const INSERT_EVENTS_SQL: &str = "INSERT INTO events (seq, tenant_id, event_id, e
     ORDER BY e.n
     ON CONFLICT (tenant_id, event_id) DO NOTHING
     RETURNING event_id, event_type, ts";
+
+/// Refuses a user's tokens issued before `$3`, never moving an earlier refusal back.
+const REVOKE_TOKENS_SQL: &str = "INSERT INTO user_token_revocations (tenant_id, user_id, revoked_before)
+    VALUES ($1, $2, $3)
+    ON CONFLICT (tenant_id, user_id)
+    DO UPDATE SET revoked_before = greatest(user_token_revocations.revoked_before, excluded.revoked_before)";
 
 /// Adds (or with negative counts, takes away) events per day and type.
 const ADD_DAILY_COUNTS_SQL: &str = "INSERT INTO event_daily_counts (tenant_id, day, event_type, events)
@@ -427,10 +467,12 @@ impl PostgresStore {
             let mut outcomes = vec![AppendOutcome::default(); group.len()];
             for tenant in &tenants {
                 let members: Vec<usize> = (0..group.len()).filter(|&i| group[i].tenant == **tenant).collect();
-                let rows: Vec<&EventRow> = members.iter().flat_map(|&i| &group[i].rows).collect();
+                let mut rows: Vec<&EventRow> = members.iter().flat_map(|&i| &group[i].rows).collect();
+                let erased = erased_among(&mut tx, tenant, &rows)?;
+                rows.retain(|row| !row.user_id.as_ref().is_some_and(|user| erased.contains(user)));
                 let mut inserted = insert_events(&mut tx, &statements, tenant, &rows, received_at, None)?;
                 for &i in &members {
-                    outcomes[i] = outcome_of(&group[i].rows, &mut inserted);
+                    outcomes[i] = outcome_of(&group[i].rows, &mut inserted, &erased);
                 }
             }
             tx.commit()?;
@@ -737,6 +779,71 @@ impl Store for PostgresStore {
         })
     }
 
+    fn erased_users(&self, tenant: &TenantId, ids: &[&UserId]) -> StoreResult<HashSet<UserId>> {
+        let names: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT user_id FROM erased_users WHERE tenant_id = $1 AND user_id = ANY($2)",
+                &[&tenant.as_str(), &names],
+            )?;
+            rows.iter().map(|row| UserId::parse(row.get::<_, String>(0)).map_err(corrupt)).collect()
+        })
+    }
+
+    fn lift_erasure(&self, tenant: &TenantId, user: &UserId) -> StoreResult<bool> {
+        self.with_connection(|c| {
+            let lifted = c.execute(
+                "DELETE FROM erased_users WHERE tenant_id = $1 AND user_id = $2",
+                &[&tenant.as_str(), &user.as_str()],
+            )?;
+            Ok(lifted > 0)
+        })
+    }
+
+    fn erasures(&self, tenant: &TenantId) -> StoreResult<Vec<(UserId, Timestamp)>> {
+        self.read(|c| {
+            let sql = "SELECT user_id, erased_at FROM erased_users WHERE tenant_id = $1 ORDER BY user_id";
+            user_times(&c.query(sql, &[&tenant.as_str()])?)
+        })
+    }
+
+    fn restore_erasure(&self, tenant: &TenantId, user: &UserId, erased_at: Timestamp) -> StoreResult<()> {
+        self.with_connection(|c| {
+            c.execute(
+                "INSERT INTO erased_users (tenant_id, user_id, erased_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id, user_id)
+                 DO UPDATE SET erased_at = greatest(erased_users.erased_at, excluded.erased_at)",
+                &[&tenant.as_str(), &user.as_str(), &erased_at.millis()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token_revocations(&self, tenant: &TenantId) -> StoreResult<Vec<(UserId, Timestamp)>> {
+        self.read(|c| {
+            let sql =
+                "SELECT user_id, revoked_before FROM user_token_revocations WHERE tenant_id = $1 ORDER BY user_id";
+            user_times(&c.query(sql, &[&tenant.as_str()])?)
+        })
+    }
+
+    fn revoke_user_tokens(&self, tenant: &TenantId, user: &UserId, before: Timestamp) -> StoreResult<()> {
+        self.with_connection(|c| {
+            c.execute(REVOKE_TOKENS_SQL, &[&tenant.as_str(), &user.as_str(), &before.millis()])?;
+            Ok(())
+        })
+    }
+
+    fn user_tokens_revoked_before(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Option<Timestamp>> {
+        self.read(|c| {
+            let row = c.query_opt(
+                "SELECT revoked_before FROM user_token_revocations WHERE tenant_id = $1 AND user_id = $2",
+                &[&tenant.as_str(), &user.as_str()],
+            )?;
+            row.map(|row| timestamp(row.get(0))).transpose()
+        })
+    }
+
     fn record_consent(&self, tenant: &TenantId, user: &UserId, statements: &[ConsentStatement]) -> StoreResult<User> {
         self.with_connection(|c| {
             let mut tx = c.client.transaction()?;
@@ -824,6 +931,16 @@ impl Store for PostgresStore {
                 &[&tenant.as_str(), &id.as_str()],
             )?;
             add_daily_counts(&mut tx, &daily_statement, tenant, &daily_counts(&deleted, 0), -1)?;
+            // A tombstone only for a user who had data: asking to erase an unknown id changes nothing.
+            if profile || !deleted.is_empty() {
+                let now = Timestamp::now().millis();
+                tx.execute(
+                    "INSERT INTO erased_users (tenant_id, user_id, erased_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET erased_at = excluded.erased_at",
+                    &[&tenant.as_str(), &id.as_str(), &now],
+                )?;
+                tx.execute(REVOKE_TOKENS_SQL, &[&tenant.as_str(), &id.as_str(), &now])?;
+            }
             tx.execute(
                 "INSERT INTO event_deletions (tenant_id, generation) VALUES ($1, 1)
                  ON CONFLICT (tenant_id) DO UPDATE SET generation = event_deletions.generation + 1",
@@ -1159,7 +1276,7 @@ impl Store for PostgresStore {
             lock_tenants_for_append(&mut tx, &self.schema, [tenant])?;
             let refs: Vec<&EventRow> = rows.iter().collect();
             let mut inserted = insert_events(&mut tx, &statements, tenant, &refs, 0, Some((&seqs, &received)))?;
-            let outcome = outcome_of(&rows, &mut inserted);
+            let outcome = outcome_of(&rows, &mut inserted, &HashSet::new());
             // New appends must number after everything restored.
             tx.execute(
                 "SELECT setval('event_seq', m) FROM (SELECT max(seq) AS m FROM events WHERE tenant_id = $1) AS x

@@ -13,7 +13,7 @@ use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use attune_core::{ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -117,7 +117,12 @@ fn insert_event_rows(
     )?;
     let mut outcome = AppendOutcome::default();
     let mut daily: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
+    let erased = erased_among(tx, tenant, rows.iter().filter_map(|r| r.user_id.as_deref()))?;
     for (index, row) in rows.iter().enumerate() {
+        if row.user_id.as_ref().is_some_and(|user| erased.contains(user)) {
+            outcome.erased += 1;
+            continue;
+        }
         let (seq, received) = match restored {
             Some((seqs, received)) => (Some(seqs[index]), received[index]),
             None => (None, received_at),
@@ -148,6 +153,46 @@ fn insert_event_rows(
         count.execute(params![tenant.as_str(), day, event_type, events])?;
     }
     Ok(outcome)
+}
+
+/// `(user id, time)` rows of `sql`, which takes the tenant as `?1`.
+fn user_times(c: &Connection, sql: &str, tenant: &TenantId) -> StoreResult<Vec<(UserId, Timestamp)>> {
+    let rows: Vec<(String, i64)> = c
+        .prepare_cached(sql)?
+        .query_map([tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(|(user, at)| Ok((UserId::parse(user).map_err(corrupt)?, timestamp(at)?))).collect()
+}
+
+fn revoke_tokens_in(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, user: &UserId, before: i64) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO user_token_revocations (tenant_id, user_id, revoked_before) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant_id, user_id) DO UPDATE SET revoked_before = max(revoked_before, excluded.revoked_before)",
+    )?
+    .execute(params![tenant.as_str(), user.as_str(), before])?;
+    Ok(())
+}
+
+/// The users among `users` with a tombstone.
+fn erased_among<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    users: impl Iterator<Item = &'a str>,
+) -> StoreResult<HashSet<String>> {
+    let mut erased = HashSet::new();
+    let any: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_users WHERE tenant_id = ?1)")?
+        .query_row([tenant.as_str()], |r| r.get(0))?;
+    if !any {
+        return Ok(erased);
+    }
+    let mut probe = tx.prepare_cached("SELECT 1 FROM erased_users WHERE tenant_id = ?1 AND user_id = ?2")?;
+    for user in users.collect::<HashSet<_>>() {
+        if probe.exists(params![tenant.as_str(), user])? {
+            erased.insert(user.to_string());
+        }
+    }
+    Ok(erased)
 }
 
 impl SqliteStore {
@@ -561,6 +606,75 @@ impl Store for SqliteStore {
         })
     }
 
+    fn erased_users(&self, tenant: &TenantId, ids: &[&UserId]) -> StoreResult<HashSet<UserId>> {
+        self.with_reader(|c| {
+            let mut probe = c.prepare_cached("SELECT 1 FROM erased_users WHERE tenant_id = ?1 AND user_id = ?2")?;
+            let mut erased = HashSet::new();
+            for id in ids {
+                if probe.exists(params![tenant.as_str(), id.as_str()])? {
+                    erased.insert((*id).clone());
+                }
+            }
+            Ok(erased)
+        })
+    }
+
+    fn lift_erasure(&self, tenant: &TenantId, user: &UserId) -> StoreResult<bool> {
+        self.with_writer(|c| {
+            let lifted = c.execute(
+                "DELETE FROM erased_users WHERE tenant_id = ?1 AND user_id = ?2",
+                params![tenant.as_str(), user.as_str()],
+            )?;
+            Ok(lifted > 0)
+        })
+    }
+
+    fn erasures(&self, tenant: &TenantId) -> StoreResult<Vec<(UserId, Timestamp)>> {
+        self.with_reader(|c| {
+            user_times(c, "SELECT user_id, erased_at FROM erased_users WHERE tenant_id = ?1 ORDER BY user_id", tenant)
+        })
+    }
+
+    fn restore_erasure(&self, tenant: &TenantId, user: &UserId, erased_at: Timestamp) -> StoreResult<()> {
+        self.with_writer(|c| {
+            c.execute(
+                "INSERT INTO erased_users (tenant_id, user_id, erased_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET erased_at = max(erased_at, excluded.erased_at)",
+                params![tenant.as_str(), user.as_str(), erased_at.millis()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token_revocations(&self, tenant: &TenantId) -> StoreResult<Vec<(UserId, Timestamp)>> {
+        self.with_reader(|c| {
+            let sql =
+                "SELECT user_id, revoked_before FROM user_token_revocations WHERE tenant_id = ?1 ORDER BY user_id";
+            user_times(c, sql, tenant)
+        })
+    }
+
+    fn revoke_user_tokens(&self, tenant: &TenantId, user: &UserId, before: Timestamp) -> StoreResult<()> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            revoke_tokens_in(&tx, tenant, user, before.millis())?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn user_tokens_revoked_before(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Option<Timestamp>> {
+        self.with_reader(|c| {
+            let before: Option<i64> = c
+                .prepare_cached(
+                    "SELECT revoked_before FROM user_token_revocations WHERE tenant_id = ?1 AND user_id = ?2",
+                )?
+                .query_row(params![tenant.as_str(), user.as_str()], |r| r.get(0))
+                .optional()?;
+            before.map(timestamp).transpose()
+        })
+    }
+
     fn record_consent(&self, tenant: &TenantId, user: &UserId, statements: &[ConsentStatement]) -> StoreResult<User> {
         self.with_writer(|c| {
             let tx = c.transaction()?;
@@ -642,6 +756,16 @@ impl Store for SqliteStore {
             }
             let events =
                 tx.execute("DELETE FROM events WHERE tenant_id = ?1 AND user_id = ?2", params![tenant.as_str(), id.as_str()])?;
+            // A tombstone only for a user who had data: asking to erase an unknown id changes nothing.
+            if profile || events > 0 {
+                let now = Timestamp::now().millis();
+                tx.execute(
+                    "INSERT INTO erased_users (tenant_id, user_id, erased_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET erased_at = excluded.erased_at",
+                    params![tenant.as_str(), id.as_str(), now],
+                )?;
+                revoke_tokens_in(&tx, tenant, id, now)?;
+            }
             bump_event_deletions(&tx, tenant)?;
             tx.commit()?;
             Ok(DeletedUser { profile, events: events as u64 })

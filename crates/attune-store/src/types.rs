@@ -25,6 +25,8 @@ pub struct UpsertCounts {
 pub struct AppendOutcome {
     pub accepted: u64,
     pub duplicates: u64,
+    /// Events of an erased user (see [`crate::Store::delete_user`]), not stored.
+    pub erased: u64,
 }
 
 #[derive(Debug, Clone, Default)]

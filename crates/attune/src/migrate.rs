@@ -2,13 +2,14 @@
 //! another store, the way a shop moves from one machine to several replicas on PostgreSQL.
 //!
 //! Everything goes through the `Store` trait, tenant by tenant: the tenant and its user-token secret, API keys
-//! (by their hashes; revocations carried over), items, users, events with their sequence numbers and receipt
-//! times, item embeddings, and model versions as stored (a pinned version stays pinned). Every step is
+//! (by their hashes; revocations carried over), items, users with their consent ledgers, erased users' tombstones
+//! and users' token revocations, events with their sequence numbers and receipt times, item embeddings, and model
+//! versions as stored (a pinned version stays pinned). Every step is
 //! idempotent (upserts, events keyed by id, versions kept as they are), and events resume after the newest one
 //! the target already holds, so a copy that stopped half-way is finished by running the command again. At the end the counts of both stores are
 //! compared and any difference is an error.
 
-use attune_core::{Tenant, TenantId};
+use attune_core::{Tenant, TenantId, UserId};
 use attune_store::{Store, StoreError, UserQuery};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -87,6 +88,7 @@ fn copy_tenant(
         target.upsert_items(id, chunk)?;
     }
     copy_users(source, target, id)?;
+    copy_erasures(source, target, id)?;
     let events_copied = copy_events(source, target, id, bar)?;
     copy_embeddings(source, target, id)?;
     copy_models(source, target, id)?;
@@ -130,11 +132,39 @@ fn copy_users(source: &dyn Store, target: &dyn Store, tenant: &TenantId) -> anyh
     loop {
         let page = source.list_users(tenant, &UserQuery { search: None, after, limit: ROW_CHUNK })?;
         target.upsert_users(tenant, &page.users)?;
+        for user in &page.users {
+            copy_consent_ledger(source, target, tenant, &user.id)?;
+        }
         match page.next_after {
             Some(next) => after = Some(next),
             None => return Ok(()),
         }
     }
+}
+
+/// Appends the statements of `user`'s consent ledger that the target lacks (a resumed copy has a prefix).
+fn copy_consent_ledger(source: &dyn Store, target: &dyn Store, tenant: &TenantId, user: &UserId) -> anyhow::Result<()> {
+    let statements = source.consent_history(tenant, user)?;
+    let copied = target.consent_history(tenant, user)?;
+    anyhow::ensure!(
+        statements.starts_with(&copied),
+        "the consent ledger of user `{user}` in the target is not a copy of this one's"
+    );
+    if statements.len() > copied.len() {
+        target.record_consent(tenant, user, &statements[copied.len()..])?;
+    }
+    Ok(())
+}
+
+/// Copies the tombstones of erased users and the revocations of users' tokens.
+fn copy_erasures(source: &dyn Store, target: &dyn Store, tenant: &TenantId) -> anyhow::Result<()> {
+    for (user, erased_at) in source.erasures(tenant)? {
+        target.restore_erasure(tenant, &user, erased_at)?;
+    }
+    for (user, before) in source.token_revocations(tenant)? {
+        target.revoke_user_tokens(tenant, &user, before)?;
+    }
+    Ok(())
 }
 
 /// Copies the events after the newest one the target holds; returns how many were written.

@@ -1,13 +1,15 @@
 //! `attune migrate` moves the demo shop from SQLite to PostgreSQL: run twice (the second run copies nothing and
 //! still verifies), after which a server on each store shows the same console counts, the same storefront and
-//! the same recommendations and search results, and the key created before the move works on both.
+//! the same recommendations and search results, and the key created before the move works on both; a consent
+//! ledger and an erasure move too.
 //!
 //! Needs the PostgreSQL of `ATTUNE_TEST_DATABASE_URL` (default: the local server); the test works in a schema of
 //! its own and drops it.
 
 mod process;
 
-use attune_store::{PostgresStore, test_database_url};
+use attune_core::{ConsentSource, ConsentStatement, Purpose, TenantId, Timestamp, UserId};
+use attune_store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, test_database_url};
 use process::Served;
 use std::process::Command;
 
@@ -67,6 +69,20 @@ fn the_demo_moved_to_postgresql_shows_the_same_counts_and_recommendations() {
     attune(&["demo", "--data-dir", data_dir, "--log", "warn"]);
     let key = process::create_key(directory.path(), "demo");
     attune(&["train", "--data-dir", data_dir, "--tenant", "demo", "--log", "warn"]);
+    // A consent statement and an erasure, which must move too.
+    {
+        let source = SqliteStore::open(directory.path().join("attune.sqlite3"), SqliteOptions::default()).unwrap();
+        let demo = TenantId::parse_slug("demo").unwrap();
+        let statement = ConsentStatement {
+            purpose: Purpose::Marketing,
+            granted: true,
+            source: ConsentSource::Import,
+            policy_version: Some("v1".into()),
+            recorded_at: Timestamp::now(),
+        };
+        source.record_consent(&demo, &UserId::parse("13047").unwrap(), &[statement]).unwrap();
+        assert!(source.delete_user(&demo, &UserId::parse("12346").unwrap()).unwrap().events > 0);
+    }
 
     let url = test_database_url();
     let target =
@@ -112,4 +128,12 @@ fn the_demo_moved_to_postgresql_shows_the_same_counts_and_recommendations() {
         found["hits"].as_array().unwrap().iter().map(|h| h["item_id"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(hits(get(&on_sqlite, search, &key)), hits(get(&on_postgres, search, &key)));
+    let ledger = "/v1/users/13047/consents";
+    assert!(get(&on_sqlite, ledger, &key).contains("\"import\""));
+    assert_eq!(get(&on_sqlite, ledger, &key), get(&on_postgres, ledger, &key), "the consent ledger moved");
+    let erased = PostgresStore::connect(&url, PostgresOptions { schema: Some(schema.clone()), ..Default::default() })
+        .unwrap()
+        .erasures(&TenantId::parse_slug("demo").unwrap())
+        .unwrap();
+    assert_eq!(erased.len(), 1, "the erasure moved: {erased:?}");
 }

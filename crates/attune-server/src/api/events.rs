@@ -9,8 +9,10 @@ use crate::body::{LimitedBody, json_error, parse_json, parse_json_borrowed};
 use crate::error::{ApiError, ApiResult, ErrorDetail, ErrorKind};
 use crate::state::{AppState, blocking};
 use attune_core::{
-    ApiKeyKind, Event, EventInput, EventKind, EventTimeWindow, PUBLIC_EVENT_ID_PREFIX, Timestamp, ValidationError,
+    ApiKeyKind, Event, EventInput, EventKind, EventTimeWindow, PUBLIC_EVENT_ID_PREFIX, TenantId, Timestamp, UserId,
+    ValidationError,
 };
+use attune_store::Store;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -80,6 +82,35 @@ fn scope_event(caller: &Caller, event: Event) -> ApiResult<Event> {
     Ok(Event { id: event.id.into_public()?, ..event })
 }
 
+/// Refuses `events` when any names an erased user: the shop must register them again first. Blocking.
+fn refuse_erased_users(store: &dyn Store, tenant: &TenantId, events: &[Event]) -> ApiResult<()> {
+    let users: Vec<&UserId> = events.iter().filter_map(|e| e.subject.user_id.as_ref()).collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let erased = store.erased_users(tenant, &users)?;
+    if erased.is_empty() {
+        return Ok(());
+    }
+    let problems = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.subject.user_id.as_ref().is_some_and(|u| erased.contains(u)))
+        .map(|(index, e)| ErrorDetail {
+            index: Some(index),
+            field: "user_id".into(),
+            code: "user_erased".into(),
+            message: format!("user `{}` was erased", e.subject.user_id.as_ref().map_or("", |u| u.as_str())),
+        })
+        .collect();
+    Err(user_erased(problems))
+}
+
+fn user_erased(details: Vec<ErrorDetail>) -> ApiError {
+    let message = "the event names a user who was erased; register them again with PUT /v1/users/{id} first";
+    ApiError::new(ErrorKind::UserErased, message).with_details(details)
+}
+
 /// Send one event.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventInput,
     responses((status = 200, body = EventAccepted), (status = 400, body = crate::error::ErrorBody),
@@ -99,7 +130,15 @@ pub async fn post_event(
     let event = scope_event(&caller, event)?;
     let event_id = event.id.to_string();
     let store = state.store().clone();
-    let outcome = blocking(move || Ok(store.append_events(&caller.tenant, std::slice::from_ref(&event))?)).await?;
+    let outcome = blocking(move || {
+        refuse_erased_users(store.as_ref(), &caller.tenant, std::slice::from_ref(&event))?;
+        Ok(store.append_events(&caller.tenant, std::slice::from_ref(&event))?)
+    })
+    .await?;
+    if outcome.erased > 0 {
+        // Erased between the check and the commit.
+        return Err(user_erased(Vec::new()));
+    }
     state.metrics.events_accepted.inc_by(outcome.accepted);
     state.metrics.events_duplicate.inc_by(outcome.duplicates);
     Ok(Json(EventAccepted { event_id, duplicate: outcome.duplicates == 1 }))
@@ -160,6 +199,7 @@ pub async fn post_event_batch(
             return Err(invalid_batch("events", problems));
         }
         let events = events.into_iter().map(|event| scope_event(&caller, event)).collect::<ApiResult<Vec<_>>>()?;
+        refuse_erased_users(store.as_ref(), &caller.tenant, &events)?;
         let outcome = store.append_events(&caller.tenant, &events)?;
         Ok((outcome, events.into_iter().map(|e| e.id.to_string()).collect::<Vec<_>>()))
     })

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::Path;
 use crate::state::{AppState, blocking};
 use attune_core::{ApiKeyKind, EventType, Timestamp, UserId};
@@ -96,13 +96,18 @@ pub async fn create_user_token(
             "`ttl_seconds` must be between 60 and 604800",
         )));
     }
-    let expires_at = Timestamp::from_millis(Timestamp::now().millis() + ttl * 1_000)?;
+    let issued_at = Timestamp::now();
+    let expires_at = Timestamp::from_millis(issued_at.millis() + ttl * 1_000)?;
     let store = state.store().clone();
-    let tenant = caller.tenant.clone();
-    let secret = blocking(move || Ok(store.user_token_secret(&tenant)?))
-        .await?
-        .ok_or_else(|| ApiError::internal("tenant without user token secret"))?;
-    let token = sign_user_token(&secret, &user, expires_at);
+    let (tenant, whose) = (caller.tenant.clone(), user.clone());
+    let (secret, erased) =
+        blocking(move || Ok((store.user_token_secret(&tenant)?, !store.erased_users(&tenant, &[&whose])?.is_empty())))
+            .await?;
+    if erased {
+        return Err(ApiError::new(ErrorKind::UserErased, "this user was erased; register them again first"));
+    }
+    let secret = secret.ok_or_else(|| ApiError::internal("tenant without user token secret"))?;
+    let token = sign_user_token(&secret, &user, issued_at, expires_at);
     Ok(Json(UserToken { token, user_id: user.to_string(), expires_at }))
 }
 

@@ -66,7 +66,7 @@ fn parse_path_user(id: String) -> ApiResult<UserId> {
     Ok(UserId::parse_field("id", id)?)
 }
 
-/// Create or replace a customer profile.
+/// Create or replace a customer profile; an erased customer is registered again.
 #[utoipa::path(put, path = "/v1/users/{id}", tag = "users", request_body = UserInput,
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = User), (status = 400, body = crate::error::ErrorBody)), security(("secret_key" = [])))]
@@ -94,7 +94,7 @@ pub async fn put_user(
     let user = User::parse(input, now)?;
     let stored = state
         .run(move |engine| {
-            let stored = engine.store().upsert_user(&caller.tenant, &user)?;
+            let stored = engine.register_user(&caller.tenant, &user)?;
             match statements {
                 Some(statements) => engine.record_consent(&caller.tenant, &user.id, &statements),
                 None => Ok(stored),
@@ -158,6 +158,31 @@ pub async fn post_consents(
     Ok(Json(ledger))
 }
 
+/// The moment before which a customer's user tokens are refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokensRevoked {
+    pub user_id: String,
+    pub revoked_before: Timestamp,
+}
+
+/// Revoke every user token issued so far for a customer (a lost device, a signed-out everywhere); tokens issued
+/// later work. Erasure does this too.
+#[utoipa::path(delete, path = "/v1/users/{id}/tokens", tag = "users", params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = TokensRevoked)), security(("secret_key" = [])))]
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokensRevoked>> {
+    caller.require_secret()?;
+    let id = parse_path_user(id)?;
+    let now = Timestamp::now();
+    let store = state.store().clone();
+    let user = id.clone();
+    blocking(move || Ok(store.revoke_user_tokens(&caller.tenant, &user, now)?)).await?;
+    Ok(Json(TokensRevoked { user_id: id.to_string(), revoked_before: now }))
+}
+
 /// A customer's consent and its history. A public key may read only the user of its user token.
 #[utoipa::path(get, path = "/v1/users/{id}/consents", tag = "users", params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = ConsentLedger), (status = 403, body = crate::error::ErrorBody)),
@@ -209,7 +234,9 @@ pub async fn list_users(
     Ok(Json(UserList { users: page.users, total: page.total, next_after: page.next_after }))
 }
 
-/// Delete a customer's profile and every event attributed to their user id.
+/// Erase a customer: their profile, consent ledger and every event attributed to their user id. Their user
+/// tokens stop working, and later events naming them are refused (`409 user_erased`), an impression still queued
+/// included, until `PUT /v1/users/{id}` registers them again.
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserDeleted), (status = 404, body = crate::error::ErrorBody)), security(("secret_key" = [])))]
 pub async fn delete_user(
@@ -219,8 +246,7 @@ pub async fn delete_user(
 ) -> ApiResult<Json<UserDeleted>> {
     caller.require_secret()?;
     let id = parse_path_user(id)?;
-    let store = state.store().clone();
-    let deleted = blocking(move || Ok(store.delete_user(&caller.tenant, &id)?)).await?;
+    let deleted = state.run(move |engine| engine.erase_user(&caller.tenant, &id)).await?;
     if !deleted.profile && deleted.events == 0 {
         return Err(ApiError::not_found("user"));
     }

@@ -133,6 +133,20 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL
     );
     CREATE INDEX consent_statements_by_user ON consent_statements (tenant_id, user_id, id);"#,
+    // 5: erased users, whose events are refused until the shop registers them again, and the moment before
+    // which a user's tokens are refused.
+    r#"CREATE TABLE erased_users (
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        user_id TEXT COLLATE "C" NOT NULL,
+        erased_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    );
+    CREATE TABLE user_token_revocations (
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        user_id TEXT COLLATE "C" NOT NULL,
+        revoked_before BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    );"#,
 ];
 
 /// Brings the schema up to date; `lock_key` is the advisory lock that serializes replicas doing the same.

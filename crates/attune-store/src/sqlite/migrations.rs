@@ -130,6 +130,20 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL
     );
     CREATE INDEX consent_statements_by_user ON consent_statements (tenant_id, user_id, id);",
+    // 8: erased users, whose events are refused until the shop registers them again, and the moment before
+    // which a user's tokens are refused.
+    "CREATE TABLE erased_users (
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        erased_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE user_token_revocations (
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        revoked_before INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    ) WITHOUT ROWID;",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
