@@ -38,6 +38,8 @@ pub struct EngineConfig {
     pub model_dir: Option<PathBuf>,
     /// How search tunes item vectors to the catalog when enough items have a category path; `None`: never.
     pub catalog_tuning: Option<TuningConfig>,
+    /// Distinct shoppers a past query needs before autocomplete suggests it to anyone.
+    pub suggestion_min_shoppers: usize,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +50,7 @@ impl Default for EngineConfig {
             training: TrainOptions::default(),
             model_dir: None,
             catalog_tuning: Some(TuningConfig::default()),
+            suggestion_min_shoppers: crate::search::queries::DEFAULT_MIN_SHOPPERS,
         }
     }
 }
@@ -92,7 +95,11 @@ impl Engine {
             background.clone(),
             settings,
         );
-        let settings = SearchSettings { model_dir: config.model_dir.clone(), catalog_tuning: config.catalog_tuning };
+        let settings = SearchSettings {
+            model_dir: config.model_dir.clone(),
+            catalog_tuning: config.catalog_tuning,
+            suggestion_min_shoppers: config.suggestion_min_shoppers,
+        };
         let popular = Arc::new(PopularItems::default());
         let search = SearchService::new(
             store.clone(),
@@ -166,6 +173,11 @@ impl Engine {
 
     pub fn search(&self) -> &SearchService {
         &self.parts.search
+    }
+
+    /// The queue of the engine's own events (impressions, searches).
+    pub fn event_log(&self) -> &EventLog {
+        &self.parts.events
     }
 
     pub fn insights(&self) -> &InsightsService {

@@ -30,6 +30,8 @@ pub const LINGER: Duration = Duration::from_millis(200);
 
 enum Message {
     Event(TenantId, Box<Event>),
+    /// Write everything queued before it now, then answer.
+    Flush(SyncSender<()>),
     /// Write everything queued before it, then end the writer.
     Close,
 }
@@ -105,6 +107,19 @@ impl EventLog {
         }
     }
 
+    /// Waits (up to `timeout`) until every event queued before this call is written: an erasure must not be
+    /// followed by a queued event of the erased user. False when the writer did not answer in time.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return true;
+        }
+        let (ack, done) = sync_channel(1);
+        if self.sender.send(Message::Flush(ack)).is_err() {
+            return true;
+        }
+        done.recv_timeout(timeout).is_ok()
+    }
+
     /// Events dropped because the queue was full, since start-up.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -132,6 +147,7 @@ fn write_loop(store: &dyn Store, receiver: Receiver<Message>, written: &AtomicU6
     while open && let Ok(first) = receiver.recv() {
         let linger_until = Instant::now() + LINGER;
         let mut batch: BTreeMap<TenantId, Vec<Event>> = BTreeMap::new();
+        let mut flushes = Vec::new();
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(message) = next.take() {
@@ -140,9 +156,10 @@ fn write_loop(store: &dyn Store, receiver: Receiver<Message>, written: &AtomicU6
                     batch.entry(tenant).or_default().push(*event);
                     taken += 1;
                 }
+                Message::Flush(ack) => flushes.push(ack),
                 Message::Close => open = false,
             }
-            if taken >= BATCH {
+            if taken >= BATCH || !flushes.is_empty() {
                 break;
             }
             next = match receiver.try_recv() {
@@ -156,15 +173,24 @@ fn write_loop(store: &dyn Store, receiver: Receiver<Message>, written: &AtomicU6
             };
         }
         write_batch(store, batch, written);
+        for ack in flushes {
+            let _ = ack.send(());
+        }
     }
     // An event that raced with the close is written too.
     let mut late: BTreeMap<TenantId, Vec<Event>> = BTreeMap::new();
+    let mut flushes = Vec::new();
     while let Ok(message) = receiver.try_recv() {
-        if let Message::Event(tenant, event) = message {
-            late.entry(tenant).or_default().push(*event);
+        match message {
+            Message::Event(tenant, event) => late.entry(tenant).or_default().push(*event),
+            Message::Flush(ack) => flushes.push(ack),
+            Message::Close => {}
         }
     }
     write_batch(store, late, written);
+    for ack in flushes {
+        let _ = ack.send(());
+    }
 }
 
 fn write_batch(store: &dyn Store, batch: BTreeMap<TenantId, Vec<Event>>, written: &AtomicU64) {

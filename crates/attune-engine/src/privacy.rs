@@ -85,6 +85,9 @@ pub fn users_withholding(store: &dyn Store, tenant: &TenantId, purpose: Purpose)
     }
 }
 
+/// How long an erasure waits for this process's queued events to be written.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Profiles read per page when looking for withheld consent.
 const USER_PAGE: usize = 1_000;
 
@@ -102,11 +105,16 @@ impl Engine {
         Ok(stored)
     }
 
-    /// Erases `user` (see [`Store::delete_user`]) and forgets the tenant's customer analytics, which valued them.
-    /// Blocking.
+    /// Erases `user` (see [`Store::delete_user`]) and forgets what was derived from them: the tenant's customer
+    /// analytics and their searches in autocomplete. Blocking.
     pub fn erase_user(&self, tenant: &TenantId, user: &UserId) -> EngineResult<DeletedUser> {
+        // What this process still queues of theirs is written first, so that the erasure takes it too.
+        if !self.event_log().flush(FLUSH_WAIT) {
+            tracing::warn!(tenant = %tenant, "queued events not written before an erasure; the tombstone drops them");
+        }
         let deleted = self.store().delete_user(tenant, user)?;
         self.insights().forget(tenant);
+        self.search().forget_user(tenant, user);
         tracing::info!(tenant = %tenant, events = deleted.events, "user erased");
         Ok(deleted)
     }

@@ -273,6 +273,28 @@ fn withdrawn_consent_to_personalization_gives_the_anonymous_order() {
 }
 
 #[test]
+fn one_shoppers_words_are_never_suggested_to_others() {
+    let server = TestServer::start(None);
+    let private = "jane doe 42 baker street gift";
+    for _ in 0..20 {
+        expect(server.get(&[("q", private), ("user_id", "jane")]), StatusCode::OK);
+    }
+    let public_key = |path: &str| server.client.get(format!("{}{path}", server.base)).bearer_auth(&server.public);
+    let suggestions = expect(public_key("/v1/search/autocomplete?q=jane"), StatusCode::OK);
+    assert!(!suggestions.to_string().contains("baker"), "{suggestions}");
+    // Five shoppers make a query public; erasing one of them takes their search back out.
+    for shopper in ["a", "b", "c", "d", "jane"] {
+        expect(server.get(&[("q", "blue teapot"), ("user_id", shopper)]), StatusCode::OK);
+    }
+    let suggestions = expect(public_key("/v1/search/autocomplete?q=blue%20tea"), StatusCode::OK);
+    assert_eq!(suggestions["suggestions"][0]["text"], "blue teapot", "{suggestions}");
+    let erase = server.client.delete(format!("{}/v1/users/jane", server.base)).bearer_auth(&server.secret);
+    expect(erase, StatusCode::OK);
+    let suggestions = expect(public_key("/v1/search/autocomplete?q=blue%20tea"), StatusCode::OK);
+    assert!(!suggestions["suggestions"].as_array().unwrap().iter().any(|s| s["source"] == "query"), "{suggestions}");
+}
+
+#[test]
 fn a_missing_model_directory_means_lexical_search_with_a_warning() {
     let server = TestServer::start(Some(PathBuf::from("/nonexistent/attune-model")));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -339,19 +361,29 @@ fn a_search_is_logged_and_autocomplete_suggests_it() {
             if query == "waterproof boots" && result_ids.iter().any(|id| id.as_str() == "B1")),
         "{logged:?}"
     );
+    // Suggested once five shoppers searched it.
+    let from_queries = |suggestions: &Value| {
+        suggestions["suggestions"].as_array().unwrap().iter().filter(|s| s["source"] == "query").count()
+    };
+    let suggestions = server.autocomplete(&[("q", "waterp"), ("limit", "5")]);
+    assert_eq!(from_queries(&suggestions), 0, "one shopper's query is not suggested: {suggestions}");
+    for shopper in ["s1", "s2", "s3", "s4"] {
+        expect(server.get(&[("q", "waterproof boots"), ("anonymous_id", shopper)]), StatusCode::OK);
+    }
     let suggestions = server.autocomplete(&[("q", "waterp"), ("limit", "5")]);
     let first = &suggestions["suggestions"][0];
     assert_eq!(first["text"], "waterproof boots", "{suggestions}");
     assert_eq!(first["source"], "query", "{suggestions}");
+    assert_eq!(first["count"], 5, "{suggestions}");
     // A misspelt search is logged as typed, with what was searched in its context; autocomplete counts what was
     // searched, so the misspelling is not suggested.
-    let results = expect(server.get(&[("q", "waterprof boots"), ("user_id", "fan")]), StatusCode::OK);
+    let results = expect(server.get(&[("q", "waterprof boots"), ("user_id", "late")]), StatusCode::OK);
     assert_eq!(results["corrected_query"], "waterproof boots", "{results}");
     let logged = server.logged_search(Some("waterprof boots"));
     assert_eq!(logged.context.get("corrected_query"), Some(&ScalarValue::Text("waterproof boots".into())));
     let suggestions = server.autocomplete(&[("q", "waterp"), ("limit", "5")]);
     assert_eq!(suggestions["suggestions"][0]["text"], "waterproof boots", "{suggestions}");
-    assert_eq!(suggestions["suggestions"][0]["count"], 2, "{suggestions}");
+    assert_eq!(suggestions["suggestions"][0]["count"], 6, "{suggestions}");
     assert!(!suggestions.to_string().contains("waterprof"), "{suggestions}");
     let titles = server.autocomplete(&[("q", "cerami")]);
     assert_eq!(titles["suggestions"][0]["text"], "Ceramic teapot", "{titles}");
@@ -518,7 +550,10 @@ fn the_storefront_and_the_console_playground_show_search_results() {
     assert!(!as_typed.contains("id=\"spelling-note\""), "{as_typed}");
     assert!(as_typed.contains("Results for “cashmere jumpr”"), "{as_typed}");
     assert!(as_typed.contains("brand=Zed&amp;as_typed=true"), "facet links keep the words as typed: {as_typed}");
-    // The search box offers past queries.
+    // The search box offers past queries that five shoppers searched.
+    for shopper in ["v1", "v2", "v3", "v4", "v5"] {
+        expect(server.get(&[("q", "knitted jumper"), ("anonymous_id", shopper)]), StatusCode::OK);
+    }
     let home = html(server.client.get(format!("{}/shop", server.base)));
     assert!(home.contains("<datalist id=\"search-suggestions\">"), "{home}");
     assert!(home.contains("<option value=\"knitted jumper\">"), "{home}");

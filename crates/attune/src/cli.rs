@@ -111,6 +111,10 @@ pub struct EngineArgs {
     /// (a map fitted from their gender, colour and category to their titles; default true).
     #[arg(long, env = "ATTUNE_CATALOG_TUNING")]
     pub catalog_tuning: Option<bool>,
+    /// Distinct shoppers (users, anonymous visitors or sessions) a past search query needs before autocomplete
+    /// and the storefront suggest it to anyone (default 5; at least 1).
+    #[arg(long, env = "ATTUNE_SUGGEST_MIN_SHOPPERS")]
+    pub suggest_min_shoppers: Option<usize>,
     /// Minutes between scheduled `train_recs` tasks (recommendation model training) for every tenant with new
     /// events; 0 turns the schedule off (default 60).
     #[arg(long, env = "ATTUNE_TRAIN_INTERVAL_MINUTES")]
@@ -131,6 +135,7 @@ impl ServeArgs {
             forecast_interval_minutes: engine.forecast_interval_minutes,
             model_dir: engine.model_dir,
             catalog_tuning: engine.catalog_tuning,
+            suggest_min_shoppers: engine.suggest_min_shoppers,
             train_interval_minutes: engine.train_interval_minutes,
             train_seed: engine.train_seed,
             event_max_age_days: self.event_window.event_max_age_days,
@@ -467,6 +472,7 @@ fn engine_config(options: &Options) -> EngineConfig {
         training: TrainOptions { seed: options.train_seed, ..Default::default() },
         model_dir: options.model_dir.clone(),
         catalog_tuning: options.catalog_tuning.then(attune_search::TuningConfig::default),
+        suggestion_min_shoppers: options.suggest_min_shoppers,
     }
 }
 

@@ -27,6 +27,7 @@ pub struct OptionArgs {
     pub forecast_interval_minutes: Option<u64>,
     pub model_dir: Option<PathBuf>,
     pub catalog_tuning: Option<bool>,
+    pub suggest_min_shoppers: Option<usize>,
     pub train_interval_minutes: Option<u64>,
     pub train_seed: Option<u64>,
     pub event_max_age_days: Option<u32>,
@@ -114,6 +115,7 @@ struct FileOptions {
     forecast_interval_minutes: Option<u64>,
     model_dir: Option<PathBuf>,
     catalog_tuning: Option<bool>,
+    suggest_min_shoppers: Option<usize>,
     train_interval_minutes: Option<u64>,
     train_seed: Option<u64>,
     event_max_age_days: Option<u32>,
@@ -141,6 +143,8 @@ pub struct Options {
     pub model_dir: Option<PathBuf>,
     /// Whether search tunes item vectors to the catalog.
     pub catalog_tuning: bool,
+    /// Distinct shoppers a past query needs before autocomplete suggests it.
+    pub suggest_min_shoppers: usize,
     /// Minutes between scheduled recommendation trainings; 0: off.
     pub train_interval_minutes: u64,
     /// Seed of recommendation training.
@@ -172,6 +176,11 @@ impl Options {
             forecast_interval_minutes: args.forecast_interval_minutes.or(file.forecast_interval_minutes).unwrap_or(60),
             model_dir: args.model_dir.clone().or(file.model_dir).or_else(attune_text::default_model_dir),
             catalog_tuning: args.catalog_tuning.or(file.catalog_tuning).unwrap_or(true),
+            suggest_min_shoppers: args
+                .suggest_min_shoppers
+                .or(file.suggest_min_shoppers)
+                .unwrap_or(attune_engine::search::queries::DEFAULT_MIN_SHOPPERS)
+                .max(1),
             train_interval_minutes: args.train_interval_minutes.or(file.train_interval_minutes).unwrap_or(60),
             train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_engine::recs::training::DEFAULT_SEED),
             event_time_window: EventTimeWindow {

@@ -19,12 +19,12 @@ use crate::error::{EngineError, EngineResult};
 use crate::event_log::EventLog;
 use crate::popular::PopularItems;
 use crate::tasks::TaskRegistry;
-use attune_core::TenantId;
+use attune_core::{TenantId, UserId};
 use attune_search::{Suggestion, TuningConfig};
 use attune_store::Store;
 use embedding::{Embedder, EmbedderState};
 use index::{BuildInputs, Indexes, TenantIndex};
-use queries::PastQueries;
+use queries::{PastQueries, Searcher};
 use serve::{SearchContext, SearchOutcome, SearchParams};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -40,11 +40,17 @@ pub struct SearchSettings {
     pub model_dir: Option<PathBuf>,
     /// How item vectors are tuned to the catalog when enough items have a category path; `None`: never.
     pub catalog_tuning: Option<TuningConfig>,
+    /// Distinct shoppers a past query needs before autocomplete suggests it to anyone.
+    pub suggestion_min_shoppers: usize,
 }
 
 impl Default for SearchSettings {
     fn default() -> Self {
-        Self { model_dir: None, catalog_tuning: Some(TuningConfig::default()) }
+        Self {
+            model_dir: None,
+            catalog_tuning: Some(TuningConfig::default()),
+            suggestion_min_shoppers: queries::DEFAULT_MIN_SHOPPERS,
+        }
     }
 }
 
@@ -77,10 +83,10 @@ impl SearchService {
             events,
             tasks,
             popular,
-            settings,
             embedder: Embedder::default(),
             indexes: Indexes::default(),
-            queries: PastQueries::default(),
+            queries: PastQueries::new(settings.suggestion_min_shoppers),
+            settings,
         });
         let search: Weak<SearchService> = Arc::downgrade(&service);
         service.tasks.register(EMBED_TASK, move |tenant, progress| {
@@ -167,6 +173,11 @@ impl SearchService {
     ) -> EngineResult<Vec<Suggestion>> {
         let queries = self.queries.suggest(self.store.as_ref(), tenant, typed, limit)?;
         Ok(queries::merge_suggestions(queries, index.titles.suggest(typed, limit), limit))
+    }
+
+    /// Takes an erased user's searches out of autocomplete's counts.
+    pub fn forget_user(&self, tenant: &TenantId, user: &UserId) {
+        self.queries.forget(tenant, Searcher::named("user", user.as_str()));
     }
 
     /// The tenant's most searched queries, most frequent first. Blocking the first time.
