@@ -16,9 +16,9 @@ use crate::recs::training::TrainOptions;
 use crate::recs::{RecsService, RecsSettings, TRAIN_TASK};
 use crate::search::{SearchService, SearchSettings};
 use crate::tasks::TaskRegistry;
-use attune_core::{Item, ItemId, TenantId};
+use attune_core::{ConsentStatement, Item, ItemId, TenantId, User, UserId};
 use attune_search::TuningConfig;
-use attune_store::{Store, StoreResult, UpsertCounts};
+use attune_store::{DeletedUser, Store, StoreResult, UpsertCounts};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -340,5 +340,46 @@ impl EngineHandle {
         }
         tracing::info!(events_written = events.written, events_dropped = events.dropped, unfinished, "engine stopped");
         ShutdownReport { unfinished, events }
+    }
+}
+
+/// How long an erasure waits for this process's queued events to be written.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Consent and erasure (see [`crate::privacy`]).
+impl Engine {
+    /// Records consent `statements` of `user` (see [`Store::record_consent`]) and forgets the tenant's customer
+    /// analytics, which must leave out customers who withdrew consent to analytics. Blocking.
+    pub fn record_consent(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        statements: &[ConsentStatement],
+    ) -> EngineResult<User> {
+        let stored = self.store().record_consent(tenant, user, statements)?;
+        self.insights().forget(tenant);
+        Ok(stored)
+    }
+
+    /// Erases `user` (see [`Store::delete_user`]: the store keeps a tombstone that refuses their later events) and forgets what was derived from them: the tenant's customer
+    /// analytics and their searches in autocomplete. Blocking.
+    pub fn erase_user(&self, tenant: &TenantId, user: &UserId) -> EngineResult<DeletedUser> {
+        // What this process still queues of theirs is written first, so that the erasure takes it too.
+        if !self.event_log().flush(FLUSH_WAIT) {
+            tracing::warn!(tenant = %tenant, "queued events not written before an erasure; the tombstone drops them");
+        }
+        let deleted = self.store().delete_user(tenant, user)?;
+        self.insights().forget(tenant);
+        self.search().forget_user(tenant, user);
+        tracing::info!(tenant = %tenant, events = deleted.events, "user erased");
+        Ok(deleted)
+    }
+
+    /// Stores `user`'s profile, registering an erased user again. Blocking.
+    pub fn register_user(&self, tenant: &TenantId, user: &User) -> EngineResult<User> {
+        if self.store().lift_erasure(tenant, &user.id)? {
+            tracing::info!(tenant = %tenant, "erased user registered again");
+        }
+        Ok(self.store().upsert_user(tenant, user)?)
     }
 }

@@ -1,4 +1,4 @@
-//! API keys and user tokens.
+//! API keys, console sessions and user tokens.
 //!
 //! A key is `sk_` or `pk_`, an 8-character key id, `_`, and 32 random bytes in hex. Only the SHA-256 of
 //! the whole key is stored; the key id alone identifies it in listings and for revocation.
@@ -10,7 +10,7 @@
 //! earlier form `user_id_hex.expiry_ms.hmac_hex` are read as issued the longest lifetime before they expire.
 
 use attune_core::{ApiKeyKind, Tenant, TenantId, Timestamp, UserId};
-use attune_store::{ApiKeyRecord, Store, StoreError};
+use attune_store::{ApiKeyRecord, ConsoleSessionRecord, Store, StoreError};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -76,6 +76,34 @@ pub fn ensure_tenant(store: &dyn Store, id: &TenantId, name: &str) -> Result<Ten
         Err(StoreError::Conflict(_)) => store.tenant(id)?.ok_or_else(|| StoreError::Corrupt("tenant vanished".into())),
         Err(other) => Err(other),
     }
+}
+
+/// How long a console sign-in lasts.
+pub const CONSOLE_SESSION_TTL_MS: i64 = 12 * 3_600_000;
+
+/// Starts a console session of `tenant` signed in with key `key_id`: returns the token for the browser's cookie
+/// and the stored record (which holds only the token's hash).
+pub fn start_console_session(
+    store: &dyn Store,
+    tenant: &TenantId,
+    key_id: &str,
+    user_agent: &str,
+) -> Result<(String, ConsoleSessionRecord), StoreError> {
+    let token = random_hex(32);
+    let now = Timestamp::now();
+    let record = ConsoleSessionRecord {
+        session_id: random_hex(8),
+        token_hash: hash_api_key(&token),
+        tenant_id: tenant.clone(),
+        key_id: key_id.to_string(),
+        form_token: random_hex(32),
+        user_agent: user_agent.chars().filter(|c| !c.is_control()).take(200).collect(),
+        created_at: now,
+        expires_at: Timestamp::from_millis(now.millis() + CONSOLE_SESSION_TTL_MS)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    };
+    store.create_console_session(&record)?;
+    Ok((token, record))
 }
 
 /// The longest a user token may live.

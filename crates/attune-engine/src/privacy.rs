@@ -2,13 +2,11 @@
 //! from their profile at request time (so a withdrawal counts from the next request on), and consent changes,
 //! which go to the store's ledger and drop every in-memory copy that depended on the old consent.
 //!
-//! Erasure: the store deletes the user's data and keeps a tombstone, which refuses their later events (an
-//! impression still queued when the erasure commits included); the engine drops what it derived from them.
+//! Consent changes and erasure are `Engine` methods (`engine.rs`): the store records them, and the engine drops
+//! what it derived from the data.
 
-use crate::engine::Engine;
-use crate::error::EngineResult;
-use attune_core::{AnonymousId, ConsentStatement, Purpose, TenantId, User, UserId};
-use attune_store::{DeletedUser, Store, StoreResult, UserQuery};
+use attune_core::{AnonymousId, Purpose, TenantId, UserId};
+use attune_store::{Store, StoreResult, UserQuery};
 use std::collections::HashSet;
 
 /// Whether a list or search used the shopper's own history.
@@ -85,45 +83,5 @@ pub fn users_withholding(store: &dyn Store, tenant: &TenantId, purpose: Purpose)
     }
 }
 
-/// How long an erasure waits for this process's queued events to be written.
-const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Profiles read per page when looking for withheld consent.
 const USER_PAGE: usize = 1_000;
-
-impl Engine {
-    /// Records consent `statements` of `user` (see [`Store::record_consent`]) and forgets the tenant's customer
-    /// analytics, which must leave out customers who withdrew consent to analytics. Blocking.
-    pub fn record_consent(
-        &self,
-        tenant: &TenantId,
-        user: &UserId,
-        statements: &[ConsentStatement],
-    ) -> EngineResult<User> {
-        let stored = self.store().record_consent(tenant, user, statements)?;
-        self.insights().forget(tenant);
-        Ok(stored)
-    }
-
-    /// Erases `user` (see [`Store::delete_user`]) and forgets what was derived from them: the tenant's customer
-    /// analytics and their searches in autocomplete. Blocking.
-    pub fn erase_user(&self, tenant: &TenantId, user: &UserId) -> EngineResult<DeletedUser> {
-        // What this process still queues of theirs is written first, so that the erasure takes it too.
-        if !self.event_log().flush(FLUSH_WAIT) {
-            tracing::warn!(tenant = %tenant, "queued events not written before an erasure; the tombstone drops them");
-        }
-        let deleted = self.store().delete_user(tenant, user)?;
-        self.insights().forget(tenant);
-        self.search().forget_user(tenant, user);
-        tracing::info!(tenant = %tenant, events = deleted.events, "user erased");
-        Ok(deleted)
-    }
-
-    /// Stores `user`'s profile, registering an erased user again. Blocking.
-    pub fn register_user(&self, tenant: &TenantId, user: &User) -> EngineResult<User> {
-        if self.store().lift_erasure(tenant, &user.id)? {
-            tracing::info!(tenant = %tenant, "erased user registered again");
-        }
-        Ok(self.store().upsert_user(tenant, user)?)
-    }
-}

@@ -8,6 +8,7 @@
 pub mod api;
 mod auth;
 mod body;
+mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -22,6 +23,7 @@ use axum::http::HeaderName;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use connections::ConnectionLimits;
 use error::{ApiError, ErrorKind};
 use std::future::Future;
 use std::time::Instant;
@@ -50,9 +52,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Starts the engine, serves `app(state)` on `listener` until `shutdown` completes, lets in-flight requests
-/// finish (for at most the shutdown timeout), then shuts the engine down: its tasks stop at a checkpoint and
-/// every queued impression and search event is written.
+/// Starts the engine, serves `app(state)` on `listener` (with the connection limits of [`connections`]) until
+/// `shutdown` completes, lets in-flight requests finish (for at most the shutdown timeout), then shuts the engine
+/// down: its tasks stop at a checkpoint and every queued impression and search event is written.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -60,12 +62,23 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let engine = state.engine.start();
     let timeout = state.options.shutdown_timeout;
+    let limits = ConnectionLimits {
+        header_read_timeout: state.options.header_read_timeout,
+        max_connections: state.options.max_connections,
+    };
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         let _ = stopping.send(());
     };
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(signal).into_future();
+    let refused_counter = state.metrics.connections_refused.clone();
+    let refused = move || {
+        refused_counter.inc();
+    };
+    let server = async move {
+        connections::serve_connections(listener, app(state), limits, signal, refused).await;
+        std::io::Result::Ok(())
+    };
     let drain_deadline = async move {
         if stopped.await.is_ok() {
             tokio::time::sleep(timeout).await;

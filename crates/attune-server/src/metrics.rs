@@ -35,6 +35,7 @@ pub struct Metrics {
     pub events_accepted: Counter,
     pub events_duplicate: Counter,
     pub events_rejected: Counter,
+    pub connections_refused: Counter,
 }
 
 impl Metrics {
@@ -55,7 +56,21 @@ impl Metrics {
             events_duplicate.clone(),
         );
         registry.register("events_rejected", "Events rejected by validation", events_rejected.clone());
-        Self { registry, http_requests, http_request_seconds, events_accepted, events_duplicate, events_rejected }
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed on arrival because the most allowed were open",
+            connections_refused.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_request_seconds,
+            events_accepted,
+            events_duplicate,
+            events_rejected,
+            connections_refused,
+        }
     }
 
     /// Counts one request by method, route and status, and its latency by route.

@@ -28,6 +28,11 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// Event times ingest accepts, around the server clock.
     pub event_time_window: EventTimeWindow,
+    /// How long a client may take to send a request's headers, counted from when its connection opened or its
+    /// previous response was sent; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
@@ -40,6 +45,8 @@ impl Default for ServerOptions {
             secure_cookies: false,
             shutdown_timeout: Duration::from_secs(30),
             event_time_window: EventTimeWindow::default(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }

@@ -416,6 +416,67 @@ fn an_erased_user_stays_erased_until_registered_again() {
     expect_error(after, StatusCode::UNAUTHORIZED, "unauthenticated");
 }
 
+/// Whether the server closed `stream` (end of file, or an error such as a reset) within `wait`.
+fn closed_within(stream: &mut std::net::TcpStream, wait: std::time::Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buffer = [0_u8; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            // A `408` or similar before closing: keep reading to the end.
+            Ok(_) => continue,
+            Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn slow_and_idle_connections_are_closed_and_their_number_is_capped() {
+    use std::io::Write;
+    use std::time::Duration;
+    let server = TestServer::start_with(ServerOptions {
+        header_read_timeout: Duration::from_millis(800),
+        max_connections: 300,
+        ..Default::default()
+    });
+    let address = server.base.trim_start_matches("http://").to_string();
+    // Slowloris: 200 connections that start their headers and never finish them.
+    let mut slow: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+            stream
+        })
+        .collect();
+    // Requests are served meanwhile.
+    expect(server.get(&server.alpha_secret, "/v1/stats"), StatusCode::OK);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let open = slow.iter_mut().map(|s| !closed_within(s, Duration::from_millis(50))).filter(|open| *open).count();
+    assert_eq!(open, 0, "connections left open past the header timeout");
+    // An idle keep-alive connection is closed after the timeout too.
+    let mut idle = std::net::TcpStream::connect(&address).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(closed_within(&mut idle, Duration::from_millis(500)), "an idle keep-alive connection stays open");
+    // Beyond the cap, a connection is closed as it arrives, and served again once others have gone.
+    let held: Vec<std::net::TcpStream> = (0..300).map(|_| std::net::TcpStream::connect(&address).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(&address).unwrap();
+    assert!(closed_within(&mut extra, Duration::from_millis(500)), "a connection beyond the cap was kept");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    expect(server.get(&server.alpha_secret, "/v1/stats"), StatusCode::OK);
+    let metrics = server.client.get(format!("{}/metrics", server.base)).send().unwrap().text().unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("attune_connections_refused_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn currencies_must_be_iso_4217() {
     let server = TestServer::start();

@@ -139,7 +139,7 @@ impl TestServer {
 
     fn console(&self, path: &str) -> (StatusCode, String) {
         let response =
-            self.client.get(format!("{}{path}", self.base)).header("cookie", format!("attune_console={}", self.secret));
+            self.client.get(format!("{}{path}", self.base)).header("cookie", self.console_cookie(&self.secret));
         let response = response.send().unwrap();
         (response.status(), response.text().unwrap())
     }

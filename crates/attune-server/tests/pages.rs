@@ -178,7 +178,7 @@ impl TestServer {
     }
 
     fn console(&self, path: &str) -> String {
-        page(self.get(path, &format!("attune_console={}", self.shop_secret)), StatusCode::OK)
+        page(self.get(path, &self.console_cookie(&self.shop_secret)), StatusCode::OK)
     }
 
     fn events_of_type(&self, event_type: EventType) -> u64 {
@@ -232,7 +232,8 @@ fn the_root_and_console_pages_redirect_to_sign_in_without_a_key() {
         "/console/login?next=%2Fconsole%2Fcustomers%2F17850"
     );
     // A wrong or public key is no better, and its cookie is cleared.
-    for cookie in ["attune_console=sk_nope_0000".to_string(), format!("attune_console={}", server.shop_public)] {
+    // A raw key in the cookie (as before sessions) is no session.
+    for cookie in ["attune_console=sk_nope_0000".to_string(), format!("attune_console={}", server.shop_secret)] {
         let response = server.get("/console/customers", &cookie);
         assert_eq!(location(&response), "/console/login?next=%2Fconsole%2Fcustomers");
         assert!(set_cookie(&response, "attune_console").unwrap().contains("Max-Age=0"));
@@ -264,14 +265,83 @@ fn signing_in_sets_a_strict_http_only_cookie() {
 
     let demo = server.post("/console/login/demo", "", &[]);
     assert_eq!(location(&demo), "/console");
-    assert_eq!(
-        cookie_pair(&set_cookie(&demo, "attune_console").unwrap()),
-        format!("attune_console={}", server.shop_secret)
-    );
+    let demo_cookie = cookie_pair(&set_cookie(&demo, "attune_console").unwrap());
+    assert!(page(server.get("/console", &demo_cookie), StatusCode::OK).contains("Corner Gift Shop"));
 
-    let logout = server.post("/console/logout", &cookie_pair(&cookie), &[]);
+    // The cookie holds a session token, never the key; signing out ends the session on the server.
+    assert!(!cookie.contains(&server.shop_secret), "{cookie}");
+    let overview = page(server.get("/console", &cookie_pair(&cookie)), StatusCode::OK);
+    let without_token = server.post("/console/logout", &cookie_pair(&cookie), &[]);
+    assert_eq!(without_token.status(), StatusCode::FORBIDDEN, "a sign-out form without the session's token");
+    let logout = server.post("/console/logout", &cookie_pair(&cookie), &[("form_token", &form_token(&overview))]);
     assert_eq!(location(&logout), "/console/login");
     assert!(set_cookie(&logout, "attune_console").unwrap().contains("Max-Age=0"));
+    assert_eq!(location(&server.get("/console", &cookie_pair(&cookie))), "/console/login", "the session ended");
+}
+
+/// The session's form token in a console page.
+fn form_token(page: &str) -> String {
+    let pattern = "name=\"form_token\" value=\"";
+    let at = page.find(pattern).expect("a form token in the page") + pattern.len();
+    page[at..][..page[at..].find('"').unwrap()].to_string()
+}
+
+#[test]
+fn console_sessions_are_kept_on_the_server_listed_and_ended() {
+    let server = TestServer::start();
+    let first = server.console_cookie(&server.shop_secret);
+    let second = server.console_cookie(&server.shop_secret);
+    let list = page(server.get("/console/sessions", &first), StatusCode::OK);
+    assert_eq!(list.matches("/end\"").count(), 2, "{list}");
+    assert!(list.contains("this browser"), "{list}");
+    // Ending the second session from the first signs the second browser out.
+    let store_sessions = server.store.console_sessions(&server.shop).unwrap();
+    let second_id = store_sessions
+        .iter()
+        .find(|s| s.token_hash == attune_engine::keys::hash_api_key(second.trim_start_matches("attune_console=")))
+        .unwrap()
+        .session_id
+        .clone();
+    let forged = server.post(&format!("/console/sessions/{second_id}/end"), &first, &[("form_token", "guess")]);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let ended =
+        server.post(&format!("/console/sessions/{second_id}/end"), &first, &[("form_token", &form_token(&list))]);
+    assert_eq!(location(&ended), "/console/sessions");
+    assert_eq!(location(&server.get("/console", &second)), "/console/login");
+    // Revoking the key that signed in ends its sessions.
+    let key_id = server.shop_secret.split('_').nth(1).unwrap().to_string();
+    assert!(server.store.revoke_api_key(&server.shop, &key_id).unwrap());
+    assert_eq!(location(&server.get("/console", &first)), "/console/login");
+}
+
+#[test]
+fn forms_from_a_sibling_subdomain_or_another_origin_are_refused_and_demo_sign_in_needs_localhost() {
+    let server = TestServer::start();
+    let post = |headers: &[(&str, &str)]| {
+        let mut request = server.client.post(format!("{}/console/login", server.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.form(&[("key", server.shop_secret.as_str())]).send().unwrap()
+    };
+    let host = server.base.trim_start_matches("http://").to_string();
+    assert_eq!(post(&[("sec-fetch-site", "same-site")]).status(), StatusCode::FORBIDDEN, "a sibling subdomain");
+    assert_eq!(post(&[("origin", "http://shop.evil.example")]).status(), StatusCode::FORBIDDEN, "no fetch metadata");
+    assert_eq!(post(&[("origin", "null")]).status(), StatusCode::FORBIDDEN);
+    let own = post(&[("origin", &server.base), ("sec-fetch-site", "same-origin")]);
+    assert_eq!(location(&own), "/console");
+    let proxied = post(&[("origin", "https://console.shop.example"), ("x-forwarded-host", "console.shop.example")]);
+    assert_eq!(location(&proxied), "/console", "behind a reverse proxy that says the original host");
+    // The one-click demo sign-in: only reached as localhost (not through a proxy, not by a rebound DNS name).
+    let demo = |host_header: &str| {
+        let request = server.client.post(format!("{}/console/login/demo", server.base)).header("host", host_header);
+        request.send().unwrap()
+    };
+    assert_eq!(location(&demo(&host)), "/console");
+    assert_eq!(location(&demo(&host.replace("127.0.0.1", "localhost"))), "/console");
+    assert_eq!(demo("attacker.example").status(), StatusCode::NOT_FOUND);
+    let login = server.client.get(format!("{}/console/login", server.base)).header("host", "shop.example").send();
+    assert!(!login.unwrap().text().unwrap().contains("demo-sign-in"));
 }
 
 #[test]
@@ -340,14 +410,12 @@ fn the_catalog_searches_pages_and_escapes() {
     let detail = server.console("/console/catalog/85123A");
     assert!(detail.contains("WHITE HANGING HEART T-LIGHT HOLDER") && detail.contains("In stock"));
     assert!(detail.contains("/shop/products/85123A"), "links to the storefront");
-    let missing = page(
-        server.get("/console/catalog/nope", &format!("attune_console={}", server.shop_secret)),
-        StatusCode::NOT_FOUND,
-    );
+    let missing =
+        page(server.get("/console/catalog/nope", &server.console_cookie(&server.shop_secret)), StatusCode::NOT_FOUND);
     assert!(missing.contains("No item with this id"));
     // A path id that is not UTF-8 is an error page too, not the framework's plain text.
     for path in ["/console/catalog/%FF", "/console/customers/%FF", "/shop/products/%FF"] {
-        let bad = page(server.get(path, &format!("attune_console={}", server.shop_secret)), StatusCode::BAD_REQUEST);
+        let bad = page(server.get(path, &server.console_cookie(&server.shop_secret)), StatusCode::BAD_REQUEST);
         assert!(bad.contains("UTF-8"), "{path}: {bad}");
     }
 }
@@ -375,7 +443,7 @@ fn customer_profiles_show_a_summary_and_a_timeline_with_titles() {
     assert!(older.contains("Viewed") && !older.contains("536320"), "older events on the second page");
 
     // Another tenant's console never sees this customer.
-    let other = server.get("/console/customers/17850", &format!("attune_console={}", server.other_secret));
+    let other = server.get("/console/customers/17850", &server.console_cookie(&server.other_secret));
     assert!(page(other, StatusCode::NOT_FOUND).contains("No customer with this id"));
 }
 

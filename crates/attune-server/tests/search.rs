@@ -405,7 +405,7 @@ fn dry_runs_and_the_console_playground_store_nothing() {
     assert!(ids(&results).contains(&"B1".to_string()), "{results}");
     let body = json!({"q": "waterproof boots", "user_id": "fan", "dry_run": true});
     expect(server.post(&body), StatusCode::OK);
-    let cookie = format!("attune_console={}", server.secret);
+    let cookie = server.console_cookie(&server.secret);
     let console = html(
         server
             .client
@@ -558,7 +558,7 @@ fn the_storefront_and_the_console_playground_show_search_results() {
     assert!(home.contains("<datalist id=\"search-suggestions\">"), "{home}");
     assert!(home.contains("<option value=\"knitted jumper\">"), "{home}");
 
-    let cookie = format!("attune_console={}", server.secret);
+    let cookie = server.console_cookie(&server.secret);
     let console = html(
         server
             .client

@@ -22,7 +22,8 @@ macro_rules! conformance_tests {
             task_leases_are_exclusive_and_slots_run_once, restored_events_keep_their_numbers_and_times,
             stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order,
             a_pinned_model_version_lasts_until_the_next_is_saved, consent_changes_only_through_the_ledger,
-            an_erased_users_events_are_refused_until_they_are_registered_again);
+            an_erased_users_events_are_refused_until_they_are_registered_again,
+            console_sessions_expire_end_and_go_with_their_key);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -601,4 +602,47 @@ pub fn an_erased_users_events_are_refused_until_they_are_registered_again(store:
     assert!(!store.lift_erasure(&t, &gone).unwrap());
     let again = [view("e4", "gone", "b", "2011-01-03T10:00:00Z")];
     assert_eq!(store.append_events(&t, &again).unwrap().accepted, 1);
+}
+
+pub fn console_sessions_expire_end_and_go_with_their_key(store: &dyn Store) {
+    let (t, other) = (tenant(store, "alpha"), tenant(store, "beta"));
+    let now = Timestamp::now().millis();
+    let session = |id: &str, tenant: &TenantId, key_id: &str, expires_in: i64| ConsoleSessionRecord {
+        session_id: id.into(),
+        token_hash: format!("hash-{id}"),
+        tenant_id: tenant.clone(),
+        key_id: key_id.into(),
+        form_token: format!("form-{id}"),
+        user_agent: "Firefox".into(),
+        created_at: Timestamp::from_millis(now).unwrap(),
+        expires_at: Timestamp::from_millis(now + expires_in).unwrap(),
+    };
+    let first = session("s1", &t, "k1", 60_000);
+    for record in [first.clone(), session("s2", &t, "k2", 60_000), session("s3", &other, "k3", 60_000)] {
+        store.create_console_session(&record).unwrap();
+    }
+    store.create_console_session(&session("old", &t, "k1", -1)).unwrap();
+    assert_eq!(store.console_session("hash-s1").unwrap(), Some(first));
+    assert!(store.console_session("hash-old").unwrap().is_none(), "expired");
+    assert!(store.console_session("nope").unwrap().is_none());
+    let listed: Vec<String> = store.console_sessions(&t).unwrap().into_iter().map(|s| s.session_id).collect();
+    assert_eq!(listed, ["s1", "s2"]);
+    assert!(!store.end_console_session(&other, "s2").unwrap(), "another tenant's session");
+    assert!(store.end_console_session(&t, "s2").unwrap());
+    assert!(store.console_session("hash-s2").unwrap().is_none());
+    // Revoking the key that signed in ends its sessions.
+    store
+        .insert_api_key(&ApiKeyRecord {
+            key_id: "k1".into(),
+            tenant_id: t.clone(),
+            kind: ApiKeyKind::Secret,
+            label: "backend".into(),
+            secret_hash: "h1".into(),
+            created_at: Timestamp::now(),
+            revoked_at: None,
+        })
+        .unwrap();
+    store.revoke_api_key(&t, "k1").unwrap();
+    assert!(store.console_session("hash-s1").unwrap().is_none());
+    assert_eq!(store.console_sessions(&other).unwrap().len(), 1);
 }

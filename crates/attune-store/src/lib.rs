@@ -46,8 +46,16 @@ pub trait Store: Send + Sync + 'static {
     /// The key whose secret hashes to `secret_hash`, revoked or not, across all tenants.
     fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
     fn api_keys(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
-    /// Revoke a key of `tenant`; false when it has no such (unrevoked) key.
+    /// Revoke a key of `tenant`, ending its console sessions; false when it has no such (unrevoked) key.
     fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<bool>;
+
+    fn create_console_session(&self, session: &ConsoleSessionRecord) -> StoreResult<()>;
+    /// The unexpired session whose token hashes to `token_hash`.
+    fn console_session(&self, token_hash: &str) -> StoreResult<Option<ConsoleSessionRecord>>;
+    /// The unexpired sessions of `tenant`, newest first.
+    fn console_sessions(&self, tenant: &TenantId) -> StoreResult<Vec<ConsoleSessionRecord>>;
+    /// Ends a session of `tenant`; false when it has no such session.
+    fn end_console_session(&self, tenant: &TenantId, session_id: &str) -> StoreResult<bool>;
 
     /// Insert or replace items; an existing item keeps its original `created_at`.
     fn upsert_items(&self, tenant: &TenantId, items: &[Item]) -> StoreResult<UpsertCounts>;

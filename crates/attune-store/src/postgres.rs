@@ -489,6 +489,19 @@ fn events_from_rows(rows: &[postgres::Row]) -> StoreResult<Vec<StoredEvent>> {
     rows.iter().map(event_from_row).collect()
 }
 
+fn console_session_from_pg(row: &postgres::Row) -> StoreResult<ConsoleSessionRecord> {
+    console_session_from_row((
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+        row.get(6),
+        row.get(7),
+    ))
+}
+
 fn api_key_from_pg(row: &postgres::Row) -> StoreResult<ApiKeyRecord> {
     api_key_from_row((row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5), row.get(6)))
 }
@@ -624,11 +637,73 @@ impl Store for PostgresStore {
                 "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND key_id = $2 AND revoked_at IS NULL",
                 &[&tenant.as_str(), &key_id, &Timestamp::now().millis()],
             )?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE tenant_id = $1 AND key_id = $2",
+                &[&tenant.as_str(), &key_id],
+            )?;
             if changed > 0 {
                 self.notify(&mut tx, &Change::Keys { tenant: tenant.clone() })?;
             }
             tx.commit()?;
             Ok(changed > 0)
+        })
+    }
+
+    fn create_console_session(&self, session: &ConsoleSessionRecord) -> StoreResult<()> {
+        self.with_connection(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE tenant_id = $1 AND expires_at <= $2",
+                &[&session.tenant_id.as_str(), &Timestamp::now().millis()],
+            )?;
+            tx.execute(
+                "INSERT INTO console_sessions (session_id, token_hash, tenant_id, key_id, form_token, user_agent,
+                     created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &session.session_id,
+                    &session.token_hash,
+                    &session.tenant_id.as_str(),
+                    &session.key_id,
+                    &session.form_token,
+                    &session.user_agent,
+                    &session.created_at.millis(),
+                    &session.expires_at.millis(),
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn console_session(&self, token_hash: &str) -> StoreResult<Option<ConsoleSessionRecord>> {
+        self.read(|c| {
+            let row = c.query_opt(
+                "SELECT session_id, token_hash, tenant_id, key_id, form_token, user_agent, created_at, expires_at
+                 FROM console_sessions WHERE token_hash = $1 AND expires_at > $2",
+                &[&token_hash, &Timestamp::now().millis()],
+            )?;
+            row.as_ref().map(console_session_from_pg).transpose()
+        })
+    }
+
+    fn console_sessions(&self, tenant: &TenantId) -> StoreResult<Vec<ConsoleSessionRecord>> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT session_id, token_hash, tenant_id, key_id, form_token, user_agent, created_at, expires_at
+                 FROM console_sessions WHERE tenant_id = $1 AND expires_at > $2 ORDER BY created_at DESC, session_id",
+                &[&tenant.as_str(), &Timestamp::now().millis()],
+            )?;
+            rows.iter().map(console_session_from_pg).collect()
+        })
+    }
+
+    fn end_console_session(&self, tenant: &TenantId, session_id: &str) -> StoreResult<bool> {
+        self.with_connection(|c| {
+            let ended = c.execute(
+                "DELETE FROM console_sessions WHERE tenant_id = $1 AND session_id = $2",
+                &[&tenant.as_str(), &session_id],
+            )?;
+            Ok(ended > 0)
         })
     }
 

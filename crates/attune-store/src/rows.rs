@@ -1,7 +1,7 @@
 //! What both backends store the same way: an event's indexed columns and JSON payload, item and user
 //! documents, API key rows, and the conversions between stored values and domain types.
 
-use crate::types::{ApiKeyRecord, StoredEvent};
+use crate::types::{ApiKeyRecord, ConsoleSessionRecord, StoredEvent};
 use crate::{StoreError, StoreResult};
 use attune_core::{ApiKeyKind, Consent, ConsentStatement, Event, EventInput, Item, TenantId, Timestamp, User, UserId};
 
@@ -97,6 +97,26 @@ pub(crate) fn user_with_consent(
     }
     user.updated_at = now;
     Ok(user)
+}
+
+/// The columns of `console_sessions`, in the order the backends select them.
+pub(crate) const CONSOLE_SESSION_COLUMNS: &str =
+    "session_id, token_hash, tenant_id, key_id, form_token, user_agent, created_at, expires_at";
+
+pub(crate) type ConsoleSessionRow = (String, String, String, String, String, String, i64, i64);
+
+pub(crate) fn console_session_from_row(row: ConsoleSessionRow) -> StoreResult<ConsoleSessionRecord> {
+    let (session_id, token_hash, tenant, key_id, form_token, user_agent, created, expires) = row;
+    Ok(ConsoleSessionRecord {
+        session_id,
+        token_hash,
+        tenant_id: TenantId::parse_slug(&tenant).map_err(corrupt)?,
+        key_id,
+        form_token,
+        user_agent,
+        created_at: timestamp(created)?,
+        expires_at: timestamp(expires)?,
+    })
 }
 
 pub(crate) fn read_consent_statement(doc: &str) -> StoreResult<ConsentStatement> {

@@ -450,11 +450,81 @@ impl Store for SqliteStore {
 
     fn revoke_api_key(&self, tenant: &TenantId, key_id: &str) -> StoreResult<bool> {
         self.with_writer(|c| {
-            let changed = c.execute(
+            let tx = c.transaction()?;
+            let changed = tx.execute(
                 "UPDATE api_keys SET revoked_at = ?3 WHERE tenant_id = ?1 AND key_id = ?2 AND revoked_at IS NULL",
                 params![tenant.as_str(), key_id, Timestamp::now().millis()],
             )?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE tenant_id = ?1 AND key_id = ?2",
+                params![tenant.as_str(), key_id],
+            )?;
+            tx.commit()?;
             Ok(changed > 0)
+        })
+    }
+
+    fn create_console_session(&self, session: &ConsoleSessionRecord) -> StoreResult<()> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE tenant_id = ?1 AND expires_at <= ?2",
+                params![session.tenant_id.as_str(), Timestamp::now().millis()],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO console_sessions ({CONSOLE_SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
+                params![
+                    session.session_id,
+                    session.token_hash,
+                    session.tenant_id.as_str(),
+                    session.key_id,
+                    session.form_token,
+                    session.user_agent,
+                    session.created_at.millis(),
+                    session.expires_at.millis()
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn console_session(&self, token_hash: &str) -> StoreResult<Option<ConsoleSessionRecord>> {
+        self.with_reader(|c| {
+            let sql = format!(
+                "SELECT {CONSOLE_SESSION_COLUMNS} FROM console_sessions WHERE token_hash = ?1 AND expires_at > ?2"
+            );
+            let row = c
+                .prepare_cached(&sql)?
+                .query_row(params![token_hash, Timestamp::now().millis()], console_session_row)
+                .optional()?;
+            row.map(console_session_from_row).transpose()
+        })
+    }
+
+    fn console_sessions(&self, tenant: &TenantId) -> StoreResult<Vec<ConsoleSessionRecord>> {
+        self.with_reader(|c| {
+            let sql = format!(
+                "SELECT {CONSOLE_SESSION_COLUMNS} FROM console_sessions WHERE tenant_id = ?1 AND expires_at > ?2
+                 ORDER BY created_at DESC, session_id"
+            );
+            let rows: Vec<ConsoleSessionRow> = c
+                .prepare_cached(&sql)?
+                .query_map(params![tenant.as_str(), Timestamp::now().millis()], console_session_row)?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter().map(console_session_from_row).collect()
+        })
+    }
+
+    fn end_console_session(&self, tenant: &TenantId, session_id: &str) -> StoreResult<bool> {
+        self.with_writer(|c| {
+            let ended = c.execute(
+                "DELETE FROM console_sessions WHERE tenant_id = ?1 AND session_id = ?2",
+                params![tenant.as_str(), session_id],
+            )?;
+            Ok(ended > 0)
         })
     }
 
@@ -1186,6 +1256,10 @@ impl Store for SqliteStore {
     }
 }
 
+fn console_session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsoleSessionRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+}
+
 fn api_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
@@ -1306,6 +1380,7 @@ mod tests {
         assert_eq!(store.activity.held_events(), 2);
         other.delete_user(&tenant, &user).unwrap();
         assert!(read().is_empty(), "an erasure by another connection must not be served from memory");
+        other.lift_erasure(&tenant, &user).unwrap();
         other.append_events(&tenant, &[view("c")]).unwrap();
         assert_eq!(read(), ["c"]);
     }

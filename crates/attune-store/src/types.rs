@@ -15,6 +15,24 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A console sign-in, kept on the server: the browser holds only a random token, whose SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSessionRecord {
+    /// Short public identifier shown in the sessions list and used to end the session.
+    pub session_id: String,
+    /// Hex SHA-256 of the token in the browser's cookie.
+    pub token_hash: String,
+    pub tenant_id: TenantId,
+    /// The secret key that signed in: revoking it ends the session.
+    pub key_id: String,
+    /// The token every console form of the session carries (against cross-site request forgery).
+    pub form_token: String,
+    /// The browser's `User-Agent`, to tell sessions apart in the list.
+    pub user_agent: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpsertCounts {
     pub created: u64,

@@ -90,6 +90,13 @@ pub struct ServeArgs {
     /// checkpoint (default 30); queued impressions and search events are always written.
     #[arg(long, env = "ATTUNE_SHUTDOWN_TIMEOUT_SECONDS")]
     pub shutdown_timeout_seconds: Option<u64>,
+    /// Seconds a client may take to send a request's headers, counted from when its connection opened or its
+    /// previous response was sent; then the connection is closed (default 10).
+    #[arg(long, env = "ATTUNE_HEADER_READ_TIMEOUT_SECONDS")]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Most connections open at once; more are closed as they arrive (default 10000).
+    #[arg(long, env = "ATTUNE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     #[command(flatten)]
     pub event_window: EventWindowArgs,
     #[command(flatten)]
@@ -132,6 +139,8 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             secure_cookies: self.secure_cookies,
             shutdown_timeout_seconds: self.shutdown_timeout_seconds,
+            header_read_timeout_seconds: self.header_read_timeout_seconds,
+            max_connections: self.max_connections,
             forecast_interval_minutes: engine.forecast_interval_minutes,
             model_dir: engine.model_dir,
             catalog_tuning: engine.catalog_tuning,
@@ -435,6 +444,8 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
         secure_cookies: options.secure_cookies,
         shutdown_timeout: Duration::from_secs(options.shutdown_timeout_seconds),
         event_time_window: options.event_time_window,
+        header_read_timeout: Duration::from_secs(options.header_read_timeout_seconds),
+        max_connections: options.max_connections,
         ..Default::default()
     };
     if demo {

@@ -24,6 +24,8 @@ pub struct OptionArgs {
     pub log: Option<String>,
     pub secure_cookies: Option<bool>,
     pub shutdown_timeout_seconds: Option<u64>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
     pub forecast_interval_minutes: Option<u64>,
     pub model_dir: Option<PathBuf>,
     pub catalog_tuning: Option<bool>,
@@ -112,6 +114,8 @@ struct FileOptions {
     log: Option<String>,
     secure_cookies: Option<bool>,
     shutdown_timeout_seconds: Option<u64>,
+    header_read_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
     forecast_interval_minutes: Option<u64>,
     model_dir: Option<PathBuf>,
     catalog_tuning: Option<bool>,
@@ -137,6 +141,10 @@ pub struct Options {
     pub secure_cookies: bool,
     /// At shutdown, how long in-flight requests may take, and then background tasks.
     pub shutdown_timeout_seconds: u64,
+    /// Seconds a client may take to send a request's headers (also the idle limit of a kept-alive connection).
+    pub header_read_timeout_seconds: u64,
+    /// Most connections open at once.
+    pub max_connections: usize,
     /// Minutes between scheduled forecast tasks; 0: off.
     pub forecast_interval_minutes: u64,
     /// The model directory for semantic search, if any.
@@ -173,6 +181,12 @@ impl Options {
             log: args.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             secure_cookies: args.secure_cookies.or(file.secure_cookies).unwrap_or(false),
             shutdown_timeout_seconds: args.shutdown_timeout_seconds.or(file.shutdown_timeout_seconds).unwrap_or(30),
+            header_read_timeout_seconds: args
+                .header_read_timeout_seconds
+                .or(file.header_read_timeout_seconds)
+                .unwrap_or(10)
+                .max(1),
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(10_000).max(1),
             forecast_interval_minutes: args.forecast_interval_minutes.or(file.forecast_interval_minutes).unwrap_or(60),
             model_dir: args.model_dir.clone().or(file.model_dir).or_else(attune_text::default_model_dir),
             catalog_tuning: args.catalog_tuning.or(file.catalog_tuning).unwrap_or(true),

@@ -20,15 +20,20 @@ fn attune(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// `(path, cookie)` answered by `server`, as text.
+/// `path` answered by `server` as text, with `key` as the bearer and signed in to the console with it.
 fn get(server: &Served, path: &str, key: &str) -> String {
-    let http = reqwest::blocking::Client::new();
-    let response = http
-        .get(format!("{}{path}", server.base))
-        .bearer_auth(key)
-        .header("cookie", format!("attune_console={key}"))
-        .send()
-        .unwrap();
+    let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = http.post(format!("{}/console/login", server.base)).form(&[("key", key)]).send().unwrap();
+    let session = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.split(';').next().filter(|c| c.starts_with("attune_console=")))
+        .expect("a console session")
+        .to_string();
+    let response =
+        http.get(format!("{}{path}", server.base)).bearer_auth(key).header("cookie", session).send().unwrap();
     assert!(response.status().is_success(), "{path}: {}", response.status());
     response.text().unwrap()
 }

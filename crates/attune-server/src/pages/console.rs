@@ -3,8 +3,8 @@
 
 use super::chart::events_chart;
 use super::context::{
-    PageError, PagePath, PageQuery, PageResult, Session, clear_console_cookie, customer_href, item_href, safe_next,
-    signed_in,
+    FormToken, PageError, PagePath, PageQuery, PageResult, Session, clear_console_cookie, customer_href, item_href,
+    safe_next, signed_in,
 };
 use super::cookies;
 use super::format::{channel_label, count, date, date_time, encode, event_type_label, iso, money, plural, with_query};
@@ -20,8 +20,8 @@ use attune_core::{
 use attune_engine::insights::activity::CustomerActivity;
 use attune_store::{ItemQuery, StoredEvent, TenantStats, TimelineQuery, UserQuery};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -43,7 +43,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/", get(|| async { Redirect::to("/console") }))
         .route("/console/login", get(login_page).post(login))
         .route("/console/login/demo", post(demo_login))
-        .route("/console/logout", get(logout).post(logout))
+        .route("/console/logout", get(|| async { Redirect::to("/console") }).post(logout))
+        .route("/console/sessions", get(sessions_page))
+        .route("/console/sessions/{id}/end", post(end_session))
         .route("/console/catalog", get(catalog))
         .route("/console/catalog/{id}", get(item_page))
         .route("/console/customers", get(customers))
@@ -63,11 +65,20 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-async fn login_page(State(state): State<AppState>, PageQuery(params): PageQuery<LoginParams>) -> Markup {
-    login_markup(&state, params.next.as_deref(), None)
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PageQuery(params): PageQuery<LoginParams>,
+) -> Markup {
+    login_markup(&state, &headers, params.next.as_deref(), None)
 }
 
-fn login_markup(state: &AppState, next: Option<&str>, error: Option<&str>) -> Markup {
+/// The demo's one-click sign-in key, when this request may use it: `serve --demo`, reached by a loopback name.
+fn demo_key<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a str> {
+    state.options.demo_console_key.as_deref().filter(|_| super::is_loopback_host(headers))
+}
+
+fn login_markup(state: &AppState, headers: &HeaderMap, next: Option<&str>, error: Option<&str>) -> Markup {
     let next = Some(safe_next(next)).filter(|n| *n != "/console");
     auth_page(
         "Sign in",
@@ -87,7 +98,7 @@ fn login_markup(state: &AppState, next: Option<&str>, error: Option<&str>) -> Ma
                     }
                     button.button.primary.block type="submit" id="sign-in" { (icon("key")) "Sign in" }
                 }
-                @if state.options.demo_console_key.is_some() {
+                @if demo_key(state, headers).is_some() {
                     div.divider { span { "or" } }
                     form method="post" action="/console/login/demo" {
                         @if let Some(next) = next { input type="hidden" name="next" value=(next); }
@@ -96,7 +107,7 @@ fn login_markup(state: &AppState, next: Option<&str>, error: Option<&str>) -> Ma
                         }
                     }
                     p.hint { "One-click sign-in is offered because this server runs " code { "attune serve --demo" }
-                        " on a loopback address." }
+                        " and you reached it as localhost." }
                 } @else {
                     p.hint { "Create a key with " code { "attune keys create --tenant <id> --kind secret" } "." }
                 }
@@ -105,15 +116,18 @@ fn login_markup(state: &AppState, next: Option<&str>, error: Option<&str>) -> Ma
     )
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     let key = form.key.trim();
     let next = form.next.as_deref();
-    let refuse = |message: &str| (StatusCode::UNAUTHORIZED, login_markup(&state, next, Some(message))).into_response();
+    let refuse =
+        |message: &str| (StatusCode::UNAUTHORIZED, login_markup(&state, &headers, next, Some(message))).into_response();
     if !cookies::is_cookie_safe(key) {
         return refuse("That does not look like an API key.");
     }
     match resolve_key(&state, key).await {
-        Ok(resolved) if resolved.record.kind == ApiKeyKind::Secret => signed_in(key, next),
+        Ok(resolved) if resolved.record.kind == ApiKeyKind::Secret => {
+            signed_in(&state, &resolved, &headers, next).await
+        }
         Ok(_) => refuse("This is a public key (pk_…). The console needs a secret key (sk_…)."),
         Err(error) if error.kind == ErrorKind::Unauthenticated => refuse("This key is unknown or has been revoked."),
         Err(error) => PageError::from(error).into_response(),
@@ -122,20 +136,83 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
 
 async fn demo_login(
     State(state): State<AppState>,
+    headers: HeaderMap,
     form: Result<Form<LoginParams>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     // The form only carries an optional `next`; a bare POST signs in too.
     let next = form.ok().and_then(|Form(form)| form.next);
-    match &state.options.demo_console_key {
-        Some(key) if cookies::is_cookie_safe(key) => signed_in(key, next.as_deref()),
-        _ => PageError::not_found("one-click sign-in is only offered by `attune serve --demo`").into_response(),
+    let Some(key) = demo_key(&state, &headers) else {
+        return PageError::not_found(
+            "one-click sign-in is only offered by `attune serve --demo`, reached as localhost",
+        )
+        .into_response();
+    };
+    match resolve_key(&state, key).await {
+        Ok(resolved) => signed_in(&state, &resolved, &headers, next.as_deref()).await,
+        Err(error) => PageError::from(error).into_response(),
     }
 }
 
-async fn logout() -> Response {
+/// Ends this browser's session on the server and forgets its cookie.
+async fn logout(State(state): State<AppState>, session: Session, Form(form): Form<FormToken>) -> Response {
+    if let Err(error) = session.check_form(&form) {
+        return error.into_response();
+    }
+    let (tenant, id) = (session.tenant.clone(), session.session_id.clone());
+    if let Err(error) = state.run(move |engine| Ok(engine.store().end_console_session(&tenant, &id)?)).await {
+        return PageError::from(error).into_response();
+    }
     let mut response = Redirect::to("/console/login").into_response();
     response.headers_mut().append(SET_COOKIE, clear_console_cookie());
     response
+}
+
+/// The tenant's console sessions: who is signed in, since when, until when; each can be ended.
+async fn sessions_page(State(state): State<AppState>, session: Session) -> PageResult<Markup> {
+    let tenant = session.tenant.clone();
+    let sessions = state.run(move |engine| Ok(engine.store().console_sessions(&tenant)?)).await?;
+    let body = html! {
+        (page_header(&[], "Sessions", Some(html! { "Browsers signed in to this tenant's console. Revoking a key ends the sessions it signed in." }), None))
+        section.card {
+            table.table id="sessions" {
+                thead { tr { th { "Session" } th { "Browser" } th { "Key" } th { "Signed in" } th { "Expires" } th {} } }
+                tbody {
+                    @for other in &sessions {
+                        tr {
+                            td { code { (other.session_id) } @if other.session_id == session.session_id { " " span.badge.badge-green { "this browser" } } }
+                            td { (other.user_agent) }
+                            td { code { (other.key_id) } }
+                            td { (date_time(other.created_at)) }
+                            td { (date_time(other.expires_at)) }
+                            td {
+                                form method="post" action=(format!("/console/sessions/{}/end", other.session_id)) {
+                                    input type="hidden" name="form_token" value=(session.form_token);
+                                    button.button.small.ghost type="submit" { "End" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(console_page(&session.shell(ConsoleSection::Overview), "Sessions", body))
+}
+
+/// `POST /console/sessions/{id}/end`: ends a session of the tenant (this browser's signs it out).
+async fn end_session(
+    State(state): State<AppState>,
+    session: Session,
+    PagePath(id): PagePath<String>,
+    Form(form): Form<FormToken>,
+) -> PageResult<Response> {
+    session.check_form(&form)?;
+    let tenant = session.tenant.clone();
+    let ended = state.run(move |engine| Ok(engine.store().end_console_session(&tenant, &id)?)).await?;
+    if !ended {
+        return Err(PageError::not_found("No such session."));
+    }
+    Ok(Redirect::to("/console/sessions").into_response())
 }
 
 async fn unknown_page(session: Session) -> Response {

@@ -1,28 +1,40 @@
-//! What every page shares: the signed-in console [`Session`] and its sign-in redirects, the error page of
+//! What every page shares: the signed-in console [`Session`] (kept on the server; the cookie holds a random token)
+//! with its form token and sign-in redirects, the error page of
 //! a failed request ([`PageError`]), the query-string and path extractors whose rejections are that error page
 //! ([`PageQuery`], [`PagePath`]), and links to console pages.
 
 use super::cookies;
 use super::format::{encode, with_query};
 use super::layout::{ConsoleSection, ConsoleShell, error_page};
-use crate::auth::resolve_key;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 use crate::extract::{Path, Query};
-use crate::state::AppState;
-use attune_core::{ApiKeyKind, TenantId};
+use crate::state::{AppState, ResolvedKey};
+use attune_core::TenantId;
 use attune_engine::EngineError;
+use attune_engine::keys::{CONSOLE_SESSION_TTL_MS, hash_api_key, start_console_session};
 use axum::extract::FromRequestParts;
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-/// A signed-in console visitor: the tenant of the secret key in the `attune_console` cookie.
+/// A signed-in console visitor: the server-side session whose token is in the `attune_console` cookie.
 pub struct Session {
     pub tenant: TenantId,
     pub tenant_name: String,
     pub has_storefront: bool,
+    pub session_id: String,
+    /// The token every form of this session carries.
+    pub form_token: String,
+}
+
+/// The token field of every console form.
+#[derive(Debug, Default, Deserialize)]
+pub struct FormToken {
+    #[serde(default)]
+    pub form_token: String,
 }
 
 impl Session {
@@ -32,6 +44,23 @@ impl Session {
             tenant_name: &self.tenant_name,
             has_storefront: self.has_storefront,
             section,
+            form_token: &self.form_token,
+        }
+    }
+
+    /// Refuses a form that does not carry this session's token (a forged cross-site post).
+    pub fn check_form(&self, form: &FormToken) -> Result<(), PageError> {
+        let (presented, expected) = (form.form_token.as_bytes(), self.form_token.as_bytes());
+        let same = presented.len() == expected.len()
+            && presented.iter().zip(expected).fold(0_u8, |differ, (a, b)| differ | (a ^ b)) == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(PageError {
+                status: StatusCode::FORBIDDEN,
+                message: "This form has expired or did not come from this console. Reload the page and try again."
+                    .into(),
+            })
         }
     }
 }
@@ -41,33 +70,34 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let next = parts.uri.path_and_query().map(|pq| pq.as_str().to_string());
-        let Some(key) = cookies::get(&parts.headers, cookies::CONSOLE).filter(|k| cookies::is_cookie_safe(k)) else {
+        let Some(token) = cookies::get(&parts.headers, cookies::CONSOLE).filter(|k| cookies::is_cookie_safe(k)) else {
             return Err(to_login(next.as_deref(), false));
         };
-        let resolved = match resolve_key(state, key).await {
-            Ok(resolved) => resolved,
-            Err(error) if error.kind == ErrorKind::Unauthenticated => return Err(to_login(next.as_deref(), true)),
-            Err(error) => return Err(PageError::from(error).into_response()),
-        };
-        if resolved.record.kind != ApiKeyKind::Secret {
-            return Err(to_login(next.as_deref(), true));
-        }
-        let tenant = resolved.record.tenant_id;
-        let lookup = tenant.clone();
+        let token_hash = hash_api_key(token);
         let found = state
-            .run(move |engine| Ok(engine.store().tenant(&lookup)?))
+            .run(move |engine| {
+                let store = engine.store();
+                let Some(session) = store.console_session(&token_hash)? else { return Ok(None) };
+                let tenant = store.tenant(&session.tenant_id)?;
+                Ok(Some((session, tenant)))
+            })
             .await
             .map_err(|e| PageError::from(e).into_response())?;
+        let Some((session, tenant)) = found else { return Err(to_login(next.as_deref(), true)) };
+        let id = session.tenant_id;
         Ok(Self {
-            tenant_name: found.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| tenant.to_string()),
-            has_storefront: state.options.storefront_tenant.as_ref() == Some(&tenant),
-            tenant,
+            tenant_name: tenant.map(|t| t.name).filter(|n| !n.is_empty()).unwrap_or_else(|| id.to_string()),
+            has_storefront: state.options.storefront_tenant.as_ref() == Some(&id),
+            tenant: id,
+            session_id: session.session_id,
+            form_token: session.form_token,
         })
     }
 }
 
-fn console_cookie(key: &str) -> HeaderValue {
-    cookies::set(cookies::CONSOLE, key, "/console", "Strict", None)
+fn console_cookie(token: &str) -> HeaderValue {
+    let lifetime = (CONSOLE_SESSION_TTL_MS / 1_000) as u64;
+    cookies::set(cookies::CONSOLE, token, "/console", "Strict", Some(lifetime))
 }
 
 pub fn clear_console_cookie() -> HeaderValue {
@@ -99,10 +129,21 @@ fn to_login(next: Option<&str>, clear_cookie: bool) -> Response {
     response
 }
 
-pub fn signed_in(key: &str, next: Option<&str>) -> Response {
-    let mut response = Redirect::to(safe_next(next)).into_response();
-    response.headers_mut().append(SET_COOKIE, console_cookie(key));
-    response
+/// Signs a browser in with a secret key: a new server-side session, whose token the cookie holds (never the key).
+pub async fn signed_in(state: &AppState, key: &ResolvedKey, headers: &HeaderMap, next: Option<&str>) -> Response {
+    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (tenant, key_id) = (key.record.tenant_id.clone(), key.record.key_id.clone());
+    let started = state
+        .run(move |engine| Ok(start_console_session(engine.store().as_ref(), &tenant, &key_id, &user_agent)?))
+        .await;
+    match started {
+        Ok((token, _)) => {
+            let mut response = Redirect::to(safe_next(next)).into_response();
+            response.headers_mut().append(SET_COOKIE, console_cookie(&token));
+            response
+        }
+        Err(error) => PageError::from(error).into_response(),
+    }
 }
 
 /// The console page of a catalog item.

@@ -3,7 +3,7 @@
 //! tasks.
 
 use super::chart::forecast_chart;
-use super::context::{PageQuery, PageResult, Session, customer_href};
+use super::context::{FormToken, PageQuery, PageResult, Session, customer_href};
 use super::format::{count, encode, money};
 use super::layout::{ConsoleSection, console_page, icon, page_header, tasks_table};
 use crate::api::insights::{ForecastParams, analytics, forecast_params, reorder_suggestions, segment_summaries};
@@ -18,10 +18,10 @@ use attune_engine::insights::customers::{at_risk_customers, churn_risk, overdue}
 use attune_engine::insights::demand::{DemandForecast, ForecastTarget};
 use attune_engine::insights::reorder::{DEFAULT_LEAD_TIME_DAYS, DEFAULT_SERVICE_LEVEL, Reorder};
 use attune_engine::tasks::{TaskRecord, TaskTrigger};
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use maud::{Markup, html};
 
 pub fn router() -> Router<AppState> {
@@ -312,7 +312,10 @@ async fn forecast_page(
                     h2 { "Forecast tasks" }
                     p.muted { "The forecast task rescans the events, refits the models and recomputes the reorder list; it runs on a schedule and on demand." }
                 }
-                form method="post" action="/console/forecast/run" { button.button.small type="submit" { "Run now" } }
+                form method="post" action="/console/forecast/run" {
+                    input type="hidden" name="form_token" value=(session.form_token);
+                    button.button.small type="submit" { "Run now" }
+                }
             }
             (tasks_table("forecast-tasks", &tasks, "No forecast task has run since the server started."))
         }
@@ -321,7 +324,12 @@ async fn forecast_page(
 }
 
 /// `POST /console/forecast/run`: starts the forecast task and goes back to the forecast page.
-async fn run_forecast(State(state): State<AppState>, session: Session) -> PageResult<Response> {
+async fn run_forecast(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<FormToken>,
+) -> PageResult<Response> {
+    session.check_form(&form)?;
     state.engine.tasks().start(&session.tenant, FORECAST_TASK, TaskTrigger::Request)?;
     Ok(Redirect::to("/console/forecast#tasks").into_response())
 }

@@ -98,6 +98,8 @@ pub struct ConsoleShell<'a> {
     /// Whether this tenant is the one the storefront demo shows.
     pub has_storefront: bool,
     pub section: ConsoleSection,
+    /// The session's form token, carried by the sign-out form.
+    pub form_token: &'a str,
 }
 
 /// A console page: sidebar navigation, a top bar with the tenant and sign-out, and the content.
@@ -151,7 +153,9 @@ pub fn console_page(shell: &ConsoleShell, title: &str, content: Markup) -> Marku
                                     span.tenant-id { (shell.tenant_id) }
                                 }
                             }
+                            a.nav-link href="/console/sessions" { (icon("key")) span { "Sessions" } }
                             form method="post" action="/console/logout" {
+                                input type="hidden" name="form_token" value=(shell.form_token);
                                 button.nav-link.signout type="submit" { (icon("logout")) span { "Sign out" } }
                             }
                         }

@@ -63,20 +63,53 @@ async fn mark_cookies_secure(mut response: Response) -> Response {
 }
 
 /// Forms are only accepted from the pages themselves: SameSite cookies already keep other sites from
-/// acting with a signed-in console, and this also stops them from signing a browser in with their own
-/// key or filling a visitor's basket.
+/// acting with a signed-in console, and this also stops them (a sibling subdomain included) from signing a
+/// browser in with their own key or filling a visitor's basket. Console forms carry a token of their session
+/// too ([`context::Session::check_form`]), for browsers that send neither header.
 async fn refuse_cross_site_posts(request: Request, next: Next) -> Response {
-    if request.method() == Method::POST && is_cross_site(request.headers()) {
+    if request.method() == Method::POST && !is_same_origin(request.headers()) {
         return PageError { status: StatusCode::FORBIDDEN, message: "Forms are only accepted from this site.".into() }
             .into_response();
     }
     next.run(request).await
 }
 
-/// What the browser says about where a request comes from (`Sec-Fetch-Site`, sent by every current
-/// browser). The `Origin` is not compared with `Host`: behind a reverse proxy they legitimately differ.
-fn is_cross_site(headers: &HeaderMap) -> bool {
-    headers.get("sec-fetch-site").is_some_and(|site| site == "cross-site")
+/// Whether a form post comes from this site, by what the browser says: `Sec-Fetch-Site` (every current browser)
+/// must be `same-origin` or `none` (typed by the user), and an `Origin` must name the host the request was sent
+/// to (the `Host`, or the `X-Forwarded-Host` a reverse proxy sets). A request with neither header is not from a
+/// current browser and is left to the session's form token.
+fn is_same_origin(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return false;
+    }
+    let Some(origin) = text("origin") else { return true };
+    let Some(origin_host) = origin.split_once("://").map(|(_, rest)| rest.trim_end_matches('/')) else {
+        return false;
+    };
+    [text("x-forwarded-host"), text("host")]
+        .into_iter()
+        .flatten()
+        .any(|host| host.split(',').any(|h| h.trim().eq_ignore_ascii_case(origin_host)))
+}
+
+/// Whether the request was sent to this machine by a loopback name (`localhost`, `127.0.0.1`, `[::1]`): the
+/// demo's one-click sign-in is offered only then, so neither a reverse proxy nor a DNS-rebinding page reaches it.
+pub(crate) fn is_loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else { return false };
+    if headers.contains_key("x-forwarded-host") || headers.contains_key("forwarded") {
+        return false;
+    }
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "::1"
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -4,7 +4,7 @@
 //! explanation — computed by the same selection path as `POST /v1/recommendations`, without logging an
 //! impression. A tenant with too little data to train is told so, with the figures and the minimums.
 
-use super::context::{PageError, PagePath, PageQuery, PageResult, Session, customer_href};
+use super::context::{FormToken, PageError, PagePath, PageQuery, PageResult, Session, customer_href};
 use super::format::{date_time, encode};
 use super::layout::{ConsoleSection, console_page, page_header, tasks_table};
 use crate::api::models::{ModelVersion, ModelVersions, model_versions};
@@ -14,10 +14,10 @@ use attune_core::{ItemId, UserId};
 use attune_engine::recs::training::{MIN_EVAL_SHOPPERS, MIN_INTERACTIONS, UNSTORED_VERSION};
 use attune_engine::recs::{Preview, PreviewList, TRAIN_TASK};
 use attune_engine::tasks::{TaskRecord, TaskTrigger};
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -55,7 +55,7 @@ fn serves(version: &ModelVersion) -> String {
     }
 }
 
-fn versions_table(models: &ModelVersions) -> Markup {
+fn versions_table(models: &ModelVersions, form_token: &str) -> Markup {
     html! {
         div.table-scroll { table.data-table id="model-versions" {
             thead { tr {
@@ -87,6 +87,7 @@ fn versions_table(models: &ModelVersions) -> Markup {
                                 span.badge.badge-green { "serving" }
                             } @else {
                                 form method="post" action=(format!("/console/models/{}/activate", v.version)) {
+                                    input type="hidden" name="form_token" value=(form_token);
                                     button.button.small.ghost type="submit" { "Activate" }
                                 }
                             }
@@ -174,7 +175,10 @@ async fn models_page(
     let unstored = active.as_ref().is_some_and(|model| model.version == UNSTORED_VERSION);
     let thin = tasks.first().is_some_and(|t| t.error_code == Some("insufficient_data"));
     let train = html! {
-        form method="post" action="/console/models/train" { button.button.small type="submit" { "Train now" } }
+        form method="post" action="/console/models/train" {
+            input type="hidden" name="form_token" value=(session.form_token);
+            button.button.small type="submit" { "Train now" }
+        }
     };
     let body = html! {
         (page_header(&[], "Recommendation models", Some(html! { "Trained snapshots of the recommendation model, their offline metrics, and a preview of every scenario." }), Some(train)))
@@ -197,7 +201,7 @@ async fn models_page(
             } @else if models.versions.is_empty() {
                 div.empty-state { p.empty-title { "No stored model" } p.muted { "Train one with the button above, `attune train`, or POST /v1/tasks." } }
             } @else {
-                (versions_table(&models))
+                (versions_table(&models, &session.form_token))
             }
         }
         section.card id="tasks" {
@@ -229,7 +233,12 @@ async fn models_page(
 }
 
 /// `POST /console/models/train`: starts the `train_recs` task and goes back to the models page.
-async fn train_now(State(state): State<AppState>, session: Session) -> PageResult<Response> {
+async fn train_now(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<FormToken>,
+) -> PageResult<Response> {
+    session.check_form(&form)?;
     state.engine.tasks().start(&session.tenant, TRAIN_TASK, TaskTrigger::Request)?;
     Ok(Redirect::to("/console/models#tasks").into_response())
 }
@@ -239,7 +248,9 @@ async fn activate_version(
     State(state): State<AppState>,
     session: Session,
     PagePath(version): PagePath<String>,
+    Form(form): Form<FormToken>,
 ) -> PageResult<Response> {
+    session.check_form(&form)?;
     let version: i64 = version.parse().map_err(|_| PageError::not_found("No such model version."))?;
     let tenant = session.tenant.clone();
     state.run(move |engine| engine.recs().activate(&tenant, version)).await?;

@@ -115,6 +115,19 @@ impl Server {
         }
     }
 
+    /// Signs in to the console with `key` as a browser does; the `Cookie` header value of the new session.
+    pub fn console_cookie(&self, key: &str) -> String {
+        let response = self.client.post(self.url("/console/login")).form(&[("key", key)]).send().unwrap();
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("attune_console="))
+            .unwrap_or_else(|| panic!("no session cookie after signing in: {}", response.status()));
+        cookie.split(';').next().unwrap().to_string()
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -147,6 +147,18 @@ const MIGRATIONS: &[&str] = &[
         revoked_before BIGINT NOT NULL,
         PRIMARY KEY (tenant_id, user_id)
     );"#,
+    // 6: console sign-ins kept on the server.
+    r#"CREATE TABLE console_sessions (
+        session_id TEXT COLLATE "C" PRIMARY KEY,
+        token_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        key_id TEXT COLLATE "C" NOT NULL,
+        form_token TEXT NOT NULL,
+        user_agent TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX console_sessions_by_tenant ON console_sessions (tenant_id, created_at);"#,
 ];
 
 /// Brings the schema up to date; `lock_key` is the advisory lock that serializes replicas doing the same.

@@ -144,6 +144,18 @@ const MIGRATIONS: &[&str] = &[
         revoked_before INTEGER NOT NULL,
         PRIMARY KEY (tenant_id, user_id)
     ) WITHOUT ROWID;",
+    // 9: console sign-ins kept on the server.
+    "CREATE TABLE console_sessions (
+        session_id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        tenant_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        form_token TEXT NOT NULL,
+        user_agent TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX console_sessions_by_tenant ON console_sessions (tenant_id, created_at);",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
