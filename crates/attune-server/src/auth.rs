@@ -108,6 +108,17 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::new(ErrorKind::Unauthenticated, "the Authorization header must be `Bearer <api key>`")
             })?;
         let resolved = resolve_key(state, key).await?;
+        if resolved.record.kind == ApiKeyKind::Public
+            && let Err(wait) = state.public_key_limits.check(&resolved.record.key_id)
+        {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut error = ApiError::new(
+                ErrorKind::RateLimited,
+                format!("this public key sent more requests than it may; retry in {seconds} s"),
+            );
+            error.retry_after = Some(seconds.max(1));
+            return Err(error);
+        }
         let acting_user = match parts.headers.get(USER_TOKEN_HEADER) {
             None => None,
             Some(token) => {

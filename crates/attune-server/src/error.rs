@@ -40,6 +40,8 @@ pub enum ErrorKind {
     ModelNotReady,
     /// The server is stopping.
     ShuttingDown,
+    /// A public key sent more requests than its rate allows; retry after the `Retry-After` seconds.
+    RateLimited,
     /// The database cannot be reached; nothing of the request was acknowledged, so it can be retried.
     StoreUnavailable,
     Internal,
@@ -67,6 +69,7 @@ impl ErrorKind {
             Self::ModelNotReady => (StatusCode::SERVICE_UNAVAILABLE, "model_not_ready"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -121,11 +124,13 @@ pub struct ApiError {
     pub details: Vec<ErrorDetail>,
     /// Where in a filter text the problem is: (byte position, character column).
     pub location: Option<(usize, usize)>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for a rate-limited request.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), details: Vec::new(), location: None }
+        Self { kind, message: message.into(), details: Vec::new(), location: None, retry_after: None }
     }
 
     /// A filter expression in request field `field` (`filter`, `boosts[0].filter`) was rejected.
@@ -142,6 +147,7 @@ impl ApiError {
             message,
             details: vec![detail],
             location: Some((error.position, error.column)),
+            retry_after: None,
         }
     }
 
@@ -193,7 +199,13 @@ impl From<ValidationError> for ApiError {
             code: error.code.to_string(),
             message: error.message.clone(),
         };
-        Self { kind: ErrorKind::Validation(error.code), message: error.message, details: vec![detail], location: None }
+        Self {
+            kind: ErrorKind::Validation(error.code),
+            message: error.message,
+            details: vec![detail],
+            location: None,
+            retry_after: None,
+        }
     }
 }
 
@@ -228,6 +240,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 is temporary: a database coming back, a model loading, a replica stopping.
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }
         response
     }

@@ -13,8 +13,10 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod pages;
+mod rate_limit;
 mod state;
 
+pub use rate_limit::PublicKeyRate;
 pub use state::{AppState, ServerOptions};
 
 use axum::Router;

@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::rate_limit::{PublicKeyLimits, PublicKeyRate};
 use attune_core::{EventTimeWindow, TenantId};
 use attune_engine::{Engine, EngineError};
 use attune_store::{ApiKeyRecord, Store};
@@ -33,6 +34,8 @@ pub struct ServerOptions {
     pub header_read_timeout: Duration,
     /// Most connections open at once; more are closed as they arrive.
     pub max_connections: usize,
+    /// How fast each public key may send requests.
+    pub public_key_rate: PublicKeyRate,
 }
 
 impl Default for ServerOptions {
@@ -47,6 +50,7 @@ impl Default for ServerOptions {
             event_time_window: EventTimeWindow::default(),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            public_key_rate: PublicKeyRate::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct AppStateInner {
     pub metrics: Metrics,
     pub options: ServerOptions,
     key_cache: Mutex<HashMap<String, CachedKey>>,
+    pub(crate) public_key_limits: PublicKeyLimits,
 }
 
 impl std::ops::Deref for AppState {
@@ -91,6 +96,7 @@ impl AppState {
         Self(Arc::new(AppStateInner {
             engine,
             metrics: Metrics::new(),
+            public_key_limits: PublicKeyLimits::new(options.public_key_rate),
             options,
             key_cache: Mutex::new(HashMap::new()),
         }))

@@ -478,6 +478,33 @@ fn slow_and_idle_connections_are_closed_and_their_number_is_capped() {
 }
 
 #[test]
+fn a_public_key_beyond_its_rate_gets_429_with_retry_after() {
+    let server = TestServer::start_with(ServerOptions {
+        public_key_rate: attune_server::PublicKeyRate { per_second: 1, burst: 5 },
+        ..Default::default()
+    });
+    let anonymous = json!({"type": "view", "anonymous_id": "cookie-1", "item_id": "a"});
+    let statuses: Vec<StatusCode> =
+        (0..12).map(|_| server.post(&server.alpha_public, "/v1/events", &anonymous).send().unwrap().status()).collect();
+    let served = statuses.iter().filter(|s| **s == StatusCode::OK).count() as u64;
+    // The burst, and one more if a second passed while sending (a slow machine).
+    assert!((5..=6).contains(&served), "{statuses:?}");
+    let limited = server.post(&server.alpha_public, "/v1/events", &anonymous).send().unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(retry_after, 1);
+    let body: Value = limited.json().unwrap();
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    assert_eq!(server.alpha_events(), served, "nothing beyond the rate was stored");
+    // The backend's secret key is not limited; after the wait the public key is served again.
+    for n in 0..20 {
+        expect(server.post(&server.alpha_secret, "/v1/events", &view(&format!("s{n}"), "u1", "a")), StatusCode::OK);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(retry_after));
+    expect(server.post(&server.alpha_public, "/v1/events", &anonymous), StatusCode::OK);
+}
+
+#[test]
 fn currencies_must_be_iso_4217() {
     let server = TestServer::start();
     let secret = &server.alpha_secret;

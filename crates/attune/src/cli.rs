@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// Most connections open at once; more are closed as they arrive (default 10000).
     #[arg(long, env = "ATTUNE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Requests per second each public key (`pk_…`, used by browsers) may send, sustained; beyond it requests
+    /// get `429 rate_limited` with `Retry-After` (default 50).
+    #[arg(long, env = "ATTUNE_PUBLIC_KEY_RATE_PER_SECOND")]
+    pub public_key_rate_per_second: Option<u32>,
+    /// Requests a public key may send at once before its rate applies (default 200).
+    #[arg(long, env = "ATTUNE_PUBLIC_KEY_BURST")]
+    pub public_key_burst: Option<u32>,
     #[command(flatten)]
     pub event_window: EventWindowArgs,
     #[command(flatten)]
@@ -141,6 +148,8 @@ impl ServeArgs {
             shutdown_timeout_seconds: self.shutdown_timeout_seconds,
             header_read_timeout_seconds: self.header_read_timeout_seconds,
             max_connections: self.max_connections,
+            public_key_rate_per_second: self.public_key_rate_per_second,
+            public_key_burst: self.public_key_burst,
             forecast_interval_minutes: engine.forecast_interval_minutes,
             model_dir: engine.model_dir,
             catalog_tuning: engine.catalog_tuning,
@@ -446,6 +455,7 @@ fn serve(options: &Options, demo: bool) -> anyhow::Result<()> {
         event_time_window: options.event_time_window,
         header_read_timeout: Duration::from_secs(options.header_read_timeout_seconds),
         max_connections: options.max_connections,
+        public_key_rate: options.public_key_rate,
         ..Default::default()
     };
     if demo {

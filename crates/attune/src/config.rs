@@ -26,6 +26,8 @@ pub struct OptionArgs {
     pub shutdown_timeout_seconds: Option<u64>,
     pub header_read_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
+    pub public_key_rate_per_second: Option<u32>,
+    pub public_key_burst: Option<u32>,
     pub forecast_interval_minutes: Option<u64>,
     pub model_dir: Option<PathBuf>,
     pub catalog_tuning: Option<bool>,
@@ -116,6 +118,8 @@ struct FileOptions {
     shutdown_timeout_seconds: Option<u64>,
     header_read_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
+    public_key_rate_per_second: Option<u32>,
+    public_key_burst: Option<u32>,
     forecast_interval_minutes: Option<u64>,
     model_dir: Option<PathBuf>,
     catalog_tuning: Option<bool>,
@@ -145,6 +149,8 @@ pub struct Options {
     pub header_read_timeout_seconds: u64,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Requests per second each public key may send, sustained, and at once.
+    pub public_key_rate: attune_server::PublicKeyRate,
     /// Minutes between scheduled forecast tasks; 0: off.
     pub forecast_interval_minutes: u64,
     /// The model directory for semantic search, if any.
@@ -187,6 +193,10 @@ impl Options {
                 .unwrap_or(10)
                 .max(1),
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(10_000).max(1),
+            public_key_rate: attune_server::PublicKeyRate {
+                per_second: args.public_key_rate_per_second.or(file.public_key_rate_per_second).unwrap_or(50).max(1),
+                burst: args.public_key_burst.or(file.public_key_burst).unwrap_or(200).max(1),
+            },
             forecast_interval_minutes: args.forecast_interval_minutes.or(file.forecast_interval_minutes).unwrap_or(60),
             model_dir: args.model_dir.clone().or(file.model_dir).or_else(attune_text::default_model_dir),
             catalog_tuning: args.catalog_tuning.or(file.catalog_tuning).unwrap_or(true),
