@@ -17,6 +17,7 @@ mod changes;
 pub mod engine;
 pub mod error;
 pub mod event_log;
+pub mod export;
 pub mod insights;
 pub mod keys;
 pub mod popular;

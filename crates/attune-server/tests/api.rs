@@ -505,6 +505,41 @@ fn a_public_key_beyond_its_rate_gets_429_with_retry_after() {
 }
 
 #[test]
+fn an_export_holds_everything_about_the_customer_and_is_empty_after_erasure() {
+    let server = TestServer::start();
+    let secret = &server.alpha_secret;
+    expect(server.put(secret, "/v1/users/u1", &json!({"traits": {"country": "UK"}})), StatusCode::OK);
+    let change = json!({"marketing": true, "policy_version": "2026-01"});
+    expect(server.post(secret, "/v1/users/u1/consents", &change), StatusCode::OK);
+    expect(server.post(secret, "/v1/events", &view("v1", "u1", "a")), StatusCode::OK);
+    expect(server.post(secret, "/v1/events", &purchase("p1", "u1")), StatusCode::OK);
+    let search = json!({"type": "search", "event_id": "q1", "user_id": "u1", "query": "blue mug"});
+    expect(server.post(secret, "/v1/events", &search), StatusCode::OK);
+    expect(server.post(secret, "/v1/events", &view("other", "u2", "a")), StatusCode::OK);
+
+    let export = expect(server.get(secret, "/v1/users/u1/export"), StatusCode::OK);
+    assert_eq!(export["user_id"], "u1");
+    assert_eq!(export["profile"]["traits"]["country"], "UK", "{export}");
+    assert_eq!(export["consent"]["marketing"], true);
+    assert_eq!(export["consent_history"][0]["policy_version"], "2026-01");
+    let ids: Vec<&str> =
+        export["events"].as_array().unwrap().iter().map(|e| e["event"]["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["q1", "p1", "v1"], "every event of theirs, newest first, nobody else's");
+    assert_eq!(export["search_history"][0]["query"], "blue mug");
+    assert!(export["insights"].is_null() && export["insights_note"].is_string(), "two customers are too few: {export}");
+    assert!(export.get("recommendations").is_some() && export["models"].is_array(), "{export}");
+    // A public key may not export; after erasure the export holds nothing.
+    expect_error(server.get(&server.alpha_public, "/v1/users/u1/export"), StatusCode::FORBIDDEN, "forbidden");
+    expect(server.delete(secret, "/v1/users/u1"), StatusCode::OK);
+    let empty = expect(server.get(secret, "/v1/users/u1/export"), StatusCode::OK);
+    assert!(empty["profile"].is_null(), "{empty}");
+    assert_eq!(
+        (&empty["events"], &empty["consent_history"], &empty["search_history"]),
+        (&json!([]), &json!([]), &json!([]))
+    );
+}
+
+#[test]
 fn currencies_must_be_iso_4217() {
     let server = TestServer::start();
     let secret = &server.alpha_secret;

@@ -429,6 +429,14 @@ fn customer_profiles_show_a_summary_and_a_timeline_with_titles() {
     assert!(server.console("/console/customers?q=1785").contains("1 customer matches"));
 
     let profile = server.console("/console/customers/17850");
+    assert!(profile.contains("href=\"/console/customers/17850/export\""), "an export button");
+    let download = server.get("/console/customers/17850/export", &server.console_cookie(&server.shop_secret));
+    assert_eq!(download.status(), StatusCode::OK);
+    let disposition = download.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert_eq!(disposition, "attachment; filename=\"customer-17850.json\"");
+    let exported: serde_json::Value = serde_json::from_str(&download.text().unwrap()).unwrap();
+    assert_eq!(exported["user_id"], "17850");
+    assert!(!exported["events"].as_array().unwrap().is_empty(), "{exported}");
     assert!(profile.contains("United Kingdom"), "traits");
     assert!(profile.contains("Personalization"), "consent");
     assert!(profile.contains("WHITE HANGING HEART T-LIGHT HOLDER"), "titles from the catalog");

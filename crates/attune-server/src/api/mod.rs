@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         items::put_item, items::post_items, items::get_item, items::list_items, items::delete_item,
         users::put_user, users::get_user, users::list_users, users::delete_user, users::timeline,
-        users::get_consents, users::post_consents, users::revoke_tokens,
+        users::get_consents, users::post_consents, users::revoke_tokens, users::export,
         events::post_event, events::post_event_batch,
         tenant::stats, tenant::create_user_token, tenant::list_keys, tenant::create_key, tenant::revoke_key,
         insights::customer, insights::segments, insights::at_risk, insights::forecast, insights::reorder,
@@ -63,6 +63,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/users/{id}/timeline", get(users::timeline))
         .route("/v1/users/{id}/consents", get(users::get_consents).post(users::post_consents))
         .route("/v1/users/{id}/tokens", delete(users::revoke_tokens))
+        .route("/v1/users/{id}/export", get(users::export))
         .route("/v1/events", post(events::post_event))
         .route("/v1/events/batch", post(events::post_event_batch))
         .route("/v1/customers/segments", get(insights::segments))

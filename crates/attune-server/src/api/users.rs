@@ -1,13 +1,16 @@
-//! Customer endpoints: upsert, read, list, delete, a customer's event timeline, and their consent ledger.
+//! Customer endpoints: upsert, read, list, delete, a customer's event timeline, their consent ledger, and the
+//! export of everything held about them.
 
+use crate::api::insights::{CustomerInsights, analytics, customer_insights};
+use crate::api::recommendations::RecommendedItem;
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{Path, Query};
 use crate::state::{AppState, blocking};
 use attune_core::{
-    ApiKeyKind, Consent, ConsentChangeInput, ConsentInput, ConsentSource, ConsentStatement, EventInput, Timestamp,
-    User, UserId, UserInput,
+    ApiKeyKind, Consent, ConsentChangeInput, ConsentInput, ConsentSource, ConsentStatement, EventInput, EventKind,
+    Purpose, TenantId, Timestamp, User, UserId, UserInput,
 };
 use attune_store::{TimelineQuery, UserQuery};
 use axum::Json;
@@ -156,6 +159,143 @@ pub async fn post_consents(
         })
         .await?;
     Ok(Json(ledger))
+}
+
+/// A search the customer made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchedQuery {
+    pub at: Timestamp,
+    pub query: String,
+}
+
+/// A list the customer would be shown now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportedList {
+    pub scenario: &'static str,
+    pub model_version: i64,
+    pub items: Vec<RecommendedItem>,
+}
+
+/// A stored model version and whether the customer's events went into its training.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelUseView {
+    pub kind: String,
+    pub version: i64,
+    /// The last event sequence number it was trained on.
+    pub trained_through_seq: i64,
+    pub used_their_data: bool,
+}
+
+/// Everything Attune holds about one customer (the right of access).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserExport {
+    pub user_id: String,
+    pub exported_at: Timestamp,
+    pub profile: Option<User>,
+    /// The consent in force (the defaults without a profile) and every statement that set it.
+    pub consent: Consent,
+    pub consent_history: Vec<ConsentStatement>,
+    /// Every event recorded under the customer's id, newest first.
+    pub events: Vec<TimelineEntry>,
+    pub search_history: Vec<SearchedQuery>,
+    /// Their predicted value and segment, when customer analytics include them.
+    pub insights: Option<CustomerInsights>,
+    /// Why there are no insights, when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insights_note: Option<String>,
+    /// The `for_you` list they would be shown now, with the explanations.
+    pub recommendations: Option<ExportedList>,
+    /// Which stored recommendation models were trained on their data.
+    pub models: Vec<ModelUseView>,
+    /// Customer analytics (lifetime value, segments) are refitted from the event log and cached for at most a
+    /// minute; they used the customer's data when `insights` is present.
+    pub analytics_note: &'static str,
+}
+
+/// Everything Attune holds about a customer: profile, consent ledger, every event, search history, predicted
+/// value and segment, the recommendations they would get now with their explanations, and which models were
+/// trained on their data. After an erasure it is empty.
+#[utoipa::path(get, path = "/v1/users/{id}/export", tag = "users", params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserExport)), security(("secret_key" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserExport>> {
+    caller.require_secret()?;
+    let id = parse_path_user(id)?;
+    Ok(Json(user_export(&state, &caller.tenant, &id).await?))
+}
+
+/// Builds a customer's export (the API's and the console's).
+pub(crate) async fn user_export(state: &AppState, tenant: &TenantId, id: &UserId) -> ApiResult<UserExport> {
+    let (who, whose) = (tenant.clone(), id.clone());
+    let gathered = state.run(move |engine| attune_engine::export::export_user(engine, &who, &whose)).await?;
+    let consent = gathered.profile.as_ref().map_or_else(Consent::default, |user| user.consent);
+    let (insights, insights_note) = export_insights(state, tenant, id, &consent).await;
+    let search_history = gathered
+        .events
+        .iter()
+        .filter_map(|stored| match &stored.event.kind {
+            EventKind::Search { query, .. } => Some(SearchedQuery { at: stored.event.timestamp, query: query.clone() }),
+            _ => None,
+        })
+        .collect();
+    Ok(UserExport {
+        user_id: id.to_string(),
+        exported_at: Timestamp::now(),
+        profile: gathered.profile,
+        consent,
+        consent_history: gathered.consent_history,
+        events: gathered
+            .events
+            .into_iter()
+            .map(|e| TimelineEntry { seq: e.seq, received_at: e.received_at, event: e.event.to_input() })
+            .collect(),
+        search_history,
+        insights,
+        insights_note,
+        recommendations: gathered.for_you.map(|(model_version, items)| ExportedList {
+            scenario: "for_you",
+            model_version,
+            items: items.into_iter().map(RecommendedItem::from).collect(),
+        }),
+        models: gathered
+            .models
+            .into_iter()
+            .map(|m| ModelUseView {
+                kind: m.kind,
+                version: m.version,
+                trained_through_seq: m.trained_through_seq,
+                used_their_data: m.used_their_data,
+            })
+            .collect(),
+        analytics_note: "customer analytics are refitted from the event log and kept in memory for at most a minute",
+    })
+}
+
+/// The customer's insights for an export, or why there are none.
+async fn export_insights(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &UserId,
+    consent: &Consent,
+) -> (Option<CustomerInsights>, Option<String>) {
+    if !consent.allows(Purpose::Analytics) {
+        return (None, Some("left out of customer analytics: no consent to analytics".into()));
+    }
+    let analytics = match analytics(state, tenant).await {
+        Ok(analytics) => analytics,
+        Err(error) => return (None, Some(error.message)),
+    };
+    let found = analytics.customer_model().map_err(ApiError::from).and_then(|model| {
+        let customer = model.customer(id).ok_or_else(|| ApiError::not_found("customer with purchases"))?;
+        customer_insights(&analytics, model, customer)
+    });
+    match found {
+        Ok(insights) => (Some(insights), None),
+        Err(error) => (None, Some(error.message)),
+    }
 }
 
 /// The moment before which a customer's user tokens are refused.

@@ -20,7 +20,7 @@ use attune_core::{
 use attune_engine::insights::activity::CustomerActivity;
 use attune_store::{ItemQuery, StoredEvent, TenantStats, TimelineQuery, UserQuery};
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/catalog/{id}", get(item_page))
         .route("/console/customers", get(customers))
         .route("/console/customers/{id}", get(customer_page))
+        .route("/console/customers/{id}/export", get(customer_export))
         .route("/console/{*rest}", get(unknown_page))
 }
 
@@ -647,6 +648,20 @@ struct CustomerData {
     titles: HashMap<ItemId, String>,
 }
 
+/// `GET /console/customers/{id}/export`: the customer's export (as `GET /v1/users/{id}/export`), downloaded.
+async fn customer_export(
+    State(state): State<AppState>,
+    session: Session,
+    PagePath(id): PagePath<String>,
+) -> PageResult<Response> {
+    let user_id = UserId::parse(id).map_err(|_| PageError::not_found("That is not a valid customer id."))?;
+    let export = crate::api::users::user_export(&state, &session.tenant, &user_id).await?;
+    let body = serde_json::to_vec_pretty(&export).map_err(|e| PageError::from(crate::error::ApiError::internal(e)))?;
+    let name: String = user_id.as_str().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let disposition = format!("attachment; filename=\"customer-{name}.json\"");
+    Ok(([(CONTENT_TYPE, "application/json".to_string()), (CONTENT_DISPOSITION, disposition)], body).into_response())
+}
+
 async fn customer_page(
     State(state): State<AppState>,
     session: Session,
@@ -690,7 +705,9 @@ async fn customer_page(
     let self_href = customer_href(user_id.as_str());
     let predicted = predicted_value_card(&state, &session, &user_id).await;
     let body = html! {
-        (page_header(&crumbs, &title, Some(subtitle), None))
+        (page_header(&crumbs, &title, Some(subtitle), Some(html! {
+            a.button.small id="export-customer" href=(format!("{self_href}/export")) { (icon("download")) "Export data" }
+        })))
         section.stat-grid.stat-grid-5 id="customer-summary" {
             (mini_stat("Orders", &count(summary.orders)))
             (mini_stat("Revenue", &amounts(&summary.revenue)))

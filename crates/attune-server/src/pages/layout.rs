@@ -57,6 +57,7 @@ pub fn icon(name: &str) -> Markup {
         "check" => r#"<path d="M5 12.5l4.5 4.5L19 7.5"/>"#,
         "x" => r#"<path d="M6 6l12 12M18 6L6 18"/>"#,
         "key" => r#"<circle cx="8" cy="15" r="4"/><path d="M11 12l9-9M16 7l3 3M14 9l2 2"/>"#,
+        "download" => r#"<path d="M12 4v11M7 10l5 5 5-5M5 20h14"/>"#,
         "trash" => r#"<path d="M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3"/>"#,
         _ => "",
     };
