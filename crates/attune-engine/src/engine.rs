@@ -14,6 +14,7 @@ use crate::insights::{FORECAST_TASK, InsightsService};
 use crate::popular::{PopularItems, Popularity};
 use crate::recs::training::TrainOptions;
 use crate::recs::{RecsService, RecsSettings, TRAIN_TASK};
+use crate::retention::{self, RETENTION_TASK, RetentionPolicy};
 use crate::search::{SearchService, SearchSettings};
 use crate::tasks::TaskRegistry;
 use attune_core::{ConsentStatement, Item, ItemId, TenantId, User, UserId};
@@ -40,6 +41,8 @@ pub struct EngineConfig {
     pub catalog_tuning: Option<TuningConfig>,
     /// Distinct shoppers a past query needs before autocomplete suggests it to anyone.
     pub suggestion_min_shoppers: usize,
+    /// How long events are kept; when set, the `retention` task applies it daily.
+    pub retention: RetentionPolicy,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +54,7 @@ impl Default for EngineConfig {
             model_dir: None,
             catalog_tuning: Some(TuningConfig::default()),
             suggestion_min_shoppers: crate::search::queries::DEFAULT_MIN_SHOPPERS,
+            retention: RetentionPolicy::default(),
         }
     }
 }
@@ -110,6 +114,9 @@ impl Engine {
             settings,
         );
         let insights = InsightsService::new(store.clone(), &tasks);
+        if config.retention.is_set() {
+            retention::register(&tasks, store.clone(), insights.clone(), config.retention);
+        }
         let key_generation = AtomicU64::new(0);
         let parts = Parts {
             store,
@@ -220,6 +227,9 @@ impl Engine {
         if let Some(interval) = config.train_interval {
             self.schedule(TRAIN_TASK, interval);
         }
+        if config.retention.is_set() {
+            self.schedule(RETENTION_TASK, RETENTION_INTERVAL);
+        }
         if let Some(feed) = self.open_change_feed() {
             let engine = self.clone();
             self.parts.background.spawn("follow-changes", move || changes::follow(&engine, feed));
@@ -290,6 +300,9 @@ impl Engine {
         }
     }
 }
+
+/// How often the retention policy is applied.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(86_400);
 
 /// How often a scheduler looks again at a slot that has not run yet.
 pub const SLOT_RETRY: Duration = Duration::from_secs(30);

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod popular;
 pub mod privacy;
 pub mod recs;
+pub mod retention;
 pub mod search;
 pub mod snapshot;
 pub mod tasks;

@@ -540,6 +540,56 @@ fn an_export_holds_everything_about_the_customer_and_is_empty_after_erasure() {
 }
 
 #[test]
+fn the_retention_task_deletes_what_is_older_than_the_policy_keeps() {
+    use attune_engine::retention::RetentionPolicy;
+    let (directory, store) = harness::store(false);
+    let shop = harness::tenant(store.as_ref(), "shop", "Shop");
+    let secret = harness::key(store.as_ref(), &shop, ApiKeyKind::Secret, "test");
+    let policy = RetentionPolicy { events_days: Some(30), anonymous_days: Some(7) };
+    let server = Server::launch(
+        directory,
+        store,
+        ServerOptions::default(),
+        EngineConfig { retention: policy, ..Default::default() },
+    );
+    let days_ago = |days: i64| {
+        let at = chrono::Utc::now() - chrono::Duration::days(days);
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let events = json!({"events": [
+        {"type": "view", "event_id": "user-new", "user_id": "u1", "item_id": "a", "timestamp": days_ago(1)},
+        {"type": "view", "event_id": "user-old", "user_id": "u1", "item_id": "a", "timestamp": days_ago(60)},
+        {"type": "view", "event_id": "anon-new", "anonymous_id": "v", "item_id": "a", "timestamp": days_ago(1)},
+        {"type": "view", "event_id": "anon-old", "anonymous_id": "v", "item_id": "a", "timestamp": days_ago(10)},
+    ]});
+    let post =
+        |path: &str, body: &Value| server.client.post(format!("{}{path}", server.base)).bearer_auth(&secret).json(body);
+    expect(post("/v1/events/batch", &events), StatusCode::OK);
+    let started = expect(post("/v1/tasks", &json!({"kind": "retention"})), StatusCode::ACCEPTED);
+    let id = started["task"]["id"].as_str().unwrap().to_string();
+    let task = loop {
+        let task =
+            expect(server.client.get(format!("{}/v1/tasks/{id}", server.base)).bearer_auth(&secret), StatusCode::OK);
+        if task["status"] != "running" {
+            break task;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let summary = task["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("1 anonymous visitors' events older than 7 days")
+            && summary.contains("1 events older than 30 days"),
+        "{summary}"
+    );
+    let shop_events: Vec<String> =
+        server.store.events_after(&shop, 0, 10).unwrap().into_iter().map(|e| e.event.id.to_string()).collect();
+    assert_eq!(shop_events, ["user-new", "anon-new"]);
+    let stats = expect(server.client.get(format!("{}/v1/stats", server.base)).bearer_auth(&secret), StatusCode::OK);
+    assert_eq!(stats["events"], 2);
+}
+
+#[test]
 fn currencies_must_be_iso_4217() {
     let server = TestServer::start();
     let secret = &server.alpha_secret;

@@ -23,7 +23,7 @@ macro_rules! conformance_tests {
             stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order,
             a_pinned_model_version_lasts_until_the_next_is_saved, consent_changes_only_through_the_ledger,
             an_erased_users_events_are_refused_until_they_are_registered_again,
-            console_sessions_expire_end_and_go_with_their_key);
+            console_sessions_expire_end_and_go_with_their_key, retention_purges_old_events_and_their_counts);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -645,4 +645,30 @@ pub fn console_sessions_expire_end_and_go_with_their_key(store: &dyn Store) {
     store.revoke_api_key(&t, "k1").unwrap();
     assert!(store.console_session("hash-s1").unwrap().is_none());
     assert_eq!(store.console_sessions(&other).unwrap().len(), 1);
+}
+
+pub fn retention_purges_old_events_and_their_counts(store: &dyn Store) {
+    let (t, other) = (tenant(store, "alpha"), tenant(store, "beta"));
+    let anonymous = |id: &str, ts: &str| {
+        event(&format!(r#"{{"type":"view","event_id":"{id}","anonymous_id":"v","item_id":"a","timestamp":"{ts}"}}"#))
+    };
+    let events = [
+        view("old-user", "u", "a", "2011-01-01T10:00:00Z"),
+        anonymous("old-anonymous", "2011-01-01T11:00:00Z"),
+        view("new-user", "u", "a", "2011-06-01T10:00:00Z"),
+        anonymous("new-anonymous", "2011-06-01T11:00:00Z"),
+    ];
+    store.append_events(&t, &events).unwrap();
+    store.append_events(&other, &events).unwrap();
+    let user = UserId::parse("u").unwrap();
+    assert_eq!(store.shopper_activity(&t, ShopperRef::User(&user), 10).unwrap().len(), 2);
+    let march = Timestamp::parse_rfc3339("2011-03-01T00:00:00Z").unwrap();
+    assert_eq!(store.purge_events(&t, march, true).unwrap(), 1, "anonymous visitors only");
+    assert_eq!(store.purge_events(&t, march, false).unwrap(), 1, "then the rest");
+    let left: Vec<String> =
+        store.events_after(&t, 0, 10).unwrap().into_iter().map(|e| e.event.id.to_string()).collect();
+    assert_eq!(left, ["new-user", "new-anonymous"]);
+    assert_eq!(store.stats(&t).unwrap().events, 2, "daily counts follow");
+    assert_eq!(store.shopper_activity(&t, ShopperRef::User(&user), 10).unwrap().len(), 1, "no cached copy served");
+    assert_eq!(store.stats(&other).unwrap().events, 4, "another tenant keeps its events");
 }

@@ -83,6 +83,9 @@ pub trait Store: Send + Sync + 'static {
     /// profile or events) leave a tombstone and revoke their tokens: from then on, events naming the user are not
     /// stored (counted as `erased`), until [`Store::lift_erasure`].
     fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<DeletedUser>;
+    /// Deletes the tenant's events that happened before `before` (only those without a user id when
+    /// `anonymous_only`): the retention policy. Returns how many were deleted.
+    fn purge_events(&self, tenant: &TenantId, before: Timestamp, anonymous_only: bool) -> StoreResult<u64>;
     /// The users among `ids` that were erased and not registered again.
     fn erased_users(&self, tenant: &TenantId, ids: &[&UserId]) -> StoreResult<HashSet<UserId>>;
     /// Removes `user`'s tombstone (the shop registered them again); false when there was none.

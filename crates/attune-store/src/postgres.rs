@@ -854,6 +854,29 @@ impl Store for PostgresStore {
         })
     }
 
+    fn purge_events(&self, tenant: &TenantId, before: Timestamp, anonymous_only: bool) -> StoreResult<u64> {
+        self.with_connection(|c| {
+            let daily_statement = c.statement(ADD_DAILY_COUNTS_SQL)?;
+            let mut tx = c.client.transaction()?;
+            lock_tenants_for_append(&mut tx, &self.schema, [tenant])?;
+            let deleted = tx.query(
+                "DELETE FROM events WHERE tenant_id = $1 AND ts < $2 AND (NOT $3 OR user_id IS NULL)
+                 RETURNING event_type, ts",
+                &[&tenant.as_str(), &before.millis(), &anonymous_only],
+            )?;
+            add_daily_counts(&mut tx, &daily_statement, tenant, &daily_counts(&deleted, 0), -1)?;
+            if !deleted.is_empty() {
+                tx.execute(
+                    "INSERT INTO event_deletions (tenant_id, generation) VALUES ($1, 1)
+                     ON CONFLICT (tenant_id) DO UPDATE SET generation = event_deletions.generation + 1",
+                    &[&tenant.as_str()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(deleted.len() as u64)
+        })
+    }
+
     fn erased_users(&self, tenant: &TenantId, ids: &[&UserId]) -> StoreResult<HashSet<UserId>> {
         let names: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
         self.read(|c| {

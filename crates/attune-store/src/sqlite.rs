@@ -676,6 +676,37 @@ impl Store for SqliteStore {
         })
     }
 
+    fn purge_events(&self, tenant: &TenantId, before: Timestamp, anonymous_only: bool) -> StoreResult<u64> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let whose = if anonymous_only { "AND user_id IS NULL" } else { "" };
+            let per_day: Vec<(i64, String, i64)> = tx
+                .prepare(&format!(
+                    "SELECT ts / ?3, event_type, count(*) FROM events WHERE tenant_id = ?1 AND ts < ?2 {whose}
+                     GROUP BY 1, 2"
+                ))?
+                .query_map(params![tenant.as_str(), before.millis(), DAY_MILLIS], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (day, event_type, count) in &per_day {
+                tx.execute(
+                    "UPDATE event_daily_counts SET events = events - ?4 WHERE tenant_id = ?1 AND day = ?2 AND event_type = ?3",
+                    params![tenant.as_str(), day, event_type, count],
+                )?;
+            }
+            let deleted = tx.execute(
+                &format!("DELETE FROM events WHERE tenant_id = ?1 AND ts < ?2 {whose}"),
+                params![tenant.as_str(), before.millis()],
+            )?;
+            if deleted > 0 {
+                bump_event_deletions(&tx, tenant)?;
+            }
+            tx.commit()?;
+            Ok(deleted as u64)
+        })
+    }
+
     fn erased_users(&self, tenant: &TenantId, ids: &[&UserId]) -> StoreResult<HashSet<UserId>> {
         self.with_reader(|c| {
             let mut probe = c.prepare_cached("SELECT 1 FROM erased_users WHERE tenant_id = ?1 AND user_id = ?2")?;

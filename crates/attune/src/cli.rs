@@ -129,6 +129,12 @@ pub struct EngineArgs {
     /// and the storefront suggest it to anyone (default 5; at least 1).
     #[arg(long, env = "ATTUNE_SUGGEST_MIN_SHOPPERS")]
     pub suggest_min_shoppers: Option<usize>,
+    /// Days every event is kept; a daily `retention` task deletes older ones (default 0: kept for ever).
+    #[arg(long, env = "ATTUNE_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Days an anonymous visitor's events (without a user id) are kept (default 0: kept for ever).
+    #[arg(long, env = "ATTUNE_ANONYMOUS_RETENTION_DAYS")]
+    pub anonymous_retention_days: Option<u32>,
     /// Minutes between scheduled `train_recs` tasks (recommendation model training) for every tenant with new
     /// events; 0 turns the schedule off (default 60).
     #[arg(long, env = "ATTUNE_TRAIN_INTERVAL_MINUTES")]
@@ -154,6 +160,8 @@ impl ServeArgs {
             model_dir: engine.model_dir,
             catalog_tuning: engine.catalog_tuning,
             suggest_min_shoppers: engine.suggest_min_shoppers,
+            retention_days: engine.retention_days,
+            anonymous_retention_days: engine.anonymous_retention_days,
             train_interval_minutes: engine.train_interval_minutes,
             train_seed: engine.train_seed,
             event_max_age_days: self.event_window.event_max_age_days,
@@ -494,6 +502,7 @@ fn engine_config(options: &Options) -> EngineConfig {
         model_dir: options.model_dir.clone(),
         catalog_tuning: options.catalog_tuning.then(attune_search::TuningConfig::default),
         suggestion_min_shoppers: options.suggest_min_shoppers,
+        retention: options.retention,
     }
 }
 

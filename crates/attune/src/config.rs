@@ -32,6 +32,8 @@ pub struct OptionArgs {
     pub model_dir: Option<PathBuf>,
     pub catalog_tuning: Option<bool>,
     pub suggest_min_shoppers: Option<usize>,
+    pub retention_days: Option<u32>,
+    pub anonymous_retention_days: Option<u32>,
     pub train_interval_minutes: Option<u64>,
     pub train_seed: Option<u64>,
     pub event_max_age_days: Option<u32>,
@@ -124,6 +126,8 @@ struct FileOptions {
     model_dir: Option<PathBuf>,
     catalog_tuning: Option<bool>,
     suggest_min_shoppers: Option<usize>,
+    retention_days: Option<u32>,
+    anonymous_retention_days: Option<u32>,
     train_interval_minutes: Option<u64>,
     train_seed: Option<u64>,
     event_max_age_days: Option<u32>,
@@ -159,6 +163,8 @@ pub struct Options {
     pub catalog_tuning: bool,
     /// Distinct shoppers a past query needs before autocomplete suggests it.
     pub suggest_min_shoppers: usize,
+    /// Days events are kept, and anonymous visitors' events; `None`: for ever.
+    pub retention: attune_engine::retention::RetentionPolicy,
     /// Minutes between scheduled recommendation trainings; 0: off.
     pub train_interval_minutes: u64,
     /// Seed of recommendation training.
@@ -205,6 +211,13 @@ impl Options {
                 .or(file.suggest_min_shoppers)
                 .unwrap_or(attune_engine::search::queries::DEFAULT_MIN_SHOPPERS)
                 .max(1),
+            retention: attune_engine::retention::RetentionPolicy {
+                events_days: args.retention_days.or(file.retention_days).filter(|days| *days > 0),
+                anonymous_days: args
+                    .anonymous_retention_days
+                    .or(file.anonymous_retention_days)
+                    .filter(|days| *days > 0),
+            },
             train_interval_minutes: args.train_interval_minutes.or(file.train_interval_minutes).unwrap_or(60),
             train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_engine::recs::training::DEFAULT_SEED),
             event_time_window: EventTimeWindow {
