@@ -130,13 +130,9 @@ pub async fn post_event(
     let event = scope_event(&caller, event)?;
     let event_id = event.id.to_string();
     let store = state.store().clone();
-    let outcome = blocking(move || {
-        refuse_erased_users(store.as_ref(), &caller.tenant, std::slice::from_ref(&event))?;
-        Ok(store.append_events(&caller.tenant, std::slice::from_ref(&event))?)
-    })
-    .await?;
+    // The store refuses an erased user's event inside the append's transaction and says so.
+    let outcome = blocking(move || Ok(store.append_events(&caller.tenant, std::slice::from_ref(&event))?)).await?;
     if outcome.erased > 0 {
-        // Erased between the check and the commit.
         return Err(user_erased(Vec::new()));
     }
     state.metrics.events_accepted.inc_by(outcome.accepted);
@@ -199,6 +195,8 @@ pub async fn post_event_batch(
             return Err(invalid_batch("events", problems));
         }
         let events = events.into_iter().map(|event| scope_event(&caller, event)).collect::<ApiResult<Vec<_>>>()?;
+        // Checked first so that a batch naming an erased user stores nothing (the store's own check, inside the
+        // append, catches an erasure that commits in between).
         refuse_erased_users(store.as_ref(), &caller.tenant, &events)?;
         let outcome = store.append_events(&caller.tenant, &events)?;
         Ok((outcome, events.into_iter().map(|e| e.id.to_string()).collect::<Vec<_>>()))
