@@ -8,13 +8,15 @@
 //! - API keys resolved by the server: any key change of any tenant drops every cached key
 //!   ([`crate::Engine::key_generation`]);
 //! - customer analytics: a user's change or erasure drops the tenant's analytics;
+//! - autocomplete's past queries: an erasure takes the user's searches out of the counts;
 //! - a shopper's recent activity: read from the store on every request (the SQLite backend's decoded copy is
 //!   checked against the database on each read), so nothing to follow;
-//! - popular items and query statistics: aggregates over many shoppers, refreshed by age.
+//! - popular items: an aggregate over many shoppers, refreshed by age.
 //!
 //! After the feed lost its connection it reports [`Change::Resync`]: every copy of every tenant is dropped.
 
 use crate::Engine;
+use attune_core::{TenantId, UserId};
 use attune_store::{Change, ChangeFeed};
 use std::time::Duration;
 
@@ -51,7 +53,12 @@ pub(crate) fn apply(engine: &Engine, change: &Change) {
     match change {
         Change::Items { tenant } => engine.items_changed(tenant),
         Change::Keys { .. } => engine.keys_changed(),
-        Change::Users { tenant, .. } => engine.insights().forget(tenant),
+        Change::Users { tenant, user } => {
+            engine.insights().forget(tenant);
+            if let Some(user) = user {
+                forget_if_erased(engine, tenant, user);
+            }
+        }
         Change::Model { tenant, kind, version } => {
             // Decoding a model (and waiting for a training here to finish) must not hold up the feed.
             let (recs_engine, tenant, kind, version) = (engine.clone(), tenant.clone(), kind.clone(), *version);
@@ -70,6 +77,15 @@ pub(crate) fn apply(engine: &Engine, change: &Change) {
             });
         }
         Change::Resync => resync(engine),
+    }
+}
+
+/// An erasure through another replica: this one's autocomplete counts forget the user's searches too.
+fn forget_if_erased(engine: &Engine, tenant: &TenantId, user: &UserId) {
+    match engine.store().erased_users(tenant, &[user]) {
+        Ok(erased) if !erased.is_empty() => engine.search().forget_user(tenant, user),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot tell whether a changed user was erased"),
     }
 }
 

@@ -129,6 +129,32 @@ fn replicas_see_each_others_keys_items_and_models_within_a_second() {
 }
 
 #[test]
+fn an_erasure_through_one_replica_takes_the_users_searches_out_of_the_others_suggestions() {
+    let (store_a, store_b, _schema) = two_stores();
+    let tenant = harness::tenant(store_a.as_ref(), "shop", "Shop");
+    let key = harness::key(store_a.as_ref(), &tenant, ApiKeyKind::Secret, "backend");
+    let (a, b) = (replica(store_a), replica(store_b));
+    let get = reqwest::Method::GET;
+    assert_eq!(send(&a, &key, reqwest::Method::POST, "/v1/items", Some(&items())).0, StatusCode::OK);
+    for shopper in ["s1", "s2", "s3", "s4", "s5"] {
+        let (status, _) = send(&b, &key, get.clone(), &format!("/v1/search?q=candle%20number&user_id={shopper}"), None);
+        assert_eq!(status, StatusCode::OK);
+    }
+    let suggested = |server: &Server| {
+        let (_, found) = send(server, &key, get.clone(), "/v1/search/autocomplete?q=candle%20n", None);
+        found["suggestions"].as_array().unwrap().iter().any(|s| s["source"] == "query")
+    };
+    assert!(suggested(&b), "five shoppers searched it on B");
+    // s5's search must have been written before it can be erased with the rest of their data.
+    within(Duration::from_secs(5), "the searches stored", || {
+        a.store.stats(&tenant).unwrap().events_by_type.iter().any(|(_, n)| *n >= 5)
+    });
+    assert_eq!(send(&a, &key, reqwest::Method::DELETE, "/v1/users/s5", None).0, StatusCode::OK);
+    let took = within(Duration::from_secs(1), "the erasure in the other replica's suggestions", || !suggested(&b));
+    eprintln!("erased shopper's search left the other replica's suggestions after {took:?}");
+}
+
+#[test]
 fn a_training_runs_in_one_replica_at_a_time() {
     let (store_a, store_b, _schema) = two_stores();
     let tenant = harness::tenant(store_a.as_ref(), "shop", "Shop");
