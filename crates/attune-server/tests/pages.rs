@@ -273,17 +273,11 @@ fn signing_in_sets_a_strict_http_only_cookie() {
     let overview = page(server.get("/console", &cookie_pair(&cookie)), StatusCode::OK);
     let without_token = server.post("/console/logout", &cookie_pair(&cookie), &[]);
     assert_eq!(without_token.status(), StatusCode::FORBIDDEN, "a sign-out form without the session's token");
-    let logout = server.post("/console/logout", &cookie_pair(&cookie), &[("form_token", &form_token(&overview))]);
+    let logout =
+        server.post("/console/logout", &cookie_pair(&cookie), &[("form_token", &harness::form_token(&overview))]);
     assert_eq!(location(&logout), "/console/login");
     assert!(set_cookie(&logout, "attune_console").unwrap().contains("Max-Age=0"));
     assert_eq!(location(&server.get("/console", &cookie_pair(&cookie))), "/console/login", "the session ended");
-}
-
-/// The session's form token in a console page.
-fn form_token(page: &str) -> String {
-    let pattern = "name=\"form_token\" value=\"";
-    let at = page.find(pattern).expect("a form token in the page") + pattern.len();
-    page[at..][..page[at..].find('"').unwrap()].to_string()
 }
 
 #[test]
@@ -304,8 +298,11 @@ fn console_sessions_are_kept_on_the_server_listed_and_ended() {
         .clone();
     let forged = server.post(&format!("/console/sessions/{second_id}/end"), &first, &[("form_token", "guess")]);
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    let ended =
-        server.post(&format!("/console/sessions/{second_id}/end"), &first, &[("form_token", &form_token(&list))]);
+    let ended = server.post(
+        &format!("/console/sessions/{second_id}/end"),
+        &first,
+        &[("form_token", &harness::form_token(&list))],
+    );
     assert_eq!(location(&ended), "/console/sessions");
     assert_eq!(location(&server.get("/console", &second)), "/console/login");
     // Revoking the key that signed in ends its sessions.

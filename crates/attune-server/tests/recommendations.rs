@@ -1281,9 +1281,7 @@ fn the_console_models_page_lists_versions_trains_and_previews_every_scenario() {
     assert!(html.contains("action=\"/console/models/train\""));
 
     // Console forms carry the session's token.
-    let pattern = "name=\"form_token\" value=\"";
-    let at = html.find(pattern).unwrap() + pattern.len();
-    let form = [("form_token", html[at..][..html[at..].find('"').unwrap()].to_string())];
+    let form = [("form_token", harness::form_token(&html))];
     let trained =
         server.client.post(format!("{}/console/models/train", server.base)).header("cookie", &cookie).send().unwrap();
     assert!(trained.status().is_client_error(), "without the form token: {}", trained.status());

@@ -337,6 +337,23 @@ fn insert_events(
     Ok(stored.iter().map(|row| row.get(0)).collect())
 }
 
+/// Takes deleted events (`rows` of `event_type, ts`) out of the daily counts and bumps the tenant's deletion
+/// generation.
+fn account_deleted_events(
+    tx: &mut postgres::Transaction<'_>,
+    daily: &Statement,
+    tenant: &TenantId,
+    rows: &[postgres::Row],
+) -> StoreResult<()> {
+    add_daily_counts(tx, daily, tenant, &daily_counts(rows, 0), -1)?;
+    tx.execute(
+        "INSERT INTO event_deletions (tenant_id, generation) VALUES ($1, 1)
+         ON CONFLICT (tenant_id) DO UPDATE SET generation = event_deletions.generation + 1",
+        &[&tenant.as_str()],
+    )?;
+    Ok(())
+}
+
 /// Events per day and type of `rows`, whose columns `type_column` and the one after it are type and time.
 fn daily_counts(rows: &[postgres::Row], type_column: usize) -> DailyCounts {
     let mut daily = DailyCounts::new();
@@ -864,13 +881,8 @@ impl Store for PostgresStore {
                  RETURNING event_type, ts",
                 &[&tenant.as_str(), &before.millis(), &anonymous_only],
             )?;
-            add_daily_counts(&mut tx, &daily_statement, tenant, &daily_counts(&deleted, 0), -1)?;
             if !deleted.is_empty() {
-                tx.execute(
-                    "INSERT INTO event_deletions (tenant_id, generation) VALUES ($1, 1)
-                     ON CONFLICT (tenant_id) DO UPDATE SET generation = event_deletions.generation + 1",
-                    &[&tenant.as_str()],
-                )?;
+                account_deleted_events(&mut tx, &daily_statement, tenant, &deleted)?;
             }
             tx.commit()?;
             Ok(deleted.len() as u64)
@@ -1028,7 +1040,7 @@ impl Store for PostgresStore {
                  RETURNING event_type, ts",
                 &[&tenant.as_str(), &id.as_str()],
             )?;
-            add_daily_counts(&mut tx, &daily_statement, tenant, &daily_counts(&deleted, 0), -1)?;
+            account_deleted_events(&mut tx, &daily_statement, tenant, &deleted)?;
             // A tombstone only for a user who had data: asking to erase an unknown id changes nothing.
             if profile || !deleted.is_empty() {
                 let now = Timestamp::now().millis();
@@ -1039,11 +1051,6 @@ impl Store for PostgresStore {
                 )?;
                 tx.execute(REVOKE_TOKENS_SQL, &[&tenant.as_str(), &id.as_str(), &now])?;
             }
-            tx.execute(
-                "INSERT INTO event_deletions (tenant_id, generation) VALUES ($1, 1)
-                 ON CONFLICT (tenant_id) DO UPDATE SET generation = event_deletions.generation + 1",
-                &[&tenant.as_str()],
-            )?;
             self.notify(&mut tx, &Change::Users { tenant: tenant.clone(), user: Some(id.clone()) })?;
             tx.commit()?;
             Ok(DeletedUser { profile, events: deleted.len() as u64 })

@@ -164,6 +164,32 @@ fn user_times(c: &Connection, sql: &str, tenant: &TenantId) -> StoreResult<Vec<(
     rows.into_iter().map(|(user, at)| Ok((UserId::parse(user).map_err(corrupt)?, timestamp(at)?))).collect()
 }
 
+/// Deletes the tenant's events matching `condition` (SQL over the `events` columns, with `value` as `?2`) and
+/// takes them out of the daily counts; returns how many went. The caller bumps the deletion generation.
+fn delete_events_where(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    condition: &str,
+    value: &dyn rusqlite::ToSql,
+) -> StoreResult<usize> {
+    let per_day: Vec<(i64, String, i64)> = tx
+        .prepare(&format!(
+            "SELECT ts / ?3, event_type, count(*) FROM events WHERE tenant_id = ?1 AND {condition} GROUP BY 1, 2"
+        ))?
+        .query_map(params![tenant.as_str(), value, DAY_MILLIS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (day, event_type, count) in &per_day {
+        tx.execute(
+            "UPDATE event_daily_counts SET events = events - ?4 WHERE tenant_id = ?1 AND day = ?2 AND event_type = ?3",
+            params![tenant.as_str(), day, event_type, count],
+        )?;
+    }
+    Ok(tx.execute(
+        &format!("DELETE FROM events WHERE tenant_id = ?1 AND {condition}"),
+        params![tenant.as_str(), value],
+    )?)
+}
+
 fn revoke_tokens_in(tx: &rusqlite::Transaction<'_>, tenant: &TenantId, user: &UserId, before: i64) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO user_token_revocations (tenant_id, user_id, revoked_before) VALUES (?1, ?2, ?3)
@@ -679,26 +705,8 @@ impl Store for SqliteStore {
     fn purge_events(&self, tenant: &TenantId, before: Timestamp, anonymous_only: bool) -> StoreResult<u64> {
         self.with_writer(|c| {
             let tx = c.transaction()?;
-            let whose = if anonymous_only { "AND user_id IS NULL" } else { "" };
-            let per_day: Vec<(i64, String, i64)> = tx
-                .prepare(&format!(
-                    "SELECT ts / ?3, event_type, count(*) FROM events WHERE tenant_id = ?1 AND ts < ?2 {whose}
-                     GROUP BY 1, 2"
-                ))?
-                .query_map(params![tenant.as_str(), before.millis(), DAY_MILLIS], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            for (day, event_type, count) in &per_day {
-                tx.execute(
-                    "UPDATE event_daily_counts SET events = events - ?4 WHERE tenant_id = ?1 AND day = ?2 AND event_type = ?3",
-                    params![tenant.as_str(), day, event_type, count],
-                )?;
-            }
-            let deleted = tx.execute(
-                &format!("DELETE FROM events WHERE tenant_id = ?1 AND ts < ?2 {whose}"),
-                params![tenant.as_str(), before.millis()],
-            )?;
+            let whose = if anonymous_only { "ts < ?2 AND user_id IS NULL" } else { "ts < ?2" };
+            let deleted = delete_events_where(&tx, tenant, whose, &before.millis())?;
             if deleted > 0 {
                 bump_event_deletions(&tx, tenant)?;
             }
@@ -836,27 +844,15 @@ impl Store for SqliteStore {
     fn delete_user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<DeletedUser> {
         self.with_writer(|c| {
             let tx = c.transaction()?;
-            let profile =
-                tx.execute("DELETE FROM users WHERE tenant_id = ?1 AND user_id = ?2", params![tenant.as_str(), id.as_str()])? > 0;
+            let profile = tx.execute(
+                "DELETE FROM users WHERE tenant_id = ?1 AND user_id = ?2",
+                params![tenant.as_str(), id.as_str()],
+            )? > 0;
             tx.execute(
                 "DELETE FROM consent_statements WHERE tenant_id = ?1 AND user_id = ?2",
                 params![tenant.as_str(), id.as_str()],
             )?;
-            let per_day: Vec<(i64, String, i64)> = tx
-                .prepare(
-                    "SELECT ts / ?3, event_type, count(*) FROM events WHERE tenant_id = ?1 AND user_id = ?2
-                     GROUP BY 1, 2",
-                )?
-                .query_map(params![tenant.as_str(), id.as_str(), DAY_MILLIS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?;
-            for (day, event_type, count) in &per_day {
-                tx.execute(
-                    "UPDATE event_daily_counts SET events = events - ?4 WHERE tenant_id = ?1 AND day = ?2 AND event_type = ?3",
-                    params![tenant.as_str(), day, event_type, count],
-                )?;
-            }
-            let events =
-                tx.execute("DELETE FROM events WHERE tenant_id = ?1 AND user_id = ?2", params![tenant.as_str(), id.as_str()])?;
+            let events = delete_events_where(&tx, tenant, "user_id = ?2", &id.as_str())?;
             // A tombstone only for a user who had data: asking to erase an unknown id changes nothing.
             if profile || events > 0 {
                 let now = Timestamp::now().millis();

@@ -177,7 +177,7 @@ impl SearchService {
 
     /// Takes an erased user's searches out of autocomplete's counts.
     pub fn forget_user(&self, tenant: &TenantId, user: &UserId) {
-        self.queries.forget(tenant, Searcher::named("user", user.as_str()));
+        self.queries.forget(tenant, Searcher::of(Some(user), None, None));
     }
 
     /// The tenant's most searched queries, most frequent first. Blocking the first time.

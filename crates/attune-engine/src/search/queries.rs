@@ -16,7 +16,7 @@
 
 use crate::error::EngineResult;
 use attune_core::input::ScalarValue;
-use attune_core::{Event, EventKind, TenantId};
+use attune_core::{AnonymousId, Event, EventKind, SessionId, TenantId, UserId};
 use attune_search::{Autocomplete, Suggestion, SuggestionSource};
 use attune_store::Store;
 use std::collections::hash_map::DefaultHasher;
@@ -50,13 +50,18 @@ impl Searcher {
 
     pub const UNKNOWN: Self = Self(None);
 
-    fn of_event(event: &Event) -> Self {
-        match (&event.subject.user_id, &event.subject.anonymous_id, &event.session_id) {
+    /// The user, else the anonymous visitor, else the session.
+    pub fn of(user: Option<&UserId>, anonymous: Option<&AnonymousId>, session: Option<&SessionId>) -> Self {
+        match (user, anonymous, session) {
             (Some(user), _, _) => Self::named("user", user.as_str()),
             (None, Some(anonymous), _) => Self::named("anonymous", anonymous.as_str()),
             (None, None, Some(session)) => Self::named("session", session.as_str()),
             (None, None, None) => Self::UNKNOWN,
         }
+    }
+
+    fn of_event(event: &Event) -> Self {
+        Self::of(event.subject.user_id.as_ref(), event.subject.anonymous_id.as_ref(), event.session_id.as_ref())
     }
 }
 
@@ -236,7 +241,7 @@ pub fn merge_suggestions(queries: Vec<Suggestion>, titles: Vec<Suggestion>, limi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use attune_core::{Channel, EventId, Subject, Timestamp, UserId};
+    use attune_core::{Channel, EventId, Subject, Timestamp};
     use attune_store::{SqliteOptions, SqliteStore};
     use std::collections::BTreeMap;
 

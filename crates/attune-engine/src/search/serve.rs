@@ -158,7 +158,8 @@ pub fn search(
     let result_ids: Vec<ItemId> = response.hits.iter().map(|h| h.item.id.clone()).collect();
     if !params.dry_run && !params.query.trim().is_empty() {
         // Autocomplete suggests what was searched: a misspelling is not offered to the next shopper.
-        context.queries.count(context.store, tenant, query, searcher(params))?;
+        let searcher = Searcher::of(params.user.as_ref(), params.anonymous.as_ref(), params.session.as_ref());
+        context.queries.count(context.store, tenant, query, searcher)?;
         if let Some(event) = search_event(params, &search_id, corrected_query.as_deref(), result_ids) {
             // Queued for the batched writer: a search never waits for its event's disk sync.
             context.events.record(tenant.clone(), event);
@@ -181,16 +182,6 @@ pub fn search(
             .then(|| no_match(index, &popularity, params)),
         personalization,
     })
-}
-
-/// Who searched, for autocomplete's count of distinct shoppers.
-fn searcher(params: &SearchParams) -> Searcher {
-    match (&params.user, &params.anonymous, &params.session) {
-        (Some(user), _, _) => Searcher::named("user", user.as_str()),
-        (None, Some(anonymous), _) => Searcher::named("anonymous", anonymous.as_str()),
-        (None, None, Some(session)) => Searcher::named("session", session.as_str()),
-        (None, None, None) => Searcher::UNKNOWN,
-    }
 }
 
 /// The labelled alternatives of a query that matched nothing.

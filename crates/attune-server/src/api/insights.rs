@@ -200,10 +200,15 @@ pub async fn customer(
 ) -> ApiResult<Json<CustomerInsights>> {
     caller.require_secret()?;
     let id = UserId::parse_field("id", id)?;
-    let analytics = analytics(&state, &caller.tenant).await?;
+    Ok(Json(insights_of(&state, &caller.tenant, &id).await?))
+}
+
+/// The insights of customer `id` (the API's and a customer's export).
+pub(crate) async fn insights_of(state: &AppState, tenant: &TenantId, id: &UserId) -> ApiResult<CustomerInsights> {
+    let analytics = analytics(state, tenant).await?;
     let model = analytics.customer_model()?;
-    let c = model.customer(&id).ok_or_else(|| ApiError::not_found("customer with purchases"))?;
-    Ok(Json(customer_insights(&analytics, model, c)?))
+    let c = model.customer(id).ok_or_else(|| ApiError::not_found("customer with purchases"))?;
+    customer_insights(&analytics, model, c)
 }
 
 pub(crate) fn segment_summaries(model: &CustomerModel) -> ApiResult<Vec<SegmentSummary>> {

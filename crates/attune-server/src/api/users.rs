@@ -1,7 +1,7 @@
 //! Customer endpoints: upsert, read, list, delete, a customer's event timeline, their consent ledger, and the
 //! export of everything held about them.
 
-use crate::api::insights::{CustomerInsights, analytics, customer_insights};
+use crate::api::insights::{CustomerInsights, insights_of};
 use crate::api::recommendations::RecommendedItem;
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
@@ -284,15 +284,7 @@ async fn export_insights(
     if !consent.allows(Purpose::Analytics) {
         return (None, Some("left out of customer analytics: no consent to analytics".into()));
     }
-    let analytics = match analytics(state, tenant).await {
-        Ok(analytics) => analytics,
-        Err(error) => return (None, Some(error.message)),
-    };
-    let found = analytics.customer_model().map_err(ApiError::from).and_then(|model| {
-        let customer = model.customer(id).ok_or_else(|| ApiError::not_found("customer with purchases"))?;
-        customer_insights(&analytics, model, customer)
-    });
-    match found {
+    match insights_of(state, tenant, id).await {
         Ok(insights) => (Some(insights), None),
         Err(error) => (None, Some(error.message)),
     }

@@ -54,6 +54,13 @@ pub fn store(durable: bool) -> (tempfile::TempDir, Arc<dyn Store>) {
     (directory, store)
 }
 
+/// The session's form token in a console page (every console form carries it).
+pub fn form_token(page: &str) -> String {
+    let pattern = "name=\"form_token\" value=\"";
+    let at = page.find(pattern).expect("a form token in the page") + pattern.len();
+    page[at..][..page[at..].find('"').unwrap()].to_string()
+}
+
 /// Creates tenant `slug` named `name`.
 pub fn tenant(store: &dyn Store, slug: &str, name: &str) -> TenantId {
     let tenant = TenantId::parse_slug(slug).unwrap();
