@@ -16,6 +16,19 @@ use std::collections::BTreeMap;
 pub const MAX_LIST_LEN: usize = 1_000;
 const MAX_QUANTITY: i64 = 1_000_000;
 const MAX_QUERY_LEN: usize = 1_000;
+
+/// A shopper's query as a `search` event can hold it: control characters dropped, cut to at most
+/// [`MAX_QUERY_LEN`] bytes at a character boundary.
+pub fn loggable_query(query: &str) -> String {
+    let mut kept = String::with_capacity(query.len().min(MAX_QUERY_LEN));
+    for c in query.chars().filter(|c| !c.is_control()) {
+        if kept.len() + c.len_utf8() > MAX_QUERY_LEN {
+            break;
+        }
+        kept.push(c);
+    }
+    kept
+}
 const MAX_DWELL_MS: i64 = 24 * 3_600_000;
 const MAX_CONTEXT_ENTRIES: usize = 50;
 

@@ -115,7 +115,11 @@ pub struct ConsentChangeInput {
     pub marketing: Option<bool>,
     pub analytics: Option<bool>,
     /// `api` (default with a secret key), `console` or `import`; with a public key always `storefront`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(api|storefront|console|import)$"))]
     pub source: Option<String>,
+    /// The shop's own purposes (declared in `PATCH /v1/settings`), by name: granted (`true`) or withdrawn.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub purposes: BTreeMap<String, bool>,
     /// The version of the privacy policy the customer was shown.
     pub policy_version: Option<String>,
 }

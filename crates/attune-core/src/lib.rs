@@ -30,6 +30,6 @@ pub use input::{ConsentChangeInput, ConsentInput, EventInput, ItemInput, OrderLi
 pub use item::{Availability, Item};
 pub use money::{Currency, Money};
 pub use random::SplitMix64;
-pub use tenant::{ApiKeyKind, Tenant};
+pub use tenant::{ApiKeyKind, DeclaredPurpose, Tenant, TenantSettings};
 pub use time::{EventTimeWindow, Timestamp};
 pub use user::{Consent, ConsentSource, ConsentStatement, Purpose, User};

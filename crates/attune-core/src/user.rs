@@ -12,46 +12,60 @@ const MAX_TRAIT_KEY_LEN: usize = 64;
 const MAX_TRAIT_TEXT_LEN: usize = 2_000;
 
 /// What the customer agreed to. Personalization and analytics default to granted (the shop's own
-/// legitimate interest); marketing defaults to not granted, as opt-in law requires in most markets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// legitimate interest); marketing defaults to not granted, as opt-in law requires in most markets. A shop's own
+/// purposes (declared in its settings) are in `other`, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Consent {
     pub personalization: bool,
     pub marketing: bool,
     pub analytics: bool,
+    /// The shop's own purposes that have a statement or a declared default, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, bool>,
 }
 
 impl Default for Consent {
     fn default() -> Self {
-        Self { personalization: true, marketing: false, analytics: true }
+        Self { personalization: true, marketing: false, analytics: true, other: BTreeMap::new() }
     }
 }
 
 impl Consent {
-    /// Whether the customer's data may be used for `purpose`.
-    pub fn allows(&self, purpose: Purpose) -> bool {
+    /// Whether the customer's data may be used for `purpose` (a shop's own purpose without a statement or a
+    /// declared default: no).
+    pub fn allows(&self, purpose: &Purpose) -> bool {
         match purpose {
             Purpose::Personalization => self.personalization,
             Purpose::Marketing => self.marketing,
             Purpose::Analytics => self.analytics,
+            Purpose::Other(name) => self.other.get(name).copied().unwrap_or(false),
         }
     }
 
     /// The consent after `statement`.
     pub fn apply(&mut self, statement: &ConsentStatement) {
-        let flag = match statement.purpose {
+        let flag = match &statement.purpose {
             Purpose::Personalization => &mut self.personalization,
             Purpose::Marketing => &mut self.marketing,
             Purpose::Analytics => &mut self.analytics,
+            Purpose::Other(name) => self.other.entry(name.clone()).or_default(),
         };
         *flag = statement.granted;
     }
+
+    /// The consent with the declared defaults of a shop's own purposes filled in where nothing was stated.
+    pub fn with_defaults<'a>(mut self, declared: impl IntoIterator<Item = (&'a str, bool)>) -> Self {
+        for (name, granted) in declared {
+            self.other.entry(name.to_string()).or_insert(granted);
+        }
+        self
+    }
 }
 
-/// What a customer's data may be used for, each with its own consent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// What a customer's data may be used for, each with its own consent; written as its name (`personalization`,
+/// `marketing`, `analytics`, or the name of a purpose the shop declared).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Purpose {
     /// Recommendations and search ranked by the customer's own history.
     Personalization,
@@ -59,6 +73,66 @@ pub enum Purpose {
     Marketing,
     /// The customer counted in customer analytics: lifetime value, segments, churn risk.
     Analytics,
+    /// A purpose the shop declared for its own use (its settings' `purposes`): recorded and reported by
+    /// Attune, applied by the shop.
+    Other(String),
+}
+
+/// Longest name of a shop's own purpose.
+const MAX_PURPOSE_NAME_LEN: usize = 48;
+
+impl Purpose {
+    /// The purpose's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Personalization => "personalization",
+            Self::Marketing => "marketing",
+            Self::Analytics => "analytics",
+            Self::Other(name) => name,
+        }
+    }
+
+    /// The purpose a name stands for (any name that is not built in is a shop's own).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "personalization" => Self::Personalization,
+            "marketing" => Self::Marketing,
+            "analytics" => Self::Analytics,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// A shop's own purpose: a name of lowercase letters, digits and `_` (starting with a letter, at most 48)
+    /// that is not one of the built-in purposes.
+    pub fn parse_own(field: &str, name: &str) -> Result<Self, ValidationError> {
+        let well_formed = name.len() <= MAX_PURPOSE_NAME_LEN
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        match Self::from_name(name) {
+            own @ Self::Other(_) if well_formed => Ok(own),
+            Self::Other(_) => Err(ValidationError::new(
+                field,
+                "invalid_purpose",
+                format!(
+                    "`{name}` is not a purpose name: lowercase letters, digits and `_`, starting with a letter, \
+                     at most {MAX_PURPOSE_NAME_LEN}"
+                ),
+            )),
+            _ => Err(ValidationError::new(field, "invalid_purpose", format!("`{name}` is a built-in purpose"))),
+        }
+    }
+}
+
+impl Serialize for Purpose {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Purpose {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self::from_name(&String::deserialize(deserializer)?))
+    }
 }
 
 /// Where a consent statement was made.
@@ -96,6 +170,8 @@ impl ConsentSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentStatement {
+    /// `personalization`, `marketing`, `analytics`, or a purpose the shop declared.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub purpose: Purpose,
     pub granted: bool,
     pub source: ConsentSource,
@@ -123,11 +199,14 @@ impl ConsentStatement {
                 format!("`policy_version` must be at most {MAX_POLICY_VERSION_LEN} bytes without control characters"),
             ));
         }
-        let given = [
+        let mut given = vec![
             (Purpose::Personalization, input.personalization),
             (Purpose::Marketing, input.marketing),
             (Purpose::Analytics, input.analytics),
         ];
+        for (name, granted) in &input.purposes {
+            given.push((Purpose::parse_own("purposes", name)?, Some(*granted)));
+        }
         let statements: Vec<Self> = given
             .into_iter()
             .filter_map(|(purpose, granted)| {
@@ -144,7 +223,7 @@ impl ConsentStatement {
             return Err(ValidationError::new(
                 "consent",
                 "empty_change",
-                "name at least one purpose: `personalization`, `marketing` or `analytics`",
+                "name at least one purpose: `personalization`, `marketing`, `analytics` or one in `purposes`",
             ));
         }
         Ok(statements)
@@ -177,6 +256,7 @@ impl User {
                 personalization: consent.personalization.unwrap_or(defaults.personalization),
                 marketing: consent.marketing.unwrap_or(defaults.marketing),
                 analytics: consent.analytics.unwrap_or(defaults.analytics),
+                other: BTreeMap::new(),
             },
             created_at: now,
             updated_at: now,

@@ -53,6 +53,7 @@ pub(crate) fn apply(engine: &Engine, change: &Change) {
     match change {
         Change::Items { tenant } => engine.items_changed(tenant),
         Change::Keys { .. } => engine.keys_changed(),
+        Change::Settings { tenant } => engine.consents().settings_changed(tenant),
         Change::Users { tenant, user } => {
             engine.insights().forget(tenant);
             if let Some(user) = user {
@@ -101,6 +102,7 @@ fn resync(engine: &Engine) {
     for tenant in &tenants {
         engine.items_changed(&tenant.id);
         engine.insights().forget(&tenant.id);
+        engine.consents().settings_changed(&tenant.id);
     }
     let recs_engine = engine.clone();
     engine.background().spawn("recs-resync", move || {

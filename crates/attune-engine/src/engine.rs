@@ -8,16 +8,19 @@
 use crate::background::Background;
 use crate::catalog::CatalogCache;
 use crate::changes;
-use crate::error::EngineResult;
+use crate::error::{EngineError, EngineResult};
 use crate::event_log::{EventLog, EventLogReport};
 use crate::insights::{FORECAST_TASK, InsightsService};
 use crate::popular::{PopularItems, Popularity};
+use crate::privacy::Consents;
 use crate::recs::training::TrainOptions;
-use crate::recs::{RecsService, RecsSettings, TRAIN_TASK};
+use crate::recs::{RecsService, RecsSettings, TRAIN_TASK, Unlearning};
 use crate::retention::{self, RETENTION_TASK, RetentionPolicy};
 use crate::search::{SearchService, SearchSettings};
 use crate::tasks::TaskRegistry;
-use attune_core::{ConsentStatement, Item, ItemId, TenantId, User, UserId};
+use attune_core::{
+    AnonymousId, ConsentStatement, Item, ItemId, TenantId, TenantSettings, User, UserId, ValidationError,
+};
 use attune_search::TuningConfig;
 use attune_store::{DeletedUser, Store, StoreResult, UpsertCounts};
 use std::path::PathBuf;
@@ -76,6 +79,7 @@ struct Parts {
     search: Arc<SearchService>,
     insights: Arc<InsightsService>,
     popular: Arc<PopularItems>,
+    consents: Arc<Consents>,
     /// Bumped whenever an API key of any tenant changes, here or in another process.
     key_generation: AtomicU64,
     /// Set once start-up has loaded (or started training) every tenant's stored model.
@@ -90,9 +94,11 @@ impl Engine {
         let tasks = Arc::new(TaskRegistry::new(background.clone(), store.clone()));
         let events = Arc::new(EventLog::start(store.clone()));
         let catalog = CatalogCache::new(store.clone(), background.clone());
+        let consents = Arc::new(Consents::new(store.clone()));
         let settings = RecsSettings { train_interval: config.train_interval, training: config.training.clone() };
         let recs = RecsService::new(
             store.clone(),
+            consents.clone(),
             catalog.clone(),
             events.clone(),
             tasks.clone(),
@@ -111,12 +117,11 @@ impl Engine {
             events.clone(),
             tasks.clone(),
             popular.clone(),
+            consents.clone(),
             settings,
         );
         let insights = InsightsService::new(store.clone(), &tasks);
-        if config.retention.is_set() {
-            retention::register(&tasks, store.clone(), insights.clone(), config.retention);
-        }
+        retention::register(&tasks, store.clone(), insights.clone(), recs.clone(), config.retention);
         let key_generation = AtomicU64::new(0);
         let parts = Parts {
             store,
@@ -129,6 +134,7 @@ impl Engine {
             search,
             insights,
             popular,
+            consents,
             key_generation,
             models_loaded: Arc::default(),
         };
@@ -191,6 +197,11 @@ impl Engine {
         &self.parts.insights
     }
 
+    /// Consent as requests read it: tenants' settings and shoppers' ledgers.
+    pub fn consents(&self) -> &Consents {
+        &self.parts.consents
+    }
+
     /// The tenant's most ordered items of late, at most `keep`. Blocking.
     pub fn popular(&self, tenant: &TenantId, keep: usize) -> StoreResult<Popularity> {
         let all = self.parts.popular.get(self.parts.store.as_ref(), tenant)?;
@@ -227,9 +238,10 @@ impl Engine {
         if let Some(interval) = config.train_interval {
             self.schedule(TRAIN_TASK, interval);
         }
-        if config.retention.is_set() {
-            self.schedule(RETENTION_TASK, RETENTION_INTERVAL);
-        }
+        let installation = config.retention;
+        self.schedule_for(RETENTION_TASK, RETENTION_INTERVAL, move |store, tenant| {
+            retention::applies(store, tenant, installation)
+        });
         if let Some(feed) = self.open_change_feed() {
             let engine = self.clone();
             self.parts.background.spawn("follow-changes", move || changes::follow(&engine, feed));
@@ -265,6 +277,16 @@ impl Engine {
     /// let one of them run each slot. The current slot is tried at start-up and then every [`SLOT_RETRY`], so a
     /// slot whose runner died is taken over.
     fn schedule(&self, kind: &'static str, interval: Duration) {
+        self.schedule_for(kind, interval, |_, _| true);
+    }
+
+    /// [`Engine::schedule`] for the tenants with events that `wants` picks.
+    fn schedule_for(
+        &self,
+        kind: &'static str,
+        interval: Duration,
+        wants: impl Fn(&dyn Store, &TenantId) -> bool + Send + 'static,
+    ) {
         self.parts.tasks.set_interval(kind, interval);
         let (background, store, tasks) =
             (self.parts.background.clone(), self.parts.store.clone(), self.parts.tasks.clone());
@@ -279,7 +301,7 @@ impl Engine {
                     listed = tenants(store.as_ref(), true)
                         .inspect_err(|error| tracing::warn!(kind, %error, "scheduler cannot list tenants"))
                         .ok()
-                        .map(|tenants| (slot, tenants));
+                        .map(|tenants| (slot, tenants.into_iter().filter(|t| wants(store.as_ref(), t)).collect()));
                 }
                 for tenant in listed.iter().flat_map(|(_, tenants)| tenants) {
                     tasks.start_in_background(tenant, kind);
@@ -356,6 +378,13 @@ impl EngineHandle {
     }
 }
 
+/// What an erasure deleted, and what it did to the served recommendation model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    pub deleted: DeletedUser,
+    pub recommendations: Unlearning,
+}
+
 /// How long an erasure waits for this process's queued events to be written.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -369,23 +398,65 @@ impl Engine {
         user: &UserId,
         statements: &[ConsentStatement],
     ) -> EngineResult<User> {
+        self.check_declared(tenant, statements)?;
         let stored = self.store().record_consent(tenant, user, statements)?;
         self.insights().forget(tenant);
         Ok(stored)
     }
 
-    /// Erases `user` (see [`Store::delete_user`]: the store keeps a tombstone that refuses their later events) and forgets what was derived from them: the tenant's customer
-    /// analytics and their searches in autocomplete. Blocking.
-    pub fn erase_user(&self, tenant: &TenantId, user: &UserId) -> EngineResult<DeletedUser> {
+    /// Records consent `statements` of anonymous visitor `visitor` in their ledger. Blocking.
+    pub fn record_visitor_consent(
+        &self,
+        tenant: &TenantId,
+        visitor: &AnonymousId,
+        statements: &[ConsentStatement],
+    ) -> EngineResult<()> {
+        self.check_declared(tenant, statements)?;
+        Ok(self.store().record_visitor_consent(tenant, visitor, statements)?)
+    }
+
+    /// Refuses statements about a purpose that is neither built in nor declared in the tenant's settings.
+    fn check_declared(&self, tenant: &TenantId, statements: &[ConsentStatement]) -> EngineResult<()> {
+        match self.consents().undeclared(tenant, statements)? {
+            None => Ok(()),
+            Some(name) => Err(EngineError::Invalid(ValidationError::new(
+                "purposes",
+                "undeclared_purpose",
+                format!("`{name}` is not a purpose of this shop; declare it first (`purposes` in PATCH /v1/settings)"),
+            ))),
+        }
+    }
+
+    /// Erases `user` (see [`Store::delete_user`]: the store keeps a tombstone that refuses their later events)
+    /// and forgets what was derived from them: the tenant's customer analytics, popularity, their searches in
+    /// autocomplete, and their part of the served recommendation model ([`RecsService::unlearn`]). Blocking.
+    pub fn erase_user(&self, tenant: &TenantId, user: &UserId) -> EngineResult<Erasure> {
         // What this process still queues of theirs is written first, so that the erasure takes it too.
         if !self.event_log().flush(FLUSH_WAIT) {
             tracing::warn!(tenant = %tenant, "queued events not written before an erasure; the tombstone drops them");
         }
         let deleted = self.store().delete_user(tenant, user)?;
         self.insights().forget(tenant);
+        self.parts.popular.forget(tenant);
         self.search().forget_user(tenant, user);
         tracing::info!(tenant = %tenant, events = deleted.events, "user erased");
-        Ok(deleted)
+        let recommendations = match deleted.events {
+            0 => Unlearning::NotNeeded,
+            _ => self.recs().unlearn(tenant)?,
+        };
+        Ok(Erasure { deleted, recommendations })
+    }
+
+    /// Replaces `tenant`'s settings; every process reads them again. Blocking.
+    pub fn put_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> EngineResult<()> {
+        self.store().put_tenant_settings(tenant, settings)?;
+        self.consents().settings_changed(tenant);
+        Ok(())
+    }
+
+    /// The retention policy in force for a tenant with `settings`.
+    pub fn retention_policy(&self, settings: &TenantSettings) -> RetentionPolicy {
+        self.parts.config.retention.for_tenant(settings)
     }
 
     /// Stores `user`'s profile, registering an erased user again. Blocking.

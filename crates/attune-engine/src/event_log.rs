@@ -83,6 +83,13 @@ impl EventLog {
     /// Queues an event; returns false (and counts it) when the queue is full. After [`EventLog::close`] the
     /// event is written at once instead.
     pub fn record(&self, tenant: TenantId, event: Event) -> bool {
+        // The engine builds these events itself: one the log could not read back would break every later scan
+        // of it, so such an event is dropped here (a bug to fix, not a shopper's mistake).
+        if let Err(error) = Event::parse(event.to_input(), event.timestamp) {
+            tracing::error!(tenant = %tenant, kind = event.kind.event_type().as_str(), %error, "engine event not valid; dropped");
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         if self.closed.load(Ordering::Acquire) {
             return match self.store.append_events(&tenant, std::slice::from_ref(&event)) {
                 Ok(_) => true,

@@ -6,18 +6,22 @@
 use crate::engine::Engine;
 use crate::error::EngineResult;
 use crate::recs::request::{Basis, ListRequest, Recommended, Rules, Shopper};
-use attune_core::{ConsentStatement, TenantId, User, UserId};
-use attune_store::{StoredEvent, TimelineQuery};
+use attune_core::{AnonymousId, Consent, ConsentStatement, Event, TenantId, User, UserId};
+use attune_store::{ShopperRef, StoredEvent, TimelineQuery};
 use std::collections::HashSet;
 
 /// Events read per page.
 const EXPORT_PAGE: usize = 1_000;
+/// An anonymous visitor's actions in a download at most.
+const VISITOR_ACTIVITY: usize = 10_000;
 /// Items of the current `for_you` list in an export.
 const EXPORT_PICKS: usize = 10;
 
 /// What an export holds, before rendering.
 pub struct UserExport {
     pub profile: Option<User>,
+    /// The consent in force (with the declared defaults of the shop's own purposes).
+    pub consent: Consent,
     pub consent_history: Vec<ConsentStatement>,
     /// Every event under the user's id, newest first.
     pub events: Vec<StoredEvent>,
@@ -67,6 +71,7 @@ pub fn export_user(engine: &Engine, tenant: &TenantId, user: &UserId) -> EngineR
     };
     Ok(UserExport {
         profile: store.user(tenant, user)?,
+        consent: engine.consents().user(tenant, user)?,
         consent_history: store.consent_history(tenant, user)?,
         events,
         for_you,
@@ -85,4 +90,10 @@ fn all_events(engine: &Engine, tenant: &TenantId, user: &UserId) -> EngineResult
             None => return Ok(events),
         }
     }
+}
+
+/// An anonymous visitor's own actions (views, basket changes, orders; not what the shop showed them), newest
+/// first, at most [`VISITOR_ACTIVITY`]: what the storefront's "Download my data" gives them. Blocking.
+pub fn visitor_activity(engine: &Engine, tenant: &TenantId, visitor: &AnonymousId) -> EngineResult<Vec<Event>> {
+    Ok(engine.store().shopper_activity(tenant, ShopperRef::Anonymous(visitor), VISITOR_ACTIVITY)?.to_vec())
 }

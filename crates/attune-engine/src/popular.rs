@@ -47,6 +47,13 @@ impl PopularItems {
     }
 }
 
+impl PopularItems {
+    /// Drops `tenant`'s popularity (events left the log), so the next call computes it again.
+    pub fn forget(&self, tenant: &TenantId) {
+        self.cached.lock().expect("popularity cache poisoned").remove(tenant);
+    }
+}
+
 fn compute(store: &dyn Store, tenant: &TenantId, keep: usize) -> StoreResult<Popularity> {
     let events = store.recent_events(tenant, POPULAR_WINDOW)?;
     let mut ordered: HashMap<&ItemId, u64> = HashMap::new();

@@ -107,6 +107,39 @@ impl Als {
         self
     }
 
+    /// The item side in new item indices: item `old` becomes `new_of_old[old]`, and items mapped to `None` are
+    /// left out (the item Gram matrix is computed again from the items kept). For a model without user
+    /// factors; `new_of_old` must be one-to-one onto `0..n_new`.
+    pub fn reindex_items(&self, new_of_old: &[Option<u32>], n_new: usize) -> Result<Self, RecsError> {
+        let f = self.config.factors;
+        if new_of_old.len() != self.n_items || self.n_users != 0 {
+            return Err(RecsError::DimensionMismatch(format!(
+                "reindexing {} items (and {} users) with {} indices",
+                self.n_items,
+                self.n_users,
+                new_of_old.len()
+            )));
+        }
+        let mut item_factors = vec![0f32; n_new * f];
+        for (old, new) in new_of_old.iter().enumerate() {
+            let Some(new) = *new else { continue };
+            let new = new as usize;
+            if new >= n_new {
+                return Err(RecsError::DimensionMismatch(format!("index {new} ≥ {n_new}")));
+            }
+            item_factors[new * f..(new + 1) * f].copy_from_slice(&self.item_factors[old * f..(old + 1) * f]);
+        }
+        let item_gram = gram(&item_factors, f, self.config.regularization);
+        Ok(Self {
+            config: self.config.clone(),
+            n_users: 0,
+            n_items: n_new,
+            user_factors: Vec::new(),
+            item_factors,
+            item_gram,
+        })
+    }
+
     /// Dot product of two items' factors: how alike the model finds them.
     pub fn item_similarity(&self, a: u32, b: u32) -> f32 {
         let f = self.config.factors;

@@ -156,6 +156,28 @@ impl CsrMatrix {
         Self::try_from(parts)
     }
 
+    /// The square item × item matrix in new indices: row and column `old` become `new_of_old[old]`, and those
+    /// mapped to `None` are left out (with their entries). `new_of_old` must be one-to-one onto `0..n_new`.
+    pub fn reindex_square(&self, new_of_old: &[Option<u32>], n_new: usize) -> Result<Self, RecsError> {
+        if new_of_old.len() != self.n_rows || self.n_rows != self.n_cols {
+            return Err(RecsError::DimensionMismatch(format!(
+                "reindexing a {}×{} matrix with {} indices",
+                self.n_rows,
+                self.n_cols,
+                new_of_old.len()
+            )));
+        }
+        let mut rows = vec![Vec::new(); n_new];
+        for (old, new) in new_of_old.iter().enumerate() {
+            let Some(new) = new else { continue };
+            let row = rows
+                .get_mut(*new as usize)
+                .ok_or_else(|| RecsError::DimensionMismatch(format!("index {new} ≥ {n_new}")))?;
+            *row = self.row(old).iter().filter_map(|(c, v)| Some((new_of_old[c as usize]?, v))).collect();
+        }
+        Self::from_rows(n_new, &rows)
+    }
+
     /// Adds Σ over `(row, weight)` of weight · row's entries into `out` (indexed by column): an item × item
     /// model's scores for a weighted history.
     pub fn add_weighted_rows(&self, rows: impl Iterator<Item = (u32, f32)>, out: &mut [f32]) {
@@ -264,6 +286,17 @@ fn check(index: usize, size: usize, what: &'static str) -> Result<(), RecsError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reindexing_moves_rows_and_columns_and_drops_the_unmapped() {
+        let m = CsrMatrix::from_rows(3, &[vec![(1, 1.0), (2, 2.0)], vec![(0, 3.0), (2, 4.0)], vec![(0, 5.0)]]).unwrap();
+        // Item 1 goes, 0 and 2 swap places.
+        let r = m.reindex_square(&[Some(1), None, Some(0)], 2).unwrap();
+        assert_eq!((r.n_rows(), r.n_cols()), (2, 2));
+        assert_eq!((r.row(0).indices, r.row(0).values), (&[1u32][..], &[5.0f32][..]));
+        assert_eq!((r.row(1).indices, r.row(1).values), (&[0u32][..], &[2.0f32][..]));
+        assert!(m.reindex_square(&[Some(0)], 1).is_err(), "one index per row");
+    }
 
     #[test]
     fn rows_keep_signed_values_sorted_and_refuse_repeats() {

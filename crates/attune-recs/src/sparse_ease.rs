@@ -57,6 +57,12 @@ impl SparseEase {
         self.weights.row(i as usize)
     }
 
+    /// The model in new item indices: item `old` becomes `new_of_old[old]`, and items mapped to `None` are left
+    /// out with every weight on them.
+    pub fn reindex_items(&self, new_of_old: &[Option<u32>], n_new: usize) -> Result<Self, RecsError> {
+        Ok(Self { config: self.config.clone(), weights: self.weights.reindex_square(new_of_old, n_new)? })
+    }
+
     /// Kept weights in all.
     pub fn nnz(&self) -> usize {
         self.weights.nnz()

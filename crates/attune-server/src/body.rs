@@ -35,10 +35,18 @@ impl FromRequest<AppState> for LimitedBody {
 
 /// Parse a JSON body into `T`, mapping syntax errors to `invalid_json` and shape errors to `invalid_body`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.is_empty() {
-        return Err(ApiError::new(ErrorKind::InvalidJson, "the request body is empty; a JSON document was expected"));
-    }
+    check_object(bytes)?;
     serde_json::from_slice(bytes).map_err(json_error)
+}
+
+/// Every request body is a JSON object: an array is refused even where its items could fill a struct's fields
+/// in order (which serde would otherwise accept).
+fn check_object(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.trim_ascii_start().first() {
+        None => Err(ApiError::new(ErrorKind::InvalidJson, "the request body is empty; a JSON document was expected")),
+        Some(b'[') => Err(ApiError::new(ErrorKind::InvalidBody, "the body must be a JSON object, not an array")),
+        Some(_) => Ok(()),
+    }
 }
 
 pub fn json_error(error: serde_json::Error) -> ApiError {
@@ -53,8 +61,17 @@ pub fn json_error(error: serde_json::Error) -> ApiError {
 
 /// Like [`parse_json`], for types that borrow from the body (e.g. raw JSON values of a batch).
 pub fn parse_json_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
-    if bytes.is_empty() {
-        return Err(ApiError::new(ErrorKind::InvalidJson, "the request body is empty; a JSON document was expected"));
-    }
+    check_object(bytes)?;
     serde_json::from_slice(bytes).map_err(json_error)
+}
+
+/// Deserializes an optional whole number given as any JSON number without a fraction (`30` or `30.0`, both
+/// whole numbers to JSON Schema); a fraction, a negative number or one beyond `u32` is an error.
+pub fn optional_whole_u32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize;
+    let Some(number) = Option::<f64>::deserialize(deserializer)? else { return Ok(None) };
+    if number.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&number) {
+        return Err(serde::de::Error::custom(format!("expected a whole number from 0 to {}, not {number}", u32::MAX)));
+    }
+    Ok(Some(number as u32))
 }

@@ -157,7 +157,11 @@ fn users_can_be_upserted_read_listed_and_deleted_with_their_events() {
         StatusCode::OK,
     );
     let deleted = expect(server.delete(key, "/v1/users/17850"), StatusCode::OK);
-    assert_eq!(deleted, json!({"profile_deleted": true, "events_deleted": 2}));
+    assert_eq!(
+        deleted,
+        json!({"profile_deleted": true, "events_deleted": 2,
+               "recommendation_model": {"state": "no_model", "version": null, "factor_models_retrained_by": null}})
+    );
     expect_error(server.get(key, "/v1/users/17850"), StatusCode::NOT_FOUND, "not_found");
     assert_eq!(server.alpha_events(), 0);
 }
@@ -385,7 +389,11 @@ fn an_erased_user_stays_erased_until_registered_again() {
     expect(server.get(public, "/v1/users/u1/timeline").header("x-attune-user-token", &token), StatusCode::OK);
 
     let deleted = expect(server.delete(secret, "/v1/users/u1"), StatusCode::OK);
-    assert_eq!(deleted, json!({"profile_deleted": true, "events_deleted": 1}));
+    assert_eq!(
+        deleted,
+        json!({"profile_deleted": true, "events_deleted": 1,
+               "recommendation_model": {"state": "no_model", "version": null, "factor_models_retrained_by": null}})
+    );
     // Tokens are revoked, and events naming the user refused, in a batch with the index; nothing is stored.
     let with_token = server.get(public, "/v1/users/u1/timeline").header("x-attune-user-token", &token);
     expect_error(with_token, StatusCode::UNAUTHORIZED, "unauthenticated");
@@ -873,4 +881,159 @@ fn bad_query_strings_and_path_ids_get_json_errors_on_every_route() {
     assert!(error["message"].as_str().unwrap().contains("limit"), "{error}");
     let error = expect_error(server.get(key, "/v1/items/%FF"), StatusCode::BAD_REQUEST, "invalid_parameter");
     assert!(error["message"].as_str().unwrap().contains("UTF-8"), "{error}");
+}
+
+#[test]
+fn anonymous_visitors_follow_the_shops_default_until_they_choose() {
+    let server = TestServer::start();
+    let events: Vec<Value> = (0..6).map(|n| view(&format!("v{n}"), &format!("u{n}"), "85123A")).collect();
+    expect(server.post(&server.alpha_secret, "/v1/events/batch", &json!({"events": events})), StatusCode::OK);
+    let list = |visitor: &str| {
+        let body = json!({"scenario": "trending", "anonymous_id": visitor});
+        expect(server.post(&server.alpha_public, "/v1/recommendations", &body), StatusCode::OK)
+    };
+    let patch = |key: &str, body: &Value| {
+        server.client.patch(format!("{}/v1/settings", server.base)).bearer_auth(key).json(body)
+    };
+    let settings = expect(server.get(&server.alpha_secret, "/v1/settings"), StatusCode::OK);
+    let defaults = json!({"personalization": true, "marketing": false, "analytics": true});
+    assert_eq!(settings["settings"]["anonymous_consent"], defaults, "{settings}");
+    assert_eq!(list("v-1")["personalized"], true);
+
+    // The shop asks anonymous visitors first: not personalized until they opt in.
+    let changed =
+        expect(patch(&server.alpha_secret, &json!({"anonymous_consent": {"personalization": false}})), StatusCode::OK);
+    assert_eq!(changed["settings"]["anonymous_consent"]["personalization"], false, "{changed}");
+    assert_eq!(changed["settings"]["anonymous_consent"]["analytics"], true, "what is not named stays: {changed}");
+    let off = list("v-1");
+    assert_eq!(
+        (off["personalized"].as_bool(), off["not_personalized_reason"].as_str()),
+        (Some(false), Some("consent_not_granted")),
+        "{off}"
+    );
+
+    // The visitor opts in from the storefront (a public key).
+    let ledger = expect(
+        server.post(&server.alpha_public, "/v1/visitors/v-1/consents", &json!({"personalization": true})),
+        StatusCode::OK,
+    );
+    assert_eq!(
+        (ledger["chosen"].as_bool(), ledger["consent"]["personalization"].as_bool()),
+        (Some(true), Some(true)),
+        "{ledger}"
+    );
+    assert_eq!(ledger["history"][0]["source"], "storefront", "{ledger}");
+    assert_eq!(list("v-1")["personalized"], true);
+    assert_eq!(list("v-2")["personalized"], false, "another visitor still follows the default");
+    // And withdraws again.
+    expect(
+        server.post(&server.alpha_public, "/v1/visitors/v-1/consents", &json!({"personalization": false})),
+        StatusCode::OK,
+    );
+    assert_eq!(list("v-1")["not_personalized_reason"], "consent_withdrawn");
+    let read = expect(server.get(&server.alpha_public, "/v1/visitors/v-1/consents"), StatusCode::OK);
+    assert_eq!(read["history"].as_array().map(Vec::len), Some(2), "{read}");
+
+    // Per tenant.
+    let beta = expect(server.get(&server.beta_secret, "/v1/settings"), StatusCode::OK);
+    assert_eq!(beta["settings"]["anonymous_consent"], defaults);
+    let beta_visitor = expect(server.get(&server.beta_secret, "/v1/visitors/v-1/consents"), StatusCode::OK);
+    assert_eq!(beta_visitor["chosen"], false);
+    // Bad input loses nothing; settings need a secret key.
+    expect_error(
+        patch(&server.alpha_secret, &json!({"anonymous_consent": {"personalisation": true}})),
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+    );
+    expect_error(patch(&server.alpha_secret, &json!({"retention_days": -3})), StatusCode::BAD_REQUEST, "invalid_body");
+    expect_error(patch(&server.alpha_public, &json!({"retention_days": 30})), StatusCode::FORBIDDEN, "forbidden");
+    let kept = expect(server.get(&server.alpha_secret, "/v1/settings"), StatusCode::OK);
+    assert_eq!(kept["settings"], changed["settings"]);
+}
+
+#[test]
+fn a_tenants_own_retention_applies_where_the_installation_keeps_everything() {
+    let server = TestServer::start();
+    let days_ago = |days: i64| {
+        let at = chrono::Utc::now() - chrono::Duration::days(days);
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let events = |prefix: &str| {
+        json!({"events": [
+            {"type": "view", "event_id": format!("{prefix}-new"), "user_id": "u1", "item_id": "a", "timestamp": days_ago(1)},
+            {"type": "view", "event_id": format!("{prefix}-old"), "user_id": "u1", "item_id": "a", "timestamp": days_ago(60)},
+            {"type": "view", "event_id": format!("{prefix}-anon-old"), "anonymous_id": "v", "item_id": "a", "timestamp": days_ago(10)},
+        ]})
+    };
+    expect(server.post(&server.alpha_secret, "/v1/events/batch", &events("alpha")), StatusCode::OK);
+    expect(server.post(&server.beta_secret, "/v1/events/batch", &events("beta")), StatusCode::OK);
+    let patch = json!({"retention_days": 30, "anonymous_retention_days": 7});
+    let settings = expect(
+        server.client.patch(format!("{}/v1/settings", server.base)).bearer_auth(&server.alpha_secret).json(&patch),
+        StatusCode::OK,
+    );
+    assert_eq!(
+        (settings["retention_days_in_force"].as_u64(), settings["anonymous_retention_days_in_force"].as_u64()),
+        (Some(30), Some(7)),
+        "{settings}"
+    );
+    for key in [&server.alpha_secret, &server.beta_secret] {
+        let started = expect(server.post(key, "/v1/tasks", &json!({"kind": "retention"})), StatusCode::ACCEPTED);
+        let id = started["task"]["id"].as_str().unwrap().to_string();
+        loop {
+            let task = expect(server.get(key, &format!("/v1/tasks/{id}")), StatusCode::OK);
+            if task["status"] != "running" {
+                assert_eq!(task["status"], "succeeded", "{task}");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let ids = |tenant: &str| -> Vec<String> {
+        let tenant = TenantId::parse_slug(tenant).unwrap();
+        server.store.events_after(&tenant, 0, 10).unwrap().into_iter().map(|e| e.event.id.to_string()).collect()
+    };
+    assert_eq!(ids("alpha"), ["alpha-new"], "alpha's own policy applied");
+    assert_eq!(ids("beta").len(), 3, "beta keeps everything, as the installation does");
+}
+
+#[test]
+fn a_shop_declares_its_own_purposes_and_shoppers_consent_to_them() {
+    let server = TestServer::start();
+    let secret = &server.alpha_secret;
+    let patch =
+        |body: &Value| server.client.patch(format!("{}/v1/settings", server.base)).bearer_auth(secret).json(body);
+    let grant = json!({"purposes": {"sms_reminders": true}});
+    expect_error(server.post(secret, "/v1/users/u1/consents", &grant), StatusCode::BAD_REQUEST, "undeclared_purpose");
+    for name in ["marketing", "SMS", "sms-reminders", ""] {
+        let body = json!({"purposes": [{"name": name, "description": "Text messages"}]});
+        expect_error(patch(&body), StatusCode::BAD_REQUEST, "invalid_purpose");
+    }
+    let twice = json!({"purposes": [{"name": "a", "description": "x"}, {"name": "a", "description": "y"}]});
+    expect_error(patch(&twice), StatusCode::BAD_REQUEST, "duplicate_purpose");
+    let declared = json!({"purposes": [
+        {"name": "sms_reminders", "description": "Text messages about offers"},
+        {"name": "loyalty_club", "description": "Points on every order", "default_granted": true},
+    ]});
+    let settings = expect(patch(&declared), StatusCode::OK);
+    assert_eq!(settings["settings"]["purposes"].as_array().map(Vec::len), Some(2), "{settings}");
+
+    // Declared defaults apply until the shopper states otherwise; statements go to the ledger by name.
+    let ledger = expect(server.get(secret, "/v1/users/u1/consents"), StatusCode::OK);
+    assert_eq!(ledger["consent"]["other"], json!({"loyalty_club": true, "sms_reminders": false}), "{ledger}");
+    let ledger = expect(server.post(secret, "/v1/users/u1/consents", &grant), StatusCode::OK);
+    assert_eq!(ledger["consent"]["other"]["sms_reminders"], true, "{ledger}");
+    assert_eq!(ledger["history"][0]["purpose"], "sms_reminders", "{ledger}");
+    let export = expect(server.get(secret, "/v1/users/u1/export"), StatusCode::OK);
+    assert_eq!(export["consent"]["other"], json!({"loyalty_club": true, "sms_reminders": true}), "{export}");
+    // An anonymous visitor, through a public key.
+    let withdraw = json!({"purposes": {"loyalty_club": false}});
+    let visitor = expect(server.post(&server.alpha_public, "/v1/visitors/v-9/consents", &withdraw), StatusCode::OK);
+    assert_eq!(visitor["consent"]["other"], json!({"loyalty_club": false, "sms_reminders": false}), "{visitor}");
+    // Another tenant has not declared them.
+    expect_error(
+        server.post(&server.beta_secret, "/v1/users/u1/consents", &grant),
+        StatusCode::BAD_REQUEST,
+        "undeclared_purpose",
+    );
 }

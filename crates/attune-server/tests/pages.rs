@@ -612,3 +612,66 @@ fn the_storefront_home_is_personalised_by_the_visitors_own_activity() {
     let personal = home.split("id=\"popular\"").next().unwrap();
     assert!(personal.contains("recommendations-recently-viewed"), "personal slots come before the popular ones");
 }
+
+#[test]
+fn the_storefront_explains_each_recommendation_and_lets_visitors_control_and_download_their_data() {
+    let server = TestServer::start();
+    let sms = attune_core::DeclaredPurpose {
+        name: "sms_reminders".into(),
+        description: "Text messages about offers".into(),
+        default_granted: false,
+    };
+    let settings = attune_core::TenantSettings { purposes: vec![sms], ..Default::default() };
+    server.store.put_tenant_settings(&server.shop, &settings).unwrap();
+    let home = server.get("/shop", "");
+    let visitor = cookie_pair(&set_cookie(&home, "attune_visitor").unwrap());
+    let session = cookie_pair(&set_cookie(&home, "attune_session").unwrap());
+    let cookies = format!("{visitor}; {session}");
+    page(server.get("/shop/products/71053", &cookies), StatusCode::OK);
+
+    // Every recommended product says why, with the data used and the way to turn personalization off.
+    let home = page(server.get("/shop", &cookies), StatusCode::OK);
+    assert!(home.contains("id=\"privacy-link\""), "every page links to the privacy panel");
+    let recent =
+        home.split("id=\"recommendations-recently-viewed\"").nth(1).unwrap().split("</section>").next().unwrap();
+    let cards = recent.matches("class=\"recommended-card\"").count();
+    assert!(cards > 0 && recent.matches("Why am I seeing this?").count() == cards, "{recent}");
+    assert!(recent.contains("Data used: ") && recent.contains("The products you viewed in this shop"), "{recent}");
+    assert!(recent.contains("Turn personalization off") && recent.contains("href=\"/shop/privacy\""), "{recent}");
+
+    // The panel shows the shop's default; the visitor turns personalization off.
+    let panel = page(server.get("/shop/privacy", &cookies), StatusCode::OK);
+    assert!(panel.contains("id=\"consent-personalization\"") && panel.contains("You have not chosen yet"), "{panel}");
+    assert!(
+        panel.contains("id=\"consent-sms_reminders\"") && panel.contains("Text messages about offers"),
+        "the shop's own purpose"
+    );
+    let token_free = server.post("/shop/privacy", &cookies, &[("analytics", "on")]);
+    assert_eq!(location(&token_free), "/shop/privacy?saved=1");
+    let panel = page(server.get("/shop/privacy?saved=1", &cookies), StatusCode::OK);
+    assert!(panel.contains("id=\"privacy-saved\""), "{panel}");
+    assert!(panel.contains("Personalization withdrawn") && panel.contains("Marketing withdrawn"), "{panel}");
+    let anonymous = attune_core::AnonymousId::parse(visitor.split('=').nth(1).unwrap().to_string()).unwrap();
+    let ledger = server.store.visitor_consent_history(&server.shop, &anonymous).unwrap();
+    assert_eq!(ledger.len(), 4, "a first choice records every purpose, the shop's own too: {ledger:?}");
+    assert!(ledger.iter().all(|s| s.source == attune_core::ConsentSource::Storefront));
+
+    // From the next page on, nothing of theirs shapes what they see.
+    let home = page(server.get("/shop", &cookies), StatusCode::OK);
+    assert!(home.contains("id=\"personalization-off\""), "{home}");
+    assert!(!home.contains("id=\"recommendations-recently-viewed\""));
+    // Saving the same choice again records nothing new.
+    server.post("/shop/privacy", &cookies, &[("analytics", "on")]);
+    assert_eq!(server.store.visitor_consent_history(&server.shop, &anonymous).unwrap().len(), 4);
+
+    // "Download my data": their views and their choices, as JSON.
+    let download = server.get("/shop/privacy/export", &cookies);
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(download.headers()["content-type"], "application/json");
+    let data: serde_json::Value = serde_json::from_str(&download.text().unwrap()).unwrap();
+    assert_eq!(data["anonymous_id"], anonymous.as_str());
+    assert_eq!(data["consent"]["personalization"], false);
+    assert_eq!(data["consent_history"].as_array().map(Vec::len), Some(4));
+    let viewed: Vec<&str> = data["activity"].as_array().unwrap().iter().filter_map(|e| e["item_id"].as_str()).collect();
+    assert_eq!(viewed, ["71053"], "{data}");
+}

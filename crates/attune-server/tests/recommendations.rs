@@ -1401,3 +1401,88 @@ fn an_erased_shopper_stays_erased_whatever_was_in_flight() {
         assert!(kinds.is_empty(), "trial {trial}: events written after the erasure: {kinds:?}");
     }
 }
+
+/// The popularity score of `item` in stored `version`.
+fn popularity_in(server: &TestServer, version: i64, item: &str) -> f32 {
+    let payload = server.store.model_snapshot_payload(&server.tenant, "recs", version).unwrap().unwrap();
+    let model = attune_engine::recs::model::decode(&payload).unwrap();
+    model.items.index(item).map_or(0.0, |i| model.popularity.scores()[i as usize])
+}
+
+#[test]
+fn an_erasure_unlearns_the_served_model_at_once_and_says_until_when_its_factor_parts_stay() {
+    let server = TestServer::start();
+    server.list(&json!({"scenario": "trending"}));
+    server.settle();
+    assert_eq!(server.versions(), vec![1]);
+    let before = Timestamp::now().millis();
+    // c0 bought A, B, O and X (X with four others).
+    let deleted = expect(
+        server.client.delete(format!("{}/v1/users/c0", server.base)).bearer_auth(&server.secret),
+        StatusCode::OK,
+    );
+    let unlearning = &deleted["recommendation_model"];
+    assert_eq!(
+        (unlearning["state"].as_str(), unlearning["version"].as_i64()),
+        (Some("unlearned"), Some(2)),
+        "{deleted}"
+    );
+    let by = Timestamp::parse_rfc3339(unlearning["factor_models_retrained_by"].as_str().unwrap()).unwrap().millis();
+    let hours = (by - before) as f64 / 3_600_000.0;
+    assert!((23.99..=24.01).contains(&hours), "the default bound is 24 hours: {deleted}");
+
+    // Version 2 serves at once, records the unlearning, and no longer counts c0.
+    let models = server.models();
+    assert_eq!(models["active_version"], 2, "{models}");
+    let newest = &models["versions"][0];
+    assert_eq!(newest["metrics"]["unlearned_from_version"], 1, "{newest}");
+    assert_eq!(newest["metrics"]["unlearned"]["factors_retrained_by"], unlearning["factor_models_retrained_by"]);
+    assert!(popularity_in(&server, 2, "X") < popularity_in(&server, 1, "X"), "X lost a buyer");
+    assert_eq!(server.list(&json!({"scenario": "trending"}))["model_version"], 2);
+
+    // The version trained on c0's data cannot serve again.
+    let refused = server.client.post(format!("{}/v1/models/recs/1/activate", server.base)).bearer_auth(&server.secret);
+    let refused = expect(refused, StatusCode::CONFLICT);
+    assert!(refused["message"].as_str().unwrap().contains("erased"), "{refused}");
+    // The console shows until when the factor parts stay.
+    let page = server.client.get(server.url("/console/models")).header("cookie", server.console_cookie(&server.secret));
+    let page = page.send().unwrap().text().unwrap();
+    assert!(page.contains("unlearned · retrained by"), "the models page shows the deadline");
+
+    // A full training replaces the factor parts: nothing left to retrain.
+    server.train();
+    let models = server.models();
+    assert_eq!(models["active_version"], 3);
+    assert!(models["versions"][0]["metrics"].get("unlearned").is_none(), "{models}");
+    // A shopper without events: nothing to unlearn.
+    expect(
+        server.client.put(format!("{}/v1/users/newcomer", server.base)).bearer_auth(&server.secret).json(&json!({})),
+        StatusCode::OK,
+    );
+    let deleted = server.client.delete(format!("{}/v1/users/newcomer", server.base)).bearer_auth(&server.secret);
+    assert_eq!(expect(deleted, StatusCode::OK)["recommendation_model"]["state"], "not_needed");
+}
+
+#[test]
+fn the_factor_parts_are_retrained_within_the_configured_bound_after_an_erasure() {
+    let training = TrainOptions { retrain_after_erasure: std::time::Duration::from_secs(1), ..TrainOptions::default() };
+    let server = TestServer::start_with(EngineConfig { training, ..EngineConfig::default() });
+    server.list(&json!({"scenario": "trending"}));
+    server.settle();
+    let deleted = expect(
+        server.client.delete(format!("{}/v1/users/d0", server.base)).bearer_auth(&server.secret),
+        StatusCode::OK,
+    );
+    assert_eq!(deleted["recommendation_model"]["version"], 2, "{deleted}");
+    // Without any new event, a training starts by the deadline and replaces version 2.
+    let started = std::time::Instant::now();
+    loop {
+        let models = server.models();
+        if models["active_version"] == 3 {
+            assert!(models["versions"][0]["metrics"].get("unlearned").is_none(), "{models}");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "no retraining after the bound: {models}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

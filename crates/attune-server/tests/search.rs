@@ -680,3 +680,24 @@ fn a_query_without_matches_gets_zero_hits_and_labelled_popular_items() {
     assert!(matched["no_match"].is_null(), "{matched}");
     assert!(matched["hits"][0]["score"]["popularity"].as_f64().is_some(), "{matched}");
 }
+
+/// Found by the API fuzz run: a query with control characters (or of more than 1,000 bytes) was logged as a
+/// `search` event the log could not read back, and every later scan of the log (training, analytics, erasure)
+/// failed with a 500.
+#[test]
+fn any_query_is_logged_as_an_event_the_log_can_read_back() {
+    let server = TestServer::start(None);
+    let hostile = format!("mug\u{0c}\u{7}{}", "é".repeat(480));
+    expect(server.get(&[("q", &hostile), ("user_id", "fuzzer")]), StatusCode::OK);
+    let logged = (0..200)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            let events = server.store.events_after(&server.tenant, 0, 10_000).expect("the log reads back");
+            events.into_iter().find(|e| matches!(e.event.kind, attune_core::EventKind::Search { .. }))
+        })
+        .expect("the search was logged");
+    let attune_core::EventKind::Search { query, .. } = logged.event.kind else { unreachable!() };
+    assert!(query.starts_with("mug") && query.len() <= 1_000 && !query.chars().any(char::is_control), "{query}");
+    let insights = server.client.get(format!("{}/v1/customers/segments", server.base)).bearer_auth(&server.secret);
+    assert_ne!(insights.send().unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+}

@@ -4,8 +4,8 @@
 use crate::types::*;
 use crate::{Store, StoreError};
 use attune_core::{
-    ApiKeyKind, Consent, ConsentSource, ConsentStatement, Event, EventInput, EventType, Item, ItemId, ItemInput,
-    Purpose, Tenant, TenantId, Timestamp, User, UserId, UserInput,
+    AnonymousId, ApiKeyKind, Consent, ConsentSource, ConsentStatement, Event, EventInput, EventType, Item, ItemId,
+    ItemInput, Purpose, Tenant, TenantId, TenantSettings, Timestamp, User, UserId, UserInput,
 };
 
 /// Instantiate every conformance check as a `#[test]` for one backend.
@@ -23,7 +23,8 @@ macro_rules! conformance_tests {
             stored_kinds_are_listed_and_restored_versions_kept, appends_in_many_tenants_keep_each_tenant_in_order,
             a_pinned_model_version_lasts_until_the_next_is_saved, consent_changes_only_through_the_ledger,
             an_erased_users_events_are_refused_until_they_are_registered_again,
-            console_sessions_expire_end_and_go_with_their_key, retention_purges_old_events_and_their_counts);
+            console_sessions_expire_end_and_go_with_their_key, retention_purges_old_events_and_their_counts,
+            visitor_consents_and_tenant_settings_are_kept_per_tenant);
     };
     (@each $make_store:expr; $($check:ident),* $(,)?) => {
         $(
@@ -553,12 +554,12 @@ pub fn consent_changes_only_through_the_ledger(store: &dyn Store) {
     assert_eq!(stored.consent, Consent { personalization: false, ..Consent::default() });
     let marketing = [statement(Purpose::Marketing, true), statement(Purpose::Analytics, false)];
     store.record_consent(&t, &id, &marketing).unwrap();
-    let expected = Consent { personalization: false, marketing: true, analytics: false };
+    let expected = Consent { personalization: false, marketing: true, analytics: false, ..Consent::default() };
     assert_eq!(store.user(&t, &id).unwrap().unwrap().consent, expected);
     // Replacing the profile keeps the consent (and the first `created_at`).
     let input: UserInput = serde_json::from_str(r#"{"id":"17850","traits":{"vip":true},"consent":{}}"#).unwrap();
     let replaced = store.upsert_user(&t, &User::parse(input, Timestamp::now()).unwrap()).unwrap();
-    assert_eq!((replaced.consent, replaced.created_at), (expected, stored.created_at));
+    assert_eq!((replaced.consent, replaced.created_at), (expected.clone(), stored.created_at));
     assert_eq!(store.user(&t, &id).unwrap().unwrap().consent, expected);
     // The ledger, oldest first, per tenant; erasure takes it too.
     let history = store.consent_history(&t, &id).unwrap();
@@ -671,4 +672,46 @@ pub fn retention_purges_old_events_and_their_counts(store: &dyn Store) {
     assert_eq!(store.stats(&t).unwrap().events, 2, "daily counts follow");
     assert_eq!(store.shopper_activity(&t, ShopperRef::User(&user), 10).unwrap().len(), 1, "no cached copy served");
     assert_eq!(store.stats(&other).unwrap().events, 4, "another tenant keeps its events");
+}
+
+pub fn visitor_consents_and_tenant_settings_are_kept_per_tenant(store: &dyn Store) {
+    let (t, other) = (tenant(store, "alpha"), tenant(store, "beta"));
+    let visitor = AnonymousId::parse("browser-1").unwrap();
+    let statement = |purpose, granted| ConsentStatement {
+        purpose,
+        granted,
+        source: ConsentSource::Storefront,
+        policy_version: None,
+        recorded_at: Timestamp::now(),
+    };
+    assert!(store.visitor_consent_history(&t, &visitor).unwrap().is_empty());
+    let first = [statement(Purpose::Personalization, false)];
+    let second = [statement(Purpose::Personalization, true), statement(Purpose::Marketing, true)];
+    store.record_visitor_consent(&t, &visitor, &first).unwrap();
+    store.record_visitor_consent(&t, &visitor, &second).unwrap();
+    let history = store.visitor_consent_history(&t, &visitor).unwrap();
+    assert_eq!(history, [first[0].clone(), second[0].clone(), second[1].clone()], "oldest first");
+    assert!(store.visitor_consent_history(&other, &visitor).unwrap().is_empty(), "per tenant");
+    let ledger = store.visitor_consent_ledger(&t).unwrap();
+    assert_eq!(ledger.len(), 3);
+    assert!(ledger.iter().all(|(id, _)| *id == visitor));
+    assert!(store.visitor_consent_ledger(&other).unwrap().is_empty());
+
+    assert_eq!(store.tenant_settings(&t).unwrap(), TenantSettings::default(), "defaults until set");
+    let settings = TenantSettings {
+        anonymous_consent: Consent { personalization: false, marketing: false, analytics: true, ..Consent::default() },
+        retention_days: Some(730),
+        anonymous_retention_days: Some(90),
+        purposes: vec![attune_core::DeclaredPurpose {
+            name: "sms_reminders".into(),
+            description: "Text messages about offers".into(),
+            default_granted: false,
+        }],
+    };
+    store.put_tenant_settings(&t, &settings).unwrap();
+    assert_eq!(store.tenant_settings(&t).unwrap(), settings);
+    assert_eq!(store.tenant_settings(&other).unwrap(), TenantSettings::default());
+    let changed = TenantSettings { retention_days: None, ..settings.clone() };
+    store.put_tenant_settings(&t, &changed).unwrap();
+    assert_eq!(store.tenant_settings(&t).unwrap(), changed, "replaced");
 }

@@ -29,7 +29,9 @@ pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use types::*;
 
-use attune_core::{ConsentStatement, Event, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
+use attune_core::{
+    AnonymousId, ConsentStatement, Event, Item, ItemId, Tenant, TenantId, TenantSettings, Timestamp, User, UserId,
+};
 use std::collections::HashSet;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -77,6 +79,21 @@ pub trait Store: Send + Sync + 'static {
     fn record_consent(&self, tenant: &TenantId, user: &UserId, statements: &[ConsentStatement]) -> StoreResult<User>;
     /// The consent ledger of `user`, oldest first.
     fn consent_history(&self, tenant: &TenantId, user: &UserId) -> StoreResult<Vec<ConsentStatement>>;
+    /// Appends `statements` to anonymous visitor `visitor`'s consent ledger.
+    fn record_visitor_consent(
+        &self,
+        tenant: &TenantId,
+        visitor: &AnonymousId,
+        statements: &[ConsentStatement],
+    ) -> StoreResult<()>;
+    /// The consent ledger of anonymous visitor `visitor`, oldest first.
+    fn visitor_consent_history(&self, tenant: &TenantId, visitor: &AnonymousId) -> StoreResult<Vec<ConsentStatement>>;
+    /// Every anonymous visitor's consent statement of `tenant`, in the order they were recorded (for copying).
+    fn visitor_consent_ledger(&self, tenant: &TenantId) -> StoreResult<Vec<(AnonymousId, ConsentStatement)>>;
+    /// `tenant`'s own settings; the defaults when it has set none.
+    fn tenant_settings(&self, tenant: &TenantId) -> StoreResult<TenantSettings>;
+    /// Replaces `tenant`'s settings.
+    fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> StoreResult<()>;
     fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>>;
     fn list_users(&self, tenant: &TenantId, query: &UserQuery) -> StoreResult<UserPage>;
     /// Delete a user's profile, consent ledger and every event attributed to their user id, and (when there was a

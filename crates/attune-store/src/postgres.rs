@@ -25,7 +25,10 @@ use crate::local_lease::{LocalLease, LocalLeases};
 use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
-use attune_core::{ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
+use attune_core::{
+    AnonymousId, ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, TenantSettings, Timestamp, User,
+    UserId,
+};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
@@ -986,6 +989,65 @@ impl Store for PostgresStore {
                 &[&tenant.as_str(), &user.as_str()],
             )?;
             rows.iter().map(|row| read_consent_statement(row.get(0))).collect()
+        })
+    }
+
+    fn record_visitor_consent(
+        &self,
+        tenant: &TenantId,
+        visitor: &AnonymousId,
+        statements: &[ConsentStatement],
+    ) -> StoreResult<()> {
+        let docs = statements.iter().map(to_json).collect::<StoreResult<Vec<_>>>()?;
+        self.with_connection(|c| {
+            c.client.execute(
+                "INSERT INTO visitor_consents (tenant_id, anonymous_id, doc)
+                 SELECT $1, $2, doc FROM unnest($3::text[]) WITH ORDINALITY AS s(doc, n) ORDER BY n",
+                &[&tenant.as_str(), &visitor.as_str(), &docs],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn visitor_consent_history(&self, tenant: &TenantId, visitor: &AnonymousId) -> StoreResult<Vec<ConsentStatement>> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT doc FROM visitor_consents WHERE tenant_id = $1 AND anonymous_id = $2 ORDER BY id",
+                &[&tenant.as_str(), &visitor.as_str()],
+            )?;
+            rows.iter().map(|row| read_consent_statement(row.get(0))).collect()
+        })
+    }
+
+    fn visitor_consent_ledger(&self, tenant: &TenantId) -> StoreResult<Vec<(AnonymousId, ConsentStatement)>> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT anonymous_id, doc FROM visitor_consents WHERE tenant_id = $1 ORDER BY id",
+                &[&tenant.as_str()],
+            )?;
+            rows.iter().map(|row| Ok((read_anonymous_id(row.get(0))?, read_consent_statement(row.get(1))?))).collect()
+        })
+    }
+
+    fn tenant_settings(&self, tenant: &TenantId) -> StoreResult<TenantSettings> {
+        self.read(|c| {
+            let row = c.query_opt("SELECT doc FROM tenant_settings WHERE tenant_id = $1", &[&tenant.as_str()])?;
+            row.map_or(Ok(TenantSettings::default()), |row| read_tenant_settings(row.get(0)))
+        })
+    }
+
+    fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> StoreResult<()> {
+        let doc = to_json(settings)?;
+        self.with_connection(|c| {
+            let mut tx = c.client.transaction()?;
+            tx.execute(
+                "INSERT INTO tenant_settings (tenant_id, doc, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+                &[&tenant.as_str(), &doc, &Timestamp::now().millis()],
+            )?;
+            self.notify(&mut tx, &Change::Settings { tenant: tenant.clone() })?;
+            tx.commit()?;
+            Ok(())
         })
     }
 

@@ -123,6 +123,14 @@ pub(crate) fn read_consent_statement(doc: &str) -> StoreResult<ConsentStatement>
     serde_json::from_str(doc).map_err(|e| corrupt(format!("consent statement: {e}")))
 }
 
+pub(crate) fn read_tenant_settings(doc: &str) -> StoreResult<attune_core::TenantSettings> {
+    serde_json::from_str(doc).map_err(|e| corrupt(format!("tenant settings: {e}")))
+}
+
+pub(crate) fn read_anonymous_id(id: String) -> StoreResult<attune_core::AnonymousId> {
+    attune_core::AnonymousId::parse(id).map_err(corrupt)
+}
+
 pub(crate) fn read_event(seq: i64, received_at: i64, payload: &str) -> StoreResult<StoredEvent> {
     let input: EventInput = serde_json::from_str(payload).map_err(|e| corrupt(format!("event {seq}: {e}")))?;
     let received_at = timestamp(received_at)?;

@@ -11,7 +11,10 @@ use crate::local_lease::LocalLeases;
 use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
-use attune_core::{ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, Timestamp, User, UserId};
+use attune_core::{
+    AnonymousId, ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, TenantSettings, Timestamp, User,
+    UserId,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -808,6 +811,68 @@ impl Store for SqliteStore {
                 .query_map(params![tenant.as_str(), user.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             docs.iter().map(|doc| read_consent_statement(doc)).collect()
+        })
+    }
+
+    fn record_visitor_consent(
+        &self,
+        tenant: &TenantId,
+        visitor: &AnonymousId,
+        statements: &[ConsentStatement],
+    ) -> StoreResult<()> {
+        self.with_writer(|c| {
+            let tx = c.transaction()?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO visitor_consents (tenant_id, anonymous_id, doc) VALUES (?1, ?2, ?3)")?;
+            for statement in statements {
+                insert.execute(params![tenant.as_str(), visitor.as_str(), to_json(statement)?])?;
+            }
+            drop(insert);
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn visitor_consent_history(&self, tenant: &TenantId, visitor: &AnonymousId) -> StoreResult<Vec<ConsentStatement>> {
+        self.with_reader(|c| {
+            let docs: Vec<String> = c
+                .prepare_cached(
+                    "SELECT doc FROM visitor_consents WHERE tenant_id = ?1 AND anonymous_id = ?2 ORDER BY id",
+                )?
+                .query_map(params![tenant.as_str(), visitor.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            docs.iter().map(|doc| read_consent_statement(doc)).collect()
+        })
+    }
+
+    fn visitor_consent_ledger(&self, tenant: &TenantId) -> StoreResult<Vec<(AnonymousId, ConsentStatement)>> {
+        self.with_reader(|c| {
+            let rows: Vec<(String, String)> = c
+                .prepare_cached("SELECT anonymous_id, doc FROM visitor_consents WHERE tenant_id = ?1 ORDER BY id")?
+                .query_map(params![tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter().map(|(id, doc)| Ok((read_anonymous_id(id)?, read_consent_statement(&doc)?))).collect()
+        })
+    }
+
+    fn tenant_settings(&self, tenant: &TenantId) -> StoreResult<TenantSettings> {
+        self.with_reader(|c| {
+            let doc: Option<String> = c
+                .prepare_cached("SELECT doc FROM tenant_settings WHERE tenant_id = ?1")?
+                .query_row(params![tenant.as_str()], |r| r.get(0))
+                .optional()?;
+            doc.as_deref().map_or(Ok(TenantSettings::default()), read_tenant_settings)
+        })
+    }
+
+    fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> StoreResult<()> {
+        self.with_writer(|c| {
+            c.prepare_cached(
+                "INSERT INTO tenant_settings (tenant_id, doc, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+            )?
+            .execute(params![tenant.as_str(), to_json(settings)?, Timestamp::now().millis()])?;
+            Ok(())
         })
     }
 

@@ -166,6 +166,8 @@ pub enum Change {
     Keys { tenant: attune_core::TenantId },
     /// A user's profile (and with it their consent) changed or was erased; `None`: many users at once.
     Users { tenant: attune_core::TenantId, user: Option<attune_core::UserId> },
+    /// A tenant's settings changed.
+    Settings { tenant: attune_core::TenantId },
     /// A new model version was stored.
     Model { tenant: attune_core::TenantId, kind: String, version: i64 },
     /// A stored version was chosen to serve (a roll-back, or forward again).

@@ -135,6 +135,10 @@ pub struct EngineArgs {
     /// Days an anonymous visitor's events (without a user id) are kept (default 0: kept for ever).
     #[arg(long, env = "ATTUNE_ANONYMOUS_RETENTION_DAYS")]
     pub anonymous_retention_days: Option<u32>,
+    /// Hours after an erasure by which a full training replaces the recommendation model's ALS and EASE parts
+    /// (its count-based parts forget the erased data at once; default 24).
+    #[arg(long, env = "ATTUNE_RETRAIN_AFTER_ERASURE_HOURS")]
+    pub retrain_after_erasure_hours: Option<u32>,
     /// Minutes between scheduled `train_recs` tasks (recommendation model training) for every tenant with new
     /// events; 0 turns the schedule off (default 60).
     #[arg(long, env = "ATTUNE_TRAIN_INTERVAL_MINUTES")]
@@ -162,6 +166,7 @@ impl ServeArgs {
             suggest_min_shoppers: engine.suggest_min_shoppers,
             retention_days: engine.retention_days,
             anonymous_retention_days: engine.anonymous_retention_days,
+            retrain_after_erasure_hours: engine.retrain_after_erasure_hours,
             train_interval_minutes: engine.train_interval_minutes,
             train_seed: engine.train_seed,
             event_max_age_days: self.event_window.event_max_age_days,
@@ -498,7 +503,11 @@ fn engine_config(options: &Options) -> EngineConfig {
     EngineConfig {
         forecast_interval: minutes(options.forecast_interval_minutes),
         train_interval: minutes(options.train_interval_minutes),
-        training: TrainOptions { seed: options.train_seed, ..Default::default() },
+        training: TrainOptions {
+            seed: options.train_seed,
+            retrain_after_erasure: Duration::from_secs(u64::from(options.retrain_after_erasure_hours) * 3_600),
+            ..Default::default()
+        },
         model_dir: options.model_dir.clone(),
         catalog_tuning: options.catalog_tuning.then(attune_search::TuningConfig::default),
         suggestion_min_shoppers: options.suggest_min_shoppers,

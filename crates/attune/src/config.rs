@@ -34,6 +34,7 @@ pub struct OptionArgs {
     pub suggest_min_shoppers: Option<usize>,
     pub retention_days: Option<u32>,
     pub anonymous_retention_days: Option<u32>,
+    pub retrain_after_erasure_hours: Option<u32>,
     pub train_interval_minutes: Option<u64>,
     pub train_seed: Option<u64>,
     pub event_max_age_days: Option<u32>,
@@ -128,6 +129,7 @@ struct FileOptions {
     suggest_min_shoppers: Option<usize>,
     retention_days: Option<u32>,
     anonymous_retention_days: Option<u32>,
+    retrain_after_erasure_hours: Option<u32>,
     train_interval_minutes: Option<u64>,
     train_seed: Option<u64>,
     event_max_age_days: Option<u32>,
@@ -165,6 +167,8 @@ pub struct Options {
     pub suggest_min_shoppers: usize,
     /// Days events are kept, and anonymous visitors' events; `None`: for ever.
     pub retention: attune_engine::retention::RetentionPolicy,
+    /// Hours after an erasure by which the recommendation model's factor parts are retrained.
+    pub retrain_after_erasure_hours: u32,
     /// Minutes between scheduled recommendation trainings; 0: off.
     pub train_interval_minutes: u64,
     /// Seed of recommendation training.
@@ -218,6 +222,11 @@ impl Options {
                     .or(file.anonymous_retention_days)
                     .filter(|days| *days > 0),
             },
+            retrain_after_erasure_hours: args
+                .retrain_after_erasure_hours
+                .or(file.retrain_after_erasure_hours)
+                .unwrap_or(24)
+                .max(1),
             train_interval_minutes: args.train_interval_minutes.or(file.train_interval_minutes).unwrap_or(60),
             train_seed: args.train_seed.or(file.train_seed).unwrap_or(attune_engine::recs::training::DEFAULT_SEED),
             event_time_window: EventTimeWindow {

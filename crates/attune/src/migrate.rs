@@ -2,8 +2,8 @@
 //! another store, the way a shop moves from one machine to several replicas on PostgreSQL.
 //!
 //! Everything goes through the `Store` trait, tenant by tenant: the tenant and its user-token secret, API keys
-//! (by their hashes; revocations carried over), items, users with their consent ledgers, erased users' tombstones
-//! and users' token revocations, events with their sequence numbers and receipt times, item embeddings, and model
+//! (by their hashes; revocations carried over), the tenant's settings, items, users with their consent ledgers,
+//! anonymous visitors' consent ledgers, erased users' tombstones and users' token revocations, events with their sequence numbers and receipt times, item embeddings, and model
 //! versions as stored (a pinned version stays pinned). Every step is
 //! idempotent (upserts, events keyed by id, versions kept as they are), and events resume after the newest one
 //! the target already holds, so a copy that stopped half-way is finished by running the command again. At the end the counts of both stores are
@@ -88,6 +88,7 @@ fn copy_tenant(
         target.upsert_items(id, chunk)?;
     }
     copy_users(source, target, id)?;
+    copy_visitor_consents(source, target, id)?;
     copy_erasures(source, target, id)?;
     let events_copied = copy_events(source, target, id, bar)?;
     copy_embeddings(source, target, id)?;
@@ -111,6 +112,22 @@ fn copy_tenant_record(source: &dyn Store, target: &dyn Store, tenant: &Tenant) -
         Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
         Err(other) => Err(other.into()),
     }
+}
+
+/// Copies the tenant's settings and the statements of visitors' consent ledgers that the target lacks (a resumed
+/// copy has a prefix of the ledger).
+fn copy_visitor_consents(source: &dyn Store, target: &dyn Store, tenant: &TenantId) -> anyhow::Result<()> {
+    target.put_tenant_settings(tenant, &source.tenant_settings(tenant)?)?;
+    let ledger = source.visitor_consent_ledger(tenant)?;
+    let copied = target.visitor_consent_ledger(tenant)?;
+    anyhow::ensure!(
+        ledger.starts_with(&copied),
+        "the visitors' consent ledger in the target is not a copy of this one's"
+    );
+    for (visitor, statement) in &ledger[copied.len()..] {
+        target.record_visitor_consent(tenant, visitor, std::slice::from_ref(statement))?;
+    }
+    Ok(())
 }
 
 fn copy_keys(source: &dyn Store, target: &dyn Store, tenant: &TenantId) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The console and the storefront in a real browser: `attune serve --demo` runs as a child process and
 //! headless Chromium, driven through chromedriver, signs in with one click, reads the overview, a
-//! customer's timeline and a product page, and puts the product in the basket; then checks that the
+//! customer's timeline and a product page, and puts the product in the basket; opens "Why am I seeing this?" on a
+//! recommendation, turns personalization off in the privacy panel and downloads the visitor's data; then checks that the
 //! analytics of the used demo still make sense. Expected values come from the bundled demo data itself. Screenshots of every page land in `target/screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`); without
@@ -265,6 +266,66 @@ async fn check_analytics_after_use(client: &Client, base: &str) {
     save_screenshot(client, "console-forecast-after-use").await;
 }
 
+/// "Why am I seeing this?" on a recommendation, the privacy panel that turns personalization off, and the
+/// visitor's data download.
+async fn check_privacy_controls(client: &Client, base: &str) {
+    let why = "#recommendations-recently-viewed details.why-this";
+    // The slot stays hidden until the first recommendation model is trained (in the background at start-up).
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        client.goto(&format!("{base}/shop")).await.unwrap();
+        if !client.find_all(Locator::Css(why)).await.unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recently viewed slot on the home page");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    client
+        .find(Locator::Css(&format!("{why} summary")))
+        .await
+        .expect("a recommendation explains itself")
+        .click()
+        .await
+        .unwrap();
+    let explained = text_of(client, &format!("{why} .why-this-body")).await;
+    assert!(
+        explained.contains("Data used: The products you viewed in this shop")
+            && explained.contains("Turn personalization off"),
+        "the opened disclosure shows the explanation and the data used: {explained}"
+    );
+    save_screenshot(client, "shop-why-am-i-seeing-this").await;
+    client.find(Locator::Css(&format!("{why} a.why-privacy"))).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#privacy-form"))
+        .await
+        .expect("the privacy panel");
+    assert_eq!(client.current_url().await.unwrap().path(), "/shop/privacy");
+    let checkbox = client.find(Locator::Css("#consent-personalization")).await.unwrap();
+    assert_eq!(checkbox.prop("checked").await.unwrap().as_deref(), Some("true"), "the shop's default is on");
+    checkbox.click().await.unwrap();
+    client.find(Locator::Css("#save-privacy")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#privacy-saved"))
+        .await
+        .expect("the panel after saving");
+    let history = text_of(client, "#privacy-history").await;
+    assert!(history.contains("Personalization withdrawn"), "{history}");
+    save_screenshot(client, "shop-privacy-panel").await;
+
+    client.goto(&format!("{base}/shop")).await.unwrap();
+    assert!(!client.find_all(Locator::Css("#personalization-off")).await.unwrap().is_empty());
+    assert!(client.find_all(Locator::Css("#recommendations-recently-viewed")).await.unwrap().is_empty());
+    let script = "return fetch('/shop/privacy/export').then(response => response.text())";
+    let downloaded = client.execute(script, vec![]).await.unwrap();
+    let data: serde_json::Value = serde_json::from_str(downloaded.as_str().unwrap()).unwrap();
+    assert_eq!(data["consent"]["personalization"], false, "{data}");
+    assert!(data["activity"].as_array().is_some_and(|a| a.iter().any(|e| e["item_id"] == "85123A")), "{data}");
+}
+
 async fn run(client: &Client, base: &str, expected: &Expected) {
     // Sign in with one click.
     client.goto(&format!("{base}/console/login")).await.unwrap();
@@ -387,6 +448,8 @@ async fn run(client: &Client, base: &str, expected: &Expected) {
     assert_eq!(text_of(client, "#cart-total").await, price);
     assert_eq!(text_of(client, "#basket-count").await, "1");
     save_screenshot(client, "shop-basket").await;
+
+    check_privacy_controls(client, base).await;
 
     // The visit was recorded: the console's event count went up by a view and an add to cart.
     client.goto(&format!("{base}/console")).await.unwrap();

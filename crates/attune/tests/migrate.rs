@@ -85,7 +85,11 @@ fn the_demo_moved_to_postgresql_shows_the_same_counts_and_recommendations() {
             policy_version: Some("v1".into()),
             recorded_at: Timestamp::now(),
         };
-        source.record_consent(&demo, &UserId::parse("13047").unwrap(), &[statement]).unwrap();
+        source.record_consent(&demo, &UserId::parse("13047").unwrap(), std::slice::from_ref(&statement)).unwrap();
+        let visitor = attune_core::AnonymousId::parse("browser-1").unwrap();
+        source.record_visitor_consent(&demo, &visitor, &[statement]).unwrap();
+        let settings = attune_core::TenantSettings { retention_days: Some(730), ..Default::default() };
+        source.put_tenant_settings(&demo, &settings).unwrap();
         assert!(source.delete_user(&demo, &UserId::parse("12346").unwrap()).unwrap().events > 0);
     }
 
@@ -141,4 +145,9 @@ fn the_demo_moved_to_postgresql_shows_the_same_counts_and_recommendations() {
         .erasures(&TenantId::parse_slug("demo").unwrap())
         .unwrap();
     assert_eq!(erased.len(), 1, "the erasure moved: {erased:?}");
+    let visitors = "/v1/visitors/browser-1/consents";
+    assert!(get(&on_sqlite, visitors, &key).contains("\"chosen\":true"));
+    assert_eq!(get(&on_sqlite, visitors, &key), get(&on_postgres, visitors, &key), "the visitor's ledger moved");
+    assert_eq!(get(&on_sqlite, "/v1/settings", &key), get(&on_postgres, "/v1/settings", &key), "the settings moved");
+    assert!(get(&on_postgres, "/v1/settings", &key).contains("\"retention_days\":730"));
 }

@@ -79,9 +79,11 @@ pub struct Scan {
     pub touches: HashMap<String, Vec<ItemTouch>>,
 }
 
+/// Reads `tenant`'s log, up to and including sequence number `through` when given, into a [`Scan`].
 pub fn scan(
     store: &dyn Store,
     tenant: &TenantId,
+    through: Option<i64>,
     report: &dyn Fn(&str, f64) -> StageResult,
 ) -> Result<Scan, TrainError> {
     let total = store.stats(tenant)?.events.max(1) as f64;
@@ -96,11 +98,13 @@ pub fn scan(
         touches: HashMap::new(),
     };
     loop {
-        let chunk = store.events_after(tenant, out.through_seq, SCAN_CHUNK)?;
+        let mut chunk = store.events_after(tenant, out.through_seq, SCAN_CHUNK)?;
+        let within = |seq: i64| through.is_none_or(|through| seq <= through);
+        let more = chunk.len() == SCAN_CHUNK && chunk.last().is_some_and(|last| within(last.seq + 1));
+        chunk.retain(|stored| within(stored.seq));
         let Some(last) = chunk.last() else { break };
         out.through_seq = last.seq;
         out.events += chunk.len() as u64;
-        let full = chunk.len() == SCAN_CHUNK;
         for stored in &chunk {
             let event = &stored.event;
             let time = event.timestamp.millis();
@@ -122,15 +126,36 @@ pub fn scan(
         }
         out.interactions.extend(interactions_from_events(chunk.iter().map(|s| &s.event), &weights));
         report("scanning events", 0.4 * (out.events as f64 / total).min(1.0))?;
-        if !full {
+        if !more {
             break;
         }
     }
     Ok(out)
 }
 
+/// The parts of a model that are sums over shoppers (counts, co-occurrences and their similarities), fitted
+/// from one scan: a shopper's data leaves them exactly when they are fitted again without it.
+pub struct Counted {
+    pub items: IdMap,
+    pub knn: ItemKnn,
+    pub popularity: Popularity,
+    pub trending: Trending,
+    pub bought_together: BoughtTogether,
+    pub buy_again: Option<BuyAgain>,
+    pub sessions: SessionKnn,
+    pub sequential: SequentialModel,
+}
+
 /// Fits every serving model from one scan.
 pub fn fit(scan: &Scan, seed: u64) -> Result<FittedRecs, TrainError> {
+    let (counted, matrix) = fit_counted(scan)?;
+    let als = fit_als(&matrix, seed)?;
+    let ease = fit_ease(&matrix)?;
+    Ok(assemble(scan, seed, counted, als, ease))
+}
+
+/// Fits the count-based parts from one scan; also returns the user × item matrix they were fitted on.
+pub fn fit_counted(scan: &Scan) -> Result<(Counted, CsrMatrix), TrainError> {
     let matrix = InteractionMatrix::build(&scan.interactions)?;
     let n_items = matrix.items.len();
     let config = ItemKnnConfig { k: KNN_NEIGHBOURS, shrinkage: KNN_SHRINKAGE, binary: false };
@@ -142,13 +167,19 @@ pub fn fit(scan: &Scan, seed: u64) -> Result<FittedRecs, TrainError> {
     let index = |id: &String| matrix.items.index(id);
     let (bought_together, buy_again) = fit_baskets(scan, n_items, &index)?;
     let (sessions, sequential) = fit_sequences(scan, &knn, n_items, &index)?;
-    let als = fit_als(&matrix.matrix, seed)?;
-    let ease = fit_ease(&matrix.matrix)?;
-    Ok(FittedRecs {
+    let counted =
+        Counted { items: matrix.items, knn, popularity, trending, bought_together, buy_again, sessions, sequential };
+    Ok((counted, matrix.matrix))
+}
+
+/// A whole model from its count-based and factor parts; `for_you` serves item-kNN until a choice is made.
+pub fn assemble(scan: &Scan, seed: u64, counted: Counted, als: Option<Als>, ease: Option<SparseEase>) -> FittedRecs {
+    let Counted { items, knn, popularity, trending, bought_together, buy_again, sessions, sequential } = counted;
+    FittedRecs {
         seed,
         events: scan.events,
         events_through_seq: scan.through_seq,
-        items: matrix.items,
+        items,
         knn,
         popularity,
         trending,
@@ -159,7 +190,7 @@ pub fn fit(scan: &Scan, seed: u64) -> Result<FittedRecs, TrainError> {
         als,
         ease,
         for_you_scorer: ForYouScorer::ItemKnn,
-    })
+    }
 }
 
 /// Implicit ALS (default settings, `seed`) on the user × item matrix (whose entries are the positive sums of

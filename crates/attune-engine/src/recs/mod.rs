@@ -30,23 +30,26 @@ pub mod select;
 pub mod serve;
 pub mod shopper;
 pub mod training;
+pub mod unlearn;
 
 use crate::background::Background;
 use crate::catalog::CatalogCache;
 use crate::error::{EngineError, EngineResult};
 use crate::event_log::EventLog;
+use crate::privacy::Consents;
 use crate::tasks::{TaskProgress, TaskRegistry, TaskTrigger};
 use attune_core::input::ScalarValue;
 use attune_core::{Channel, Event, EventId, EventKind, ItemId, RecommendationId, Subject, TenantId, Timestamp, UserId};
 use attune_store::{ModelSnapshotInfo, Store, TimelineQuery};
-use model::{FittedRecs, MODEL_KIND, RecsModel, decode};
+use model::{FittedRecs, MODEL_KIND, RecsModel, decode, encode};
 use query::ValidList;
 use request::{Basis, ListRequest, Recommended, Rules, ServedList, Shopper};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::time::Duration;
 use training::{TrainError, TrainOptions, Trained, UNSTORED_VERSION, is_behind, summary, train_with_checkpoints};
+use unlearn::{Unlearned, unlearn_erased, unlearned_now};
 
 /// The task kind that trains a tenant's model: rescan the event log, fit every recommendation model, measure it
 /// on a leave-one-out holdout, store it as a new snapshot version and swap it in.
@@ -67,6 +70,8 @@ pub struct RecsService {
     /// This service, for the background work it starts.
     this: Weak<RecsService>,
     store: Arc<dyn Store>,
+    /// Whether a list may use the shopper's history.
+    consents: Arc<Consents>,
     catalog: CatalogCache,
     events: Arc<EventLog>,
     tasks: Arc<TaskRegistry>,
@@ -77,11 +82,30 @@ pub struct RecsService {
     /// Per tenant, held while a model is loaded or trained, so concurrent requests share one load and
     /// trainings of a tenant run one at a time.
     locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
+    /// Per tenant, the earliest deadline a waiting thread will start a full training at (after an erasure).
+    retrain_deadlines: Mutex<HashMap<TenantId, Timestamp>>,
+    /// Tenants with an unlearning waiting for the model's lock: erasures meanwhile join it.
+    unlearning_queued: Mutex<HashSet<TenantId>>,
+}
+
+/// What an erasure did to the served recommendation model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlearning {
+    /// The erased shopper had no events: no model held anything of theirs.
+    NotNeeded,
+    /// No model is stored for the tenant: there was nothing to unlearn.
+    NoModel,
+    /// The served model no longer holds the data in its count-based parts: the version now serving, and until
+    /// when its factor parts may still reflect it (`None`: they do not).
+    Done { version: i64, factors_retrained_by: Option<Timestamp> },
+    /// A training or load holds the model now; the unlearning follows it in the background.
+    Pending,
 }
 
 impl RecsService {
     pub fn new(
         store: Arc<dyn Store>,
+        consents: Arc<Consents>,
         catalog: CatalogCache,
         events: Arc<EventLog>,
         tasks: Arc<TaskRegistry>,
@@ -91,6 +115,7 @@ impl RecsService {
         let service = Arc::new_cyclic(|this| Self {
             this: this.clone(),
             store,
+            consents,
             catalog,
             events,
             tasks,
@@ -98,6 +123,8 @@ impl RecsService {
             settings,
             models: Mutex::default(),
             locks: Mutex::default(),
+            retrain_deadlines: Mutex::default(),
+            unlearning_queued: Mutex::default(),
         });
         let recs = service.this.clone();
         service.tasks.register(TRAIN_TASK, move |tenant, progress| match recs.upgrade() {
@@ -206,7 +233,8 @@ impl RecsService {
         {
             return Err(EngineError::not_found(format!("item `{anchor}`")));
         }
-        let (items, personalization) = serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?;
+        let (items, personalization) =
+            serve::recommend(self.store.as_ref(), &self.consents, tenant, model, &catalog, request, rules)?;
         let recommendation_id = RecommendationId::generate();
         let shopper = rules.shopper.user.is_some() || rules.shopper.anonymous.is_some();
         if *log_impression && shopper && !items.is_empty() {
@@ -227,7 +255,7 @@ impl RecsService {
         rules: &Rules,
     ) -> EngineResult<Vec<Recommended>> {
         let catalog = self.catalog.snapshot(tenant)?;
-        Ok(serve::recommend(self.store.as_ref(), tenant, model, &catalog, request, rules)?.0)
+        Ok(serve::recommend(self.store.as_ref(), &self.consents, tenant, model, &catalog, request, rules)?.0)
     }
 
     /// Every scenario for `customer`, anchored on `item` or else on the customer's latest item: the anchor
@@ -254,9 +282,17 @@ impl RecsService {
                     Some(basis) => {
                         let request =
                             ListRequest { basis, count: PREVIEW_COUNT, exclude: HashSet::new(), in_stock_only: true };
-                        serve::recommend(self.store.as_ref(), tenant, &model, &catalog, &request, &rules)
-                            .map(|(items, _)| items)
-                            .map_err(|e| e.to_string())
+                        serve::recommend(
+                            self.store.as_ref(),
+                            &self.consents,
+                            tenant,
+                            &model,
+                            &catalog,
+                            &request,
+                            &rules,
+                        )
+                        .map(|(items, _)| items)
+                        .map_err(|e| e.to_string())
                     }
                 };
                 PreviewList { scenario, what, result }
@@ -274,6 +310,9 @@ impl RecsService {
     /// snapshot. Blocking.
     pub fn activate(&self, tenant: &TenantId, version: i64) -> EngineResult<ModelSnapshotInfo> {
         tracing::info!(tenant = %tenant, version, "activating a stored recommendation model");
+        let not_found = || EngineError::not_found(format!("model version {version}"));
+        let info = self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)?;
+        self.check_not_before_erasure(tenant, &info)?;
         self.install_stored(tenant, version)?;
         // Every replica, and this one after a restart, serves the same version until the next training.
         self.store.pin_model_version(tenant, MODEL_KIND, version)?;
@@ -284,12 +323,25 @@ impl RecsService {
     /// Decodes stored `version` and swaps it in, without pinning it.
     fn install_stored(&self, tenant: &TenantId, version: i64) -> EngineResult<()> {
         let not_found = || EngineError::not_found(format!("model version {version}"));
+        let info = self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)?;
         let payload = self.store.model_snapshot_payload(tenant, MODEL_KIND, version)?.ok_or_else(not_found)?;
         // A version stored by an older release (another payload format) or damaged cannot be served.
         let fitted = decode(&payload)
             .map_err(|e| EngineError::Conflict(format!("model version {version} cannot be served: {e}")))?;
-        self.install(tenant, version, fitted);
+        self.install(tenant, version, fitted, unlearned_of(&info));
         Ok(())
+    }
+
+    /// Refuses to serve stored `info` again when it was trained before a shopper was erased.
+    fn check_not_before_erasure(&self, tenant: &TenantId, info: &ModelSnapshotInfo) -> EngineResult<()> {
+        let last_erasure = self.store.erasures(tenant)?.into_iter().map(|(_, at)| at).max();
+        match last_erasure {
+            Some(erased) if info.created_at < erased => Err(EngineError::Conflict(format!(
+                "model version {} was trained before a shopper was erased and cannot serve again",
+                info.version
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Stored `version` was chosen to serve (here or in another process): swaps it in when `tenant`'s model is
@@ -360,15 +412,26 @@ impl RecsService {
         locks.entry(tenant.clone()).or_default().clone()
     }
 
-    /// Puts a decoded version of `tenant`'s model in front of requests.
-    fn install(&self, tenant: &TenantId, version: i64, fitted: FittedRecs) -> Arc<RecsModel> {
+    /// Puts a decoded version of `tenant`'s model in front of requests; when erased data was unlearned from
+    /// it, a full training is due by the recorded deadline.
+    fn install(
+        &self,
+        tenant: &TenantId,
+        version: i64,
+        fitted: FittedRecs,
+        unlearned: Option<Unlearned>,
+    ) -> Arc<RecsModel> {
         let loaded_at = Timestamp::now();
         let next_check_ms = match self.settings.train_interval {
             Some(interval) => loaded_at.millis().saturating_add(millis(interval)),
             None => i64::MAX,
         };
-        let model = Arc::new(RecsModel::new(version, loaded_at, next_check_ms, fitted));
+        let retrain_by = unlearned.map(|u| u.factors_retrained_by);
+        let model = Arc::new(RecsModel::new(version, loaded_at, next_check_ms, fitted, retrain_by));
         self.models.lock().expect("recommendation models poisoned").insert(tenant.clone(), model.clone());
+        if let Some(deadline) = retrain_by {
+            self.retrain_at(tenant, deadline);
+        }
         tracing::info!(tenant = %tenant, version, events_through_seq = model.events_through_seq, "recommendation model swapped in");
         model
     }
@@ -388,7 +451,7 @@ impl RecsService {
             let Some(payload) = self.store.model_snapshot_payload(tenant, MODEL_KIND, info.version)? else { continue };
             match decode(&payload) {
                 Ok(fitted) => {
-                    let model = self.install(tenant, info.version, fitted);
+                    let model = self.install(tenant, info.version, fitted, unlearned_of(&info));
                     if is_behind(self.store.as_ref(), tenant, &model)? {
                         tracing::info!(tenant = %tenant, version = info.version,
                             events_through_seq = info.events_through_seq, "stored model is behind the events; retraining");
@@ -413,14 +476,14 @@ impl RecsService {
     ) -> EngineResult<String> {
         match train_with_checkpoints(self.store.as_ref(), tenant, &self.settings.training, report) {
             Ok(Trained { info, metrics, model }) => {
-                self.install(tenant, info.version, model);
+                self.install(tenant, info.version, model, metrics.unlearned);
                 Ok(summary(&info, &metrics))
             }
             Err(error @ TrainError::NotEnoughData(_)) => {
                 if self.active(tenant).is_none_or(|model| model.version == UNSTORED_VERSION) {
                     let fitted = training::fit_unstored(self.store.as_ref(), tenant, &self.settings.training)?;
                     tracing::info!(tenant = %tenant, %error, "serving an unstored recommendation model");
-                    self.install(tenant, UNSTORED_VERSION, fitted);
+                    self.install(tenant, UNSTORED_VERSION, fitted, None);
                 }
                 Err(error.into())
             }
@@ -434,6 +497,7 @@ impl RecsService {
         let _training = lock.lock().map_err(EngineError::internal)?;
         if progress.trigger() == TaskTrigger::Schedule
             && let Some(current) = self.active(tenant)
+            && current.retrain_by.is_none()
             && !is_behind(self.store.as_ref(), tenant, &current)?
         {
             return Ok(format!("version {} has seen every event training uses; nothing to train", current.version));
@@ -465,6 +529,124 @@ impl RecsService {
             Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot check whether the model is stale"),
         });
     }
+}
+
+/// Unlearning (see [`unlearn`]): after an erasure or a retention purge, the served model forgets the data.
+impl RecsService {
+    /// Takes data that left `tenant`'s log out of the served model: its count-based parts are fitted again
+    /// from the log, the result is stored as a new version (so every process swaps it in) and served. While a
+    /// training or load holds the model, this follows it in the background ([`Unlearning::Pending`]). Blocking.
+    pub fn unlearn(&self, tenant: &TenantId) -> EngineResult<Unlearning> {
+        let lock = self.lock(tenant);
+        let _held = match lock.try_lock() {
+            Ok(held) => held,
+            Err(TryLockError::WouldBlock) => {
+                self.unlearn_in_background(tenant, lock.clone());
+                return Ok(Unlearning::Pending);
+            }
+            Err(TryLockError::Poisoned(error)) => return Err(EngineError::internal(error)),
+        };
+        self.unlearn_held(tenant)
+    }
+
+    /// Waits for the model's lock on a thread of its own, then unlearns; an unlearning already waiting covers
+    /// this erasure too (it scans the log once it has the lock).
+    fn unlearn_in_background(&self, tenant: &TenantId, lock: Arc<Mutex<()>>) {
+        if !self.unlearning_queued.lock().expect("unlearning queue poisoned").insert(tenant.clone()) {
+            return;
+        }
+        let (recs, tenant) = (self.this.clone(), tenant.clone());
+        self.background.spawn("recs-unlearn", move || {
+            let Ok(_held) = lock.lock() else { return };
+            let Some(recs) = recs.upgrade() else { return };
+            recs.unlearning_queued.lock().expect("unlearning queue poisoned").remove(&tenant);
+            match recs.unlearn_held(&tenant) {
+                Ok(done) => tracing::info!(tenant = %tenant, ?done, "unlearned after the running work"),
+                Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot unlearn erased data"),
+            }
+        });
+    }
+
+    /// [`RecsService::unlearn`] with the model's lock held.
+    fn unlearn_held(&self, tenant: &TenantId) -> EngineResult<Unlearning> {
+        let model = match self.active(tenant) {
+            Some(model) => model,
+            None => match self.load_newest(tenant)? {
+                Some(model) => model,
+                None => return Ok(Unlearning::NoModel),
+            },
+        };
+        if model.version == UNSTORED_VERSION {
+            // Nothing stored and nothing factored to keep: the whole unstored model is fitted again.
+            let fitted = training::fit_unstored(self.store.as_ref(), tenant, &self.settings.training)?;
+            self.install(tenant, UNSTORED_VERSION, fitted, None);
+            return Ok(Unlearning::Done { version: UNSTORED_VERSION, factors_retrained_by: None });
+        }
+        let clock = std::time::Instant::now();
+        let info = self.versions(tenant)?.into_iter().find(|info| info.version == model.version);
+        let unlearned =
+            unlearned_now(info.as_ref().and_then(unlearned_of), self.settings.training.retrain_after_erasure);
+        let fitted = unlearn_erased(self.store.as_ref(), tenant, &model.fitted).map_err(EngineError::from)?;
+        let payload = encode(&fitted).map_err(EngineError::internal)?;
+        let metrics = unlearned_metrics(info.as_ref(), model.version, unlearned);
+        let saved =
+            self.store.save_model_snapshot(tenant, MODEL_KIND, fitted.events_through_seq, &metrics, &payload)?;
+        let fitted = decode(&payload).map_err(EngineError::internal)?;
+        self.install(tenant, saved.version, fitted, Some(unlearned));
+        let duration_ms = clock.elapsed().as_millis() as u64;
+        tracing::info!(tenant = %tenant, from = model.version, version = saved.version, duration_ms, "erased data unlearned");
+        Ok(Unlearning::Done { version: saved.version, factors_retrained_by: Some(unlearned.factors_retrained_by) })
+    }
+
+    /// Starts a full training of `tenant` at `deadline` (after an erasure), unless the served model no longer
+    /// needs it then. One waiting thread per tenant and deadline; an earlier deadline gets its own.
+    fn retrain_at(&self, tenant: &TenantId, deadline: Timestamp) {
+        {
+            let mut deadlines = self.retrain_deadlines.lock().expect("retrain deadlines poisoned");
+            if deadlines.get(tenant).is_some_and(|waiting| *waiting <= deadline) {
+                return;
+            }
+            deadlines.insert(tenant.clone(), deadline);
+        }
+        let (recs, tenant, background) = (self.this.clone(), tenant.clone(), self.background.clone());
+        self.background.spawn("recs-retrain-deadline", move || {
+            let wait = (deadline.millis() - Timestamp::now().millis()).max(0) as u64;
+            if !background.sleep(Duration::from_millis(wait)) {
+                return;
+            }
+            let Some(recs) = recs.upgrade() else { return };
+            {
+                let mut deadlines = recs.retrain_deadlines.lock().expect("retrain deadlines poisoned");
+                if deadlines.get(&tenant) == Some(&deadline) {
+                    deadlines.remove(&tenant);
+                }
+            }
+            let due = Timestamp::now().millis() + 1_000;
+            if recs.active(&tenant).is_some_and(|model| model.retrain_by.is_some_and(|by| by.millis() <= due)) {
+                tracing::info!(tenant = %tenant, "retraining: the factor parts held erased data until now");
+                recs.tasks.start_now(&tenant, TRAIN_TASK);
+            }
+        });
+    }
+}
+
+/// The unlearning record in a stored version's metrics.
+fn unlearned_of(info: &ModelSnapshotInfo) -> Option<Unlearned> {
+    #[derive(serde::Deserialize)]
+    struct Record {
+        #[serde(default)]
+        unlearned: Option<Unlearned>,
+    }
+    serde_json::from_str::<Record>(&info.metrics).ok()?.unlearned
+}
+
+/// The metrics of an unlearned version: those of the version it was made from, with the unlearning recorded.
+fn unlearned_metrics(from: Option<&ModelSnapshotInfo>, from_version: i64, unlearned: Unlearned) -> String {
+    let mut metrics: serde_json::Map<String, serde_json::Value> =
+        from.and_then(|info| serde_json::from_str(&info.metrics).ok()).unwrap_or_default();
+    metrics.insert("unlearned".into(), serde_json::to_value(unlearned).unwrap_or_default());
+    metrics.insert("unlearned_from_version".into(), from_version.into());
+    serde_json::Value::Object(metrics).to_string()
 }
 
 /// How long a request for a tenant without any model waits for another run's first training.

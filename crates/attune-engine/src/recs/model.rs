@@ -136,6 +136,9 @@ pub struct RecsModel {
     /// When it was swapped in.
     pub loaded_at: Timestamp,
     pub fitted: FittedRecs,
+    /// Set when erased data was taken out of the count-based parts after the factor parts were fitted: until
+    /// when a full training replaces those.
+    pub retrain_by: Option<Timestamp>,
     /// The log holds no event that training uses between `events_through_seq` and this sequence number
     /// (impressions and searches only), so a staleness check resumes here.
     pub(super) checked_through: AtomicI64,
@@ -148,10 +151,17 @@ pub struct RecsModel {
 
 impl RecsModel {
     /// Wraps a fitted model for serving.
-    pub(super) fn new(version: i64, loaded_at: Timestamp, next_check_ms: i64, fitted: FittedRecs) -> Self {
+    pub(super) fn new(
+        version: i64,
+        loaded_at: Timestamp,
+        next_check_ms: i64,
+        fitted: FittedRecs,
+        retrain_by: Option<Timestamp>,
+    ) -> Self {
         Self {
             version,
             loaded_at,
+            retrain_by,
             checked_through: AtomicI64::new(fitted.events_through_seq),
             next_check_ms: AtomicI64::new(next_check_ms),
             fallback_tiers: OnceLock::new(),

@@ -480,7 +480,7 @@ mod tests {
         {
             let mut model = fitted.take().unwrap();
             model.for_you_scorer = scorer;
-            let model = RecsModel::new(1, Timestamp::now(), i64::MAX, model);
+            let model = RecsModel::new(1, Timestamp::now(), i64::MAX, model, None);
             let history: Vec<(u32, f32)> = ["a", "b"].iter().map(|id| (model.items.index(id).unwrap(), 1.0)).collect();
             let tier = for_you_candidates(&model, &history, 10);
             let ids: Vec<&str> = tier.iter().map(|c| c.id(&model.items)).collect();

@@ -37,6 +37,30 @@ impl Signal {
             Self::SimilarContent => "similar_content",
         }
     }
+
+    /// Whether the signal reads the shopper's own history (and so needs their consent to personalization).
+    pub fn is_personal(&self) -> bool {
+        matches!(self, Self::YourHistory | Self::RecentlyViewed | Self::BuyAgain | Self::Session | Self::Sequential)
+    }
+
+    /// The data a recommendation from this signal used, in words a shopper understands.
+    pub fn data_used(&self) -> &'static str {
+        match self {
+            Self::YourHistory | Self::Sequential => {
+                "Your own activity in this shop (what you viewed, put in your basket and bought), matched with what \
+                 other shoppers did, counted across the shop"
+            }
+            Self::RecentlyViewed => "The products you viewed in this shop",
+            Self::BuyAgain => "Your past orders in this shop and how often such products are bought again",
+            Self::Session => "What you looked at in this visit, matched with other shoppers' visits",
+            Self::SimilarItems | Self::BoughtTogether => {
+                "The product or basket in front of you and what shoppers bought together, counted across the shop; \
+                 nothing about you"
+            }
+            Self::SimilarContent => "The product in front of you and the catalogue's descriptions; nothing about you",
+            Self::Trending | Self::Popular => "What sells across the shop; nothing about you",
+        }
+    }
 }
 
 /// Why an item is recommended.

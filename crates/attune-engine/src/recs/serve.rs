@@ -9,7 +9,7 @@ use super::request::{Basis, ListRequest, Recommended, Rules};
 use super::select::{MIN_POOL, POOL_FACTOR, boost, diversify, gather};
 use super::shopper::ShopperEvents;
 use crate::catalog::CatalogSnapshot;
-use crate::privacy::{self, Personalization};
+use crate::privacy::{Consents, Personalization};
 use attune_core::{TenantId, Timestamp};
 use attune_store::{Store, StoreResult};
 
@@ -18,6 +18,7 @@ use attune_store::{Store, StoreResult};
 /// from the store: call on a blocking thread.
 pub fn recommend(
     store: &dyn Store,
+    consents: &Consents,
     tenant: &TenantId,
     model: &RecsModel,
     catalog: &CatalogSnapshot,
@@ -29,7 +30,7 @@ pub fn recommend(
         _ => None,
     };
     let whose = user.or(rules.shopper.user.as_ref());
-    let personalization = privacy::personalization(store, tenant, whose, rules.shopper.anonymous.as_ref())?;
+    let personalization = consents.personalization(tenant, whose, rules.shopper.anonymous.as_ref())?;
     let shopper = match personalization {
         Personalization::Personalized => ShopperEvents::load(store, tenant, user, &rules.shopper)?,
         Personalization::NotPersonalized(_) => ShopperEvents::none(),

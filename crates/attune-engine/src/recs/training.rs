@@ -19,11 +19,12 @@ use super::fit::{SCAN_CHUNK, Scan, fit, scan};
 pub use super::fit::{StageResult, TrainError};
 use super::holdout::{EVAL_K, ScorerMetrics, holdout, rank_held};
 use super::model::{BlendWeights, FittedRecs, ForYouScorer, MODEL_KIND, RecsModel, decode, encode};
+use super::unlearn::{Erasures, Unlearned, unlearn_erased, unlearned_now};
 use attune_core::{EventKind, TenantId};
 use attune_store::{ModelSnapshotInfo, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The seed of the holdout sample when none is configured.
 pub const DEFAULT_SEED: u64 = 42;
@@ -36,6 +37,9 @@ pub const MIN_INTERACTIONS: usize = 50;
 pub const MIN_EVAL_SHOPPERS: usize = 10;
 /// The version of a model that was fitted but not stored because the data is below the minimum.
 pub const UNSTORED_VERSION: i64 = 0;
+/// How long the factor parts of a model may still reflect an erased shopper's data before a full training
+/// replaces them, when none is configured.
+pub const DEFAULT_RETRAIN_AFTER_ERASURE: Duration = Duration::from_secs(24 * 3_600);
 
 /// How a model is trained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +48,18 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Shoppers evaluated at most.
     pub eval_users: usize,
+    /// How long after an erasure the factor parts (ALS, EASE) of the served model may still reflect the erased
+    /// data; the count-based parts forget it at once.
+    pub retrain_after_erasure: Duration,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { seed: DEFAULT_SEED, eval_users: DEFAULT_EVAL_USERS }
+        Self {
+            seed: DEFAULT_SEED,
+            eval_users: DEFAULT_EVAL_USERS,
+            retrain_after_erasure: DEFAULT_RETRAIN_AFTER_ERASURE,
+        }
     }
 }
 
@@ -94,6 +105,10 @@ pub struct TrainMetrics {
     pub popular: ScorerMetrics,
     pub fit_ms: u64,
     pub eval_ms: u64,
+    /// Set when data left the log after the factor parts were fitted (erasure, retention) and the count-based
+    /// parts were fitted again without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlearned: Option<Unlearned>,
 }
 
 /// A trained and stored model.
@@ -126,7 +141,8 @@ pub fn train_with_checkpoints(
     options: &TrainOptions,
     report: &dyn Fn(&str, f64) -> StageResult,
 ) -> Result<Trained, TrainError> {
-    let scan = scan(store, tenant, report)?;
+    let known = Erasures::read(store, tenant)?;
+    let scan = scan(store, tenant, None, report)?;
     check_enough(&scan)?;
     report("fitting models", 0.4)?;
     let clock = Instant::now();
@@ -149,6 +165,7 @@ pub fn train_with_checkpoints(
     let choice = choose(&tune, n_items, parts);
     let held_metrics = measure_scorers(&test, n_items, parts, &choice.blend_weights);
     let (payload, served) = serve_for_you(payload, choice.scorer)?;
+    let (payload, unlearned) = unlearn_late_erasures(store, tenant, payload, &known, options)?;
     let metrics = TrainMetrics {
         seed: options.seed,
         events,
@@ -165,6 +182,7 @@ pub fn train_with_checkpoints(
         for_you_serves: served.name().to_string(),
         fit_ms,
         eval_ms: clock.elapsed().as_millis() as u64,
+        unlearned,
         ..measured(held_metrics, choice)
     };
     report("saving the snapshot", 0.9)?;
@@ -199,8 +217,26 @@ pub fn check_enough(scan: &Scan) -> Result<(), TrainError> {
 /// A fit of everything `tenant` has, never stored and without metrics: what serves while the data is below
 /// the minimum. Runs on a blocking thread.
 pub fn fit_unstored(store: &dyn Store, tenant: &TenantId, options: &TrainOptions) -> Result<FittedRecs, TrainError> {
-    let scan = scan(store, tenant, &|_, _| Ok(()))?;
+    let scan = scan(store, tenant, None, &|_, _| Ok(()))?;
     fit(&scan, options.seed)
+}
+
+/// The payload without the shoppers erased since the scan began (`known`: the tombstones then; here or in
+/// another process sharing the store): the scan may have read their events. Nothing changes when no one was
+/// erased.
+fn unlearn_late_erasures(
+    store: &dyn Store,
+    tenant: &TenantId,
+    payload: Vec<u8>,
+    known: &Erasures,
+    options: &TrainOptions,
+) -> Result<(Vec<u8>, Option<Unlearned>), TrainError> {
+    if !known.any_since(store, tenant)? {
+        return Ok((payload, None));
+    }
+    tracing::info!(tenant = %tenant, "a shopper was erased while training; unlearning before storing");
+    let unlearned = unlearn_erased(store, tenant, &decode(&payload)?)?;
+    Ok((encode(&unlearned)?, Some(unlearned_now(None, options.retrain_after_erasure))))
 }
 
 /// A one-line account of a training, for the task list and the CLI.

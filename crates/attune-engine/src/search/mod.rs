@@ -18,6 +18,7 @@ use crate::catalog::CatalogCache;
 use crate::error::{EngineError, EngineResult};
 use crate::event_log::EventLog;
 use crate::popular::PopularItems;
+use crate::privacy::Consents;
 use crate::tasks::TaskRegistry;
 use attune_core::{TenantId, UserId};
 use attune_search::{Suggestion, TuningConfig};
@@ -62,6 +63,8 @@ pub struct SearchService {
     tasks: Arc<TaskRegistry>,
     /// What sells: search's business signal, and what a query without matches offers instead.
     popular: Arc<PopularItems>,
+    /// Whether a search may use the shopper's history.
+    consents: Arc<Consents>,
     settings: SearchSettings,
     embedder: Embedder,
     indexes: Indexes,
@@ -75,10 +78,12 @@ impl SearchService {
         events: Arc<EventLog>,
         tasks: Arc<TaskRegistry>,
         popular: Arc<PopularItems>,
+        consents: Arc<Consents>,
         settings: SearchSettings,
     ) -> Arc<Self> {
         let service = Arc::new(Self {
             store,
+            consents,
             catalog,
             events,
             tasks,
@@ -155,6 +160,7 @@ impl SearchService {
     pub fn search(&self, tenant: &TenantId, index: &TenantIndex, params: &SearchParams) -> EngineResult<SearchOutcome> {
         let context = SearchContext {
             store: self.store.as_ref(),
+            consents: &self.consents,
             embedder: &self.embedder,
             queries: &self.queries,
             events: &self.events,

@@ -10,7 +10,8 @@ use super::queries::{CORRECTED_QUERY_KEY, PastQueries};
 use crate::error::{EngineError, EngineResult};
 use crate::event_log::EventLog;
 use crate::popular::{PopularItems, Popularity};
-use crate::privacy::{self, Personalization};
+use crate::privacy::{Consents, Personalization};
+use attune_core::event::loggable_query;
 use attune_core::input::ScalarValue;
 use attune_core::{
     AnonymousId, Channel, Event, EventId, EventKind, FilterExpr, Item, ItemId, SessionId, Subject, TenantId, Timestamp,
@@ -92,6 +93,7 @@ pub struct SearchOutcome {
 /// What a search reads and where it logs.
 pub struct SearchContext<'a> {
     pub store: &'a dyn Store,
+    pub consents: &'a Consents,
     pub embedder: &'a Embedder,
     pub queries: &'a PastQueries,
     pub events: &'a EventLog,
@@ -126,8 +128,8 @@ pub fn search(
     let query_vector = query_vector(context.embedder, index, query, &mut warnings)?;
     let personalization = match (&params.user, &params.anonymous, &params.session) {
         // A session id alone: the session's events, whoever's they are.
-        (None, None, Some(_)) => Personalization::Personalized,
-        (user, anonymous, _) => privacy::personalization(context.store, tenant, user.as_ref(), anonymous.as_ref())?,
+        (None, None, Some(_)) => context.consents.session_personalization(tenant)?,
+        (user, anonymous, _) => context.consents.personalization(tenant, user.as_ref(), anonymous.as_ref())?,
     };
     let profile = match personalization {
         Personalization::Personalized => shopper_profile(context.store, tenant, index, params)?,
@@ -249,7 +251,7 @@ fn search_event(
         ("search_id".to_string(), ScalarValue::Text(search_id.to_string())),
     ]);
     if let Some(corrected) = corrected_query {
-        context.insert(CORRECTED_QUERY_KEY.to_string(), ScalarValue::Text(corrected.to_string()));
+        context.insert(CORRECTED_QUERY_KEY.to_string(), ScalarValue::Text(loggable_query(corrected)));
     }
     Some(Event {
         id: EventId::generate(),
@@ -259,7 +261,7 @@ fn search_event(
         channel: Channel::Web,
         store_id: None,
         context,
-        kind: EventKind::Search { query: params.query.clone(), result_ids },
+        kind: EventKind::Search { query: loggable_query(&params.query), result_ids },
     })
 }
 

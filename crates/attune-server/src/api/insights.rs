@@ -104,11 +104,14 @@ pub struct Segments {
 #[into_params(parameter_in = Query)]
 pub struct AtRiskParams {
     /// Most customers listed, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Customers with a P(alive) below this are at risk, 0 to 1 (default 0.5).
+    #[param(minimum = 0, maximum = 1)]
     pub max_p_alive: Option<f64>,
     /// Customers silent for this many times their mean gap between purchases are at risk, at least 1
     /// (default 3).
+    #[param(minimum = 1)]
     pub min_overdue: Option<f64>,
 }
 
@@ -299,8 +302,10 @@ pub struct ForecastParams {
     /// A category path (`Home > Kitchen`) or its first levels: the summed demand of its items.
     pub category: Option<String>,
     /// `day`, `week` (default) or `month`.
+    #[param(pattern = "^(day|week|month)$")]
     pub granularity: Option<String>,
     /// Periods ahead, 1 to 365 (default 12).
+    #[param(minimum = 1, maximum = 365)]
     pub horizon: Option<i64>,
 }
 
@@ -416,8 +421,10 @@ fn forecast_view(forecast: demand::DemandForecast) -> DemandForecast {
 #[into_params(parameter_in = Query)]
 pub struct ReorderParams {
     /// Mean replenishment lead time in days, 1 to 365 (default 14).
+    #[param(minimum = 1, maximum = 365)]
     pub lead_time_days: Option<f64>,
-    /// Cycle service level, strictly between 0 and 1 (default 0.95).
+    /// Cycle service level, 0.5 to 0.9999 (default 0.95).
+    #[param(minimum = 0.5, maximum = 0.9999)]
     pub service_level: Option<f64>,
 }
 
@@ -492,8 +499,8 @@ pub(crate) fn reorder_params(params: &ReorderParams) -> ApiResult<(f64, f64)> {
         return Err(ApiError::invalid_parameter("`lead_time_days` must be between 1 and 365"));
     }
     let service_level = params.service_level.unwrap_or(DEFAULT_SERVICE_LEVEL);
-    if !(service_level > 0.0 && service_level < 1.0) {
-        return Err(ApiError::invalid_parameter("`service_level` must be strictly between 0 and 1"));
+    if !(0.5..=0.9999).contains(&service_level) {
+        return Err(ApiError::invalid_parameter("`service_level` must be between 0.5 and 0.9999"));
     }
     Ok((lead_time_days, service_level))
 }

@@ -46,6 +46,7 @@ pub struct ItemListParams {
     /// Cursor: the `next_after` of the previous page.
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

@@ -4,6 +4,7 @@ pub mod events;
 pub mod insights;
 pub mod items;
 pub mod models;
+pub mod privacy;
 pub mod recommendations;
 pub mod search;
 pub mod tasks;
@@ -23,7 +24,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         items::put_item, items::post_items, items::get_item, items::list_items, items::delete_item,
         users::put_user, users::get_user, users::list_users, users::delete_user, users::timeline,
-        users::get_consents, users::post_consents, users::revoke_tokens, users::export,
+        privacy::get_consents, privacy::post_consents, privacy::revoke_tokens, privacy::export,
+        privacy::get_visitor_consents, privacy::post_visitor_consents, privacy::get_settings, privacy::patch_settings,
         events::post_event, events::post_event_batch,
         tenant::stats, tenant::create_user_token, tenant::list_keys, tenant::create_key, tenant::revoke_key,
         insights::customer, insights::segments, insights::at_risk, insights::forecast, insights::reorder,
@@ -33,9 +35,9 @@ use utoipa::{Modify, OpenApi};
         models::list_recs_models, models::activate_recs_model,
     ),
     components(schemas(ErrorBody, attune_core::EventInput, attune_core::OrderLineInput)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonErrors),
     tags((name = "catalog"), (name = "users"), (name = "events"), (name = "tenant"), (name = "insights"),
-        (name = "recommendations"), (name = "search"), (name = "tasks"), (name = "models"))
+        (name = "recommendations"), (name = "search"), (name = "tasks"), (name = "models"), (name = "privacy"))
 )]
 pub struct ApiDoc;
 
@@ -54,6 +56,39 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The errors any operation can answer (see [`crate::error`]), documented on every operation that does not
+/// document them itself: the body is always an `ErrorBody`.
+struct CommonErrors;
+
+const COMMON_ERRORS: [(&str, &str); 10] = [
+    ("400", "The request's parameters or body are invalid (`code` says which rule; nothing was written)."),
+    ("401", "No API key, or one that is unknown or revoked."),
+    ("403", "The key may not do this (a public key, or another user than its user token's)."),
+    ("404", "No such resource, or no such path."),
+    ("409", "The request conflicts with the state (an erased user, a model version that cannot serve)."),
+    ("413", "The body is larger than the server accepts."),
+    ("415", "The body is not `application/json`."),
+    ("422", "The tenant's data is too little for this answer yet (`insufficient_data`)."),
+    ("429", "A public key sent more than its rate; `Retry-After` says when to try again."),
+    ("503", "Not ready yet (models loading) or shutting down; try again."),
+];
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in COMMON_ERRORS {
+                    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+                    let response = ResponseBuilder::new().description(description).content("application/json", body);
+                    operation.responses.responses.entry(status.to_string()).or_insert_with(|| response.build().into());
+                }
+            }
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/items", post(items::post_items).get(items::list_items))
@@ -61,9 +96,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/users", get(users::list_users))
         .route("/v1/users/{id}", put(users::put_user).get(users::get_user).delete(users::delete_user))
         .route("/v1/users/{id}/timeline", get(users::timeline))
-        .route("/v1/users/{id}/consents", get(users::get_consents).post(users::post_consents))
-        .route("/v1/users/{id}/tokens", delete(users::revoke_tokens))
-        .route("/v1/users/{id}/export", get(users::export))
+        .route("/v1/users/{id}/consents", get(privacy::get_consents).post(privacy::post_consents))
+        .route("/v1/users/{id}/tokens", delete(privacy::revoke_tokens))
+        .route("/v1/users/{id}/export", get(privacy::export))
+        .route("/v1/visitors/{id}/consents", get(privacy::get_visitor_consents).post(privacy::post_visitor_consents))
+        .route("/v1/settings", get(privacy::get_settings).patch(privacy::patch_settings))
         .route("/v1/events", post(events::post_event))
         .route("/v1/events/batch", post(events::post_event_batch))
         .route("/v1/customers/segments", get(insights::segments))

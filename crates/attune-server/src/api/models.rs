@@ -79,7 +79,7 @@ pub async fn list_recs_models(State(state): State<AppState>, caller: Caller) -> 
 /// Serve recommendations from a stored version (roll back, or forward again) until the next training or
 /// restart. Requests in flight finish with the model they started with.
 #[utoipa::path(post, path = "/v1/models/recs/{version}/activate", tag = "models",
-    params(("version" = i64, Path, description = "Model version")),
+    params(("version" = i64, Path, description = "Model version", minimum = 1)),
     responses((status = 200, body = ModelVersion), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)),
     security(("secret_key" = [])))]

@@ -88,13 +88,13 @@ pub struct SearchBody {
 }
 
 fn number<T: std::str::FromStr>(field: &'static str, text: Option<String>) -> ApiResult<Option<T>> {
-    text.filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            t.trim().parse::<T>().map_err(|_| {
-                ApiError::from(ValidationError::new(field, "invalid_number", format!("`{field}` must be a number")))
-            })
+    // Given but empty (`limit=`) is not a number either.
+    text.map(|t| {
+        t.trim().parse::<T>().map_err(|_| {
+            ApiError::from(ValidationError::new(field, "invalid_number", format!("`{field}` must be a number")))
         })
-        .transpose()
+    })
+    .transpose()
 }
 
 impl SearchQueryParams {
@@ -213,6 +213,7 @@ pub struct AutocompleteParams {
     /// What the shopper has typed so far.
     pub q: Option<String>,
     /// Most suggestions, 1 to 20 (default 8).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 20)]
     pub limit: Option<String>,
 }
 

@@ -20,7 +20,9 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {
     /// `forecast` (refit the analytics and the reorder list), `embed_items` (embed new and changed items for
-    /// search) or `train_recs` (train the recommendation model).
+    /// search), `train_recs` (train the recommendation model) or `retention` (delete what the retention policy
+    /// no longer keeps).
+    #[schema(pattern = "^(forecast|embed_items|train_recs|retention)$")]
     pub kind: String,
 }
 

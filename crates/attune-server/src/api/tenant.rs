@@ -66,7 +66,8 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> ApiResult<J
 pub struct UserTokenRequest {
     pub user_id: String,
     /// Lifetime in seconds, 60 to 604800 (default 86400).
-    pub ttl_seconds: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 60, maximum = 604_800)]
+    pub ttl_seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,8 +89,9 @@ pub async fn create_user_token(
     caller.require_secret()?;
     let request: UserTokenRequest = parse_json(&body)?;
     let user = UserId::parse_field("user_id", request.user_id)?;
-    let ttl = request.ttl_seconds.unwrap_or(86_400);
-    if !(60..=604_800).contains(&ttl) {
+    // A JSON number with no fraction is a whole number, `60.0` included.
+    let ttl = request.ttl_seconds.unwrap_or(86_400.0);
+    if !(60.0..=604_800.0).contains(&ttl) || ttl.fract() != 0.0 {
         return Err(ApiError::from(attune_core::ValidationError::new(
             "ttl_seconds",
             "out_of_range",
@@ -97,7 +99,7 @@ pub async fn create_user_token(
         )));
     }
     let issued_at = Timestamp::now();
-    let expires_at = Timestamp::from_millis(issued_at.millis() + ttl * 1_000)?;
+    let expires_at = Timestamp::from_millis(issued_at.millis() + ttl as i64 * 1_000)?;
     let store = state.store().clone();
     let (tenant, whose) = (caller.tenant.clone(), user.clone());
     let (secret, erased) =

@@ -1,17 +1,15 @@
-//! Customer endpoints: upsert, read, list, delete, a customer's event timeline, their consent ledger, and the
-//! export of everything held about them.
+//! Customer endpoints: upsert, read, list, delete (erasure) and a customer's event timeline; their consent,
+//! export and tokens are in [`crate::api::privacy`].
 
-use crate::api::insights::{CustomerInsights, insights_of};
-use crate::api::recommendations::RecommendedItem;
 use crate::auth::Caller;
 use crate::body::{LimitedBody, parse_json};
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::extract::{Path, Query};
 use crate::state::{AppState, blocking};
 use attune_core::{
-    ApiKeyKind, Consent, ConsentChangeInput, ConsentInput, ConsentSource, ConsentStatement, EventInput, EventKind,
-    Purpose, TenantId, Timestamp, User, UserId, UserInput,
+    ConsentChangeInput, ConsentInput, ConsentSource, ConsentStatement, EventInput, Timestamp, User, UserId, UserInput,
 };
+use attune_engine::recs::Unlearning;
 use attune_store::{TimelineQuery, UserQuery};
 use axum::Json;
 use axum::extract::State;
@@ -22,6 +20,35 @@ use utoipa::{IntoParams, ToSchema};
 pub struct UserDeleted {
     pub profile_deleted: bool,
     pub events_deleted: u64,
+    /// What the erasure did to the served recommendation model.
+    pub recommendation_model: ModelUnlearning,
+}
+
+/// The served recommendation model after an erasure.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelUnlearning {
+    /// `unlearned`: its count-based parts (popularity, trending, item-kNN, bought-together, buy-again, sessions,
+    /// next item) no longer hold the customer's data; `pending`: a training or load holds the model and the
+    /// unlearning follows it within seconds; `no_model`: nothing is stored; `not_needed`: the customer had no
+    /// events.
+    pub state: String,
+    /// The version now serving, after `unlearned`.
+    pub version: Option<i64>,
+    /// Until when the factor models (ALS, EASE) fitted before the erasure may still reflect the customer's data:
+    /// a full training replaces them by then.
+    pub factor_models_retrained_by: Option<Timestamp>,
+}
+
+impl From<Unlearning> for ModelUnlearning {
+    fn from(unlearning: Unlearning) -> Self {
+        let (state, version, by) = match unlearning {
+            Unlearning::NotNeeded => ("not_needed", None, None),
+            Unlearning::NoModel => ("no_model", None, None),
+            Unlearning::Pending => ("pending", None, None),
+            Unlearning::Done { version, factors_retrained_by } => ("unlearned", Some(version), factors_retrained_by),
+        };
+        Self { state: state.to_string(), version, factor_models_retrained_by: by }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -31,6 +58,7 @@ pub struct UserListParams {
     pub q: Option<String>,
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -47,6 +75,7 @@ pub struct TimelineParams {
     /// Cursor: the `next_before` of the previous page.
     pub before: Option<i64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -65,7 +94,7 @@ pub struct Timeline {
     pub next_before: Option<i64>,
 }
 
-fn parse_path_user(id: String) -> ApiResult<UserId> {
+pub(crate) fn parse_path_user(id: String) -> ApiResult<UserId> {
     Ok(UserId::parse_field("id", id)?)
 }
 
@@ -117,225 +146,6 @@ fn change_of(consent: &ConsentInput) -> ConsentChangeInput {
     }
 }
 
-/// A customer's consent now and every statement that set it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConsentLedger {
-    pub user_id: String,
-    /// The consent in force (the defaults for a customer without a profile).
-    pub consent: Consent,
-    /// Every statement, oldest first.
-    pub history: Vec<ConsentStatement>,
-}
-
-/// Grant or withdraw consent to purposes (`personalization`, `marketing`, `analytics`); the purposes not named
-/// stay as they are. Each is recorded in the customer's consent ledger with its source and policy version, and
-/// applies from the next request on. A public key may do this for the user of its user token (source
-/// `storefront`).
-#[utoipa::path(post, path = "/v1/users/{id}/consents", tag = "users", request_body = ConsentChangeInput,
-    params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = ConsentLedger), (status = 400, body = crate::error::ErrorBody),
-              (status = 403, body = crate::error::ErrorBody)),
-    security(("secret_key" = []), ("public_key_with_user_token" = [])))]
-pub async fn post_consents(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    LimitedBody(body): LimitedBody,
-) -> ApiResult<Json<ConsentLedger>> {
-    let id = parse_path_user(id)?;
-    caller.require_user(&id)?;
-    let input: ConsentChangeInput = parse_json(&body)?;
-    let source = match (caller.kind, input.source.as_deref()) {
-        (ApiKeyKind::Public, _) => ConsentSource::Storefront,
-        (ApiKeyKind::Secret, None) => ConsentSource::Api,
-        (ApiKeyKind::Secret, Some(source)) => ConsentSource::parse(source)?,
-    };
-    let statements = ConsentStatement::parse_change(&input, source, Timestamp::now())?;
-    let ledger = state
-        .run(move |engine| {
-            let stored = engine.record_consent(&caller.tenant, &id, &statements)?;
-            let history = engine.store().consent_history(&caller.tenant, &id)?;
-            Ok(ConsentLedger { user_id: id.to_string(), consent: stored.consent, history })
-        })
-        .await?;
-    Ok(Json(ledger))
-}
-
-/// A search the customer made.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SearchedQuery {
-    pub at: Timestamp,
-    pub query: String,
-}
-
-/// A list the customer would be shown now.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExportedList {
-    pub scenario: &'static str,
-    pub model_version: i64,
-    pub items: Vec<RecommendedItem>,
-}
-
-/// A stored model version and whether the customer's events went into its training.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ModelUseView {
-    pub kind: String,
-    pub version: i64,
-    /// The last event sequence number it was trained on.
-    pub trained_through_seq: i64,
-    pub used_their_data: bool,
-}
-
-/// Everything Attune holds about one customer (the right of access).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserExport {
-    pub user_id: String,
-    pub exported_at: Timestamp,
-    pub profile: Option<User>,
-    /// The consent in force (the defaults without a profile) and every statement that set it.
-    pub consent: Consent,
-    pub consent_history: Vec<ConsentStatement>,
-    /// Every event recorded under the customer's id, newest first.
-    pub events: Vec<TimelineEntry>,
-    pub search_history: Vec<SearchedQuery>,
-    /// Their predicted value and segment, when customer analytics include them.
-    pub insights: Option<CustomerInsights>,
-    /// Why there are no insights, when there are none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub insights_note: Option<String>,
-    /// The `for_you` list they would be shown now, with the explanations.
-    pub recommendations: Option<ExportedList>,
-    /// Which stored recommendation models were trained on their data.
-    pub models: Vec<ModelUseView>,
-    /// Customer analytics (lifetime value, segments) are refitted from the event log and cached for at most a
-    /// minute; they used the customer's data when `insights` is present.
-    pub analytics_note: &'static str,
-}
-
-/// Everything Attune holds about a customer: profile, consent ledger, every event, search history, predicted
-/// value and segment, the recommendations they would get now with their explanations, and which models were
-/// trained on their data. After an erasure it is empty.
-#[utoipa::path(get, path = "/v1/users/{id}/export", tag = "users", params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = UserExport)), security(("secret_key" = [])))]
-pub async fn export(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<UserExport>> {
-    caller.require_secret()?;
-    let id = parse_path_user(id)?;
-    Ok(Json(user_export(&state, &caller.tenant, &id).await?))
-}
-
-/// Builds a customer's export (the API's and the console's).
-pub(crate) async fn user_export(state: &AppState, tenant: &TenantId, id: &UserId) -> ApiResult<UserExport> {
-    let (who, whose) = (tenant.clone(), id.clone());
-    let gathered = state.run(move |engine| attune_engine::export::export_user(engine, &who, &whose)).await?;
-    let consent = gathered.profile.as_ref().map_or_else(Consent::default, |user| user.consent);
-    let (insights, insights_note) = export_insights(state, tenant, id, &consent).await;
-    let search_history = gathered
-        .events
-        .iter()
-        .filter_map(|stored| match &stored.event.kind {
-            EventKind::Search { query, .. } => Some(SearchedQuery { at: stored.event.timestamp, query: query.clone() }),
-            _ => None,
-        })
-        .collect();
-    Ok(UserExport {
-        user_id: id.to_string(),
-        exported_at: Timestamp::now(),
-        profile: gathered.profile,
-        consent,
-        consent_history: gathered.consent_history,
-        events: gathered
-            .events
-            .into_iter()
-            .map(|e| TimelineEntry { seq: e.seq, received_at: e.received_at, event: e.event.to_input() })
-            .collect(),
-        search_history,
-        insights,
-        insights_note,
-        recommendations: gathered.for_you.map(|(model_version, items)| ExportedList {
-            scenario: "for_you",
-            model_version,
-            items: items.into_iter().map(RecommendedItem::from).collect(),
-        }),
-        models: gathered
-            .models
-            .into_iter()
-            .map(|m| ModelUseView {
-                kind: m.kind,
-                version: m.version,
-                trained_through_seq: m.trained_through_seq,
-                used_their_data: m.used_their_data,
-            })
-            .collect(),
-        analytics_note: "customer analytics are refitted from the event log and kept in memory for at most a minute",
-    })
-}
-
-/// The customer's insights for an export, or why there are none.
-async fn export_insights(
-    state: &AppState,
-    tenant: &TenantId,
-    id: &UserId,
-    consent: &Consent,
-) -> (Option<CustomerInsights>, Option<String>) {
-    if !consent.allows(Purpose::Analytics) {
-        return (None, Some("left out of customer analytics: no consent to analytics".into()));
-    }
-    match insights_of(state, tenant, id).await {
-        Ok(insights) => (Some(insights), None),
-        Err(error) => (None, Some(error.message)),
-    }
-}
-
-/// The moment before which a customer's user tokens are refused.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokensRevoked {
-    pub user_id: String,
-    pub revoked_before: Timestamp,
-}
-
-/// Revoke every user token issued so far for a customer (a lost device, a signed-out everywhere); tokens issued
-/// later work. Erasure does this too.
-#[utoipa::path(delete, path = "/v1/users/{id}/tokens", tag = "users", params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = TokensRevoked)), security(("secret_key" = [])))]
-pub async fn revoke_tokens(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<TokensRevoked>> {
-    caller.require_secret()?;
-    let id = parse_path_user(id)?;
-    let now = Timestamp::now();
-    let store = state.store().clone();
-    let user = id.clone();
-    blocking(move || Ok(store.revoke_user_tokens(&caller.tenant, &user, now)?)).await?;
-    Ok(Json(TokensRevoked { user_id: id.to_string(), revoked_before: now }))
-}
-
-/// A customer's consent and its history. A public key may read only the user of its user token.
-#[utoipa::path(get, path = "/v1/users/{id}/consents", tag = "users", params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = ConsentLedger), (status = 403, body = crate::error::ErrorBody)),
-    security(("secret_key" = []), ("public_key_with_user_token" = [])))]
-pub async fn get_consents(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ConsentLedger>> {
-    let id = parse_path_user(id)?;
-    caller.require_user(&id)?;
-    let store = state.store().clone();
-    let ledger = blocking(move || {
-        let consent = store.user(&caller.tenant, &id)?.map_or_else(Consent::default, |user| user.consent);
-        let history = store.consent_history(&caller.tenant, &id)?;
-        Ok(ConsentLedger { user_id: id.to_string(), consent, history })
-    })
-    .await?;
-    Ok(Json(ledger))
-}
-
 /// Read a customer profile.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = User), (status = 404, body = crate::error::ErrorBody)), security(("secret_key" = [])))]
@@ -378,11 +188,16 @@ pub async fn delete_user(
 ) -> ApiResult<Json<UserDeleted>> {
     caller.require_secret()?;
     let id = parse_path_user(id)?;
-    let deleted = state.run(move |engine| engine.erase_user(&caller.tenant, &id)).await?;
+    let erasure = state.run(move |engine| engine.erase_user(&caller.tenant, &id)).await?;
+    let deleted = erasure.deleted;
     if !deleted.profile && deleted.events == 0 {
         return Err(ApiError::not_found("user"));
     }
-    Ok(Json(UserDeleted { profile_deleted: deleted.profile, events_deleted: deleted.events }))
+    Ok(Json(UserDeleted {
+        profile_deleted: deleted.profile,
+        events_deleted: deleted.events,
+        recommendation_model: erasure.recommendations.into(),
+    }))
 }
 
 /// A customer's events across all channels, newest first. A public key may read only the timeline of

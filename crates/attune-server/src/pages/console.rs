@@ -655,7 +655,7 @@ async fn customer_export(
     PagePath(id): PagePath<String>,
 ) -> PageResult<Response> {
     let user_id = UserId::parse(id).map_err(|_| PageError::not_found("That is not a valid customer id."))?;
-    let export = crate::api::users::user_export(&state, &session.tenant, &user_id).await?;
+    let export = crate::api::privacy::user_export(&state, &session.tenant, &user_id).await?;
     let body = serde_json::to_vec_pretty(&export).map_err(|e| PageError::from(crate::error::ApiError::internal(e)))?;
     let name: String = user_id.as_str().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     let disposition = format!("attachment; filename=\"customer-{name}.json\"");
@@ -802,6 +802,13 @@ fn profile_card(user: Option<&User>) -> Markup {
                             li.granted[granted] {
                                 @if granted { (icon("check")) } @else { (icon("x")) }
                                 span { (name) } span.muted { @if granted { "granted" } @else { "not granted" } }
+                            }
+                        }
+                        // The shop's own purposes that the customer made a statement about.
+                        @for (name, granted) in &user.consent.other {
+                            li.granted[*granted] {
+                                @if *granted { (icon("check")) } @else { (icon("x")) }
+                                span { (name) } span.muted { @if *granted { "granted" } @else { "not granted" } }
                             }
                         }
                     }

@@ -251,6 +251,7 @@ pub fn shop_page(shell: &ShopShell, title: &str, content: Markup) -> Markup {
                 footer.shop-footer {
                     div.shop-footer-inner {
                         span { (shell.shop_name) }
+                        a.muted id="privacy-link" href="/shop/privacy" { "Your privacy" }
                         span.muted { "A demo storefront powered by Attune · data: UCI Online Retail" }
                     }
                 }

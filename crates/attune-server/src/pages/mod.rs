@@ -15,6 +15,7 @@ mod layout;
 mod models;
 mod search;
 mod shop;
+mod shop_privacy;
 
 use crate::state::AppState;
 use axum::Router;
@@ -35,6 +36,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(models::router())
         .merge(search::router())
         .merge(shop::router())
+        .merge(shop_privacy::router())
         .layer(axum::middleware::from_fn(refuse_cross_site_posts))
         .layer(axum::middleware::map_response(security_headers));
     if state.options.secure_cookies {

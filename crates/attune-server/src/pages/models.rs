@@ -55,6 +55,11 @@ fn serves(version: &ModelVersion) -> String {
     }
 }
 
+/// Until when a version's factor parts may still hold erased data (set on versions made by unlearning).
+fn factors_retrained_by(version: &ModelVersion) -> Option<attune_core::Timestamp> {
+    attune_core::Timestamp::parse_rfc3339(version.metrics["unlearned"]["factors_retrained_by"].as_str()?).ok()
+}
+
 fn versions_table(models: &ModelVersions, form_token: &str) -> Markup {
     html! {
         div.table-scroll { table.data-table id="model-versions" {
@@ -67,7 +72,14 @@ fn versions_table(models: &ModelVersions, form_token: &str) -> Markup {
             tbody {
                 @for v in &models.versions {
                     tr id=(format!("model-version-{}", v.version)) {
-                        td { "v" (v.version) }
+                        td {
+                            "v" (v.version)
+                            @if let Some(by) = factors_retrained_by(v) {
+                                " " span.badge.badge-amber.unlearned title="Erased shoppers' data was taken out of this version's count-based parts; its ALS and EASE parts, fitted before, are replaced by a full training by then" {
+                                    "unlearned · retrained by " (date_time(by))
+                                }
+                            }
+                        }
                         td { (date_time(v.created_at)) }
                         td.num { (v.events_through_seq) }
                         td.num { (v.metrics["items"].as_u64().map_or("—".to_string(), |n| n.to_string())) }

@@ -8,6 +8,10 @@
 //! computed for the visitor's own anonymous id) and `data-` attributes naming the items they are about. The product page's similar items and the basket's "complete your
 //! basket" are filled from the same code path as `POST /v1/recommendations` (and logged as impressions);
 //! a page never waits long for a model build: without a model yet, the slot stays empty (and hidden).
+//!
+//! Every recommended product carries a "Why am I seeing this?" disclosure (the explanation, the data it used,
+//! and a link to the privacy panel, [`super::shop_privacy`]); with personalization off, the visitor's own
+//! activity shapes nothing and the home page says so.
 
 use super::context::{PageError, PagePath, PageQuery, PageResult};
 use super::cookies::{self, Cart, Visitor};
@@ -17,7 +21,8 @@ use crate::api::recommendations::serving_model;
 use crate::api::search::{suggest, tenant_index};
 use crate::state::{AppState, blocking};
 use attune_core::input::ScalarValue;
-use attune_core::{AnonymousId, Event, EventInput, Item, ItemId, Money, TenantId, Timestamp};
+use attune_core::{AnonymousId, Event, EventInput, Item, ItemId, Money, Purpose, TenantId, Timestamp};
+use attune_engine::privacy::VisitorConsent;
 use attune_engine::recs::request::{Basis, ListRequest, Recommended, Rules, Shopper};
 use attune_engine::search::serve::SearchParams;
 use attune_store::{ItemQuery, Store};
@@ -55,8 +60,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The storefront tenant and its display name.
-struct Shop {
-    tenant: TenantId,
+pub(super) struct Shop {
+    pub(super) tenant: TenantId,
     name: String,
 }
 
@@ -75,24 +80,44 @@ async fn storefront(state: &AppState) -> PageResult<Shop> {
 }
 
 /// Everything a storefront request knows about the visitor.
-struct Request {
-    shop: Shop,
-    visitor: Visitor,
+pub(super) struct Request {
+    pub(super) shop: Shop,
+    pub(super) visitor: Visitor,
     cart: Cart,
     /// Popular past queries for the search box.
     suggestions: Vec<String>,
+    /// The visitor's consent: the shop's default until they choose in the privacy panel.
+    pub(super) consent: VisitorConsent,
 }
 
 impl Request {
-    async fn new(state: &AppState, headers: &HeaderMap) -> PageResult<Self> {
+    pub(super) async fn new(state: &AppState, headers: &HeaderMap) -> PageResult<Self> {
         let shop = storefront(state).await?;
-        let tenant = shop.tenant.clone();
-        let suggestions =
-            state.run(move |engine| engine.search().popular_queries(&tenant, 8)).await.unwrap_or_default();
-        Ok(Self { shop, visitor: Visitor::from_headers(headers), cart: Cart::from_headers(headers), suggestions })
+        let visitor = Visitor::from_headers(headers);
+        let (tenant, anonymous) = (shop.tenant.clone(), AnonymousId::parse(visitor.anonymous_id.clone()).ok());
+        let (suggestions, consent) = state
+            .run(move |engine| {
+                let suggestions = engine.search().popular_queries(&tenant, 8).unwrap_or_default();
+                let consent = match anonymous {
+                    Some(visitor) => engine.consents().visitor(&tenant, &visitor)?,
+                    None => {
+                        let settings = engine.consents().settings(&tenant)?;
+                        let consent = settings.anonymous_consent.clone().with_defaults(settings.declared_defaults());
+                        VisitorConsent { consent, history: Vec::new() }
+                    }
+                };
+                Ok((suggestions, consent))
+            })
+            .await?;
+        Ok(Self { shop, visitor, cart: Cart::from_headers(headers), suggestions, consent })
     }
 
-    fn shell<'a>(&'a self, query: &'a str) -> ShopShell<'a> {
+    /// Whether the visitor's own activity may shape what they see.
+    fn personalized(&self) -> bool {
+        self.consent.consent.allows(&Purpose::Personalization)
+    }
+
+    pub(super) fn shell<'a>(&'a self, query: &'a str) -> ShopShell<'a> {
         ShopShell { shop_name: &self.shop.name, basket_units: self.cart.units(), query, suggestions: &self.suggestions }
     }
 
@@ -102,14 +127,20 @@ impl Request {
     }
 
     /// A page response that also sets the visitor cookies (when new) and any `extra` cookies.
-    fn respond(self, status: StatusCode, markup: Markup, extra: Vec<HeaderValue>) -> Response {
+    pub(super) fn respond(self, status: StatusCode, markup: Markup, extra: Vec<HeaderValue>) -> Response {
         let mut response = (status, markup).into_response();
         cookies::append_all(response.headers_mut(), self.visitor.new_cookies);
         cookies::append_all(response.headers_mut(), extra);
         response
     }
 
-    fn redirect(self, to: &str, extra: Vec<HeaderValue>) -> Response {
+    /// `response` with the visitor cookies (when new).
+    pub(super) fn finish(self, mut response: Response) -> Response {
+        cookies::append_all(response.headers_mut(), self.visitor.new_cookies);
+        response
+    }
+
+    pub(super) fn redirect(self, to: &str, extra: Vec<HeaderValue>) -> Response {
         let mut response = Redirect::to(to).into_response();
         cookies::append_all(response.headers_mut(), self.visitor.new_cookies);
         cookies::append_all(response.headers_mut(), extra);
@@ -193,14 +224,43 @@ fn product_card_to(item: &Item, note: Option<String>, href: &str) -> Markup {
     }
 }
 
-/// A recommendation slot's content: a heading and a grid of product cards with their explanations
-/// (nothing at all when there are no recommendations, so the empty slot stays hidden).
+/// A recommendation slot's content: a heading and a grid of product cards with their explanations and a "Why
+/// am I seeing this?" disclosure each (nothing at all when there are no recommendations, so the empty slot stays
+/// hidden).
 fn recommendation_grid(heading: &str, lead: &str, recommended: &[Recommended]) -> Markup {
     html! {
         @if !recommended.is_empty() {
             div.section-header { div { h2 { (heading) } p.muted { (lead) } } }
             div.product-grid {
-                @for r in recommended { (product_card(&r.item, Some(r.explanation.text.clone()))) }
+                @for r in recommended {
+                    div.recommended-card {
+                        (product_card(&r.item, Some(r.explanation.text.clone())))
+                        (why_this(r))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "Why am I seeing this?": the explanation, the data it used, and the way to turn personalization off.
+fn why_this(recommended: &Recommended) -> Markup {
+    let signal = recommended.explanation.signal;
+    html! {
+        details.why-this data-signal=(signal.as_str()) {
+            summary { "Why am I seeing this?" }
+            div.why-this-body {
+                p { (recommended.explanation.text) "." }
+                p.muted { strong { "Data used: " } (signal.data_used()) "." }
+                p.muted {
+                    @if signal.is_personal() {
+                        "Chosen for you from your activity. "
+                        a.why-privacy href="/shop/privacy" { "Turn personalization off" }
+                    } @else {
+                        "The same for every shopper. "
+                        a.why-privacy href="/shop/privacy" { "Your privacy choices" }
+                    }
+                }
             }
         }
     }
@@ -346,6 +406,16 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> PageResult<R
 /// (only once the visitor has done something, else it would repeat "Popular now") and complete your basket.
 /// Empty slots are left out.
 async fn personal_slots(state: &AppState, request: &Request) -> Markup {
+    if !request.personalized() {
+        return html! {
+            section.shop-section.personalization-off id="personalization-off" {
+                p.muted {
+                    "Personalization is off: what you do here does not shape what you see. "
+                    a href="/shop/privacy" { "Change your privacy choices" }
+                }
+            }
+        };
+    }
     let recent = storefront_recommendations(state, request, Basis::RecentlyViewed, HashSet::new()).await;
     let basket: Vec<ItemId> = request.cart.lines.iter().filter_map(|(id, _)| ItemId::parse(id.clone()).ok()).collect();
     let for_you = if recent.is_empty() && basket.is_empty() {

@@ -159,6 +159,19 @@ const MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL
     );
     CREATE INDEX console_sessions_by_tenant ON console_sessions (tenant_id, created_at);"#,
+    // 7: a tenant's own settings, and anonymous visitors' consent ledgers.
+    r#"CREATE TABLE tenant_settings (
+        tenant_id TEXT COLLATE "C" PRIMARY KEY,
+        doc TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE visitor_consents (
+        id BIGSERIAL PRIMARY KEY,
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        anonymous_id TEXT COLLATE "C" NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX visitor_consents_by_visitor ON visitor_consents (tenant_id, anonymous_id, id);"#,
 ];
 
 /// Brings the schema up to date; `lock_key` is the advisory lock that serializes replicas doing the same.

@@ -156,6 +156,19 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX console_sessions_by_tenant ON console_sessions (tenant_id, created_at);",
+    // 10: a tenant's own settings, and anonymous visitors' consent ledgers.
+    "CREATE TABLE tenant_settings (
+        tenant_id TEXT PRIMARY KEY,
+        doc TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE visitor_consents (
+        id INTEGER PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        anonymous_id TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX visitor_consents_by_visitor ON visitor_consents (tenant_id, anonymous_id, id);",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> StoreResult<()> {
