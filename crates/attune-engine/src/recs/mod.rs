@@ -46,7 +46,7 @@ use query::ValidList;
 use request::{Basis, ListRequest, Recommended, Rules, ServedList, Shopper};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, TryLockError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use training::{TrainError, TrainOptions, Trained, UNSTORED_VERSION, is_behind, summary, train_with_checkpoints};
 use unlearn::{Unlearned, unlearn_erased, unlearned_now};
@@ -84,9 +84,15 @@ pub struct RecsService {
     locks: Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
     /// Per tenant, the earliest deadline a waiting thread will start a full training at (after an erasure).
     retrain_deadlines: Mutex<HashMap<TenantId, Timestamp>>,
-    /// Tenants with an unlearning waiting for the model's lock: erasures meanwhile join it.
-    unlearning_queued: Mutex<HashSet<TenantId>>,
+    /// Per tenant, the callers of an unlearning still waiting for the model's lock: erasures meanwhile join it.
+    unlearning_queued: Mutex<HashMap<TenantId, Vec<UnlearnWaiter>>>,
 }
+
+/// Where an unlearning sends its outcome.
+type UnlearnWaiter = std::sync::mpsc::Sender<Result<Unlearning, String>>;
+
+/// How long an erasure waits for the served model to unlearn before answering that it is pending.
+pub const UNLEARN_WAIT: Duration = Duration::from_secs(30);
 
 /// What an erasure did to the served recommendation model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +104,8 @@ pub enum Unlearning {
     /// The served model no longer holds the data in its count-based parts: the version now serving, and until
     /// when its factor parts may still reflect it (`None`: they do not).
     Done { version: i64, factors_retrained_by: Option<Timestamp> },
-    /// A training or load holds the model now; the unlearning follows it in the background.
+    /// A training or load held the model, or the refit took longer than [`UNLEARN_WAIT`]: it finishes in the
+    /// background.
     Pending,
 }
 
@@ -534,37 +541,51 @@ impl RecsService {
 /// Unlearning (see [`unlearn`]): after an erasure or a retention purge, the served model forgets the data.
 impl RecsService {
     /// Takes data that left `tenant`'s log out of the served model: its count-based parts are fitted again
-    /// from the log, the result is stored as a new version (so every process swaps it in) and served. While a
-    /// training or load holds the model, this follows it in the background ([`Unlearning::Pending`]). Blocking.
+    /// from the log, the result is stored as a new version (so every process swaps it in) and served. Runs on a
+    /// thread of its own, after any training or load holding the model, and waits for it at most
+    /// [`UNLEARN_WAIT`]; past that (or while shutting down) the answer is [`Unlearning::Pending`] and it
+    /// finishes in the background. Blocking.
     pub fn unlearn(&self, tenant: &TenantId) -> EngineResult<Unlearning> {
-        let lock = self.lock(tenant);
-        let _held = match lock.try_lock() {
-            Ok(held) => held,
-            Err(TryLockError::WouldBlock) => {
-                self.unlearn_in_background(tenant, lock.clone());
-                return Ok(Unlearning::Pending);
-            }
-            Err(TryLockError::Poisoned(error)) => return Err(EngineError::internal(error)),
-        };
-        self.unlearn_held(tenant)
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.unlearn_in_background(tenant, sender);
+        match receiver.recv_timeout(UNLEARN_WAIT) {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(error)) => Err(EngineError::internal(error)),
+            Err(_) => Ok(Unlearning::Pending),
+        }
     }
 
-    /// Waits for the model's lock on a thread of its own, then unlearns; an unlearning already waiting covers
-    /// this erasure too (it scans the log once it has the lock).
-    fn unlearn_in_background(&self, tenant: &TenantId, lock: Arc<Mutex<()>>) {
-        if !self.unlearning_queued.lock().expect("unlearning queue poisoned").insert(tenant.clone()) {
-            return;
+    /// Queues an unlearning of `tenant` that answers `waiter`. An unlearning still waiting for the model's lock
+    /// takes the waiter and covers this change too (it scans the log once it has the lock); otherwise a new one
+    /// starts.
+    fn unlearn_in_background(&self, tenant: &TenantId, waiter: UnlearnWaiter) {
+        {
+            let mut queued = self.unlearning_queued.lock().expect("unlearning queue poisoned");
+            if let Some(waiters) = queued.get_mut(tenant) {
+                waiters.push(waiter);
+                return;
+            }
+            queued.insert(tenant.clone(), vec![waiter]);
         }
-        let (recs, tenant) = (self.this.clone(), tenant.clone());
-        self.background.spawn("recs-unlearn", move || {
+        let (recs, queued_tenant, lock) = (self.this.clone(), tenant.clone(), self.lock(tenant));
+        let spawned = self.background.spawn("recs-unlearn", move || {
+            let tenant = queued_tenant;
             let Ok(_held) = lock.lock() else { return };
             let Some(recs) = recs.upgrade() else { return };
-            recs.unlearning_queued.lock().expect("unlearning queue poisoned").remove(&tenant);
-            match recs.unlearn_held(&tenant) {
-                Ok(done) => tracing::info!(tenant = %tenant, ?done, "unlearned after the running work"),
-                Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot unlearn erased data"),
+            let waiters = recs.unlearning_queued.lock().expect("unlearning queue poisoned").remove(&tenant);
+            let outcome = recs.unlearn_held(&tenant).map_err(|error| error.to_string());
+            if let Err(error) = &outcome {
+                tracing::warn!(tenant = %tenant, %error, "cannot unlearn erased data");
+            }
+            for waiter in waiters.unwrap_or_default() {
+                // A waiter that stopped waiting has dropped its receiver.
+                let _ = waiter.send(outcome.clone());
             }
         });
+        if !spawned {
+            // Shutting down: the waiters' senders go, and they answer at once.
+            self.unlearning_queued.lock().expect("unlearning queue poisoned").remove(tenant);
+        }
     }
 
     /// [`RecsService::unlearn`] with the model's lock held.

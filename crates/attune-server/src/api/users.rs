@@ -28,9 +28,9 @@ pub struct UserDeleted {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelUnlearning {
     /// `unlearned`: its count-based parts (popularity, trending, item-kNN, bought-together, buy-again, sessions,
-    /// next item) no longer hold the customer's data; `pending`: a training or load holds the model and the
-    /// unlearning follows it within seconds; `no_model`: nothing is stored; `not_needed`: the customer had no
-    /// events.
+    /// next item) no longer hold the customer's data; `pending`: a training held the model, or the refit took
+    /// longer than 30 s, and it finishes in the background (the models list shows the new version); `no_model`:
+    /// nothing is stored; `not_needed`: the customer had no events.
     pub state: String,
     /// The version now serving, after `unlearned`.
     pub version: Option<i64>,
