@@ -8,7 +8,7 @@
 //! what it derived from the data.
 
 use attune_core::{AnonymousId, Consent, ConsentStatement, Purpose, TenantId, TenantSettings, UserId};
-use attune_store::{Store, StoreResult, UserQuery};
+use attune_store::{Store, StoreResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -162,19 +162,7 @@ impl Consents {
     }
 }
 
-/// The users of `tenant` whose profile withholds consent to `purpose`, read page by page.
+/// The users of `tenant` whose profile withholds consent to `purpose` (from the store's index of them).
 pub fn users_withholding(store: &dyn Store, tenant: &TenantId, purpose: Purpose) -> StoreResult<HashSet<UserId>> {
-    let mut withholding = HashSet::new();
-    let mut query = UserQuery { search: None, after: None, limit: USER_PAGE };
-    loop {
-        let page = store.list_users(tenant, &query)?;
-        withholding.extend(page.users.into_iter().filter(|u| !u.consent.allows(&purpose)).map(|u| u.id));
-        match page.next_after {
-            Some(after) => query.after = Some(after),
-            None => return Ok(withholding),
-        }
-    }
+    store.users_withholding(tenant, &purpose)
 }
-
-/// Profiles read per page when looking for withheld consent.
-const USER_PAGE: usize = 1_000;

@@ -7,6 +7,7 @@ use attune_core::{
     AnonymousId, ApiKeyKind, Consent, ConsentSource, ConsentStatement, Event, EventInput, EventType, Item, ItemId,
     ItemInput, Purpose, Tenant, TenantId, TenantSettings, Timestamp, User, UserId, UserInput,
 };
+use std::collections::HashSet;
 
 /// Instantiate every conformance check as a `#[test]` for one backend.
 #[macro_export]
@@ -561,12 +562,24 @@ pub fn consent_changes_only_through_the_ledger(store: &dyn Store) {
     let replaced = store.upsert_user(&t, &User::parse(input, Timestamp::now()).unwrap()).unwrap();
     assert_eq!((replaced.consent, replaced.created_at), (expected.clone(), stored.created_at));
     assert_eq!(store.user(&t, &id).unwrap().unwrap().consent, expected);
+    // Those who withhold a purpose are found without reading every profile.
+    let withholding = |tenant: &TenantId, purpose: Purpose| store.users_withholding(tenant, &purpose).unwrap();
+    assert_eq!(withholding(&t, Purpose::Analytics), HashSet::from([id.clone()]));
+    assert_eq!(withholding(&t, Purpose::Personalization), HashSet::from([id.clone()]));
+    assert!(withholding(&t, Purpose::Marketing).is_empty());
+    assert!(withholding(&other, Purpose::Analytics).is_empty(), "per tenant");
+    let own = Purpose::Other("sms_reminders".into());
+    store
+        .record_consent(&t, &id, &[ConsentStatement { purpose: own.clone(), ..statement(Purpose::Marketing, false) }])
+        .unwrap();
+    assert_eq!(withholding(&t, own), HashSet::from([id.clone()]));
     // The ledger, oldest first, per tenant; erasure takes it too.
     let history = store.consent_history(&t, &id).unwrap();
-    assert_eq!(history, [withdrawn, marketing[0].clone(), marketing[1].clone()]);
+    assert_eq!(history[..3], [withdrawn, marketing[0].clone(), marketing[1].clone()]);
     assert!(store.consent_history(&other, &id).unwrap().is_empty());
     store.delete_user(&t, &id).unwrap();
     assert!(store.consent_history(&t, &id).unwrap().is_empty());
+    assert!(withholding(&t, Purpose::Analytics).is_empty(), "erasure takes the profile");
 }
 
 pub fn an_erased_users_events_are_refused_until_they_are_registered_again(store: &dyn Store) {

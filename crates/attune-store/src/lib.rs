@@ -30,7 +30,8 @@ pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use types::*;
 
 use attune_core::{
-    AnonymousId, ConsentStatement, Event, Item, ItemId, Tenant, TenantId, TenantSettings, Timestamp, User, UserId,
+    AnonymousId, ConsentStatement, Event, Item, ItemId, Purpose, Tenant, TenantId, TenantSettings, Timestamp, User,
+    UserId,
 };
 use std::collections::HashSet;
 
@@ -95,6 +96,9 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces `tenant`'s settings.
     fn put_tenant_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> StoreResult<()>;
     fn user(&self, tenant: &TenantId, id: &UserId) -> StoreResult<Option<User>>;
+    /// The users of `tenant` whose profile withholds consent to `purpose` (for the built-in purposes, read from
+    /// an index that holds only them).
+    fn users_withholding(&self, tenant: &TenantId, purpose: &Purpose) -> StoreResult<HashSet<UserId>>;
     fn list_users(&self, tenant: &TenantId, query: &UserQuery) -> StoreResult<UserPage>;
     /// Delete a user's profile, consent ledger and every event attributed to their user id, and (when there was a
     /// profile or events) leave a tombstone and revoke their tokens: from then on, events naming the user are not

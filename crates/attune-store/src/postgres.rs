@@ -26,8 +26,8 @@ use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use attune_core::{
-    AnonymousId, ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, TenantSettings, Timestamp, User,
-    UserId,
+    AnonymousId, ConsentStatement, Event, EventType, Item, ItemId, Purpose, Tenant, TenantId, TenantSettings,
+    Timestamp, User, UserId,
 };
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
@@ -1048,6 +1048,16 @@ impl Store for PostgresStore {
             self.notify(&mut tx, &Change::Settings { tenant: tenant.clone() })?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn users_withholding(&self, tenant: &TenantId, purpose: &Purpose) -> StoreResult<HashSet<UserId>> {
+        // The same expression as the partial indexes of migration 8, so that they serve the query.
+        let path = consent_path(purpose)?.replace('.', ",");
+        let sql = format!("SELECT user_id FROM users WHERE tenant_id = $1 AND (doc::jsonb #>> '{{{path}}}') = 'false'");
+        self.read(|c| {
+            let rows = c.client.query(sql.as_str(), &[&tenant.as_str()])?;
+            rows.iter().map(|row| UserId::parse(row.get::<_, String>(0)).map_err(corrupt)).collect()
         })
     }
 

@@ -123,6 +123,19 @@ pub(crate) fn read_consent_statement(doc: &str) -> StoreResult<ConsentStatement>
     serde_json::from_str(doc).map_err(|e| corrupt(format!("consent statement: {e}")))
 }
 
+/// The JSON path of the consent flag of `purpose` in a user document. Purpose names are letters, digits and `_`
+/// (checked), so the path can be written into SQL.
+pub(crate) fn consent_path(purpose: &attune_core::Purpose) -> StoreResult<String> {
+    let name = purpose.name();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(corrupt(format!("`{name}` is not a purpose name")));
+    }
+    Ok(match purpose {
+        attune_core::Purpose::Other(_) => format!("consent.other.{name}"),
+        _ => format!("consent.{name}"),
+    })
+}
+
 pub(crate) fn read_tenant_settings(doc: &str) -> StoreResult<attune_core::TenantSettings> {
     serde_json::from_str(doc).map_err(|e| corrupt(format!("tenant settings: {e}")))
 }

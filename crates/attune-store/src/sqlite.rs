@@ -12,8 +12,8 @@ use crate::rows::*;
 use crate::types::*;
 use crate::{Store, StoreError, StoreResult};
 use attune_core::{
-    AnonymousId, ConsentStatement, Event, EventType, Item, ItemId, Tenant, TenantId, TenantSettings, Timestamp, User,
-    UserId,
+    AnonymousId, ConsentStatement, Event, EventType, Item, ItemId, Purpose, Tenant, TenantId, TenantSettings,
+    Timestamp, User, UserId,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashSet};
@@ -873,6 +873,19 @@ impl Store for SqliteStore {
             )?
             .execute(params![tenant.as_str(), to_json(settings)?, Timestamp::now().millis()])?;
             Ok(())
+        })
+    }
+
+    fn users_withholding(&self, tenant: &TenantId, purpose: &Purpose) -> StoreResult<HashSet<UserId>> {
+        // The same expression as the partial indexes of migration 11, so that they serve the query.
+        let sql = format!(
+            "SELECT user_id FROM users WHERE tenant_id = ?1 AND json_extract(doc, '$.{}') = 0",
+            consent_path(purpose)?
+        );
+        self.with_reader(|c| {
+            let ids: Vec<String> =
+                c.prepare_cached(&sql)?.query_map(params![tenant.as_str()], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            ids.into_iter().map(|id| UserId::parse(id).map_err(corrupt)).collect()
         })
     }
 
