@@ -1,7 +1,7 @@
 //! The command line: parsing with clap and running each command.
 
 use crate::config::{EventWindowArgs, LogArgs, OptionArgs, Options, StoreArgs};
-use crate::{bench, cluster_bench, demo, eval, import, recs_bench, search_bench};
+use crate::{bench, cluster_bench, demo, eval, import, recs_bench, scale_bench, search_bench};
 use anyhow::{Context, bail};
 use attune_core::{ApiKeyKind, TenantId, Timestamp};
 use attune_engine::keys::{create_api_key, ensure_tenant};
@@ -309,6 +309,9 @@ pub enum BenchCommand {
     /// Replicas on one PostgreSQL database under mixed load while one is killed and the database connections
     /// are terminated: every acknowledged event kept once, failures only at the faults, one training per slot.
     Cluster(cluster_bench::ClusterBenchArgs),
+    /// A synthetic shop of `--items` products and `--events` events through import, training, the search index
+    /// and serving: time and peak memory of each stage, sizes, latency.
+    Scale(scale_bench::ScaleBenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -340,6 +343,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { what: BenchCommand::Cluster(args) } => {
             init_logging(args.log.log.as_deref().unwrap_or("info"));
             cluster_bench::cluster(&args)
+        }
+        Command::Bench { what: BenchCommand::Scale(args) } => {
+            init_logging(args.log.log.as_deref().unwrap_or("warn"));
+            scale_bench::scale(&args)
         }
         Command::Eval(args) => run_eval(args),
         Command::Migrate(args) => run_migrate(&args),

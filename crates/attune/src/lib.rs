@@ -10,4 +10,6 @@ pub mod eval;
 pub mod import;
 pub mod migrate;
 pub mod recs_bench;
+pub mod scale_bench;
+pub mod scale_shop;
 pub mod search_bench;
