@@ -41,6 +41,10 @@ pub struct ScaleBenchArgs {
     /// Where the generated files and the store go (default: a temporary directory, deleted afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Only the serving stages, on the store an earlier run with the same sizes and seed left in `--dir`: the
+    /// memory of a process that serves without having trained.
+    #[arg(long, requires = "dir")]
+    pub serve_only: bool,
     #[command(flatten)]
     pub log: crate::config::LogArgs,
 }
@@ -103,20 +107,29 @@ pub fn scale(args: &ScaleBenchArgs) -> anyhow::Result<()> {
     let mut stages = Vec::new();
     eprintln!("{:<22} {:>11} {:>10}", "stage", "time", "peak RSS");
     let (items_path, events_path) = (dir.join("items.jsonl"), dir.join("events.jsonl.gz"));
-    let (catalog, shoppers) = stage(&mut stages, "generate", || generate(&spec, &items_path, &events_path))?;
-
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("attune.sqlite3"), SqliteOptions::default())?);
     let tenant = TenantId::parse_slug("scale").expect("a valid tenant id");
-    create_tenant(store.as_ref(), &tenant, "Scale benchmark")?;
-    let imported_items = stage(&mut stages, "import items", || {
-        Ok(import::import_items(store.as_ref(), &tenant, &items_path, None, &NoProgress)?.accepted)
-    })?;
-    let imported_events = stage(&mut stages, "import events", || {
-        Ok(import::import_events(store.as_ref(), &tenant, &events_path, None, &NoProgress)?.accepted)
-    })?;
-    let trained = stage(&mut stages, "train", || {
-        Ok(training::train(store.as_ref(), &tenant, &TrainOptions::default(), &|_, _| {})?)
-    })?;
+    let (catalog, shoppers) = if args.serve_only {
+        // The catalog again, in memory only, to draw requests from; the events are counted, not kept.
+        let catalog = Catalog::generate(&spec);
+        let shoppers = write_events(&spec, &catalog, &mut std::io::sink())?;
+        (catalog, shoppers)
+    } else {
+        let generated = stage(&mut stages, "generate", || generate(&spec, &items_path, &events_path))?;
+        create_tenant(store.as_ref(), &tenant, "Scale benchmark")?;
+        stage(&mut stages, "import items", || {
+            Ok(import::import_items(store.as_ref(), &tenant, &items_path, None, &NoProgress)?.accepted)
+        })?;
+        stage(&mut stages, "import events", || {
+            Ok(import::import_events(store.as_ref(), &tenant, &events_path, None, &NoProgress)?.accepted)
+        })?;
+        stage(&mut stages, "train", || {
+            Ok(training::train(store.as_ref(), &tenant, &TrainOptions::default(), &|_, _| {})?)
+        })?;
+        generated
+    };
+    let stats = store.stats(&tenant)?;
+    let stored_model = store.model_snapshots(&tenant, "recs")?.first().map(|info| info.payload_bytes);
     let config = EngineConfig { model_dir: None, catalog_tuning: None, ..EngineConfig::default() };
     let engine = Engine::new(store.clone(), config);
     let index = stage(&mut stages, "build search index", || Ok(engine.search().index(&tenant)?))?;
@@ -137,9 +150,14 @@ pub fn scale(args: &ScaleBenchArgs) -> anyhow::Result<()> {
     latencies.push(("search", search_times));
 
     println!(
-        "attune bench scale: {} items, {} events ({} shoppers), seed {}; imported {imported_items} items and \
-         {imported_events} events",
-        args.items, args.events, shoppers, args.seed
+        "attune bench scale: {} items, {} events ({} shoppers), seed {}; the store holds {} items and {} events{}",
+        args.items,
+        args.events,
+        shoppers,
+        args.seed,
+        stats.items,
+        stats.events,
+        if args.serve_only { "; serving stages only, in a process that did not train" } else { "" }
     );
     println!();
     println!("| stage | time | peak resident memory |");
@@ -153,7 +171,7 @@ pub fn scale(args: &ScaleBenchArgs) -> anyhow::Result<()> {
     println!("| items file | {} |", megabytes(Some(file_bytes(&items_path))));
     println!("| events file (gzip) | {} |", megabytes(Some(file_bytes(&events_path))));
     println!("| store (SQLite) | {} |", megabytes(Some(file_bytes(&dir.join("attune.sqlite3")))));
-    println!("| stored model | {} |", megabytes(Some(trained.info.payload_bytes)));
+    println!("| stored model | {} |", megabytes(stored_model));
     println!("| resident once serving | {} |", megabytes(serving_resident));
     println!();
     println!("| in process, one call at a time | p50 | p99 | max |");
