@@ -183,3 +183,11 @@ fn report(label: &str, events: usize, elapsed: Duration, concurrency: usize) {
         events as f64 / elapsed.as_secs_f64()
     );
 }
+
+/// The `p` quantile (0 to 1) of sorted durations, nearest rank; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}

@@ -19,7 +19,9 @@
 //! Every request says `"log_impression": false`: a load test is not shoppers seeing lists, so it stores no
 //! `impression` events.
 
+use crate::bench::percentile;
 use crate::cpu::CpuTimes;
+use crate::scale_shop::zipf;
 use anyhow::{Context, bail, ensure};
 use attune_core::SplitMix64;
 use attune_core::input::{AmountInput, ScalarValue, TimeInput};
@@ -63,12 +65,6 @@ pub struct RecsBenchArgs {
     pub database_url: Option<String>,
     #[command(flatten)]
     pub log: crate::config::LogArgs,
-}
-
-/// Zipf-like rank in `0..n`: rank r with weight about 1/(r+1).
-fn zipf(rng: &mut SplitMix64, n: usize) -> usize {
-    let x = ((n as f64 + 1.0).ln() * rng.next_f64()).exp() - 1.0;
-    (x as usize).min(n.saturating_sub(1))
 }
 
 /// The fashion catalog as items: category path gender > master > sub > article type.
@@ -353,13 +349,6 @@ fn milliseconds(duration: Duration) -> f64 {
 
 fn count_matches(haystack: &[u8], needle: &[u8]) -> usize {
     haystack.windows(needle.len()).filter(|window| *window == needle).count()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 pub fn recs(args: &RecsBenchArgs) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 //! the sizes of the store, the stored model and the input files, the resident memory once serving, and
 //! recommendation and search latency (p50 and p99 of one call at a time, in process, no HTTP).
 
+use crate::bench::percentile;
 use crate::import::{self, NoProgress};
 use crate::scale_shop::{Catalog, ShopSpec, write_events, zipf};
 use anyhow::Context;
@@ -178,9 +179,13 @@ pub fn scale(args: &ScaleBenchArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     for (name, mut times) in latencies {
         times.sort_unstable();
-        let at = |p: f64| times.get(((times.len().saturating_sub(1)) as f64 * p).round() as usize).copied();
-        let ms = |d: Option<Duration>| d.map_or("—".into(), |d| format!("{:.3} ms", d.as_secs_f64() * 1e3));
-        println!("| {name} | {} | {} | {} |", ms(at(0.5)), ms(at(0.99)), ms(times.last().copied()));
+        let ms = |d: Duration| if times.is_empty() { "—".into() } else { format!("{:.3} ms", d.as_secs_f64() * 1e3) };
+        println!(
+            "| {name} | {} | {} | {} |",
+            ms(percentile(&times, 0.5)),
+            ms(percentile(&times, 0.99)),
+            ms(percentile(&times, 1.0))
+        );
     }
     Ok(())
 }
