@@ -1,8 +1,9 @@
 //! Tenants and the kinds of API key that act for them.
 
+use crate::error::ValidationError;
 use crate::ids::TenantId;
 use crate::time::Timestamp;
-use crate::user::Consent;
+use crate::user::{Consent, Purpose};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +34,38 @@ pub struct TenantSettings {
     pub purposes: Vec<DeclaredPurpose>,
 }
 
+/// Longest retention a tenant may set, in days (a century).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// Most purposes a shop may declare.
+pub const MAX_DECLARED_PURPOSES: usize = 20;
+/// Longest description of a declared purpose, in characters.
+pub const MAX_PURPOSE_DESCRIPTION: usize = 300;
+
 impl TenantSettings {
+    /// Checks the settings: well-formed, unique purpose names with a short description each, and retention
+    /// periods of at most [`MAX_RETENTION_DAYS`].
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_purposes(&self.purposes)?;
+        for (field, days) in
+            [("retention_days", self.retention_days), ("anonymous_retention_days", self.anonymous_retention_days)]
+        {
+            if days.is_some_and(|days| days > MAX_RETENTION_DAYS) {
+                return Err(ValidationError::new(
+                    field,
+                    "out_of_range",
+                    format!("`{field}` is at most {MAX_RETENTION_DAYS} days"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The consent an anonymous visitor has before they choose: the tenant's default, with the declared
+    /// defaults of its own purposes.
+    pub fn anonymous_default(&self) -> Consent {
+        self.anonymous_consent.clone().with_defaults(self.declared_defaults())
+    }
+
     /// Each declared purpose's name and whether a shopper who has not chosen grants it.
     pub fn declared_defaults(&self) -> impl Iterator<Item = (&str, bool)> {
         self.purposes.iter().map(|p| (p.name.as_str(), p.default_granted))
@@ -43,6 +75,40 @@ impl TenantSettings {
     pub fn declares(&self, name: &str) -> bool {
         self.purposes.iter().any(|p| p.name == name)
     }
+}
+
+/// Checks declared purposes: at most [`MAX_DECLARED_PURPOSES`], well-formed unique names, a short description
+/// each.
+fn check_purposes(purposes: &[DeclaredPurpose]) -> Result<(), ValidationError> {
+    if purposes.len() > MAX_DECLARED_PURPOSES {
+        return Err(ValidationError::new(
+            "purposes",
+            "too_many_entries",
+            format!("at most {MAX_DECLARED_PURPOSES} purposes"),
+        ));
+    }
+    for (n, purpose) in purposes.iter().enumerate() {
+        Purpose::parse_own("purposes", &purpose.name)?;
+        if purposes[..n].iter().any(|earlier| earlier.name == purpose.name) {
+            return Err(ValidationError::new(
+                "purposes",
+                "duplicate_purpose",
+                format!("`{}` is declared twice", purpose.name),
+            ));
+        }
+        let length = purpose.description.trim().chars().count();
+        if length == 0 || length > MAX_PURPOSE_DESCRIPTION || purpose.description.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "purposes",
+                "invalid_description",
+                format!(
+                    "the description of `{}` must be 1 to {MAX_PURPOSE_DESCRIPTION} characters without control characters",
+                    purpose.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A consent purpose a shop declares for its own use (for example text-message reminders).

@@ -447,8 +447,10 @@ impl Engine {
         Ok(Erasure { deleted, recommendations })
     }
 
-    /// Replaces `tenant`'s settings; every process reads them again. Blocking.
+    /// Replaces `tenant`'s settings (refused unless valid, [`TenantSettings::validate`]); every process reads
+    /// them again. Blocking.
     pub fn put_settings(&self, tenant: &TenantId, settings: &TenantSettings) -> EngineResult<()> {
+        settings.validate()?;
         self.store().put_tenant_settings(tenant, settings)?;
         self.consents().settings_changed(tenant);
         Ok(())

@@ -9,7 +9,7 @@
 
 use attune_core::{AnonymousId, Consent, ConsentStatement, Purpose, TenantId, TenantSettings, UserId};
 use attune_store::{Store, StoreResult};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -101,8 +101,7 @@ impl Consents {
 
     /// Anonymous visitor `visitor`'s consent. Blocking.
     pub fn visitor(&self, tenant: &TenantId, visitor: &AnonymousId) -> StoreResult<VisitorConsent> {
-        let settings = self.settings(tenant)?;
-        let mut consent = settings.anonymous_consent.clone().with_defaults(settings.declared_defaults());
+        let mut consent = self.settings(tenant)?.anonymous_default();
         let history = self.store.visitor_consent_history(tenant, visitor)?;
         for statement in &history {
             consent.apply(statement);
@@ -160,9 +159,4 @@ impl Consents {
             false => Personalization::NotPersonalized(NotPersonalized::NotGranted),
         })
     }
-}
-
-/// The users of `tenant` whose profile withholds consent to `purpose` (from the store's index of them).
-pub fn users_withholding(store: &dyn Store, tenant: &TenantId, purpose: Purpose) -> StoreResult<HashSet<UserId>> {
-    store.users_withholding(tenant, &purpose)
 }

@@ -18,7 +18,6 @@
 
 use super::window::{ObservationWindow, observation_window};
 use crate::error::{EngineError, EngineResult};
-use crate::privacy::users_withholding;
 use attune_core::Purpose;
 use attune_core::time::MILLIS_PER_DAY;
 use attune_core::{Currency, EventKind, ItemId, Money, TenantId, Timestamp, UserId};
@@ -148,7 +147,7 @@ pub fn build(
     let Scan { mut purchases, lines_per_currency, mut demand, .. } = scan;
     // Customers who withheld consent to analytics are left out of the customer models (their purchases still
     // count in the shop's demand, which names no one).
-    let withholding = users_withholding(store, tenant, Purpose::Analytics)?;
+    let withholding = store.users_withholding(tenant, &Purpose::Analytics)?;
     purchases.retain(|(user, day, _, _)| window.contains(*day) && !withholding.contains(user));
     demand.total.retain(|day, _| window.contains(*day));
     for daily in demand.items.values_mut() {

@@ -317,25 +317,29 @@ impl RecsService {
     /// snapshot. Blocking.
     pub fn activate(&self, tenant: &TenantId, version: i64) -> EngineResult<ModelSnapshotInfo> {
         tracing::info!(tenant = %tenant, version, "activating a stored recommendation model");
-        let not_found = || EngineError::not_found(format!("model version {version}"));
-        let info = self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)?;
+        let info = self.version_info(tenant, version)?;
         self.check_not_before_erasure(tenant, &info)?;
-        self.install_stored(tenant, version)?;
+        self.install_stored(tenant, &info)?;
         // Every replica, and this one after a restart, serves the same version until the next training.
         self.store.pin_model_version(tenant, MODEL_KIND, version)?;
-        let not_found = || EngineError::not_found(format!("model version {version}"));
-        self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)
+        Ok(info)
     }
 
-    /// Decodes stored `version` and swaps it in, without pinning it.
-    fn install_stored(&self, tenant: &TenantId, version: i64) -> EngineResult<()> {
+    /// Stored version `version` of `tenant`'s model, without its payload.
+    fn version_info(&self, tenant: &TenantId, version: i64) -> EngineResult<ModelSnapshotInfo> {
+        let found = self.versions(tenant)?.into_iter().find(|info| info.version == version);
+        found.ok_or_else(|| EngineError::not_found(format!("model version {version}")))
+    }
+
+    /// Decodes stored version `info` and swaps it in, without pinning it.
+    fn install_stored(&self, tenant: &TenantId, info: &ModelSnapshotInfo) -> EngineResult<()> {
+        let version = info.version;
         let not_found = || EngineError::not_found(format!("model version {version}"));
-        let info = self.versions(tenant)?.into_iter().find(|info| info.version == version).ok_or_else(not_found)?;
         let payload = self.store.model_snapshot_payload(tenant, MODEL_KIND, version)?.ok_or_else(not_found)?;
         // A version stored by an older release (another payload format) or damaged cannot be served.
         let fitted = decode(&payload)
             .map_err(|e| EngineError::Conflict(format!("model version {version} cannot be served: {e}")))?;
-        self.install(tenant, version, fitted, unlearned_of(&info));
+        self.install(tenant, version, fitted, unlearned_of(info));
         Ok(())
     }
 
@@ -359,7 +363,7 @@ impl RecsService {
         }
         let lock = self.lock(tenant);
         let _loading = lock.lock().map_err(EngineError::internal)?;
-        self.install_stored(tenant, version)
+        self.install_stored(tenant, &self.version_info(tenant, version)?)
     }
 
     /// A version of model `kind` was stored (here or by another process): swaps it in when `tenant`'s model is
@@ -372,7 +376,7 @@ impl RecsService {
         let _loading = lock.lock().map_err(EngineError::internal)?;
         // Only swapped in, not pinned: pinning here would race with the next save, which clears pins.
         if self.active(tenant).is_some_and(|model| model.version < version) {
-            self.install_stored(tenant, version)?;
+            self.install_stored(tenant, &self.version_info(tenant, version)?)?;
         }
         Ok(())
     }
@@ -604,7 +608,7 @@ impl RecsService {
             return Ok(Unlearning::Done { version: UNSTORED_VERSION, factors_retrained_by: None });
         }
         let clock = std::time::Instant::now();
-        let info = self.versions(tenant)?.into_iter().find(|info| info.version == model.version);
+        let info = self.version_info(tenant, model.version).ok();
         let unlearned =
             unlearned_now(info.as_ref().and_then(unlearned_of), self.settings.training.retrain_after_erasure);
         let fitted = unlearn_erased(self.store.as_ref(), tenant, &model.fitted).map_err(EngineError::from)?;

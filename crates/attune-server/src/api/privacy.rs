@@ -12,7 +12,7 @@ use crate::extract::Path;
 use crate::state::{AppState, blocking};
 use attune_core::{
     AnonymousId, ApiKeyKind, Consent, ConsentChangeInput, ConsentSource, ConsentStatement, DeclaredPurpose, EventKind,
-    Purpose, TenantId, TenantSettings, Timestamp, User, UserId, ValidationError,
+    Purpose, TenantId, TenantSettings, Timestamp, User, UserId,
 };
 use axum::Json;
 use axum::extract::State;
@@ -344,47 +344,6 @@ pub struct SettingsChange {
     pub purposes: Option<Vec<DeclaredPurpose>>,
 }
 
-/// Most purposes a shop may declare.
-const MAX_DECLARED_PURPOSES: usize = 20;
-/// Longest description of a declared purpose, in characters.
-const MAX_PURPOSE_DESCRIPTION: usize = 300;
-
-/// Checks a change's declared purposes: well-formed unique names, a short description each.
-fn check_purposes(purposes: &[DeclaredPurpose]) -> Result<(), ValidationError> {
-    if purposes.len() > MAX_DECLARED_PURPOSES {
-        return Err(ValidationError::new(
-            "purposes",
-            "too_many_entries",
-            format!("at most {MAX_DECLARED_PURPOSES} purposes"),
-        ));
-    }
-    for (n, purpose) in purposes.iter().enumerate() {
-        Purpose::parse_own("purposes", &purpose.name)?;
-        if purposes[..n].iter().any(|earlier| earlier.name == purpose.name) {
-            return Err(ValidationError::new(
-                "purposes",
-                "duplicate_purpose",
-                format!("`{}` is declared twice", purpose.name),
-            ));
-        }
-        let length = purpose.description.trim().chars().count();
-        if length == 0 || length > MAX_PURPOSE_DESCRIPTION || purpose.description.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "purposes",
-                "invalid_description",
-                format!(
-                    "the description of `{}` must be 1 to {MAX_PURPOSE_DESCRIPTION} characters without control characters",
-                    purpose.name
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Longest retention a tenant may set, in days (a century).
-const MAX_RETENTION_DAYS: u32 = 36_500;
-
 /// The tenant's privacy settings: the consent anonymous visitors have until they choose, and how long events
 /// are kept.
 #[utoipa::path(get, path = "/v1/settings", tag = "privacy", responses((status = 200, body = Settings)),
@@ -405,19 +364,6 @@ pub async fn patch_settings(
 ) -> ApiResult<Json<Settings>> {
     caller.require_secret()?;
     let change: SettingsChange = parse_json(&body)?;
-    check_purposes(change.purposes.as_deref().unwrap_or_default())?;
-    for (field, days) in
-        [("retention_days", change.retention_days), ("anonymous_retention_days", change.anonymous_retention_days)]
-    {
-        if days.is_some_and(|days| days > MAX_RETENTION_DAYS) {
-            return Err(attune_core::ValidationError::new(
-                field,
-                "out_of_range",
-                format!("`{field}` is at most {MAX_RETENTION_DAYS} days"),
-            )
-            .into());
-        }
-    }
     let view = state
         .run(move |engine| {
             let mut settings = engine.consents().settings(&caller.tenant)?;

@@ -100,11 +100,10 @@ impl Request {
                 let suggestions = engine.search().popular_queries(&tenant, 8).unwrap_or_default();
                 let consent = match anonymous {
                     Some(visitor) => engine.consents().visitor(&tenant, &visitor)?,
-                    None => {
-                        let settings = engine.consents().settings(&tenant)?;
-                        let consent = settings.anonymous_consent.clone().with_defaults(settings.declared_defaults());
-                        VisitorConsent { consent, history: Vec::new() }
-                    }
+                    None => VisitorConsent {
+                        consent: engine.consents().settings(&tenant)?.anonymous_default(),
+                        history: Vec::new(),
+                    },
                 };
                 Ok((suggestions, consent))
             })
