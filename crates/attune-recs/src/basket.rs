@@ -17,7 +17,7 @@
 //! one); evidence from several cart items adds up, and each suggestion names the cart items it goes with,
 //! strongest first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// (cart item, its score contribution, lift) of one anchor of a candidate.
 type AnchorEvidence = (u32, f64, f64);
@@ -107,6 +107,77 @@ pub fn log_likelihood_ratio(k11: f64, k12: f64, k21: f64, k22: f64) -> f64 {
     (2.0 * (cells - rows - cols + xlnx(n))).max(0.0)
 }
 
+/// The pair (anchor, `item`) judged from its counts: `support` baskets hold both, `n_anchor` and `n_item` each,
+/// of `n_baskets`; `Some` when significant and positive by `config`'s thresholds.
+fn judge_pair(
+    config: &BoughtTogetherConfig,
+    item: u32,
+    support: u32,
+    n_anchor: u32,
+    n_item: u32,
+    n_baskets: u64,
+) -> Option<Companion> {
+    if support < config.min_support {
+        return None;
+    }
+    let (k11, n_i, n_j, n) = (f64::from(support), f64::from(n_anchor), f64::from(n_item), n_baskets as f64);
+    let lift = k11 * n / (n_i * n_j);
+    let lift_lower = lift * (-config.z / k11.sqrt()).exp();
+    if lift_lower <= 1.0 {
+        return None;
+    }
+    let llr = log_likelihood_ratio(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11);
+    (llr >= config.min_llr).then_some(Companion { item, support, lift, lift_lower, llr })
+}
+
+/// Baskets counted after a fit, so frequently-bought-together follows new orders between trainings
+/// ([`BoughtTogether::for_items_with`]): the number of baskets, each item's basket count and every pair's.
+/// Its size grows with the pairs in the baskets counted, not with the catalog.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BasketDelta {
+    n_baskets: u64,
+    item_baskets: HashMap<u32, u32>,
+    /// Per item, the baskets it shares with each other item (both directions stored).
+    pairs: HashMap<u32, HashMap<u32, u32>>,
+}
+
+impl BasketDelta {
+    /// Counts one basket (repeats inside it count once; an empty basket is not counted).
+    pub fn add(&mut self, basket: &[u32]) {
+        let set: BTreeSet<u32> = basket.iter().copied().collect();
+        if set.is_empty() {
+            return;
+        }
+        self.n_baskets += 1;
+        for &i in &set {
+            *self.item_baskets.entry(i).or_default() += 1;
+            let with = self.pairs.entry(i).or_default();
+            for &j in set.iter().filter(|&&j| j != i) {
+                *with.entry(j).or_default() += 1;
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_baskets == 0
+    }
+
+    /// Baskets counted.
+    pub fn n_baskets(&self) -> u64 {
+        self.n_baskets
+    }
+
+    /// Counted baskets that hold `item`.
+    pub fn item_baskets(&self, item: u32) -> u32 {
+        self.item_baskets.get(&item).copied().unwrap_or(0)
+    }
+
+    /// The items counted together with `item`, with how many baskets each shares with it.
+    pub fn pairs_of(&self, item: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.pairs.get(&item).into_iter().flat_map(|with| with.iter().map(|(&j, &n)| (j, n)))
+    }
+}
+
 impl BoughtTogether {
     /// Counts items and pairs over `baskets` (item indices `< n_items` per order; repeats inside a basket
     /// count once) and keeps the significant positive pairs.
@@ -140,7 +211,6 @@ impl BoughtTogether {
             }
         }
         let item_baskets: Vec<u32> = by_item.iter().map(|v| v.len() as u32).collect();
-        let n = n_baskets as f64;
         let companions: Vec<Vec<Companion>> = (0..n_items)
             .into_par_iter()
             .map_init(
@@ -157,22 +227,12 @@ impl BoughtTogether {
                             counts[j as usize] += 1;
                         }
                     }
-                    let n_i = f64::from(item_baskets[i]);
+                    let n_i = item_baskets[i];
                     let mut kept: Vec<Companion> = touched
                         .drain(..)
                         .filter_map(|j| {
                             let support = std::mem::take(&mut counts[j as usize]);
-                            if support < config.min_support {
-                                return None;
-                            }
-                            let (k11, n_j) = (f64::from(support), f64::from(item_baskets[j as usize]));
-                            let lift = k11 * n / (n_i * n_j);
-                            let lift_lower = lift * (-config.z / k11.sqrt()).exp();
-                            if lift_lower <= 1.0 {
-                                return None;
-                            }
-                            let llr = log_likelihood_ratio(k11, n_i - k11, n_j - k11, n - n_i - n_j + k11);
-                            (llr >= config.min_llr).then_some(Companion { item: j, support, lift, lift_lower, llr })
+                            judge_pair(&config, j, support, n_i, item_baskets[j as usize], n_baskets)
                         })
                         .collect();
                     kept.sort_by(|a, b| b.lift_lower.total_cmp(&a.lift_lower).then(a.item.cmp(&b.item)));
@@ -211,16 +271,60 @@ impl BoughtTogether {
     /// The `n` best items to add to a cart holding `cart_items`, never an item of the cart or of
     /// `exclude`, best first (ties by item index). Unknown cart items are ignored.
     pub fn for_items(&self, cart_items: &[u32], n: usize, exclude: &[u32]) -> Vec<BasketSuggestion> {
+        self.suggest(cart_items, n, exclude, |anchor| self.companions(anchor).to_vec(), |i| self.item_baskets(i))
+    }
+
+    /// [`Self::for_items`] with the baskets counted since the fit (`since`) added to the fitted counts: a pair's
+    /// support, both items' basket counts and the number of baskets are the sums, and the pair is judged again
+    /// by the same thresholds. Items at indices past the fitted ones (new since the fit) take part too. Exact for
+    /// pairs the fit kept or first seen since; a pair the fit dropped counts from the fit on.
+    pub fn for_items_with(
+        &self,
+        since: &BasketDelta,
+        cart_items: &[u32],
+        n: usize,
+        exclude: &[u32],
+    ) -> Vec<BasketSuggestion> {
+        if since.is_empty() {
+            return self.for_items(cart_items, n, exclude);
+        }
+        let baskets_of = |i: u32| self.item_baskets(i) + since.item_baskets(i);
+        let total = self.n_baskets + since.n_baskets;
+        let companions = |anchor: u32| {
+            let mut supports: BTreeMap<u32, u32> =
+                self.companions(anchor).iter().map(|c| (c.item, c.support)).collect();
+            for (j, added) in since.pairs_of(anchor) {
+                *supports.entry(j).or_default() += added;
+            }
+            let n_anchor = baskets_of(anchor);
+            supports
+                .into_iter()
+                .filter_map(|(j, support)| judge_pair(&self.config, j, support, n_anchor, baskets_of(j), total))
+                .collect()
+        };
+        self.suggest(cart_items, n, exclude, companions, baskets_of)
+    }
+
+    /// Ranks the companions of a cart's items (`companions_of`, each with its pair statistics) by the configured
+    /// ranking, `baskets_of` giving each anchor's basket count.
+    fn suggest(
+        &self,
+        cart_items: &[u32],
+        n: usize,
+        exclude: &[u32],
+        companions_of: impl Fn(u32) -> Vec<Companion>,
+        baskets_of: impl Fn(u32) -> u32,
+    ) -> Vec<BasketSuggestion> {
         let cart: BTreeSet<u32> = cart_items.iter().copied().collect();
         let excluded: BTreeSet<u32> = exclude.iter().copied().collect();
         let mut found: BTreeMap<u32, (f64, Vec<AnchorEvidence>)> = BTreeMap::new();
         for &anchor in &cart {
-            for c in self.companions(anchor) {
+            for c in companions_of(anchor) {
                 if cart.contains(&c.item) || excluded.contains(&c.item) {
                     continue;
                 }
                 let gain = match self.config.ranking {
-                    BasketRanking::Confidence => f64::from(c.support) / f64::from(self.item_baskets(anchor).max(1)),
+                    BasketRanking::Confidence => f64::from(c.support) / f64::from(baskets_of(anchor).max(1)),
                     BasketRanking::LowerBoundLift => c.lift_lower.ln(),
                 };
                 let entry = found.entry(c.item).or_default();

@@ -29,7 +29,7 @@ pub mod sparse_ease;
 pub mod split;
 
 pub use als::{Als, AlsConfig, InitialFactors};
-pub use basket::{BasketRanking, BasketSuggestion, BoughtTogether, BoughtTogetherConfig, Companion};
+pub use basket::{BasketDelta, BasketRanking, BasketSuggestion, BoughtTogether, BoughtTogetherConfig, Companion};
 pub use blend::{BlendedItem, blend, tune_weights};
 pub use content::{ContentConfig, ContentFields, ContentIndex, ContentMatch, ItemContent, describe_feature};
 pub use ease::{Ease, EaseConfig};

@@ -3,7 +3,8 @@
 //! session kNN reacts to every new click; all are deterministic and never return excluded items.
 
 use attune_recs::{
-    BoughtTogether, BoughtTogetherConfig, BuyAgain, BuyAgainConfig, PastSession, SessionKnn, SessionKnnConfig,
+    BasketDelta, BoughtTogether, BoughtTogetherConfig, BuyAgain, BuyAgainConfig, PastSession, SessionKnn,
+    SessionKnnConfig,
 };
 use proptest::prelude::*;
 
@@ -68,6 +69,24 @@ fn bought_together_is_deterministic() {
     for i in 0..40 {
         assert_eq!(a.companions(i), b.companions(i));
     }
+}
+
+#[test]
+fn a_new_item_bought_with_a_fitted_one_after_the_fit_becomes_its_companion() {
+    let data = baskets(3);
+    let model = BoughtTogether::fit(&data, 40, BoughtTogetherConfig::default()).unwrap();
+    let new_item = 40;
+    let mut since = BasketDelta::default();
+    for _ in 0..3 {
+        since.add(&[7, new_item, 7]);
+    }
+    assert!(model.for_items(&[7], 100, &[]).iter().all(|s| s.item != new_item));
+    let with = model.for_items_with(&since, &[7], 100, &[]);
+    let found = with.iter().find(|s| s.item == new_item).expect("the new item is suggested");
+    assert_eq!(found.anchors, vec![7]);
+    assert_eq!(model.for_items_with(&since, &[new_item], 5, &[])[0].item, 7, "and the other way round");
+    since.add(&[]);
+    assert_eq!((since.n_baskets(), since.item_baskets(7), since.item_baskets(new_item)), (3, 3, 3));
 }
 
 const DAY: i64 = 86_400_000;
@@ -304,5 +323,28 @@ proptest! {
             let expected: Vec<u32> = parts.iter().take(3).map(|p| p.0).collect();
             prop_assert_eq!(&suggestion.anchors, &expected);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn baskets_counted_after_a_fit_on_nothing_rank_exactly_as_a_fit_on_them(
+        seed in 0u64..50,
+        cart in proptest::collection::vec(0u32..40, 0..5),
+        exclude in proptest::collection::vec(0u32..40, 0..5),
+        n in 1usize..12,
+    ) {
+        let config = BoughtTogetherConfig { min_support: 2, min_llr: 3.84, ..Default::default() };
+        let data = baskets(seed);
+        let fitted = BoughtTogether::fit(&data, 40, config.clone()).unwrap();
+        let nothing = BoughtTogether::fit(&[], 40, config).unwrap();
+        let mut since = BasketDelta::default();
+        data.iter().for_each(|basket| since.add(basket));
+        prop_assert_eq!(nothing.for_items_with(&since, &cart, n, &exclude), fitted.for_items(&cart, n, &exclude));
+        prop_assert_eq!(
+            fitted.for_items_with(&BasketDelta::default(), &cart, n, &exclude),
+            fitted.for_items(&cart, n, &exclude)
+        );
     }
 }

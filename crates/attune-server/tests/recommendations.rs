@@ -761,6 +761,52 @@ fn items_and_shoppers_the_model_has_not_seen_get_content_matches() {
 }
 
 #[test]
+fn a_new_item_bought_with_an_existing_one_becomes_its_companion_within_a_minute_without_training() {
+    let server = TestServer::start();
+    let before = server.list(&json!({"scenario": "bought_together", "item_id": "X", "count": 10}));
+    let version = before["model_version"].clone();
+    // A product added after training, sharing no title word, brand or category with the spoon.
+    expect(
+        server.client.put(format!("{}/v1/items/H", server.base)).bearer_auth(&server.secret).json(&json!({
+            "title": "Garden hose", "brand": "Hoser", "category": "Outdoor > Watering", "price": "20.00",
+            "currency": "GBP",
+        })),
+        StatusCode::OK,
+    );
+    assert!(!ids(&before).contains(&"H".to_string()), "{before}");
+    for n in 0..5 {
+        server.send_event(&json!({"type": "purchase", "event_id": format!("hose-{n}"), "user_id": format!("g{n}"),
+            "order_id": format!("hose-{n}"), "currency": "GBP", "lines": [
+                {"item_id": "X", "quantity": 1, "unit_price": "1.50"},
+                {"item_id": "H", "quantity": 1, "unit_price": "20.00"}]}));
+    }
+    let clock = std::time::Instant::now();
+    let together = loop {
+        let list = server.list(&json!({"scenario": "bought_together", "item_id": "X", "count": 10}));
+        if ids(&list).contains(&"H".to_string()) {
+            break list;
+        }
+        assert!(clock.elapsed() < std::time::Duration::from_secs(60), "not a companion after a minute: {list}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(together["model_version"], version, "no training: {together}");
+    let hose = together["items"].as_array().unwrap().iter().find(|i| i["item_id"] == "H").unwrap();
+    assert_eq!(hose["explanation"]["signal"], "bought_together", "{hose}");
+    assert_eq!(hose["explanation"]["because_item_ids"], json!(["X"]), "{hose}");
+    assert_eq!(hose["explanation"]["text"], "Often bought with Extra spoon", "{hose}");
+    let back = server.list(&json!({"scenario": "bought_together", "item_id": "H", "count": 3}));
+    assert_eq!(ids(&back).first().map(String::as_str), Some("X"), "and the other way round: {back}");
+    assert_eq!(server.versions().len(), 1, "still the one trained version");
+    // Erased buyers' orders stop counting at once.
+    for n in 0..5 {
+        let erase = server.client.delete(format!("{}/v1/users/g{n}", server.base)).bearer_auth(&server.secret);
+        expect(erase, StatusCode::OK);
+    }
+    let erased = server.list(&json!({"scenario": "bought_together", "item_id": "X", "count": 10}));
+    assert!(!ids(&erased).contains(&"H".to_string()), "{erased}");
+}
+
+#[test]
 fn a_response_with_rules() {
     let server = TestServer::start();
     let mut list = server.list(&json!({

@@ -19,6 +19,7 @@ use attune_engine::recs::request::{Basis, ListRequest, Rules, Shopper};
 use attune_engine::recs::training::{self, TrainOptions};
 use attune_engine::{Engine, EngineConfig};
 use attune_store::{SqliteOptions, SqliteStore, Store};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,59 @@ fn stage<T>(stages: &mut Vec<Stage>, name: &str, work: impl FnOnce() -> anyhow::
     Ok(value)
 }
 
+/// One part of training as its progress reports named it, with the time until the next part began and the
+/// process's resident memory then.
+struct TrainingPart {
+    name: String,
+    elapsed: Duration,
+    resident: Option<u64>,
+    /// Of `resident`, what is not the store's file pages mapped for reading.
+    anonymous: Option<u64>,
+    peak: Option<u64>,
+}
+
+/// Follows training's progress reports: each new stage name ends the part before it.
+#[derive(Default)]
+struct TrainingParts {
+    current: RefCell<Option<(String, Instant)>>,
+    done: RefCell<Vec<TrainingPart>>,
+}
+
+impl TrainingParts {
+    fn begin(&self, name: &str) {
+        if self.current.borrow().as_ref().is_some_and(|(current, _)| current == name) {
+            return;
+        }
+        self.end_current();
+        *self.current.borrow_mut() = Some((name.to_string(), Instant::now()));
+    }
+
+    fn end_current(&self) {
+        let Some((name, started)) = self.current.borrow_mut().take() else { return };
+        let part = TrainingPart {
+            name,
+            elapsed: started.elapsed(),
+            resident: status_bytes("VmRSS"),
+            anonymous: status_bytes("RssAnon"),
+            peak: status_bytes("VmHWM"),
+        };
+        eprintln!(
+            "  {:<32} {:>7.1} s {:>10} {:>10} {:>10}",
+            part.name,
+            part.elapsed.as_secs_f64(),
+            megabytes(part.resident),
+            megabytes(part.anonymous),
+            megabytes(part.peak)
+        );
+        self.done.borrow_mut().push(part);
+    }
+
+    fn finish(self) -> Vec<TrainingPart> {
+        self.end_current();
+        self.done.into_inner()
+    }
+}
+
 /// Resets the peak resident memory the kernel reports (`VmHWM`) to the current resident memory.
 fn reset_peak() {
     if let Err(error) = std::fs::write("/proc/self/clear_refs", "5") {
@@ -106,6 +160,7 @@ pub fn scale(args: &ScaleBenchArgs) -> anyhow::Result<()> {
         end_ms: Timestamp::now().millis() - 86_400_000,
     };
     let mut stages = Vec::new();
+    let mut training_parts = Vec::new();
     eprintln!("{:<22} {:>11} {:>10}", "stage", "time", "peak RSS");
     let (items_path, events_path) = (dir.join("items.jsonl"), dir.join("events.jsonl.gz"));
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("attune.sqlite3"), SqliteOptions::default())?);
@@ -124,9 +179,11 @@ pub fn scale(args: &ScaleBenchArgs) -> anyhow::Result<()> {
         stage(&mut stages, "import events", || {
             Ok(import::import_events(store.as_ref(), &tenant, &events_path, None, &NoProgress)?.accepted)
         })?;
+        let parts = TrainingParts::default();
         stage(&mut stages, "train", || {
-            Ok(training::train(store.as_ref(), &tenant, &TrainOptions::default(), &|_, _| {})?)
+            Ok(training::train(store.as_ref(), &tenant, &TrainOptions::default(), &|name, _| parts.begin(name))?)
         })?;
+        training_parts = parts.finish();
         generated
     };
     let stats = store.stats(&tenant)?;
@@ -165,6 +222,21 @@ pub fn scale(args: &ScaleBenchArgs) -> anyhow::Result<()> {
     println!("|---|---|---|");
     for s in &stages {
         println!("| {} | {:.1} s | {} |", s.name, s.elapsed.as_secs_f64(), megabytes(s.peak));
+    }
+    if !training_parts.is_empty() {
+        println!();
+        println!("| training part | time | resident at its end | of which heap | peak so far |");
+        println!("|---|---|---|---|---|");
+        for part in &training_parts {
+            println!(
+                "| {} | {:.1} s | {} | {} | {} |",
+                part.name,
+                part.elapsed.as_secs_f64(),
+                megabytes(part.resident),
+                megabytes(part.anonymous),
+                megabytes(part.peak)
+            );
+        }
     }
     println!();
     println!("| size | |");

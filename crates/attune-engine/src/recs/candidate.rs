@@ -65,6 +65,11 @@ impl Candidate {
         Self { item: ItemRef::Other(id.into()), score, signal, because, detail: Detail::None }
     }
 
+    /// A candidate for `item`, by model index or by id.
+    pub fn at(item: ItemRef, score: f32, signal: Signal, because: Because) -> Self {
+        Self { item, score, signal, because, detail: Detail::None }
+    }
+
     /// A candidate the model found, by its model index.
     pub fn of_model(index: u32, score: f32, signal: Signal, because: Because) -> Self {
         Self { item: ItemRef::Model(index), score, signal, because, detail: Detail::None }

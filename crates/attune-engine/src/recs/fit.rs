@@ -146,26 +146,36 @@ pub struct Counted {
     pub sequential: SequentialModel,
 }
 
-/// Fits every serving model from one scan.
-pub fn fit(scan: &Scan, seed: u64) -> Result<FittedRecs, TrainError> {
-    let (counted, matrix) = fit_counted(scan)?;
+/// What a fit calls as each of its parts begins, naming the part: `Err(TrainError::Stopped)` ends the fit there.
+pub type PartReport<'a> = &'a dyn Fn(&str) -> StageResult;
+
+/// Fits every serving model from one scan; `report` hears each part's name as its fit begins.
+pub fn fit(scan: &Scan, seed: u64, report: PartReport) -> Result<FittedRecs, TrainError> {
+    let (counted, matrix) = fit_counted(scan, report)?;
+    report("ALS")?;
     let als = fit_als(&matrix, seed)?;
+    report("EASE")?;
     let ease = fit_ease(&matrix)?;
     Ok(assemble(scan, seed, counted, als, ease))
 }
 
 /// Fits the count-based parts from one scan; also returns the user × item matrix they were fitted on.
-pub fn fit_counted(scan: &Scan) -> Result<(Counted, CsrMatrix), TrainError> {
+pub fn fit_counted(scan: &Scan, report: PartReport) -> Result<(Counted, CsrMatrix), TrainError> {
+    report("interaction matrix")?;
     let matrix = InteractionMatrix::build(&scan.interactions)?;
     let n_items = matrix.items.len();
+    report("item-kNN")?;
     let config = ItemKnnConfig { k: KNN_NEIGHBOURS, shrinkage: KNN_SHRINKAGE, binary: false };
     let mut knn = ItemKnn::new(config)?;
     knn.fit(&matrix.matrix)?;
+    report("popularity and trending")?;
     let mut popularity = Popularity::new();
     popularity.fit(&matrix.matrix)?;
     let trending = fit_trending(scan, &matrix.items)?;
     let index = |id: &String| matrix.items.index(id);
+    report("baskets")?;
     let (bought_together, buy_again) = fit_baskets(scan, n_items, &index)?;
+    report("sessions and sequences")?;
     let (sessions, sequential) = fit_sequences(scan, &knn, n_items, &index)?;
     let counted =
         Counted { items: matrix.items, knn, popularity, trending, bought_together, buy_again, sessions, sequential };
@@ -325,8 +335,8 @@ pub(crate) mod tests {
     #[test]
     fn payloads_round_trip_and_damage_is_refused() {
         let scan = tiny_scan();
-        let payload = encode(&fit(&scan, 1).unwrap()).unwrap();
-        assert_eq!(payload, encode(&fit(&scan, 1).unwrap()).unwrap(), "same scan and seed, same bytes");
+        let payload = encode(&fit(&scan, 1, &|_| Ok(())).unwrap()).unwrap();
+        assert_eq!(payload, encode(&fit(&scan, 1, &|_| Ok(())).unwrap()).unwrap(), "same scan and seed, same bytes");
         let model = decode(&payload).unwrap();
         assert_eq!((model.items.len(), model.events_through_seq, model.seed), (2, 4, 1));
         assert_eq!(encode(&model).unwrap(), payload, "decoding and encoding again changes nothing");

@@ -232,7 +232,7 @@ mod tests {
         assert!(reduced.interactions.iter().all(|i| i.item == "a"));
         assert!(reduced.baskets.iter().all(|(_, items)| items == &vec!["a".to_string()]));
         assert_eq!(reduced.purchases["u"], vec![("a".to_string(), 0)]);
-        let model = crate::recs::fit::fit(&reduced, 7).unwrap();
+        let model = crate::recs::fit::fit(&reduced, 7, &|_| Ok(())).unwrap();
         let ranked = rank_held(&reduced, &model, &held);
         let als = measure(&ranked, model.items.len(), |s| s.top(1));
         assert!((0.0..=1.0).contains(&als.hr) && als.ndcg <= als.hr, "{als:?}");
@@ -240,7 +240,7 @@ mod tests {
             ranked.iter().all(|s| s.for_you.iter().all(|list| list.iter().all(|(i, _)| *i != 0))),
             "seen `a` is out"
         );
-        let again = rank_held(&reduced, &crate::recs::fit::fit(&reduced, 7).unwrap(), &held);
+        let again = rank_held(&reduced, &crate::recs::fit::fit(&reduced, 7, &|_| Ok(())).unwrap(), &held);
         assert_eq!(measure(&again, model.items.len(), |s| s.top(1)), als, "same scan and seed, same metrics");
         let (_, one) = holdout(tiny_scan(), 1, 1);
         assert_eq!(one.len(), 1);

@@ -22,6 +22,7 @@ pub mod choice;
 pub mod explain;
 pub mod fit;
 pub mod holdout;
+pub mod live;
 pub mod model;
 pub mod plan;
 pub mod query;
@@ -152,6 +153,7 @@ impl RecsService {
     pub fn serving(&self, tenant: &TenantId) -> Option<Arc<RecsModel>> {
         let model = self.active(tenant)?;
         self.retrain_if_stale(tenant, &model);
+        self.count_new_baskets_if_due(tenant, &model);
         Some(model)
     }
 
@@ -542,14 +544,38 @@ impl RecsService {
     }
 }
 
+/// Between trainings (see [`live`]): the served model's live basket counts follow the log.
+impl RecsService {
+    /// Called with the model a request is served from: at most once per [`live::LIVE_REFRESH`], a background
+    /// catch-up counts the baskets of the orders logged since. The request never waits for it.
+    fn count_new_baskets_if_due(&self, tenant: &TenantId, model: &Arc<RecsModel>) {
+        if !model.live.claim_refresh(Timestamp::now().millis()) {
+            return;
+        }
+        let (store, tenant, model) = (self.store.clone(), tenant.clone(), model.clone());
+        self.background.spawn("recs-live-baskets", move || {
+            match model.live.catch_up(store.as_ref(), &tenant, &model.items) {
+                Ok(0) => {}
+                Ok(events) => {
+                    tracing::debug!(tenant = %tenant, version = model.version, events, "live baskets counted")
+                }
+                Err(error) => tracing::warn!(tenant = %tenant, %error, "cannot count the new baskets"),
+            }
+        });
+    }
+}
+
 /// Unlearning (see [`unlearn`]): after an erasure or a retention purge, the served model forgets the data.
 impl RecsService {
     /// Takes data that left `tenant`'s log out of the served model: its count-based parts are fitted again
     /// from the log, the result is stored as a new version (so every process swaps it in) and served. Runs on a
     /// thread of its own, after any training or load holding the model, and waits for it at most
     /// [`UNLEARN_WAIT`]; past that (or while shutting down) the answer is [`Unlearning::Pending`] and it
-    /// finishes in the background. Blocking.
+    /// finishes in the background. The served model's live basket counts start again at once. Blocking.
     pub fn unlearn(&self, tenant: &TenantId) -> EngineResult<Unlearning> {
+        if let Some(model) = self.active(tenant) {
+            model.live.forget();
+        }
         let (sender, receiver) = std::sync::mpsc::channel();
         self.unlearn_in_background(tenant, sender);
         match receiver.recv_timeout(UNLEARN_WAIT) {

@@ -5,6 +5,7 @@
 //! same payload bytes.
 
 use super::candidate::Candidate;
+use super::live::LiveBaskets;
 use super::request::Signal;
 use attune_core::Timestamp;
 use attune_recs::{
@@ -147,6 +148,8 @@ pub struct RecsModel {
     /// The trending and popular fallback tiers, ranked once per model on first use: every `for_you`,
     /// `trending` and `next` answer borrows them instead of ranking the whole catalog again.
     fallback_tiers: OnceLock<[Vec<Candidate>; 2]>,
+    /// Order baskets logged since the fit, counted as they arrive.
+    pub live: LiveBaskets,
 }
 
 impl RecsModel {
@@ -165,6 +168,7 @@ impl RecsModel {
             checked_through: AtomicI64::new(fitted.events_through_seq),
             next_check_ms: AtomicI64::new(next_check_ms),
             fallback_tiers: OnceLock::new(),
+            live: LiveBaskets::new(fitted.events_through_seq),
             fitted,
         }
     }

@@ -417,19 +417,29 @@ fn content_candidates(content: Option<&CatalogContent>, sources: &[(ItemId, f32)
         .collect()
 }
 
-/// Frequently bought together with `anchors`, then items similar to them.
+/// Frequently bought together with `anchors` (the fitted counts plus the orders logged since, so items new
+/// since the training take part), then items similar to them.
 fn basket_tiers(model: &RecsModel, anchors: &[ItemId], k: usize) -> Vec<Vec<Candidate>> {
-    let cart = indices(model, anchors);
+    let live = model.live.read();
+    let cart: Vec<u32> = anchors.iter().filter_map(|id| live.index(&model.items, id.as_str())).collect();
+    let n_model = model.items.len() as u32;
+    let item = |index: u32| {
+        if index < n_model {
+            ItemRef::Model(index)
+        } else {
+            ItemRef::Other(Arc::from(live.id(&model.items, index).unwrap_or_default()))
+        }
+    };
     let together = model
         .bought_together
-        .for_items(&cart, k, &[])
+        .for_items_with(&live.baskets, &cart, k, &[])
         .into_iter()
         .map(|s| {
-            let because = s.anchors.iter().map(|a| ItemRef::Model(*a)).collect();
-            Candidate::of_model(s.item, s.score as f32, Signal::BoughtTogether, because)
+            let because = s.anchors.iter().map(|a| item(*a)).collect();
+            Candidate::at(item(s.item), s.score as f32, Signal::BoughtTogether, because)
         })
         .collect();
-    let sources: Vec<(u32, f32)> = cart.into_iter().map(|i| (i, 1.0)).collect();
+    let sources: Vec<(u32, f32)> = cart.into_iter().filter(|i| *i < n_model).map(|i| (i, 1.0)).collect();
     vec![together, knn_candidates(model, &sources, Signal::SimilarItems, k)]
 }
 
@@ -472,7 +482,7 @@ mod tests {
 
     #[test]
     fn every_for_you_scorer_serves_the_shoppers_own_group_and_cites_their_items() {
-        let fitted = fit(&two_groups(), 3).unwrap();
+        let fitted = fit(&two_groups(), 3, &|_| Ok(())).unwrap();
         assert!(fitted.als.is_some() && fitted.ease.is_some(), "both parts are fitted");
         let mut fitted = Some(fitted);
         for scorer in

@@ -146,7 +146,7 @@ pub fn train_with_checkpoints(
     check_enough(&scan)?;
     report("fitting models", 0.4)?;
     let clock = Instant::now();
-    let fitted = fit(&scan, options.seed)?;
+    let fitted = fit(&scan, options.seed, &|part| report(&format!("fitting {part}"), 0.4))?;
     let fit_ms = clock.elapsed().as_millis() as u64;
     // Only the bytes are kept while the holdout is fitted: peak memory is one scan and one model.
     let payload = encode(&fitted)?;
@@ -156,7 +156,7 @@ pub fn train_with_checkpoints(
     let clock = Instant::now();
     let (events, shoppers) = (scan.events, scan.touches.len());
     let (reduced, held) = holdout(scan, options.seed, options.eval_users);
-    let held_out_model = fit(&reduced, options.seed)?;
+    let held_out_model = fit(&reduced, options.seed, &|part| report(&format!("holdout: fitting {part}"), 0.6))?;
     let ranked = rank_held(&reduced, &held_out_model, &held);
     let n_items = held_out_model.items.len();
     let parts = Parts { als: held_out_model.als.is_some(), ease: held_out_model.ease.is_some() };
@@ -218,7 +218,7 @@ pub fn check_enough(scan: &Scan) -> Result<(), TrainError> {
 /// the minimum. Runs on a blocking thread.
 pub fn fit_unstored(store: &dyn Store, tenant: &TenantId, options: &TrainOptions) -> Result<FittedRecs, TrainError> {
     let scan = scan(store, tenant, None, &|_, _| Ok(()))?;
-    fit(&scan, options.seed)
+    fit(&scan, options.seed, &|_| Ok(()))
 }
 
 /// The payload without the shoppers erased since the scan began (`known`: the tombstones then; here or in
@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_chosen_scorer_is_written_into_the_payload_when_the_model_backs_it() {
-        let payload = encode(&fit(&tiny_scan(), 1).unwrap()).unwrap();
+        let payload = encode(&fit(&tiny_scan(), 1, &|_| Ok(())).unwrap()).unwrap();
         assert_eq!(decode(&payload).unwrap().for_you_scorer, ForYouScorer::ItemKnn);
         for scorer in [ForYouScorer::Als, ForYouScorer::Ease, ForYouScorer::Blend([0.5, 1.0, 2.0])] {
             let (served, serves) = serve_for_you(payload.clone(), scorer).unwrap();

@@ -63,7 +63,7 @@ pub fn unlearn_erased(store: &dyn Store, tenant: &TenantId, served: &FittedRecs)
 /// One refit of `served`'s count-based parts from the log as it is now.
 pub fn unlearn(store: &dyn Store, tenant: &TenantId, served: &FittedRecs) -> Result<FittedRecs, TrainError> {
     let scan: Scan = scan(store, tenant, Some(served.events_through_seq), &|_, _| Ok(()))?;
-    let (counted, _) = fit_counted(&scan)?;
+    let (counted, _) = fit_counted(&scan, &|_| Ok(()))?;
     let new_of_old = new_indices(&served.items, &counted.items);
     let n_new = counted.items.len();
     let als = served.als.as_ref().map(|als| als.reindex_items(&new_of_old, n_new)).transpose()?;
@@ -177,14 +177,14 @@ mod tests {
         let all = events();
         let erased = UserId::parse("erased").unwrap();
         let (_dir, store, tenant) = store_with(&all);
-        let served = fit(&scan(&store, &tenant, None, &|_, _| Ok(())).unwrap(), 7).unwrap();
+        let served = fit(&scan(&store, &tenant, None, &|_, _| Ok(())).unwrap(), 7, &|_| Ok(())).unwrap();
         assert!(served.items.index("only-theirs").is_some());
         store.delete_user(&tenant, &erased).unwrap();
         let unlearned = unlearn_erased(&store, &tenant, &served).unwrap();
 
         let without: Vec<Event> = all.iter().filter(|e| e.subject.user_id.as_ref() != Some(&erased)).cloned().collect();
         let (_dir2, never, tenant2) = store_with(&without);
-        let reference = fit(&scan(&never, &tenant2, None, &|_, _| Ok(())).unwrap(), 7).unwrap();
+        let reference = fit(&scan(&never, &tenant2, None, &|_, _| Ok(())).unwrap(), 7, &|_| Ok(())).unwrap();
 
         assert_ne!(counted_bytes(&served), counted_bytes(&reference), "the shopper's data made a difference");
         assert_eq!(counted_bytes(&unlearned), counted_bytes(&reference), "unlearned exactly");
