@@ -28,6 +28,9 @@ pub struct TenantSettings {
     /// Days an anonymous visitor's events are kept; `None`: as the installation is configured.
     #[serde(default)]
     pub anonymous_retention_days: Option<u32>,
+    /// Days of events recommendation training reads, counted back from the newest event; `None`: the whole log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_window_days: Option<u32>,
     /// The shop's own consent purposes, beside personalization, marketing and analytics: recorded in the
     /// ledgers, shown in the storefront's privacy panel and exports, applied by the shop.
     #[serde(default)]
@@ -43,12 +46,14 @@ pub const MAX_PURPOSE_DESCRIPTION: usize = 300;
 
 impl TenantSettings {
     /// Checks the settings: well-formed, unique purpose names with a short description each, and retention
-    /// periods of at most [`MAX_RETENTION_DAYS`].
+    /// periods and the training window of at most [`MAX_RETENTION_DAYS`].
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_purposes(&self.purposes)?;
-        for (field, days) in
-            [("retention_days", self.retention_days), ("anonymous_retention_days", self.anonymous_retention_days)]
-        {
+        for (field, days) in [
+            ("retention_days", self.retention_days),
+            ("anonymous_retention_days", self.anonymous_retention_days),
+            ("training_window_days", self.training_window_days),
+        ] {
             if days.is_some_and(|days| days > MAX_RETENTION_DAYS) {
                 return Err(ValidationError::new(
                     field,

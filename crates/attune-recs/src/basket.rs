@@ -237,6 +237,7 @@ impl BoughtTogether {
                         .collect();
                     kept.sort_by(|a, b| b.lift_lower.total_cmp(&a.lift_lower).then(a.item.cmp(&b.item)));
                     kept.truncate(config.max_companions);
+                    kept.shrink_to_fit();
                     kept
                 },
             )

@@ -99,26 +99,33 @@ pub fn interactions_from_events<'a>(
             (None, Some(a)) => format!("anon:{}", a.as_str()),
             (None, None) => continue,
         };
-        let ts = event.timestamp.millis();
-        let mut push = |item: &str, weight: f32| {
-            out.push(Interaction { user: user.clone(), item: item.to_string(), weight, timestamp_ms: ts })
-        };
-        match &event.kind {
-            EventKind::View { item_id, dwell_ms } => push(item_id.as_str(), weights.view_weight(*dwell_ms)),
-            EventKind::Click { item_id, .. } => push(item_id.as_str(), weights.click),
-            EventKind::AddToCart { item_id, .. } => push(item_id.as_str(), weights.add_to_cart),
-            EventKind::RemoveFromCart { item_id, .. } => push(item_id.as_str(), weights.remove_from_cart),
-            EventKind::Wishlist { item_id } => push(item_id.as_str(), weights.wishlist),
-            EventKind::NotInterested { item_id } => push(item_id.as_str(), weights.not_interested),
-            EventKind::Rating { item_id, rating } => {
-                push(item_id.as_str(), (rating - weights.rating_neutral) * weights.rating_scale)
-            }
-            EventKind::Purchase { lines, .. } => lines.iter().for_each(|l| push(l.item_id.as_str(), weights.purchase)),
-            EventKind::Return { lines, .. } => lines.iter().for_each(|l| push(l.item_id.as_str(), weights.return_line)),
-            EventKind::Search { .. } | EventKind::Impression { .. } => {}
-        }
+        let timestamp_ms = event.timestamp.millis();
+        out.extend(item_weights(&event.kind, weights).into_iter().map(|(item, weight)| Interaction {
+            user: user.clone(),
+            item: item.to_string(),
+            weight,
+            timestamp_ms,
+        }));
     }
     out
+}
+
+/// The items an event says something about, each with its weight, in the event's order (one per order line).
+pub fn item_weights<'a>(kind: &'a EventKind, weights: &InteractionWeights) -> Vec<(&'a str, f32)> {
+    match kind {
+        EventKind::View { item_id, dwell_ms } => vec![(item_id.as_str(), weights.view_weight(*dwell_ms))],
+        EventKind::Click { item_id, .. } => vec![(item_id.as_str(), weights.click)],
+        EventKind::AddToCart { item_id, .. } => vec![(item_id.as_str(), weights.add_to_cart)],
+        EventKind::RemoveFromCart { item_id, .. } => vec![(item_id.as_str(), weights.remove_from_cart)],
+        EventKind::Wishlist { item_id } => vec![(item_id.as_str(), weights.wishlist)],
+        EventKind::NotInterested { item_id } => vec![(item_id.as_str(), weights.not_interested)],
+        EventKind::Rating { item_id, rating } => {
+            vec![(item_id.as_str(), (rating - weights.rating_neutral) * weights.rating_scale)]
+        }
+        EventKind::Purchase { lines, .. } => lines.iter().map(|l| (l.item_id.as_str(), weights.purchase)).collect(),
+        EventKind::Return { lines, .. } => lines.iter().map(|l| (l.item_id.as_str(), weights.return_line)).collect(),
+        EventKind::Search { .. } | EventKind::Impression { .. } => Vec::new(),
+    }
 }
 
 /// A dense id map: external string id ↔ `u32` in first-seen order. It serializes as the id list alone

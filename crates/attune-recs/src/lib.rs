@@ -35,7 +35,9 @@ pub use content::{ContentConfig, ContentFields, ContentIndex, ContentMatch, Item
 pub use ease::{Ease, EaseConfig};
 pub use error::RecsError;
 pub use evaluation::{EvalReport, Metrics, evaluate};
-pub use interactions::{IdMap, Interaction, InteractionMatrix, InteractionWeights, interactions_from_events};
+pub use interactions::{
+    IdMap, Interaction, InteractionMatrix, InteractionWeights, interactions_from_events, item_weights,
+};
 pub use item_knn::{ItemKnn, ItemKnnConfig};
 pub use popularity::{Popularity, TimedInteraction, Trending};
 pub use recommender::{Recommender, keep_best, top_n_excluding};

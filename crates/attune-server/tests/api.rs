@@ -939,6 +939,14 @@ fn anonymous_visitors_follow_the_shops_default_until_they_choose() {
     assert_eq!(beta["settings"]["anonymous_consent"], defaults);
     let beta_visitor = expect(server.get(&server.beta_secret, "/v1/visitors/v-1/consents"), StatusCode::OK);
     assert_eq!(beta_visitor["chosen"], false);
+    // A training window is a number of days, at most a century; 0 takes it away.
+    let windowed = expect(patch(&server.alpha_secret, &json!({"training_window_days": 365})), StatusCode::OK);
+    assert_eq!(windowed["settings"]["training_window_days"], 365, "{windowed}");
+    let too_long =
+        expect(patch(&server.alpha_secret, &json!({"training_window_days": 36_501})), StatusCode::BAD_REQUEST);
+    assert!(too_long["message"].as_str().unwrap().contains("training_window_days"), "{too_long}");
+    let whole = expect(patch(&server.alpha_secret, &json!({"training_window_days": 0})), StatusCode::OK);
+    assert!(whole["settings"].get("training_window_days").is_none(), "{whole}");
     // Bad input loses nothing; settings need a secret key.
     expect_error(
         patch(&server.alpha_secret, &json!({"anonymous_consent": {"personalisation": true}})),

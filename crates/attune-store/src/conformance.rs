@@ -715,6 +715,7 @@ pub fn visitor_consents_and_tenant_settings_are_kept_per_tenant(store: &dyn Stor
         anonymous_consent: Consent { personalization: false, marketing: false, analytics: true, ..Consent::default() },
         retention_days: Some(730),
         anonymous_retention_days: Some(90),
+        training_window_days: Some(365),
         purposes: vec![attune_core::DeclaredPurpose {
             name: "sms_reminders".into(),
             description: "Text messages about offers".into(),

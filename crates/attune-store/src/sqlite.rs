@@ -370,6 +370,13 @@ const ANONYMOUS_ACTIVITY_VERSION_SQL: &str = concat!(
     " ORDER BY seq DESC LIMIT 1), (SELECT generation FROM event_deletions WHERE tenant_id = ?1)"
 );
 
+/// A tenant's events after a sequence number, in order: a range of the `events_by_tenant` index.
+const EVENTS_AFTER_SQL: &str =
+    "SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+/// A tenant's newest events: the same index, backwards.
+const RECENT_EVENTS_SQL: &str =
+    "SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2";
+
 /// Bytes of the database file mapped into memory per connection (address space, not resident memory).
 const READ_MMAP_BYTES: i64 = 1 << 30;
 /// Page cache per connection, in KiB.
@@ -985,9 +992,7 @@ impl Store for SqliteStore {
 
     fn events_after(&self, tenant: &TenantId, after_seq: i64, limit: usize) -> StoreResult<Vec<StoredEvent>> {
         self.with_reader(|c| {
-            let mut statement = c.prepare_cached(
-                "SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?;
+            let mut statement = c.prepare_cached(EVENTS_AFTER_SQL)?;
             let rows = statement
                 .query_map(params![tenant.as_str(), after_seq, limit as i64], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
@@ -1069,9 +1074,7 @@ impl Store for SqliteStore {
 
     fn recent_events(&self, tenant: &TenantId, limit: usize) -> StoreResult<Vec<StoredEvent>> {
         self.with_reader(|c| {
-            let mut statement = c.prepare_cached(
-                "SELECT seq, received_at, payload FROM events WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
-            )?;
+            let mut statement = c.prepare_cached(RECENT_EVENTS_SQL)?;
             let rows = statement
                 .query_map(params![tenant.as_str(), limit as i64], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
@@ -1414,6 +1417,27 @@ mod tests {
             .create_tenant(&Tenant { id: tenant.clone(), name: "A".into(), created_at: Timestamp::now() }, b"s")
             .unwrap();
         (dir, store, tenant)
+    }
+
+    /// Reading the log in chunks must cost the chunk, not the tenant's whole log: with only the time index to
+    /// pick, SQLite sorted every event of the tenant after the start for each chunk, so a training's scan grew
+    /// with the square of the events.
+    #[test]
+    fn reading_the_log_in_order_walks_an_index_without_sorting() {
+        let (_dir, store, _tenant) = store_with_tenant(SqliteOptions::default());
+        let (after, recent): (&[&dyn rusqlite::ToSql], &[&dyn rusqlite::ToSql]) =
+            (&[&"alpha", &0, &10], &[&"alpha", &10]);
+        for (sql, arguments) in [(EVENTS_AFTER_SQL, after), (RECENT_EVENTS_SQL, recent)] {
+            let plan: Vec<String> = store
+                .with_reader(|c| {
+                    let mut statement = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = statement.query_map(arguments, |r| r.get::<_, String>(3))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(plan.contains("USING INDEX events_by_tenant") && !plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+        }
     }
 
     /// Reading the activity of one shopper after another reuses the compiled statement: the per-request read must

@@ -26,41 +26,47 @@ pub struct ScorerMetrics {
 
 /// Leave-one-out: for up to `max_users` shoppers (drawn with `seed`) with at least two distinct items, the
 /// item of their latest item event is held out — every event of theirs on it is removed from the scan.
-/// Returns the reduced scan and the held-out (shopper, item) pairs, by shopper key.
-pub fn holdout(mut scan: Scan, seed: u64, max_users: usize) -> (Scan, Vec<(String, String)>) {
-    let mut eligible: Vec<(String, String)> = scan
+/// Returns the reduced scan and the held-out (shopper, item) pairs in the scan's indices, in the order of the
+/// shoppers' keys.
+pub fn holdout(mut scan: Scan, seed: u64, max_users: usize) -> (Scan, Vec<(u32, u32)>) {
+    let ranks = scan.key_ranks();
+    let mut eligible: Vec<(u32, u32)> = scan
         .touches
         .iter()
-        .filter_map(|(key, touches)| {
+        .enumerate()
+        .filter_map(|(shopper, touches)| {
             // The latest touch; equal times keep log order, so the last one logged wins.
-            let (_, _, held) = touches.iter().enumerate().max_by_key(|(n, (time, _, _))| (*time, *n))?.1;
-            touches.iter().any(|(_, _, item)| item != held).then(|| (key.clone(), held.clone()))
+            let held = touches.iter().enumerate().max_by_key(|(n, touch)| (touch.time_ms, *n))?.1.item;
+            touches.iter().any(|touch| touch.item != held).then_some((shopper as u32, held))
         })
         .collect();
-    eligible.sort();
+    eligible.sort_by_key(|&(shopper, _)| ranks[shopper as usize]);
     let mut random = SplitMix64::new(seed);
     for i in (1..eligible.len()).rev() {
         let j = (random.next_u64() % (i as u64 + 1)) as usize;
         eligible.swap(i, j);
     }
     eligible.truncate(max_users);
-    eligible.sort();
-    let held: HashMap<&str, &str> = eligible.iter().map(|(k, i)| (k.as_str(), i.as_str())).collect();
-    let is_held = |key: &str, item: &str| held.get(key).is_some_and(|h| *h == item);
-    scan.interactions.retain(|i| !is_held(&i.user, &i.item));
-    for (key, items) in &mut scan.baskets {
-        items.retain(|item| !is_held(key, item));
+    eligible.sort_by_key(|&(shopper, _)| ranks[shopper as usize]);
+    let mut held = vec![NO_ITEM; scan.shoppers.len()];
+    for &(shopper, item) in &eligible {
+        held[shopper as usize] = item;
+    }
+    let is_held = |shopper: u32, item: u32| held[shopper as usize] == item;
+    scan.interactions.retain(|signal| !is_held(signal.shopper, signal.item));
+    for (shopper, items) in &mut scan.baskets {
+        items.retain(|&item| !is_held(*shopper, item));
     }
     scan.baskets.retain(|(_, items)| !items.is_empty());
-    for (key, purchases) in &mut scan.purchases {
-        purchases.retain(|(item, _)| !is_held(key, item));
+    scan.purchases.retain(|&(shopper, item, _)| !is_held(shopper, item));
+    for (shopper, touches) in scan.touches.iter_mut().enumerate() {
+        touches.retain(|touch| !is_held(shopper as u32, touch.item));
     }
-    for (key, touches) in &mut scan.touches {
-        touches.retain(|(_, _, item)| !is_held(key, item));
-    }
-    drop(held);
     (scan, eligible)
 }
+
+/// No item held out.
+const NO_ITEM: u32 = u32::MAX;
 
 /// Accumulates one scorer's metrics.
 #[derive(Default)]
@@ -132,20 +138,22 @@ struct History {
 }
 
 /// Ranks every source's list for each held-out shopper against the model fitted without their items.
-pub fn rank_held(reduced: &Scan, model: &FittedRecs, held: &[(String, String)]) -> Vec<HeldShopper> {
+pub fn rank_held(reduced: &Scan, model: &FittedRecs, held: &[(u32, u32)]) -> Vec<HeldShopper> {
     let n_items = model.items.len();
-    let mut weights = positive_weights(reduced, model, held);
+    let to_model: Vec<Option<u32>> =
+        (0..reduced.items.len() as u32).map(|i| model.items.index(reduced.items.id(i)?)).collect();
+    let mut weights = positive_weights(reduced, &to_model, held);
     let mut by_popularity: Vec<u32> = (0..n_items as u32).collect();
     let popularity = model.popularity.scores();
     by_popularity.sort_by(|a, b| popularity[*b as usize].total_cmp(&popularity[*a as usize]).then(a.cmp(b)));
     let mut scores = vec![0f32; n_items];
     held.iter()
-        .map(|(key, item)| {
-            let history = history_of(reduced, model, key, weights.remove(key.as_str()).unwrap_or_default());
+        .map(|&(shopper, item)| {
+            let history = history_of(reduced, &to_model, shopper, weights.remove(&shopper).unwrap_or_default());
             let popular =
                 by_popularity.iter().filter(|i| history.seen.binary_search(i).is_err()).take(EVAL_K).copied().collect();
             HeldShopper {
-                target: model.items.index(item),
+                target: to_model.get(item as usize).copied().flatten(),
                 for_you: for_you_lists(model, &history, &mut scores),
                 next: next_list(model, &history, &mut scores),
                 popular,
@@ -154,30 +162,25 @@ pub fn rank_held(reduced: &Scan, model: &FittedRecs, held: &[(String, String)]) 
         .collect()
 }
 
-/// The held-out shoppers' summed interaction weights by item.
-fn positive_weights<'a>(
-    reduced: &'a Scan,
-    model: &FittedRecs,
-    held: &[(String, String)],
-) -> HashMap<&'a str, HashMap<u32, f32>> {
-    let wanted: HashSet<&str> = held.iter().map(|(k, _)| k.as_str()).collect();
-    let mut weights: HashMap<&str, HashMap<u32, f32>> = HashMap::new();
-    for interaction in &reduced.interactions {
-        if wanted.contains(interaction.user.as_str())
-            && let Some(item) = model.items.index(&interaction.item)
+/// The held-out shoppers' summed interaction weights by model item.
+fn positive_weights(reduced: &Scan, to_model: &[Option<u32>], held: &[(u32, u32)]) -> HashMap<u32, HashMap<u32, f32>> {
+    let wanted: HashSet<u32> = held.iter().map(|&(shopper, _)| shopper).collect();
+    let mut weights: HashMap<u32, HashMap<u32, f32>> = HashMap::new();
+    for signal in &reduced.interactions {
+        if wanted.contains(&signal.shopper)
+            && let Some(item) = to_model[signal.item as usize]
         {
-            *weights.entry(interaction.user.as_str()).or_default().entry(item).or_default() += interaction.weight;
+            *weights.entry(signal.shopper).or_default().entry(item).or_default() += signal.weight;
         }
     }
     weights
 }
 
-fn history_of(reduced: &Scan, model: &FittedRecs, key: &str, weights: HashMap<u32, f32>) -> History {
-    let mut timed: Vec<(i64, u32)> = reduced
-        .touches
-        .get(key)
-        .map(|touches| touches.iter().filter_map(|(time, _, id)| Some((*time, model.items.index(id)?))).collect())
-        .unwrap_or_default();
+fn history_of(reduced: &Scan, to_model: &[Option<u32>], shopper: u32, weights: HashMap<u32, f32>) -> History {
+    let mut timed: Vec<(i64, u32)> = reduced.touches[shopper as usize]
+        .iter()
+        .filter_map(|touch| Some((touch.time_ms, to_model[touch.item as usize]?)))
+        .collect();
     timed.sort_by_key(|(time, _)| *time);
     let mut ordered: Vec<u32> = timed.into_iter().map(|(_, i)| i).collect();
     ordered.dedup();
@@ -228,10 +231,12 @@ mod tests {
     #[test]
     fn the_holdout_takes_each_sampled_shoppers_latest_item_out_of_everything() {
         let (reduced, held) = holdout(tiny_scan(), 1, 10);
-        assert_eq!(held, vec![("u".to_string(), "b".to_string()), ("v".to_string(), "b".to_string())]);
-        assert!(reduced.interactions.iter().all(|i| i.item == "a"));
-        assert!(reduced.baskets.iter().all(|(_, items)| items == &vec!["a".to_string()]));
-        assert_eq!(reduced.purchases["u"], vec![("a".to_string(), 0)]);
+        let (u, v, a, b) = (0, 1, 0, 1);
+        assert_eq!(held, vec![(u, b), (v, b)]);
+        assert_eq!((reduced.shoppers.id(u), reduced.items.id(b)), (Some("u"), Some("b")));
+        assert!(reduced.interactions.iter().all(|i| i.item == a));
+        assert!(reduced.baskets.iter().all(|(_, items)| items == &vec![a]));
+        assert_eq!(reduced.purchases, vec![(u, a, 0)]);
         let model = crate::recs::fit::fit(&reduced, 7, &|_| Ok(())).unwrap();
         let ranked = rank_held(&reduced, &model, &held);
         let als = measure(&ranked, model.items.len(), |s| s.top(1));

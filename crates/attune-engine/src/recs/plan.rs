@@ -448,30 +448,19 @@ mod tests {
     use super::*;
     use crate::recs::fit::{Scan, fit};
     use attune_core::Timestamp;
-    use attune_recs::Interaction;
 
     /// Forty shoppers, each buying three items of one of two groups: {a, b, c, d} and {w, x, y, z}.
     fn two_groups() -> Scan {
         let groups = [["a", "b", "c", "d"], ["w", "x", "y", "z"]];
-        let mut scan = Scan {
-            events: 0,
-            through_seq: 0,
-            last_millis: 0,
-            interactions: Vec::new(),
-            baskets: Vec::new(),
-            purchases: HashMap::new(),
-            touches: HashMap::new(),
-        };
+        let mut scan = Scan { last_millis: 0, ..Scan::default() };
         for shopper in 0..40usize {
             let group = groups[shopper % 2];
             let key = format!("s{shopper}");
             for step in 0..3 {
                 let item = group[(shopper / 2 + step) % 4];
                 let at = (shopper * 10 + step) as i64;
-                let interaction =
-                    Interaction { user: key.clone(), item: item.to_string(), weight: 1.0, timestamp_ms: at };
-                scan.interactions.push(interaction);
-                scan.touches.entry(key.clone()).or_default().push((at, None, item.to_string()));
+                scan.add_interaction(&key, item, 1.0, at);
+                scan.add_touch(&key, at, None, item);
                 scan.events += 1;
                 scan.last_millis = at;
             }

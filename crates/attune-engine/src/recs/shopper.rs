@@ -42,14 +42,12 @@ pub fn acted_on(kind: &EventKind) -> Vec<&ItemId> {
     }
 }
 
-/// One item event of a shopper: (time ms, session id, item id).
-pub type ItemTouch = (i64, Option<String>, String);
-
-/// Splits one shopper's `(time, session id, item)` events (in log order) into sessions.
-pub fn split_sessions(mut touches: Vec<ItemTouch>, out: &mut Vec<(i64, Vec<String>)>) {
+/// Splits one shopper's `(time, session, item)` events (in log order) into sessions: a new session id, or a
+/// pause longer than [`SESSION_GAP_MS`] where either has none, starts one.
+pub fn split_sessions<S: PartialEq, I>(mut touches: Vec<(i64, Option<S>, I)>, out: &mut Vec<(i64, Vec<I>)>) {
     touches.sort_by_key(|(time, _, _)| *time);
-    let mut current: Vec<String> = Vec::new();
-    let mut previous: Option<(i64, Option<String>)> = None;
+    let mut current: Vec<I> = Vec::new();
+    let mut previous: Option<(i64, Option<S>)> = None;
     let mut started = 0;
     for (time, session, item) in touches {
         let new_session = match &previous {

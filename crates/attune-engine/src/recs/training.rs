@@ -67,7 +67,12 @@ impl Default for TrainOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainMetrics {
     pub seed: u64,
+    /// Events the model learned from: those inside the training window.
     pub events: u64,
+    /// The tenant's training window in days when one was set: only events that many days before the newest were
+    /// read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_window_days: Option<u32>,
     pub items: usize,
     pub shoppers: usize,
     /// How the metrics were measured.
@@ -154,13 +159,15 @@ pub fn train_with_checkpoints(
     drop(fitted);
     report("evaluating on a holdout", 0.6)?;
     let clock = Instant::now();
-    let (events, shoppers) = (scan.events, scan.touches.len());
+    let (events, shoppers, training_window_days) = (scan.events, scan.active_shoppers(), scan.window_days);
     let (reduced, held) = holdout(scan, options.seed, options.eval_users);
     let held_out_model = fit(&reduced, options.seed, &|part| report(&format!("holdout: fitting {part}"), 0.6))?;
+    report("ranking held-out shoppers", 0.7)?;
     let ranked = rank_held(&reduced, &held_out_model, &held);
     let n_items = held_out_model.items.len();
     let parts = Parts { als: held_out_model.als.is_some(), ease: held_out_model.ease.is_some() };
     drop((reduced, held_out_model));
+    report("choosing for_you's model", 0.8)?;
     let (tune, test) = split_halves(ranked);
     let choice = choose(&tune, n_items, parts);
     let held_metrics = measure_scorers(&test, n_items, parts, &choice.blend_weights);
@@ -169,6 +176,7 @@ pub fn train_with_checkpoints(
     let metrics = TrainMetrics {
         seed: options.seed,
         events,
+        training_window_days,
         items,
         shoppers,
         protocol: format!(
@@ -201,8 +209,8 @@ pub fn check_enough(scan: &Scan) -> Result<(), TrainError> {
     let interactions = scan.interactions.iter().filter(|i| i.weight > 0.0).count();
     let shoppers = scan
         .touches
-        .values()
-        .filter(|touches| touches.first().is_some_and(|(_, _, first)| touches.iter().any(|(_, _, item)| item != first)))
+        .iter()
+        .filter(|touches| touches.first().is_some_and(|first| touches.iter().any(|touch| touch.item != first.item)))
         .count();
     if interactions >= MIN_INTERACTIONS && shoppers >= MIN_EVAL_SHOPPERS {
         return Ok(());
@@ -325,7 +333,6 @@ pub fn is_behind(store: &dyn Store, tenant: &TenantId, model: &RecsModel) -> Res
 mod tests {
     use super::*;
     use crate::recs::fit::tests::tiny_scan;
-    use attune_recs::Interaction;
 
     #[test]
     fn the_chosen_scorer_is_written_into_the_payload_when_the_model_backs_it() {
@@ -352,18 +359,13 @@ mod tests {
         for n in 0..MIN_EVAL_SHOPPERS {
             let shopper = format!("s{n}");
             for (at, item) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-                let at = at as i64;
-                scan.interactions.push(Interaction {
-                    user: shopper.clone(),
-                    item: item.into(),
-                    weight: 1.0,
-                    timestamp_ms: at,
-                });
-                scan.touches.entry(shopper.clone()).or_default().push((at, None, item.to_string()));
+                scan.add_interaction(&shopper, item, 1.0, at as i64);
+                scan.add_touch(&shopper, at as i64, None, item);
             }
         }
         check_enough(&scan).expect("enough data");
-        scan.interactions.retain(|i| i.user.starts_with('s'));
+        let first_added = scan.shoppers.index("s0").unwrap();
+        scan.interactions.retain(|i| i.shopper >= first_added);
         scan.interactions.truncate(MIN_INTERACTIONS - 1);
         assert!(matches!(check_enough(&scan), Err(TrainError::NotEnoughData(_))), "one interaction short");
     }

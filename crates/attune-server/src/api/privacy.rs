@@ -339,6 +339,11 @@ pub struct SettingsChange {
     #[schema(maximum = 36_500)]
     #[serde(default, deserialize_with = "crate::body::optional_whole_u32")]
     pub anonymous_retention_days: Option<u32>,
+    /// Days of events recommendation training reads, counted back from the newest event, at most 36500; 0: the
+    /// whole log. Applies from the next training.
+    #[schema(maximum = 36_500)]
+    #[serde(default, deserialize_with = "crate::body::optional_whole_u32")]
+    pub training_window_days: Option<u32>,
     /// The shop's own consent purposes (at most 20), replacing those declared before; statements about a
     /// purpose already recorded stay in the ledgers.
     pub purposes: Option<Vec<DeclaredPurpose>>,
@@ -386,6 +391,7 @@ pub(crate) fn apply_change(settings: &mut TenantSettings, change: &SettingsChang
     let days = |given: Option<u32>, current: Option<u32>| given.map_or(current, |days| (days > 0).then_some(days));
     settings.retention_days = days(change.retention_days, settings.retention_days);
     settings.anonymous_retention_days = days(change.anonymous_retention_days, settings.anonymous_retention_days);
+    settings.training_window_days = days(change.training_window_days, settings.training_window_days);
     if let Some(purposes) = &change.purposes {
         settings.purposes.clone_from(purposes);
     }
