@@ -56,6 +56,11 @@ impl ItemKnn {
     pub fn neighbours(&self, i: u32) -> Row<'_> {
         self.neighbours.row(i as usize)
     }
+
+    /// Every item's kept neighbours: row i holds sim(i, j) by j.
+    pub fn similarities(&self) -> &CsrMatrix {
+        &self.neighbours
+    }
 }
 
 impl Recommender for ItemKnn {
@@ -113,9 +118,8 @@ impl Recommender for ItemKnn {
                 },
             )
             .collect();
-        let triplets: Vec<(u32, u32, f32)> =
-            lists.iter().enumerate().flat_map(|(i, l)| l.iter().map(move |&(j, s)| (i as u32, j, s))).collect();
-        self.neighbours = CsrMatrix::from_triplets(n_items, n_items, &triplets)?;
+        // Each list has distinct, positive entries: the rows as they are (no triplets, no re-summing).
+        self.neighbours = CsrMatrix::from_rows(n_items, &lists)?;
         Ok(())
     }
 

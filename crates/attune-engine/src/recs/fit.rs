@@ -4,6 +4,13 @@
 //! next-item model, implicit ALS (item side) and sparse EASE over the most popular [`EASE_MAX_ITEMS`] items.
 //!
 //! Nothing in the fit depends on hash order or thread count: the same scan and seed give the same model.
+//!
+//! Memory: the scan is the largest thing training holds, so it keeps no strings per event. Shoppers and items
+//! are interned once ([`Scan::shoppers`], [`Scan::items`], in the order the weighted signals name them, which
+//! is the order the matrix's columns take) and session ids are digested, so each signal and each touch is a
+//! 24-byte record; the log is read in chunks of [`SCAN_CHUNK`] and each chunk is dropped once added. The fit
+//! maps the scan's indices to the model's (`ScanMatrix`): the identity for a whole scan, a compaction for the
+//! holdout's reduced one. `attune bench scale` reports time and memory per part.
 
 use super::model::{FittedRecs, ForYouScorer, ModelError};
 use super::shopper::{acted_on, split_sessions, subject_key};
@@ -269,9 +276,24 @@ pub struct Counted {
 /// What a fit calls as each of its parts begins, naming the part: `Err(TrainError::Stopped)` ends the fit there.
 pub type PartReport<'a> = &'a dyn Fn(&str) -> StageResult;
 
+/// Which parts a fit makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitFor {
+    /// Every part: a model that serves.
+    Serving,
+    /// Only what the holdout ranks with (item-kNN, popularity, the sequential model, ALS, EASE); the basket
+    /// models and the session index are left empty.
+    Holdout,
+}
+
 /// Fits every serving model from one scan; `report` hears each part's name as its fit begins.
 pub fn fit(scan: &Scan, seed: u64, report: PartReport) -> Result<FittedRecs, TrainError> {
-    let (counted, matrix) = fit_counted(scan, report)?;
+    fit_parts(scan, seed, FitFor::Serving, report)
+}
+
+/// [`fit`], making only the parts `purpose` needs.
+pub fn fit_parts(scan: &Scan, seed: u64, purpose: FitFor, report: PartReport) -> Result<FittedRecs, TrainError> {
+    let (counted, matrix) = fit_counted_for(scan, purpose, report)?;
     report("ALS")?;
     let als = fit_als(&matrix, seed)?;
     report("EASE")?;
@@ -281,6 +303,10 @@ pub fn fit(scan: &Scan, seed: u64, report: PartReport) -> Result<FittedRecs, Tra
 
 /// Fits the count-based parts from one scan; also returns the user × item matrix they were fitted on.
 pub fn fit_counted(scan: &Scan, report: PartReport) -> Result<(Counted, CsrMatrix), TrainError> {
+    fit_counted_for(scan, FitFor::Serving, report)
+}
+
+fn fit_counted_for(scan: &Scan, purpose: FitFor, report: PartReport) -> Result<(Counted, CsrMatrix), TrainError> {
     report("interaction matrix")?;
     let ScanMatrix { items, of_scan, matrix } = ScanMatrix::build(scan)?;
     let n_items = items.len();
@@ -295,9 +321,12 @@ pub fn fit_counted(scan: &Scan, report: PartReport) -> Result<(Counted, CsrMatri
     let index = |item: u32| Some(of_scan[item as usize]).filter(|&i| i != NONE);
     report("baskets")?;
     let ranks = scan.key_ranks();
-    let (bought_together, buy_again) = fit_baskets(scan, &ranks, n_items, &index)?;
+    let (bought_together, buy_again) = match purpose {
+        FitFor::Serving => fit_baskets(scan, &ranks, n_items, &index)?,
+        FitFor::Holdout => (BoughtTogether::fit(&[], n_items, BoughtTogetherConfig::default())?, None),
+    };
     report("sessions and sequences")?;
-    let (sessions, sequential) = fit_sequences(scan, &ranks, &knn, n_items, &index)?;
+    let (sessions, sequential) = fit_sequences(scan, &ranks, &knn, n_items, purpose, &index)?;
     let counted = Counted { items, knn, popularity, trending, bought_together, buy_again, sessions, sequential };
     Ok((counted, matrix))
 }
@@ -417,13 +446,14 @@ fn fit_baskets(
     Ok((bought_together, buy_again))
 }
 
-/// The session-kNN index over every shopper's sessions, and the sequential model over their ordered
-/// histories with item-kNN as its similarity; shoppers in the order of their keys (`ranks`).
+/// The session-kNN index over every shopper's sessions (empty for the holdout), and the sequential model over
+/// their ordered histories with item-kNN as its similarity; shoppers in the order of their keys (`ranks`).
 fn fit_sequences(
     scan: &Scan,
     ranks: &[u32],
     knn: &ItemKnn,
     n_items: usize,
+    purpose: FitFor,
     index: &dyn Fn(u32) -> Option<u32>,
 ) -> Result<(SessionKnn, SequentialModel), TrainError> {
     let mut by_key: Vec<u32> = (0..scan.touches.len() as u32).collect();
@@ -444,6 +474,9 @@ fn fit_sequences(
         if sequence.len() >= 2 {
             sequences.push(sequence);
         }
+        if purpose == FitFor::Holdout {
+            continue;
+        }
         split_sessions(ordered, &mut split);
         past.extend(split.drain(..).filter_map(|(time_ms, items)| {
             let items: Vec<u32> = items.into_iter().filter_map(index).collect();
@@ -452,10 +485,7 @@ fn fit_sequences(
     }
     let sessions = SessionKnn::fit(&past, n_items, SessionKnnConfig::default())?;
     drop(past);
-    let similarity: Vec<(u32, u32, f32)> =
-        (0..n_items as u32).flat_map(|i| knn.neighbours(i).iter().map(move |(j, sim)| (i, j, sim))).collect();
-    let similarity = CsrMatrix::from_triplets(n_items, n_items, &similarity)?;
-    let sequential = SequentialModel::fit(&sequences, similarity, SequentialConfig::default())?;
+    let sequential = SequentialModel::fit(&sequences, knn.similarities().clone(), SequentialConfig::default())?;
     Ok((sessions, sequential))
 }
 

@@ -15,7 +15,7 @@
 //! stored, so popularity, trending and content matches keep working.
 
 use super::choice::{Choice, HoldoutMetrics, Parts, choose, measure_scorers, split_halves};
-use super::fit::{SCAN_CHUNK, Scan, fit, scan};
+use super::fit::{FitFor, SCAN_CHUNK, Scan, fit, fit_parts, scan};
 pub use super::fit::{StageResult, TrainError};
 use super::holdout::{EVAL_K, ScorerMetrics, holdout, rank_held};
 use super::model::{BlendWeights, FittedRecs, ForYouScorer, MODEL_KIND, RecsModel, decode, encode};
@@ -161,7 +161,8 @@ pub fn train_with_checkpoints(
     let clock = Instant::now();
     let (events, shoppers, training_window_days) = (scan.events, scan.active_shoppers(), scan.window_days);
     let (reduced, held) = holdout(scan, options.seed, options.eval_users);
-    let held_out_model = fit(&reduced, options.seed, &|part| report(&format!("holdout: fitting {part}"), 0.6))?;
+    let holdout_part = |part: &str| report(&format!("holdout: fitting {part}"), 0.6);
+    let held_out_model = fit_parts(&reduced, options.seed, FitFor::Holdout, &holdout_part)?;
     report("ranking held-out shoppers", 0.7)?;
     let ranked = rank_held(&reduced, &held_out_model, &held);
     let n_items = held_out_model.items.len();
