@@ -25,6 +25,14 @@ pub const CATCH_UP_EVENTS: usize = 40 * CHUNK;
 /// Events read per store call.
 const CHUNK: usize = 5_000;
 
+/// Whether work scheduled at `next_ms` (ms since the epoch) is due at `now_ms`; the one caller that sees it due
+/// moves it `interval_ms` on and gets `true`, every other caller `false` until then.
+pub fn claim_due(next_ms: &AtomicI64, now_ms: i64, interval_ms: i64) -> bool {
+    let due = next_ms.load(Ordering::Relaxed);
+    let next = now_ms.saturating_add(interval_ms);
+    now_ms >= due && next_ms.compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+}
+
 /// The baskets counted since a model's fit, and the items first seen in them.
 #[derive(Debug, Default)]
 pub struct LiveCounts {
@@ -88,9 +96,7 @@ impl LiveBaskets {
 
     /// Whether a catch-up is due at `now_ms`; `true` to exactly one caller per [`LIVE_REFRESH`].
     pub fn claim_refresh(&self, now_ms: i64) -> bool {
-        let due = self.next_refresh_ms.load(Ordering::Relaxed);
-        let next = now_ms.saturating_add(LIVE_REFRESH.as_millis() as i64);
-        now_ms >= due && self.next_refresh_ms.compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        claim_due(&self.next_refresh_ms, now_ms, LIVE_REFRESH.as_millis() as i64)
     }
 
     /// Counts the baskets of the events logged after the last one counted (at most [`CATCH_UP_EVENTS`]; when

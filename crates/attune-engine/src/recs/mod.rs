@@ -46,7 +46,6 @@ use model::{FittedRecs, MODEL_KIND, RecsModel, decode, encode};
 use query::ValidList;
 use request::{Basis, ListRequest, Recommended, Rules, ServedList, Shopper};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use training::{TrainError, TrainOptions, Trained, UNSTORED_VERSION, is_behind, summary, train_with_checkpoints};
@@ -526,10 +525,7 @@ impl RecsService {
     /// starts a `train_recs` task when there are some. The request never waits for either.
     fn retrain_if_stale(&self, tenant: &TenantId, model: &Arc<RecsModel>) {
         let Some(interval) = self.settings.train_interval else { return };
-        let due = model.next_check_ms.load(Ordering::Relaxed);
-        let now = Timestamp::now().millis();
-        let next = now.saturating_add(millis(interval));
-        if now < due || model.next_check_ms.compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        if !live::claim_due(&model.next_check_ms, Timestamp::now().millis(), millis(interval)) {
             return;
         }
         let (store, tasks, tenant, model) = (self.store.clone(), self.tasks.clone(), tenant.clone(), model.clone());
